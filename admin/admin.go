@@ -1,0 +1,217 @@
+// Package admin carries out the administrator's commands (users, TOTP
+// enrolment, the audit log) against the store. The same operations run in
+// the CLI's own process when the server is stopped, and inside the server,
+// reached over a local socket, while it runs: bbolt lets one process open
+// the file.
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/secret"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Request is one command. Fields not used by the command are empty.
+type Request struct {
+	// Op is the command: "user add", "user set", "user show", "user list",
+	// "user delete", "user totp", "audit".
+	Op   string `json:"op"`
+	Name string `json:"name,omitempty"`
+	// User carries the flags of "user add" and "user set"; nil fields are
+	// left unchanged.
+	User *UserChange `json:"user,omitempty"`
+	// TOTPSecret is an imported base32 secret for "user totp"; empty
+	// means make a new one.
+	TOTPSecret string `json:"totp_secret,omitempty"`
+	// Audit filters "audit".
+	Audit *AuditQuery `json:"audit,omitempty"`
+}
+
+// UserChange is what "user add" and "user set" change.
+type UserChange struct {
+	Tenant       *string  `json:"tenant,omitempty"`
+	Phone        *string  `json:"phone,omitempty"`
+	Email        *string  `json:"email,omitempty"`
+	Method       *string  `json:"method,omitempty"`
+	TwoFactor    *string  `json:"two_factor,omitempty"`
+	AddHomeIPs   []string `json:"add_home_ips,omitempty"`
+	ClearHomeIPs bool     `json:"clear_home_ips,omitempty"`
+	// PasswordHash is a bcrypt hash made by the CLI, so that the password
+	// itself never crosses the socket.
+	PasswordHash *string `json:"password_hash,omitempty"`
+}
+
+// AuditQuery filters the audit log.
+type AuditQuery struct {
+	User  string `json:"user,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+	JSON  bool   `json:"json,omitempty"`
+}
+
+// Reply is the outcome of a command.
+type Reply struct {
+	// Output is printed on standard output.
+	Output string `json:"output,omitempty"`
+	// Error is printed on standard error; empty means success.
+	Error string `json:"error,omitempty"`
+	// Usage marks an error as the caller's mistake (exit status 2) rather
+	// than a failure (exit status 1).
+	Usage bool `json:"usage,omitempty"`
+	// URI is the otpauth:// link made by "user totp".
+	URI string `json:"uri,omitempty"`
+}
+
+// Service runs commands against an open store.
+type Service struct {
+	DB  *store.DB
+	Key *secret.Key
+	// Tenants are the configured tenants, for checking names and methods.
+	Tenants []policy.Tenant
+	// Issuer names the service in authenticator apps.
+	Issuer string
+	// Now and Rand default to time.Now and crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// usageError is a mistake in what the admin typed.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// Do runs one command.
+func (s *Service) Do(req Request) Reply {
+	out, uri, err := s.do(req)
+	if err != nil {
+		var u usageError
+		return Reply{Output: out, Error: err.Error(), Usage: errors.As(err, &u)}
+	}
+	return Reply{Output: out, URI: uri}
+}
+
+func (s *Service) do(req Request) (out, uri string, err error) {
+	switch req.Op {
+	case "user add":
+		out, err = s.addUser(req.Name, req.User)
+	case "user set":
+		out, err = s.setUser(req.Name, req.User)
+	case "user show":
+		out, err = s.showUser(req.Name)
+	case "user list":
+		out, err = s.listUsers()
+	case "user delete":
+		out, err = s.deleteUser(req.Name)
+	case "user totp":
+		out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
+	case "audit":
+		q := AuditQuery{}
+		if req.Audit != nil {
+			q = *req.Audit
+		}
+		out, err = s.audit(q)
+	default:
+		err = usagef("unknown command %q", req.Op)
+	}
+	return out, uri, err
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) tenant(name string) *policy.Tenant {
+	for i := range s.Tenants {
+		if s.Tenants[i].Name == name {
+			return &s.Tenants[i]
+		}
+	}
+	return nil
+}
+
+func (s *Service) tenantNames() string {
+	names := make([]string, len(s.Tenants))
+	for i, t := range s.Tenants {
+		names[i] = t.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkName refuses names a gateway could not send or a terminal could not show.
+func checkName(name string) error {
+	if name == "" {
+		return usagef("a user name is needed, for example: otpgate user add alice")
+	}
+	if len(name) > 253 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return usagef("user name %q: at most 253 bytes and no control characters", name)
+	}
+	return nil
+}
+
+// parseHomeIP accepts an address or a network.
+func parseHomeIP(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, usagef("--home-ip %q: want an address such as 203.0.113.7 or a network such as 203.0.113.0/29", s)
+}
+
+// normalizePhone accepts an international number with + or 00 and 7 to 15
+// digits, spaces, dots, dashes and brackets allowed, and returns it in
+// E.164 form.
+func normalizePhone(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	clean := strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" .-()/", r) {
+			return -1
+		}
+		return r
+	}, s)
+	switch {
+	case strings.HasPrefix(clean, "+"):
+		clean = clean[1:]
+	case strings.HasPrefix(clean, "00"):
+		clean = clean[2:]
+	default:
+		return "", usagef("--phone %q: write the number with its country code, for example +31612345678", s)
+	}
+	if len(clean) < 7 || len(clean) > 15 || strings.ContainsFunc(clean, func(r rune) bool { return r < '0' || r > '9' }) || clean[0] == '0' {
+		return "", usagef("--phone %q: want a country code and 7 to 15 digits in all, for example +31612345678", s)
+	}
+	return "+" + clean, nil
+}
+
+func checkEmail(s string) error {
+	at := strings.LastIndexByte(s, '@')
+	if s != "" && (at < 1 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;")) {
+		return usagef("--email %q: want an address such as alice@example.com", s)
+	}
+	return nil
+}
+
+var methodNames = []string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}
+
+func checkMethod(m string) error {
+	if m != "" && !slices.Contains(methodNames, m) {
+		return usagef("--method %q: want one of %s", m, strings.Join(methodNames, ", "))
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+func (s *Service) audit(q AuditQuery) (string, error) {
+	limit := q.Limit
+	if limit == 0 {
+		limit = 50
+	}
+	user := store.NormalizeName(q.User)
+	var entries []store.Entry
+	err := s.DB.View(func(tx *store.Tx) error {
+		var err error
+		entries, err = tx.AuditLog(limit, func(e store.Entry) bool { return user == "" || e.User == user })
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	// Oldest first, like a log.
+	if q.JSON {
+		enc := json.NewEncoder(&b)
+		for i := len(entries) - 1; i >= 0; i-- {
+			if err := enc.Encode(entries[i]); err != nil {
+				return "", err
+			}
+		}
+		return b.String(), nil
+	}
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIME\tUSER\tCLIENT\tIP\tDECISION\tREASON\tMETHOD")
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), orText(e.User, "-"),
+			e.Client, orText(e.IP, "-"), e.Decision, e.Reason, orText(e.Method, "-"))
+	}
+	w.Flush()
+	return b.String(), nil
+}

@@ -1,0 +1,90 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// ErrNoServer is returned by Call when no server listens on the socket.
+var ErrNoServer = errors.New("no server on the admin socket")
+
+// Listen opens the admin socket at path, readable and writable by the
+// server's user only. A socket left behind by a server that died is
+// replaced; one that a live server answers on is an error.
+func Listen(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin socket %s: another server is listening", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve answers commands on l until ctx is done, then closes l and waits
+// for commands in progress.
+func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			if err := checkPeer(c); err != nil {
+				log.Warn("admin connection refused", "err", err)
+				return
+			}
+			c.SetDeadline(time.Now().Add(time.Minute))
+			var req Request
+			if err := json.NewDecoder(c).Decode(&req); err != nil {
+				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error(), Usage: true})
+				return
+			}
+			log.Info("admin command", "op", req.Op, "user", req.Name)
+			json.NewEncoder(c).Encode(svc.Do(req))
+		}()
+	}
+}
+
+// Call sends one command to the server listening at path. It returns
+// ErrNoServer when nothing answers there.
+func Call(path string, req Request) (Reply, error) {
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return Reply{}, fmt.Errorf("%w: %v", ErrNoServer, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return Reply{}, fmt.Errorf("send admin command: %w", err)
+	}
+	var rep Reply
+	if err := json.NewDecoder(c).Decode(&rep); err != nil {
+		return Reply{}, fmt.Errorf("read admin reply: %w", err)
+	}
+	return rep, nil
+}

@@ -1,0 +1,224 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/store"
+)
+
+func (s *Service) addUser(name string, ch *UserChange) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	if ch == nil {
+		ch = &UserChange{}
+	}
+	now := s.now()
+	u := store.User{Name: store.NormalizeName(name), Created: now}
+	if ch.Tenant == nil {
+		switch len(s.Tenants) {
+		case 1:
+			t := s.Tenants[0].Name
+			ch.Tenant = &t
+		case 0:
+			return "", usagef("no tenants are configured; add one under tenants: in the config file")
+		default:
+			return "", usagef("say which tenant: otpgate user add %s --tenant NAME (one of %s)", name, s.tenantNames())
+		}
+	}
+	if err := s.apply(&u, ch, now); err != nil {
+		return "", err
+	}
+	if u.Method == "" {
+		// A user added with a phone or address gets that as primary method.
+		switch {
+		case u.Phone != "":
+			u.Method = policy.MethodSMS
+		case u.Email != "":
+			u.Method = policy.MethodEmail
+		}
+	}
+	err := s.DB.Update(func(tx *store.Tx) error {
+		if _, err := tx.User(u.Name); err == nil {
+			return usagef("user %s exists; change it with: otpgate user set %s ...", u.Name, u.Name)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("added user %s (tenant %s)\n", u.Name, u.Tenant), nil
+}
+
+func (s *Service) setUser(name string, ch *UserChange) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	if ch == nil {
+		return "", usagef("nothing to change; see: otpgate user set --help")
+	}
+	err := s.DB.Update(func(tx *store.Tx) error {
+		u, err := tx.User(name)
+		if errors.Is(err, store.ErrNotFound) {
+			return usagef("no user %s; add one with: otpgate user add %s", store.NormalizeName(name), name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.apply(&u, ch, s.now()); err != nil {
+			return err
+		}
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("updated user %s\n", store.NormalizeName(name)), nil
+}
+
+// apply checks a change and makes it to u.
+func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
+	var problems []error
+	if ch.Tenant != nil {
+		if s.tenant(*ch.Tenant) == nil {
+			problems = append(problems, usagef("--tenant %q: no such tenant; configured: %s", *ch.Tenant, s.tenantNames()))
+		} else {
+			u.Tenant = *ch.Tenant
+		}
+	}
+	if ch.Phone != nil {
+		p, err := normalizePhone(*ch.Phone)
+		problems = append(problems, err)
+		u.Phone = p
+	}
+	if ch.Email != nil {
+		problems = append(problems, checkEmail(*ch.Email))
+		u.Email = strings.TrimSpace(*ch.Email)
+	}
+	if ch.Method != nil {
+		m := strings.ToLower(*ch.Method)
+		if err := checkMethod(m); err != nil {
+			problems = append(problems, err)
+		} else if t := s.tenant(u.Tenant); t != nil && m != "" && !slices.Contains(t.Methods, m) {
+			problems = append(problems, usagef("--method %s: tenant %s allows %s", m, t.Name, strings.Join(t.Methods, ", ")))
+		}
+		u.Method = m
+	}
+	if ch.TwoFactor != nil {
+		switch v := strings.ToLower(*ch.TwoFactor); v {
+		case "on", "off":
+			u.TwoFactor = v
+		case "tenant", "default", "":
+			u.TwoFactor = ""
+		default:
+			problems = append(problems, usagef("--2fa %q: want on, off or tenant", *ch.TwoFactor))
+		}
+	}
+	if ch.ClearHomeIPs {
+		u.HomeIPs = nil
+	}
+	for _, ip := range ch.AddHomeIPs {
+		p, err := parseHomeIP(ip)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		if !slices.Contains(u.HomeIPs, p) {
+			u.HomeIPs = append(u.HomeIPs, p)
+		}
+	}
+	if ch.PasswordHash != nil {
+		u.PasswordHash = *ch.PasswordHash
+	}
+	if err := errors.Join(problems...); err != nil {
+		return usageError{err.Error()}
+	}
+	u.Updated = now
+	return nil
+}
+
+func (s *Service) showUser(name string) (string, error) {
+	var u store.User
+	err := s.DB.View(func(tx *store.Tx) error {
+		var err error
+		u, err = tx.User(name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", usagef("no user %s; see who there is with: otpgate user list", store.NormalizeName(name))
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, v) }
+	row("name", u.Name)
+	row("tenant", u.Tenant)
+	row("2fa", orText(u.TwoFactor, "as tenant"))
+	row("method", orText(u.Method, "none"))
+	row("phone", orText(u.Phone, "none"))
+	row("email", orText(u.Email, "none"))
+	ips := make([]string, len(u.HomeIPs))
+	for i, p := range u.HomeIPs {
+		ips[i] = prefixText(p)
+	}
+	row("home ips", orText(strings.Join(ips, " "), "none"))
+	row("totp", map[bool]string{true: "enrolled", false: "not enrolled"}[u.TOTP != nil])
+	row("password", map[bool]string{true: "set (local)", false: "none"}[u.PasswordHash != ""])
+	row("created", u.Created.Format(time.RFC3339))
+	row("updated", u.Updated.Format(time.RFC3339))
+	w.Flush()
+	return b.String(), nil
+}
+
+func (s *Service) listUsers() (string, error) {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tTENANT\tMETHOD\t2FA\tTOTP\tPHONE\tEMAIL")
+	err := s.DB.View(func(tx *store.Tx) error {
+		return tx.Users(func(u store.User) error {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, orText(u.Method, "-"),
+				orText(u.TwoFactor, "tenant"), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil],
+				orText(u.Phone, "-"), orText(u.Email, "-"))
+			return nil
+		})
+	})
+	w.Flush()
+	return b.String(), err
+}
+
+func (s *Service) deleteUser(name string) (string, error) {
+	err := s.DB.Update(func(tx *store.Tx) error { return tx.DeleteUser(name) })
+	if errors.Is(err, store.ErrNotFound) {
+		return "", usagef("no user %s; see who there is with: otpgate user list", store.NormalizeName(name))
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("deleted user %s\n", store.NormalizeName(name)), nil
+}
+
+func orText(s, empty string) string {
+	if s == "" {
+		return empty
+	}
+	return s
+}
+
+// prefixText writes a single address without its /32 or /128.
+func prefixText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}

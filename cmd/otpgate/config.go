@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/radius"
+)
+
+// defaultsYAML is the configuration used when no --config is given: a
+// server on loopback with a local test client and console delivery.
+//
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// config is the YAML file, as written. Durations are Go durations ("3m").
+type config struct {
+	Radius   radiusConfig   `mapstructure:"radius"`
+	Store    storeConfig    `mapstructure:"store"`
+	Admin    adminConfig    `mapstructure:"admin"`
+	Log      logConfig      `mapstructure:"log"`
+	TOTP     totpConfig     `mapstructure:"totp"`
+	Delivery deliveryConfig `mapstructure:"delivery"`
+	Clients  []clientConfig `mapstructure:"clients"`
+	Tenants  []tenantConfig `mapstructure:"tenants"`
+
+	// dir is the directory relative paths are taken from: the config
+	// file's own, or the working directory for the embedded defaults.
+	dir string
+}
+
+type radiusConfig struct {
+	Listen          []string      `mapstructure:"listen"`
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	MaxConcurrent   int           `mapstructure:"max_concurrent"`
+}
+
+type storeConfig struct {
+	Path    string `mapstructure:"path"`
+	KeyFile string `mapstructure:"key_file"`
+}
+
+type adminConfig struct {
+	Socket string `mapstructure:"socket"`
+}
+
+type logConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+type totpConfig struct {
+	Issuer string `mapstructure:"issuer"`
+}
+
+type deliveryConfig struct {
+	SMS   []string `mapstructure:"sms"`
+	Email []string `mapstructure:"email"`
+}
+
+type clientConfig struct {
+	Name                        string `mapstructure:"name"`
+	Address                     string `mapstructure:"address"`
+	Secret                      string `mapstructure:"secret"`
+	SecretFile                  string `mapstructure:"secret_file"`
+	Tenant                      string `mapstructure:"tenant"`
+	RequireMessageAuthenticator *bool  `mapstructure:"require_message_authenticator"`
+	ClientIPAttribute           string `mapstructure:"client_ip_attribute"`
+	Password                    string `mapstructure:"password"`
+	StripDomain                 *bool  `mapstructure:"strip_domain"`
+	StripRealm                  bool   `mapstructure:"strip_realm"`
+}
+
+type tenantConfig struct {
+	Name            string         `mapstructure:"name"`
+	Mode            string         `mapstructure:"mode"`
+	OfficeNetworks  []string       `mapstructure:"office_networks"`
+	Methods         []string       `mapstructure:"methods"`
+	CodeDigits      int            `mapstructure:"code_digits"`
+	CodeTTL         time.Duration  `mapstructure:"code_ttl"`
+	MaxAttempts     int            `mapstructure:"max_attempts"`
+	ReconnectWindow time.Duration  `mapstructure:"reconnect_window"`
+	UnknownUsers    string         `mapstructure:"unknown_users"`
+	Messages        messagesConfig `mapstructure:"messages"`
+}
+
+type messagesConfig struct {
+	OfficeIP       string `mapstructure:"office_ip"`
+	HomeIP         string `mapstructure:"home_ip"`
+	Reconnected    string `mapstructure:"reconnected"`
+	TOTPPrompt     string `mapstructure:"totp_prompt"`
+	CodeSent       string `mapstructure:"code_sent"`
+	CodeText       string `mapstructure:"code_text"`
+	WrongCode      string `mapstructure:"wrong_code"`
+	TooManyWrong   string `mapstructure:"too_many_wrong"`
+	CodeExpired    string `mapstructure:"code_expired"`
+	NoSecondFactor string `mapstructure:"no_second_factor"`
+	DeliveryFailed string `mapstructure:"delivery_failed"`
+	BadPassword    string `mapstructure:"bad_password"`
+	Unavailable    string `mapstructure:"unavailable"`
+}
+
+// settings is a checked configuration, in the types the packages take.
+type settings struct {
+	listen          []string
+	duplicateWindow time.Duration
+	maxConcurrent   int
+	storePath       string
+	keyFile         string
+	adminSocket     string
+	logLevel        string
+	logFormat       string
+	issuer          string
+	delivery        deliveryConfig
+	clients         []*radius.Client
+	tenants         []policy.Tenant
+}
+
+// loadConfig reads and checks a configuration file; path "" means the
+// embedded defaults. Every problem found is reported, each naming its key.
+func loadConfig(path string) (*settings, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	var c config
+	name := "embedded defaults"
+	if path == "" {
+		if err := v.ReadConfig(bytes.NewReader(defaultsYAML)); err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		c.dir = "."
+	} else {
+		name = path
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", path, err)
+		}
+		c.dir = filepath.Dir(path)
+	}
+	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	s, err := c.check()
+	if err != nil {
+		return nil, fmt.Errorf("config %s:\n%w", name, err)
+	}
+	return s, nil
+}
+
+// problems collects configuration mistakes, each naming its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("  %s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// check validates c and fills in defaults.
+func (c *config) check() (*settings, error) {
+	var p problems
+	s := &settings{
+		listen:          c.Radius.Listen,
+		duplicateWindow: c.Radius.DuplicateWindow,
+		maxConcurrent:   c.Radius.MaxConcurrent,
+		storePath:       c.path(c.Store.Path),
+		keyFile:         c.path(c.Store.KeyFile),
+		adminSocket:     c.path(c.Admin.Socket),
+		logLevel:        orDefault(c.Log.Level, "info"),
+		logFormat:       orDefault(c.Log.Format, "text"),
+		issuer:          orDefault(c.TOTP.Issuer, "otpgate"),
+		delivery:        c.Delivery,
+	}
+	if len(s.listen) == 0 {
+		s.listen = []string{"127.0.0.1:1812"}
+	}
+	for i, a := range s.listen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p.add(fmt.Sprintf("radius.listen[%d]", i), "%q is not host:port, for example 127.0.0.1:1812 or [::]:1812", a)
+		}
+	}
+	if s.duplicateWindow == 0 {
+		s.duplicateWindow = 30 * time.Second
+	}
+	if s.duplicateWindow < 0 || s.duplicateWindow > 5*time.Minute {
+		p.add("radius.duplicate_window", "%s is out of range, want up to 5m (RFC 5080 suggests 5s to 30s)", s.duplicateWindow)
+	}
+	if s.maxConcurrent < 0 {
+		p.add("radius.max_concurrent", "must not be negative")
+	}
+	if c.Store.Path == "" {
+		s.storePath = c.path("otpgate.db")
+	}
+	if c.Store.KeyFile == "" {
+		s.keyFile = s.storePath + ".key"
+	}
+	if c.Admin.Socket == "" {
+		s.adminSocket = s.storePath + ".sock"
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.logLevel) {
+		p.add("log.level", "%q is not one of debug, info, warn, error", s.logLevel)
+	}
+	if !slices.Contains([]string{"text", "json"}, s.logFormat) {
+		p.add("log.format", "%q is not one of text, json", s.logFormat)
+	}
+	if len(s.delivery.SMS) == 0 {
+		s.delivery.SMS = []string{"console"}
+	}
+	if len(s.delivery.Email) == 0 {
+		s.delivery.Email = []string{"console"}
+	}
+	for ch, list := range map[string][]string{"sms": s.delivery.SMS, "email": s.delivery.Email} {
+		for i, n := range list {
+			if n != "console" {
+				p.add(fmt.Sprintf("delivery.%s[%d]", ch, i), "unknown provider %q; this version has only console", n)
+			}
+		}
+	}
+
+	tenants := map[string]bool{}
+	for i, tc := range c.Tenants {
+		t := c.checkTenant(fmt.Sprintf("tenants[%d]", i), tc, &p)
+		if tenants[t.Name] {
+			p.add(fmt.Sprintf("tenants[%d].name", i), "%q is used twice", t.Name)
+		}
+		tenants[t.Name] = true
+		s.tenants = append(s.tenants, t)
+	}
+	if len(c.Tenants) == 0 {
+		p.add("tenants", "at least one tenant is needed")
+	}
+
+	names := map[string]bool{}
+	prefixes := map[netip.Prefix]string{}
+	for i, cc := range c.Clients {
+		key := fmt.Sprintf("clients[%d]", i)
+		cl := c.checkClient(key, cc, tenants, &p)
+		if names[cl.Name] {
+			p.add(key+".name", "%q is used twice", cl.Name)
+		}
+		names[cl.Name] = true
+		if other, dup := prefixes[cl.Prefix]; dup && cl.Prefix.IsValid() {
+			p.add(key+".address", "%s is also the address of client %s", cl.Prefix, other)
+		}
+		prefixes[cl.Prefix] = cl.Name
+		s.clients = append(s.clients, cl)
+	}
+	if len(c.Clients) == 0 {
+		p.add("clients", "at least one client (gateway) is needed")
+	}
+	return s, errors.Join(p...)
+}
+
+func (c *config) checkClient(key string, cc clientConfig, tenants map[string]bool, p *problems) *radius.Client {
+	cl := &radius.Client{
+		Name:                        cc.Name,
+		Tenant:                      cc.Tenant,
+		RequireMessageAuthenticator: cc.RequireMessageAuthenticator == nil || *cc.RequireMessageAuthenticator,
+		FirstFactor:                 orDefault(cc.Password, policy.FirstFactorGateway),
+		StripDomain:                 cc.StripDomain == nil || *cc.StripDomain,
+		StripRealm:                  cc.StripRealm,
+	}
+	if cc.Name == "" {
+		p.add(key+".name", "is missing")
+	}
+	if pr, err := parsePrefix(cc.Address); err != nil {
+		p.add(key+".address", "%v", err)
+	} else {
+		cl.Prefix = pr
+	}
+	switch {
+	case cc.Secret != "" && cc.SecretFile != "":
+		p.add(key+".secret", "give secret or secret_file, not both")
+	case cc.SecretFile != "":
+		b, err := os.ReadFile(c.path(cc.SecretFile))
+		if err != nil {
+			p.add(key+".secret_file", "%v", err)
+		}
+		cl.Secret = bytes.TrimRight(b, "\r\n")
+		if err == nil && len(cl.Secret) == 0 {
+			p.add(key+".secret_file", "%s is empty", cc.SecretFile)
+		}
+	case cc.Secret != "":
+		cl.Secret = []byte(cc.Secret)
+	default:
+		p.add(key+".secret", "is missing (give secret or secret_file)")
+	}
+	if !tenants[cc.Tenant] {
+		p.add(key+".tenant", "%q is not a configured tenant", cc.Tenant)
+	}
+	src, err := radius.ParseIPSource(cc.ClientIPAttribute)
+	if err != nil {
+		p.add(key+".client_ip_attribute", "%v", err)
+	}
+	cl.ClientIP = src
+	if !slices.Contains([]string{policy.FirstFactorGateway, policy.FirstFactorLocal}, cl.FirstFactor) {
+		p.add(key+".password", "%q is not one of gateway, local", cc.Password)
+	}
+	return cl
+}
+
+func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Tenant {
+	t := policy.Tenant{
+		Name:            tc.Name,
+		Mode:            policy.Mode(orDefault(tc.Mode, string(policy.ModeRequired))),
+		Methods:         tc.Methods,
+		CodeDigits:      tc.CodeDigits,
+		CodeTTL:         tc.CodeTTL,
+		MaxAttempts:     tc.MaxAttempts,
+		ReconnectWindow: tc.ReconnectWindow,
+		Messages:        tc.Messages.over(policy.DefaultMessages()),
+	}
+	if tc.Name == "" {
+		p.add(key+".name", "is missing")
+	} else {
+		key = fmt.Sprintf("%s (%s)", key, tc.Name)
+	}
+	if !slices.Contains([]policy.Mode{policy.ModeOff, policy.ModeOptional, policy.ModeRequired}, t.Mode) {
+		p.add(key+".mode", "%q is not one of off, optional, required", tc.Mode)
+	}
+	for i, n := range tc.OfficeNetworks {
+		pr, err := parsePrefix(n)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.office_networks[%d]", key, i), "%v", err)
+			continue
+		}
+		t.OfficeNetworks = append(t.OfficeNetworks, pr)
+	}
+	if len(t.Methods) == 0 {
+		t.Methods = []string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}
+	}
+	for i, m := range t.Methods {
+		if !slices.Contains([]string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}, m) {
+			p.add(fmt.Sprintf("%s.methods[%d]", key, i), "%q is not one of totp, sms, email", m)
+		}
+	}
+	if t.CodeDigits == 0 {
+		t.CodeDigits = 6
+	}
+	if t.CodeDigits < 4 || t.CodeDigits > 8 {
+		p.add(key+".code_digits", "%d is out of range, want 4 to 8", t.CodeDigits)
+	}
+	if t.CodeTTL == 0 {
+		t.CodeTTL = 3 * time.Minute
+	}
+	if t.CodeTTL < 10*time.Second || t.CodeTTL > time.Hour {
+		p.add(key+".code_ttl", "%s is out of range, want 10s to 1h", t.CodeTTL)
+	}
+	if t.MaxAttempts == 0 {
+		t.MaxAttempts = 3
+	}
+	if t.MaxAttempts < 1 || t.MaxAttempts > 10 {
+		p.add(key+".max_attempts", "%d is out of range, want 1 to 10", t.MaxAttempts)
+	}
+	if t.ReconnectWindow < 0 || t.ReconnectWindow > 30*24*time.Hour {
+		p.add(key+".reconnect_window", "%s is out of range, want 0 (off) to 720h", t.ReconnectWindow)
+	}
+	switch tc.UnknownUsers {
+	case "", "reject":
+	case "allow":
+		t.AllowUnknownUsers = true
+	default:
+		p.add(key+".unknown_users", "%q is not one of reject, allow", tc.UnknownUsers)
+	}
+	for name, msg := range t.Messages.All() {
+		if len(msg) > 253 {
+			p.add(key+".messages."+name, "is %d bytes; a Reply-Message holds at most 253", len(msg))
+		}
+	}
+	return t
+}
+
+// over returns the defaults with every message that is set replaced.
+func (m messagesConfig) over(d policy.Messages) policy.Messages {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&d.OfficeIP, m.OfficeIP)
+	set(&d.HomeIP, m.HomeIP)
+	set(&d.Reconnected, m.Reconnected)
+	set(&d.TOTPPrompt, m.TOTPPrompt)
+	set(&d.CodeSent, m.CodeSent)
+	set(&d.CodeText, m.CodeText)
+	set(&d.WrongCode, m.WrongCode)
+	set(&d.TooManyWrong, m.TooManyWrong)
+	set(&d.CodeExpired, m.CodeExpired)
+	set(&d.NoSecondFactor, m.NoSecondFactor)
+	set(&d.DeliveryFailed, m.DeliveryFailed)
+	set(&d.BadPassword, m.BadPassword)
+	set(&d.Unavailable, m.Unavailable)
+	return d
+}
+
+// parsePrefix reads an address (a single host) or a network.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, errors.New("is missing")
+	}
+	if pr, err := netip.ParsePrefix(s); err == nil {
+		if pr != pr.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, pr.Masked())
+		}
+		return pr, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR network such as 192.0.2.0/24", s)
+}
+
+// path resolves a file name from the config against the config's directory.
+func (c *config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,93 @@
+// Command otpgate is a RADIUS second-factor server for remote-desktop and
+// VPN gateways, and the tool to manage its users.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usage is the overview printed by "otpgate help" and for a wrong command.
+const usage = `otpgate: RADIUS second-factor server
+
+Usage:
+  otpgate serve        [--config FILE]   run the server
+  otpgate check-config [--config FILE]   check a configuration file
+  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email] [--password-stdin]
+  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
+  otpgate user show NAME
+  otpgate user list
+  otpgate user delete NAME
+  otpgate user totp NAME [--secret BASE32] [--png FILE]
+  otpgate audit [--user NAME] [--limit N] [--json]
+
+Without --config the embedded defaults are used: a server on 127.0.0.1:1812,
+the store otpgate.db in the working directory, codes written to the log.
+Every command works whether or not the server is running.
+`
+
+// errUsage marks a mistake in the command line: exit status 2.
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return errUsage{fmt.Sprintf(format, args...)} }
+
+// errQuiet is a failure already reported on standard error.
+type errQuiet struct{ code int }
+
+func (e errQuiet) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exitCode prints err and maps it to the exit status: 0 success, 1
+// failure, 2 a mistake in the command line.
+func exitCode(err error, stderr io.Writer) int {
+	var u errUsage
+	var q errQuiet
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &q):
+		return q.code
+	case errors.As(err, &u):
+		fmt.Fprintf(stderr, "otpgate: %s\n", u.msg)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "otpgate: %v\n", err)
+		return 1
+	}
+}
+
+// run is the whole program; main only wires it to the process.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errQuiet{2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, stderr)
+	case "check-config":
+		return cmdCheckConfig(rest, stdout)
+	case "user":
+		return cmdUser(rest, stdin, stdout, stderr)
+	case "audit":
+		return cmdAudit(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q; run otpgate help to see the commands", cmd)
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/radius"
+	"github.com/otpgate/otpgate/secret"
+	"github.com/otpgate/otpgate/sms"
+	"github.com/otpgate/otpgate/store"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve")
+	configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	s, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, s, newLogger(s, stderr))
+}
+
+func newLogger(s *settings, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(s.logLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if s.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the server until ctx is done, then drains requests in flight
+// and closes the store.
+func serve(ctx context.Context, s *settings, log *slog.Logger) error {
+	db, key, err := openStore(s, time.Second)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w (is another otpgate serve running with this store?)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	engine := policy.New(policy.Config{
+		Store: db, Key: key, Tenants: s.tenants, Sender: sms.Console{Log: log}, Log: log,
+	})
+	srv := &radius.Server{
+		Handler:         radius.Decide(engine),
+		Clients:         radius.NewClients(s.clients),
+		MaxConcurrent:   s.maxConcurrent,
+		DuplicateWindow: s.duplicateWindow,
+		Log:             log,
+	}
+	var conns []net.PacketConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, addr := range s.listen {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		conns = append(conns, c)
+	}
+	adminLn, err := admin.Listen(s.adminSocket)
+	if err != nil {
+		return err
+	}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
+	wg.Go(func() { prune(ctx, db, s.tenants, log) })
+	for _, c := range conns {
+		wg.Go(func() {
+			if err := srv.Serve(ctx, c); err != nil {
+				log.Error("radius listener stopped", "addr", c.LocalAddr().String(), "err", err)
+			}
+		})
+		log.Info("listening", "addr", c.LocalAddr().String())
+	}
+	log.Info("otpgate ready", "store", s.storePath, "admin_socket", s.adminSocket, "clients", len(s.clients), "tenants", len(s.tenants))
+	<-ctx.Done()
+	log.Info("shutting down: draining requests in flight")
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+// prune removes expired challenges and stale proven IPs once a minute.
+func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, log *slog.Logger) {
+	var longest time.Duration
+	for _, t := range tenants {
+		longest = max(longest, t.ReconnectWindow)
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if n, err := db.Prune(now, now.Add(-longest)); err != nil {
+				log.Error("prune store", "err", err)
+			} else if n > 0 {
+				log.Debug("pruned store", "records", n)
+			}
+		}
+	}
+}
+
+// openStore opens the store and the key that seals its secrets. The key is
+// made on first use; a store whose secrets were sealed with another key,
+// or whose key file is gone, is refused rather than silently re-keyed.
+func openStore(s *settings, timeout time.Duration) (*store.DB, *secret.Key, error) {
+	db, err := store.Open(s.storePath, store.Options{Timeout: timeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := loadKey(db, s.keyFile)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, key, nil
+}
+
+func loadKey(db *store.DB, path string) (*secret.Key, error) {
+	var stored string
+	if err := db.View(func(tx *store.Tx) error { stored = string(tx.Meta("key_id")); return nil }); err != nil {
+		return nil, err
+	}
+	key, err := secret.Load(path)
+	switch {
+	case errors.Is(err, secret.ErrNoKey) && stored == "":
+		if key, err = secret.Create(path, nil); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, secret.ErrNoKey):
+		return nil, fmt.Errorf("key file %s is missing, and the store %s was sealed with key %s: restore the key file from your backup", path, db.Path(), stored)
+	case err != nil:
+		return nil, err
+	case stored != "" && stored != key.ID():
+		return nil, fmt.Errorf("key file %s holds key %s, but the store %s was sealed with key %s", path, key.ID(), db.Path(), stored)
+	}
+	if stored == "" {
+		return key, db.Update(func(tx *store.Tx) error { return tx.PutMeta("key_id", []byte(key.ID())) })
+	}
+	return key, nil
+}

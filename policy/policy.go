@@ -1,0 +1,215 @@
+// Package policy decides what to answer to one login: accept it, reject it,
+// or challenge it for a one-time code. It owns the order of the checks
+// (first factor, user, tenant mode, trusted places, challenge) and does no
+// network I/O of its own: codes go out through a Sender, and time and
+// randomness are injected so the decision can be tested exactly.
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/secret"
+	"github.com/otpgate/otpgate/sms"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Decision is the kind of answer.
+type Decision int
+
+// The decisions.
+const (
+	Reject Decision = iota
+	Accept
+	Challenge
+)
+
+func (d Decision) String() string {
+	switch d {
+	case Accept:
+		return "accept"
+	case Challenge:
+		return "challenge"
+	}
+	return "reject"
+}
+
+// First-factor modes of a gateway.
+const (
+	// FirstFactorGateway trusts the gateway to have checked the password.
+	FirstFactorGateway = "gateway"
+	// FirstFactorLocal checks the password against the user's hash in the store.
+	FirstFactorLocal = "local"
+)
+
+// Request is one login attempt as the gateway sent it.
+type Request struct {
+	// Client is the gateway's configured name.
+	Client string
+	// Tenant is the gateway's tenant, used for users who have none of
+	// their own and for unknown users.
+	Tenant string
+	// FirstFactor is FirstFactorGateway or FirstFactorLocal.
+	FirstFactor string
+	// User is the login name, already stripped of any domain or realm the
+	// gateway's settings remove.
+	User string
+	// Password is the User-Password: the password on a new login, the code
+	// in an answer to a challenge.
+	Password string
+	// State is the State attribute; empty on a new login.
+	State string
+	// IP is the end user's address; the zero Addr when the gateway sent none.
+	IP netip.Addr
+}
+
+// Result is the answer to a Request.
+type Result struct {
+	Decision Decision
+	// Message is shown to the user (Reply-Message); empty means none.
+	Message string
+	// State is set on a Challenge.
+	State string
+	// Reason is a stable word for logs and the audit log.
+	Reason string
+	// Method is the second factor involved, if any.
+	Method string
+	// User and Tenant are the normalised name and the tenant that decided.
+	User   string
+	Tenant string
+}
+
+// Sender delivers a code to a user.
+type Sender interface {
+	Send(ctx context.Context, m sms.Message) error
+}
+
+// Engine makes decisions. Its fields are set once by New.
+type Engine struct {
+	db      *store.DB
+	key     *secret.Key
+	tenants map[string]*Tenant
+	send    Sender
+	now     func() time.Time
+	rand    io.Reader
+	log     *slog.Logger
+}
+
+// Config is what an Engine needs.
+type Config struct {
+	Store   *store.DB
+	Key     *secret.Key
+	Tenants []Tenant
+	// Sender delivers sent codes; nil means no method but TOTP can be used.
+	Sender Sender
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the source of States and codes; nil means crypto/rand.
+	Rand io.Reader
+	// Log receives one line per decision; nil means discard.
+	Log *slog.Logger
+}
+
+// New makes an Engine.
+func New(c Config) *Engine {
+	e := &Engine{db: c.Store, key: c.Key, send: c.Sender, now: c.Now, rand: c.Rand, log: c.Log,
+		tenants: make(map[string]*Tenant, len(c.Tenants))}
+	for i := range c.Tenants {
+		t := c.Tenants[i]
+		e.tenants[t.Name] = &t
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e
+}
+
+// Decide answers one request and records the decision in the audit log.
+// It fails closed: when the store cannot be read or written the answer is
+// a Reject with the tenant's "unavailable" text.
+func (e *Engine) Decide(ctx context.Context, req Request) Result {
+	var res Result
+	var err error
+	if req.State != "" {
+		res, err = e.answer(ctx, req)
+	} else {
+		res, err = e.login(ctx, req)
+	}
+	if err != nil {
+		e.log.ErrorContext(ctx, "decision failed", "user", req.User, "client", req.Client, "err", err)
+		res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant,
+			Message: e.messages(res.Tenant, req.Tenant).Unavailable}
+	}
+	if res.User == "" {
+		res.User = store.NormalizeName(req.User)
+	}
+	e.record(ctx, req, res)
+	return res
+}
+
+func (e *Engine) record(ctx context.Context, req Request, res Result) {
+	ip := ""
+	if req.IP.IsValid() {
+		ip = req.IP.Unmap().String()
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "decision",
+		slog.String("user", res.User), slog.String("client", req.Client), slog.String("ip", ip),
+		slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
+		slog.String("method", res.Method))
+	err := e.db.Audit(store.Entry{
+		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
+		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method,
+	})
+	if err != nil {
+		e.log.ErrorContext(ctx, "audit write failed", "err", err)
+	}
+}
+
+// messages returns the texts of the first named tenant that exists.
+func (e *Engine) messages(names ...string) Messages {
+	for _, n := range names {
+		if t := e.tenants[n]; t != nil {
+			return t.Messages
+		}
+	}
+	return DefaultMessages()
+}
+
+// Tenant returns the named tenant's settings, or nil.
+func (e *Engine) Tenant(name string) *Tenant { return e.tenants[name] }
+
+// newState returns a random 128-bit State in hex: ASCII-safe for gateways
+// that mangle binary State.
+func (e *Engine) newState() (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(e.rand, b); err != nil {
+		return "", fmt.Errorf("new state: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func reject(reason, msg string) Result { return Result{Decision: Reject, Reason: reason, Message: msg} }
+
+func accept(reason, msg string) Result { return Result{Decision: Accept, Reason: reason, Message: msg} }
+
+// fill replaces {name} placeholders in a message.
+func fill(msg string, kv ...string) string {
+	return strings.NewReplacer(kv...).Replace(msg)
+}
+
+// isNotFound reports whether err is the store's ErrNotFound.
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

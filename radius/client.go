@@ -1,0 +1,71 @@
+package radius
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Client is one gateway allowed to send requests.
+type Client struct {
+	// Name identifies the gateway in logs and the audit log.
+	Name string
+	// Prefix is the address or network the gateway's packets come from.
+	Prefix netip.Prefix
+	// Secret is the RADIUS shared secret.
+	Secret []byte
+	// Tenant is the organisation for users who have none of their own.
+	Tenant string
+	// RequireMessageAuthenticator drops Access-Requests that carry no
+	// Message-Authenticator. A wrong one is dropped either way.
+	RequireMessageAuthenticator bool
+	// ClientIP says where the end user's address is in a request; nil
+	// means the gateway sends none and no trusted place can match.
+	ClientIP IPSource
+	// FirstFactor is "gateway" (the gateway checked the password) or
+	// "local" (check it against the store).
+	FirstFactor string
+	// StripDomain turns "DOMAIN\user" into "user".
+	StripDomain bool
+	// StripRealm turns "user@realm" into "user".
+	StripRealm bool
+}
+
+// UserName applies the client's name rules to a User-Name.
+func (c *Client) UserName(name string) string {
+	if c.StripDomain {
+		if i := strings.LastIndexByte(name, '\\'); i >= 0 {
+			name = name[i+1:]
+		}
+	}
+	if c.StripRealm {
+		if i := strings.LastIndexByte(name, '@'); i >= 0 {
+			name = name[:i]
+		}
+	}
+	return name
+}
+
+// Clients finds the client a packet came from. The most specific prefix
+// that contains the source address wins.
+type Clients struct {
+	list []*Client // most specific first
+}
+
+// NewClients indexes clients for lookup.
+func NewClients(clients []*Client) *Clients {
+	list := slices.Clone(clients)
+	slices.SortStableFunc(list, func(a, b *Client) int { return b.Prefix.Bits() - a.Prefix.Bits() })
+	return &Clients{list: list}
+}
+
+// Lookup returns the client for addr, or nil when addr belongs to none.
+func (cs *Clients) Lookup(addr netip.Addr) *Client {
+	addr = addr.Unmap()
+	for _, c := range cs.list {
+		if c.Prefix.Contains(addr) {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+// Package radius is otpgate's RADIUS authentication server. It extends
+// layeh.com/radius the way net/http is shaped: a Server reads datagrams and
+// hands each authentic Access-Request to a Handler. On the way it does what
+// the library leaves out: it drops packets from unknown sources, checks
+// Message-Authenticator (RFC 3579), answers retransmissions from a cache
+// (RFC 5080), copies Proxy-State into responses, bounds concurrency and
+// survives a panicking handler.
+package radius
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"layeh.com/radius"
+)
+
+// Request is an authentic Access-Request and where it came from.
+type Request struct {
+	Client *Client
+	Remote netip.AddrPort
+	*radius.Packet
+}
+
+// Response is what a Handler answers. Message-Authenticator and the
+// request's Proxy-States are added by the Server.
+type Response struct {
+	Code       radius.Code
+	Attributes radius.Attributes
+}
+
+// Handler answers requests. A nil Response means no answer at all.
+type Handler interface {
+	ServeRADIUS(ctx context.Context, r *Request) *Response
+}
+
+// HandlerFunc adapts a function to a Handler.
+type HandlerFunc func(ctx context.Context, r *Request) *Response
+
+// ServeRADIUS calls f.
+func (f HandlerFunc) ServeRADIUS(ctx context.Context, r *Request) *Response { return f(ctx, r) }
+
+// Server answers RADIUS authentication requests on one or more sockets.
+// Its fields must be set before the first call to Serve.
+type Server struct {
+	// Handler decides answers. Required.
+	Handler Handler
+	// Clients are the gateways allowed to send requests. Required.
+	Clients *Clients
+	// MaxConcurrent bounds requests handled at once. Defaults to 256.
+	MaxConcurrent int
+	// DuplicateWindow is how long answers are kept for retransmissions.
+	// Defaults to 30 s.
+	DuplicateWindow time.Duration
+	// MaxDuplicates bounds the answers kept. Defaults to 262144.
+	MaxDuplicates int
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Log receives dropped-packet notices (rate-limited) and panics.
+	// Defaults to discarding.
+	Log *slog.Logger
+
+	once  sync.Once
+	sem   chan struct{}
+	cache *replayCache
+	drops *dropCounter
+
+	retransmits atomic.Uint64
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.MaxConcurrent <= 0 {
+			s.MaxConcurrent = 256
+		}
+		if s.DuplicateWindow <= 0 {
+			s.DuplicateWindow = 30 * time.Second
+		}
+		if s.MaxDuplicates <= 0 {
+			s.MaxDuplicates = 262144
+		}
+		if s.Now == nil {
+			s.Now = time.Now
+		}
+		if s.Log == nil {
+			s.Log = slog.New(slog.DiscardHandler)
+		}
+		s.sem = make(chan struct{}, s.MaxConcurrent)
+		s.cache = newReplayCache(s.DuplicateWindow, s.MaxDuplicates)
+		s.drops = newDropCounter(s.Log, s.Now)
+	})
+}
+
+// Dropped returns how many packets were dropped, by cause.
+func (s *Server) Dropped() map[string]uint64 {
+	s.init()
+	return s.drops.snapshot()
+}
+
+// Retransmissions returns how many retransmitted requests were answered
+// from the cache.
+func (s *Server) Retransmissions() uint64 { return s.retransmits.Load() }
+
+// Serve reads requests from conn until ctx is done, then waits for the
+// requests in flight to be answered and returns. It does not close conn.
+// Serve may be called for several sockets at once; they share the bound
+// on concurrency and the retransmission cache.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	s.init()
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// Requests in flight finish even after ctx is done: that is the drain.
+	work := context.WithoutCancel(ctx)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		buf := make([]byte, radius.MaxPacketLength+1)
+		n, addr, err := conn.ReadFrom(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("radius serve: %w", err)
+			}
+			s.Log.Warn("read failed", "err", err)
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-s.sem }()
+			s.handle(work, conn, addr, buf[:n])
+		}()
+	}
+}
+
+// handle takes one datagram from arrival to answer.
+func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr, raw []byte) {
+	udp, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return
+	}
+	src := udp.AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	client := s.Clients.Lookup(src.Addr())
+	if client == nil {
+		s.drops.add("unknown_client", src)
+		return
+	}
+	if len(raw) < 20 || int(binary.BigEndian.Uint16(raw[2:4])) > len(raw) || len(raw) > radius.MaxPacketLength {
+		s.drops.add("malformed", src)
+		return
+	}
+	raw = raw[:binary.BigEndian.Uint16(raw[2:4])]
+	if radius.Code(raw[0]) != radius.CodeAccessRequest {
+		s.drops.add("unsupported_code", src)
+		return
+	}
+	pkt, err := radius.Parse(raw, client.Secret)
+	if err != nil {
+		s.drops.add("malformed", src)
+		return
+	}
+	switch err := checkMessageAuthenticator(raw, client.Secret); {
+	case errors.Is(err, errNoMessageAuthenticator):
+		if client.RequireMessageAuthenticator {
+			s.drops.add("missing_message_authenticator", src)
+			return
+		}
+	case err != nil:
+		s.drops.add("bad_message_authenticator", src)
+		return
+	}
+
+	key := replayKey{src: src, id: pkt.Identifier, auth: pkt.Authenticator}
+	if cached, seen := s.cache.begin(key, s.Now()); seen {
+		if cached == nil {
+			s.drops.add("duplicate_in_progress", src)
+			return
+		}
+		s.retransmits.Add(1)
+		conn.WriteTo(cached, addr)
+		return
+	}
+	resp := s.serveSafely(ctx, &Request{Client: client, Remote: src, Packet: pkt})
+	if resp == nil {
+		s.cache.forget(key)
+		return
+	}
+	b, err := encodeResponse(resp.Code, resp.Attributes, pkt, client.Secret)
+	if err != nil {
+		s.cache.forget(key)
+		s.Log.Error("encode response", "client", client.Name, "err", err)
+		return
+	}
+	s.cache.finish(key, b)
+	if _, err := conn.WriteTo(b, addr); err != nil {
+		s.Log.Warn("write response", "client", client.Name, "err", err)
+	}
+}
+
+// serveSafely calls the handler and turns a panic into no answer.
+func (s *Server) serveSafely(ctx context.Context, r *Request) (resp *Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.drops.add("panic", r.Remote)
+			s.Log.Error("handler panic", "client", r.Client.Name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			resp = nil
+		}
+	}()
+	return s.Handler.ServeRADIUS(ctx, r)
+}

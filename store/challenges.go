@@ -1,0 +1,123 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Challenge is a question otpgate asked in an Access-Challenge and is
+// waiting to hear answered. It is found by the State the gateway echoes.
+type Challenge struct {
+	// ID is the State attribute's value.
+	ID string `json:"id"`
+	// User and Client bind the challenge: an answer from another user or
+	// another gateway does not match.
+	User   string `json:"user"`
+	Client string `json:"client"`
+	// Method is how the code reaches the user: "totp", "sms" or "email".
+	Method string `json:"method"`
+	// CodeHash is the keyed hash of a sent code; empty for TOTP.
+	CodeHash []byte `json:"code_hash,omitempty"`
+	// Salt goes into CodeHash; it stays when a wrong answer gives the
+	// challenge a new ID.
+	Salt string `json:"salt,omitempty"`
+	// Destination is the masked place a code was sent to, for prompts.
+	Destination string `json:"destination,omitempty"`
+	// EndUserIP is where the login came from; invalid when unknown.
+	EndUserIP netip.Addr `json:"ip"`
+	// Attempts counts wrong answers so far.
+	Attempts int `json:"attempts"`
+	// Expires is when the challenge stops being answerable.
+	Expires time.Time `json:"expires"`
+}
+
+// Challenge returns the challenge with the given ID or ErrNotFound.
+func (tx *Tx) Challenge(id string) (Challenge, error) {
+	var c Challenge
+	v := tx.tx.Bucket(bucketChallenges).Get([]byte(id))
+	if v == nil {
+		return c, ErrNotFound
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, fmt.Errorf("decode challenge: %w", err)
+	}
+	return c, nil
+}
+
+// PutChallenge stores a challenge under its ID.
+func (tx *Tx) PutChallenge(c Challenge) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode challenge: %w", err)
+	}
+	return tx.tx.Bucket(bucketChallenges).Put([]byte(c.ID), v)
+}
+
+// DeleteChallenge removes a challenge; removing a missing one is no error.
+func (tx *Tx) DeleteChallenge(id string) error {
+	return tx.tx.Bucket(bucketChallenges).Delete([]byte(id))
+}
+
+// CountChallenges returns how many challenges are stored, live or not yet pruned.
+func (tx *Tx) CountChallenges() int {
+	return tx.tx.Bucket(bucketChallenges).Stats().KeyN
+}
+
+// Proven returns when user last proved a code from ip.
+func (tx *Tx) Proven(user string, ip netip.Addr) (time.Time, bool) {
+	v := tx.tx.Bucket(bucketProven).Get(provenKey(user, ip))
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), true
+}
+
+// PutProven records that user proved a code from ip at the given time.
+func (tx *Tx) PutProven(user string, ip netip.Addr, at time.Time) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
+	return tx.tx.Bucket(bucketProven).Put(provenKey(user, ip), v[:])
+}
+
+func provenKey(user string, ip netip.Addr) []byte {
+	return []byte(NormalizeName(user) + "\x00" + ip.Unmap().String())
+}
+
+// Prune removes challenges that expired before now and proven pairs older
+// than provenBefore, and returns how many records it removed.
+func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
+	n := 0
+	err := db.Update(func(tx *Tx) error {
+		n = 0
+		c := tx.tx.Bucket(bucketChallenges).Cursor()
+		for k, v := c.First(); k != nil; {
+			var ch Challenge
+			if json.Unmarshal(v, &ch) != nil || ch.Expires.Before(now) {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+				k, v = c.Seek(k)
+				continue
+			}
+			k, v = c.Next()
+		}
+		p := tx.tx.Bucket(bucketProven).Cursor()
+		for k, v := p.First(); k != nil; {
+			if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(provenBefore) {
+				if err := p.Delete(); err != nil {
+					return err
+				}
+				n++
+				k, v = p.Seek(k)
+				continue
+			}
+			k, v = p.Next()
+		}
+		return nil
+	})
+	return n, err
+}

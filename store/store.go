@@ -1,0 +1,223 @@
+// Package store keeps everything otpgate must remember in one bbolt file:
+// users, live challenges, proven (user, IP) pairs for the reconnect window,
+// and the audit log.
+//
+// Writes on the request path go through [DB.Update], which commits the
+// functions of concurrent callers together in one transaction (one disk sync
+// for many requests); audit entries are queued by [DB.Audit] and written the
+// same way without making the caller wait.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrNotFound is returned when a user or challenge does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store is closed")
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("store is in use by another process")
+
+var (
+	bucketUsers      = []byte("users")
+	bucketChallenges = []byte("challenges")
+	bucketProven     = []byte("proven")
+	bucketAudit      = []byte("audit")
+	bucketMeta       = []byte("meta")
+)
+
+// Options tune Open.
+type Options struct {
+	// Timeout is how long Open waits for the file lock. Zero means one second.
+	Timeout time.Duration
+	// MaxBatch is the most functions committed in one transaction. Zero means 256.
+	MaxBatch int
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	bolt     *bolt.DB
+	ops      chan op
+	maxBatch int
+	stopped  chan struct{}
+
+	mu     sync.RWMutex // held for reading while queueing, for writing by Close
+	closed bool
+}
+
+// op is one queued write: a function and, when the caller waits, where to
+// report its result.
+type op struct {
+	fn   func(*Tx) error
+	done chan error // nil for fire-and-forget writes such as audit entries
+}
+
+// Open opens or creates the store at path.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = 256
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketUsers, bucketChallenges, bucketProven, bucketAudit, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:     b,
+		ops:      make(chan op, opts.MaxBatch),
+		maxBatch: opts.MaxBatch,
+		stopped:  make(chan struct{}),
+	}
+	go db.commitLoop()
+	return db, nil
+}
+
+// Path is the file the store lives in.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Close writes what is queued and closes the file. Writes after Close fail
+// with ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.ops)
+	db.mu.Unlock()
+	<-db.stopped
+	return db.bolt.Close()
+}
+
+// enqueue hands a write to the commit loop.
+func (db *DB) enqueue(o op) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	db.ops <- o
+	return nil
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Update runs fn in a read-write transaction that may be shared with the
+// functions of other concurrent callers, and returns when it is on disk.
+// If fn returns an error, fn's changes are discarded and the error returned.
+// fn may run more than once, so it must set its results afresh each time
+// and have no effects outside the transaction.
+func (db *DB) Update(fn func(*Tx) error) error {
+	done := make(chan error, 1)
+	if err := db.enqueue(op{fn: fn, done: done}); err != nil {
+		return err
+	}
+	return <-done
+}
+
+// commitLoop takes the first queued write, adds whatever else is already
+// waiting, and commits them together. Under no load a write commits at
+// once; under load many share one sync.
+func (db *DB) commitLoop() {
+	defer close(db.stopped)
+	for first := range db.ops {
+		batch := []op{first}
+	drain:
+		for len(batch) < db.maxBatch {
+			select {
+			case o, ok := <-db.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction. When one function fails the
+// transaction is rolled back and every function runs again in a
+// transaction of its own, so that one failure cannot take others with it.
+func (db *DB) commit(batch []op) {
+	failed := -1
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		t := &Tx{tx: tx}
+		for i, o := range batch {
+			if err := o.fn(t); err != nil {
+				failed = i
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, o := range batch {
+			report(o, nil)
+		}
+		return
+	}
+	if failed < 0 || len(batch) == 1 {
+		// The commit itself failed (disk full, I/O error): nothing was written.
+		for _, o := range batch {
+			report(o, fmt.Errorf("commit: %w", err))
+		}
+		return
+	}
+	for _, o := range batch {
+		report(o, db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx}) }))
+	}
+}
+
+func report(o op, err error) {
+	if o.done != nil {
+		o.done <- err
+	}
+}
+
+// Tx is a transaction handed to View and Update functions.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// Meta returns a value from the store's own settings, or nil.
+func (tx *Tx) Meta(key string) []byte {
+	v := tx.tx.Bucket(bucketMeta).Get([]byte(key))
+	return append([]byte(nil), v...)
+}
+
+// PutMeta sets a value in the store's own settings.
+func (tx *Tx) PutMeta(key string, value []byte) error {
+	return tx.tx.Bucket(bucketMeta).Put([]byte(key), value)
+}

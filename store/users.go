@@ -1,0 +1,114 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// User is one person who logs in through a gateway.
+type User struct {
+	// Name is the login name, stored in lower case.
+	Name string `json:"name"`
+	// Tenant names the organisation whose settings apply.
+	Tenant string `json:"tenant"`
+	// TwoFactor switches the second factor for this user: "on", "off", or
+	// empty to follow the tenant's mode.
+	TwoFactor string `json:"two_factor,omitempty"`
+	// Method is the primary second factor: "totp", "sms" or "email"; empty
+	// means none chosen.
+	Method string `json:"method,omitempty"`
+	// Phone is the mobile number in E.164 form; empty means none on file.
+	Phone string `json:"phone,omitempty"`
+	// Email is the e-mail address; empty means none on file.
+	Email string `json:"email,omitempty"`
+	// HomeIPs are the places this user may log in from without a code.
+	HomeIPs []netip.Prefix `json:"home_ips,omitempty"`
+	// PasswordHash is a bcrypt hash for clients whose first factor is
+	// "local"; empty means the user has no local password.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// TOTP is the authenticator-app enrolment; nil means none.
+	TOTP *TOTP `json:"totp,omitempty"`
+	// Created and Updated are when the record was made and last changed.
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// TOTP is a user's authenticator-app secret and replay guard.
+type TOTP struct {
+	// Sealed is the base32 secret encrypted with the server's key.
+	Sealed []byte `json:"sealed"`
+	// LastStep is the last 30-second step accepted; a code from this step
+	// or an earlier one is never accepted again.
+	LastStep int64 `json:"last_step"`
+}
+
+// NormalizeName is the key a login name is stored under: trimmed and lower case.
+func NormalizeName(name string) string {
+	return strings.ToLower(strings.TrimSpace(name))
+}
+
+// User returns the user called name (case-insensitive) or ErrNotFound.
+func (tx *Tx) User(name string) (User, error) {
+	var u User
+	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(name)))
+	if v == nil {
+		return u, ErrNotFound
+	}
+	if err := json.Unmarshal(v, &u); err != nil {
+		return u, fmt.Errorf("decode user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// PutUser creates or replaces a user.
+func (tx *Tx) PutUser(u User) error {
+	u.Name = NormalizeName(u.Name)
+	if u.Name == "" {
+		return fmt.Errorf("put user: empty name")
+	}
+	v, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encode user %s: %w", u.Name, err)
+	}
+	return tx.tx.Bucket(bucketUsers).Put([]byte(u.Name), v)
+}
+
+// DeleteUser removes a user and what the store remembers for them. It
+// returns ErrNotFound when there is no such user.
+func (tx *Tx) DeleteUser(name string) error {
+	name = NormalizeName(name)
+	b := tx.tx.Bucket(bucketUsers)
+	if b.Get([]byte(name)) == nil {
+		return ErrNotFound
+	}
+	if err := b.Delete([]byte(name)); err != nil {
+		return err
+	}
+	return deletePrefix(tx.tx.Bucket(bucketProven), []byte(name+"\x00"))
+}
+
+// Users calls fn for every user in name order.
+func (tx *Tx) Users(fn func(User) error) error {
+	return tx.tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+		var u User
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("decode user %s: %w", k, err)
+		}
+		return fn(u)
+	})
+}
+
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
