@@ -16,6 +16,10 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 		limit = 50
 	}
 	user := store.NormalizeName(q.User)
+	// Show every decision made before the command, even those still queued.
+	if err := s.DB.Flush(); err != nil {
+		return "", err
+	}
 	var entries []store.Entry
 	err := s.DB.View(func(tx *store.Tx) error {
 		var err error

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -157,7 +158,9 @@ func loadConfig(path string) (*settings, error) {
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, err)
+		// mapstructure lists every bad key; drop its preamble.
+		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n")
+		return nil, fmt.Errorf("config %s:\n  %s", name, strings.ReplaceAll(msg, "\n", "\n  "))
 	}
 	s, err := c.check()
 	if err != nil {
@@ -226,10 +229,13 @@ func (c *config) check() (*settings, error) {
 	if len(s.delivery.Email) == 0 {
 		s.delivery.Email = []string{"console"}
 	}
-	for ch, list := range map[string][]string{"sms": s.delivery.SMS, "email": s.delivery.Email} {
-		for i, n := range list {
+	for _, ch := range []struct {
+		key  string
+		list []string
+	}{{"delivery.sms", s.delivery.SMS}, {"delivery.email", s.delivery.Email}} {
+		for i, n := range ch.list {
 			if n != "console" {
-				p.add(fmt.Sprintf("delivery.%s[%d]", ch, i), "unknown provider %q; this version has only console", n)
+				p.add(fmt.Sprintf("%s[%d]", ch.key, i), "unknown provider %q; this version has only console", n)
 			}
 		}
 	}
@@ -379,8 +385,9 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	default:
 		p.add(key+".unknown_users", "%q is not one of reject, allow", tc.UnknownUsers)
 	}
-	for name, msg := range t.Messages.All() {
-		if len(msg) > 253 {
+	all := t.Messages.All()
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		if msg := all[name]; len(msg) > 253 {
 			p.add(key+".messages."+name, "is %d bytes; a Reply-Message holds at most 253", len(msg))
 		}
 	}

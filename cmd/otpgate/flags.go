@@ -35,10 +35,13 @@ func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 		args = args[1:]
 	}
 	if len(pos) != want {
-		if want == 0 {
-			return nil, usagef("otpgate %s takes no argument %q", fs.Name(), pos[0])
+		switch {
+		case want == 0:
+			return nil, usagef("otpgate %s takes no argument %q; flags start with --", fs.Name(), pos[0])
+		case len(pos) == 0:
+			return nil, usagef("otpgate %s needs a user name, for example: otpgate %s alice", fs.Name(), fs.Name())
 		}
-		return nil, usagef("otpgate %s needs %d name(s), got %d: %s", fs.Name(), want, len(pos), strings.Join(pos, " "))
+		return nil, usagef("otpgate %s takes one name, got %d: %s (quote a name that has spaces)", fs.Name(), len(pos), strings.Join(pos, " "))
 	}
 	return pos, nil
 }

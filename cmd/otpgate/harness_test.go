@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+)
+
+// server is a running otpgate started through run(), as main would.
+type server struct {
+	dir    string
+	config string
+	addrs  []string // RADIUS addresses it listens on
+
+	cancel context.CancelFunc
+	done   chan error
+
+	mu   sync.Mutex
+	logs []string
+}
+
+// startServer writes config (with {{dir}} replaced by a temp dir) and runs
+// "otpgate serve" until the test ends.
+func startServer(t *testing.T, config string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1)}
+	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "{{dir}}", dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t)
+	return s
+}
+
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan error, 1)
+	s.addrs = nil
+	pr, pw := io.Pipe()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.logs = append(s.logs, line)
+			if strings.Contains(line, "msg=listening") {
+				s.addrs = append(s.addrs, field(line, "addr"))
+			}
+			s.mu.Unlock()
+			if strings.Contains(line, "otpgate ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		once.Do(func() { close(ready) })
+	}()
+	go func() {
+		err := run(ctx, []string{"serve", "--config", s.config}, strings.NewReader(""), io.Discard, pw)
+		pw.Close()
+		s.done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-s.done:
+		t.Fatalf("serve stopped at start: %v\n%s", err, s.logText())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not become ready:\n%s", s.logText())
+	}
+	t.Cleanup(func() { s.stop(t) })
+}
+
+// stop shuts the server down as SIGTERM would and checks it stopped cleanly.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("serve did not stop")
+	}
+}
+
+func (s *server) logText() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.logs, "\n")
+}
+
+// lastCode returns the code in the newest console delivery to dest.
+func (s *server) lastCode(t *testing.T, dest string) string {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.logs) - 1; i >= 0; i-- {
+		l := s.logs[i]
+		if strings.Contains(l, "console delivery") && field(l, "to") == dest {
+			text := field(l, "text")
+			return text[strings.LastIndexByte(text, ' ')+1:]
+		}
+	}
+	t.Fatalf("no code sent to %s in the log:\n%s", dest, strings.Join(s.logs, "\n"))
+	return ""
+}
+
+// field reads key=value or key="quoted value" from a slog text line.
+func field(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if strings.HasPrefix(v, `"`) {
+		end := strings.Index(v[1:], `"`)
+		return v[1 : end+1]
+	}
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
+}
+
+// cli runs one otpgate command against the server's config and returns
+// its standard output; it fails the test on a non-zero exit.
+func (s *server) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := s.cliErr(args...)
+	if err != nil {
+		t.Fatalf("otpgate %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (s *server) cliErr(args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), append(args, "--config", s.config), strings.NewReader(""), &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// request is one Access-Request to send.
+type request struct {
+	user, password, state, callingStation string
+	proxyStates                           [][]byte
+	noMA, badMA                           bool
+	secret                                string
+	from                                  string // local address to send from; default any loopback
+}
+
+// exchange sends req to addr and returns the parsed answer and its raw
+// bytes; no answer within the timeout returns errNoAnswer.
+func exchange(t *testing.T, addr string, req request) (*radius.Packet, []byte, error) {
+	t.Helper()
+	raw := encodeRequest(t, req)
+	return sendRaw(t, addr, req.from, raw, req.secret)
+}
+
+var errNoAnswer = errors.New("no answer")
+
+func encodeRequest(t *testing.T, req request) []byte {
+	t.Helper()
+	secret := []byte(orDefault(req.secret, "testing123"))
+	p := radius.New(radius.CodeAccessRequest, secret)
+	rfc2865.UserName_SetString(p, req.user)
+	if req.password != "" {
+		if err := rfc2865.UserPassword_SetString(p, req.password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if req.state != "" {
+		rfc2865.State_Set(p, []byte(req.state))
+	}
+	if req.callingStation != "" {
+		rfc2865.CallingStationID_SetString(p, req.callingStation)
+	}
+	for _, ps := range req.proxyStates {
+		p.Add(rfc2865.ProxyState_Type, ps)
+	}
+	if !req.noMA {
+		p.Add(80, make([]byte, 16))
+	}
+	raw, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.noMA {
+		at := bytes.LastIndex(raw, append([]byte{80, 18}, make([]byte, 16)...))
+		mac := hmac.New(md5.New, secret)
+		mac.Write(raw)
+		copy(raw[at+2:], mac.Sum(nil))
+		if req.badMA {
+			raw[at+2] ^= 0xff
+		}
+	}
+	return raw
+}
+
+func sendRaw(t *testing.T, addr, from string, raw []byte, secret string) (*radius.Packet, []byte, error) {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var laddr *net.UDPAddr
+	if from != "" {
+		laddr = &net.UDPAddr{IP: net.ParseIP(from)}
+	}
+	conn, err := net.DialUDP("udp", laddr, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return roundTrip(t, conn, raw, secret)
+}
+
+func roundTrip(t *testing.T, conn *net.UDPConn, raw []byte, secret string) (*radius.Packet, []byte, error) {
+	t.Helper()
+	if _, err := conn.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, nil, errNoAnswer
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := buf[:n]
+	sec := []byte(orDefault(secret, "testing123"))
+	if !radius.IsAuthenticResponse(resp, raw, sec) {
+		t.Fatalf("response authenticator does not verify")
+	}
+	checkResponseMA(t, resp, raw, sec)
+	p, err := radius.Parse(resp, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, resp, nil
+}
+
+// checkResponseMA verifies that Message-Authenticator is the first
+// attribute of a response and is right (RFC 3579 §3.2).
+func checkResponseMA(t *testing.T, resp, req, secret []byte) {
+	t.Helper()
+	if len(resp) < 38 || resp[20] != 80 || resp[21] != 18 {
+		t.Fatalf("Message-Authenticator is not the first attribute of the response")
+	}
+	b := bytes.Clone(resp)
+	copy(b[4:20], req[4:20])
+	clear(b[22:38])
+	mac := hmac.New(md5.New, secret)
+	mac.Write(b)
+	if !hmac.Equal(mac.Sum(nil), resp[22:38]) {
+		t.Fatalf("response Message-Authenticator does not verify")
+	}
+}
+
+func codeName(p *radius.Packet) string {
+	if p == nil {
+		return "no answer"
+	}
+	return p.Code.String()
+}
