@@ -1,0 +1,138 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/policy"
+)
+
+// TestLoadConfigExample keeps config.example.yaml true to the code.
+func TestLoadConfigExample(t *testing.T) {
+	s, err := loadConfig("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.clients); got != 2 {
+		t.Errorf("got %d clients, want 2", got)
+	}
+	acme := s.tenants[0]
+	if acme.Name != "acme" || acme.Mode != policy.ModeRequired || acme.CodeTTL != 3*time.Minute ||
+		acme.MaxAttempts != 3 || acme.ReconnectWindow != 8*time.Hour || len(acme.OfficeNetworks) != 2 {
+		t.Errorf("tenant acme read as %+v", acme)
+	}
+	if acme.Messages != policy.DefaultMessages() {
+		t.Errorf("the example's messages differ from the defaults it claims to show:\n got %+v\nwant %+v", acme.Messages, policy.DefaultMessages())
+	}
+	if !s.clients[0].RequireMessageAuthenticator || s.clients[0].ClientIP == nil {
+		t.Errorf("client guacamole read as %+v", s.clients[0])
+	}
+	if s.clients[1].FirstFactor != policy.FirstFactorLocal {
+		t.Errorf("client vpn: got first factor %q, want local", s.clients[1].FirstFactor)
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	s, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(s.listen, " "), "127.0.0.1:1812"; got != want {
+		t.Errorf("got listen %q, want %q", got, want)
+	}
+	if s.storePath != "otpgate.db" || s.keyFile != "otpgate.db.key" || s.adminSocket != "otpgate.db.sock" {
+		t.Errorf("got store %q key %q socket %q", s.storePath, s.keyFile, s.adminSocket)
+	}
+	if s.delivery.SMS[0] != "console" {
+		t.Errorf("got sms delivery %v, want console", s.delivery.SMS)
+	}
+}
+
+func TestLoadConfigIssueShape(t *testing.T) {
+	// The shape the issue, the docs and later tests rely on.
+	const y = `radius: {listen: "127.0.0.1:1812"}
+store: {path: otpgate.db}
+clients:
+  - {name: guacamole, address: 127.0.0.1/32, secret: testing123, tenant: acme,
+     client_ip_attribute: Calling-Station-Id, password: gateway}
+tenants:
+  - {name: acme, mode: required, office_networks: [192.0.2.0/24], methods: [totp, sms],
+     code_ttl: 3m, max_attempts: 3, reconnect_window: 8h}
+`
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(y), 0o600)
+	s, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.storePath != filepath.Join(filepath.Dir(path), "otpgate.db") {
+		t.Errorf("store path %q is not relative to the config file", s.storePath)
+	}
+}
+
+func TestLoadConfigSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "gw.secret"), []byte("s3cret-from-file\n"), 0o600)
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(`clients: [{name: gw, address: 127.0.0.1, secret_file: gw.secret, tenant: t}]
+tenants: [{name: t}]
+`), 0o600)
+	s, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.clients[0].Secret); got != "s3cret-from-file" {
+		t.Errorf("got secret %q, want the file's first line", got)
+	}
+}
+
+// TestLoadConfigBad checks that every problem is reported at once, each
+// naming its key.
+func TestLoadConfigBad(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"bad-keys.yml", []string{
+			"'radius' has invalid keys: lisen",
+			"'store' has invalid keys: pathx",
+			"'clients[0]' has invalid keys: passwrd",
+			"'tenants[0]' has invalid keys: mdoe",
+		}},
+		{"bad-duration.yml", []string{"'tenants[0].code_ttl' time: invalid duration"}},
+		{"bad-values.yml", []string{
+			`radius.listen[0]: "nohost" is not host:port`,
+			"radius.duplicate_window: 10m0s is out of range",
+			`tenants[0] (t).mode: "sometimes" is not one of off, optional, required`,
+			`tenants[0] (t).office_networks[0]: "192.0.2.0/33" is not an address or CIDR network`,
+			`tenants[0] (t).methods[1]: "pigeon" is not one of totp, sms, email`,
+			"tenants[0] (t).code_digits: 9 is out of range, want 4 to 8",
+			"tenants[0] (t).code_ttl: 1s is out of range, want 10s to 1h",
+			"tenants[0] (t).reconnect_window: -1h0m0s is out of range",
+			`tenants[0] (t).unknown_users: "maybe" is not one of reject, allow`,
+			`clients[0].address: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`,
+			"clients[0].secret: is missing (give secret or secret_file)",
+			`clients[0].tenant: "nope" is not a configured tenant`,
+			`clients[0].client_ip_attribute: unknown attribute "Foo"`,
+			`clients[0].password: "ldap" is not one of gateway, local`,
+			"clients[1].secret: give secret or secret_file, not both",
+			`clients[1].name: "gw" is used twice`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := loadConfig(filepath.Join("testdata", tt.file))
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
