@@ -74,7 +74,9 @@ func NewSecret(rnd io.Reader) (string, error) {
 func NormalizeSecret(s string) (string, error) {
 	s = strings.ToUpper(strings.NewReplacer(" ", "", "-", "", "=", "").Replace(s))
 	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
-	if err != nil {
+	// The decoder ignores a tail of 1, 3 or 6 characters, which no whole
+	// number of bytes encodes to; TOTPCode would then fail on every login.
+	if n := len(s) % 8; err != nil || n == 1 || n == 3 || n == 6 {
 		return "", fmt.Errorf("secret is not base32 (letters A-Z and digits 2-7)")
 	}
 	if len(b) < 10 {
@@ -95,7 +97,9 @@ func URI(issuer, account, secret string) string {
 		Scheme:   "otpauth",
 		Host:     "totp",
 		Path:     "/" + issuer + ":" + account,
-		RawQuery: v.Encode(),
+		// The Key URI Format wants RFC 3986 encoding, in which "+" is not a
+		// space; Encode escapes a real "+" as %2B, so every "+" left is one.
+		RawQuery: strings.ReplaceAll(v.Encode(), "+", "%20"),
 	}).String()
 }
 
