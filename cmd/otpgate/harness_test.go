@@ -35,7 +35,7 @@ type server struct {
 
 // startServer writes config (with {{dir}} replaced by a temp dir) and runs
 // "otpgate serve" until the test ends.
-func startServer(t *testing.T, config string) *server {
+func startServer(t testing.TB, config string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1)}
@@ -46,7 +46,7 @@ func startServer(t *testing.T, config string) *server {
 	return s
 }
 
-func (s *server) start(t *testing.T) {
+func (s *server) start(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -87,7 +87,7 @@ func (s *server) start(t *testing.T) {
 }
 
 // stop shuts the server down as SIGTERM would and checks it stopped cleanly.
-func (s *server) stop(t *testing.T) {
+func (s *server) stop(t testing.TB) {
 	t.Helper()
 	if s.cancel == nil {
 		return
@@ -111,7 +111,7 @@ func (s *server) logText() string {
 }
 
 // lastCode returns the code in the newest console delivery to dest.
-func (s *server) lastCode(t *testing.T, dest string) string {
+func (s *server) lastCode(t testing.TB, dest string) string {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,7 +145,7 @@ func field(line, key string) string {
 
 // cli runs one otpgate command against the server's config and returns
 // its standard output; it fails the test on a non-zero exit.
-func (s *server) cli(t *testing.T, args ...string) string {
+func (s *server) cli(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := s.cliErr(args...)
 	if err != nil {
@@ -171,7 +171,7 @@ type request struct {
 
 // exchange sends req to addr and returns the parsed answer and its raw
 // bytes; no answer within the timeout returns errNoAnswer.
-func exchange(t *testing.T, addr string, req request) (*radius.Packet, []byte, error) {
+func exchange(t testing.TB, addr string, req request) (*radius.Packet, []byte, error) {
 	t.Helper()
 	raw := encodeRequest(t, req)
 	return sendRaw(t, addr, req.from, raw, req.secret)
@@ -179,7 +179,7 @@ func exchange(t *testing.T, addr string, req request) (*radius.Packet, []byte, e
 
 var errNoAnswer = errors.New("no answer")
 
-func encodeRequest(t *testing.T, req request) []byte {
+func encodeRequest(t testing.TB, req request) []byte {
 	t.Helper()
 	secret := []byte(orDefault(req.secret, "testing123"))
 	p := radius.New(radius.CodeAccessRequest, secret)
@@ -217,7 +217,7 @@ func encodeRequest(t *testing.T, req request) []byte {
 	return raw
 }
 
-func sendRaw(t *testing.T, addr, from string, raw []byte, secret string) (*radius.Packet, []byte, error) {
+func sendRaw(t testing.TB, addr, from string, raw []byte, secret string) (*radius.Packet, []byte, error) {
 	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -235,7 +235,7 @@ func sendRaw(t *testing.T, addr, from string, raw []byte, secret string) (*radiu
 	return roundTrip(t, conn, raw, secret)
 }
 
-func roundTrip(t *testing.T, conn *net.UDPConn, raw []byte, secret string) (*radius.Packet, []byte, error) {
+func roundTrip(t testing.TB, conn *net.UDPConn, raw []byte, secret string) (*radius.Packet, []byte, error) {
 	t.Helper()
 	if _, err := conn.Write(raw); err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func roundTrip(t *testing.T, conn *net.UDPConn, raw []byte, secret string) (*rad
 
 // checkResponseMA verifies that Message-Authenticator is the first
 // attribute of a response and is right (RFC 3579 §3.2).
-func checkResponseMA(t *testing.T, resp, req, secret []byte) {
+func checkResponseMA(t testing.TB, resp, req, secret []byte) {
 	t.Helper()
 	if len(resp) < 38 || resp[20] != 80 || resp[21] != 18 {
 		t.Fatalf("Message-Authenticator is not the first attribute of the response")
