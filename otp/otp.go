@@ -94,9 +94,9 @@ func URI(issuer, account, secret string) string {
 	v.Set("digits", fmt.Sprint(Digits))
 	v.Set("period", fmt.Sprint(int(Period/time.Second)))
 	return (&url.URL{
-		Scheme:   "otpauth",
-		Host:     "totp",
-		Path:     "/" + issuer + ":" + account,
+		Scheme: "otpauth",
+		Host:   "totp",
+		Path:   "/" + issuer + ":" + account,
 		// The Key URI Format wants RFC 3986 encoding, in which "+" is not a
 		// space; Encode escapes a real "+" as %2B, so every "+" left is one.
 		RawQuery: strings.ReplaceAll(v.Encode(), "+", "%20"),

@@ -32,7 +32,12 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 			return err
 		}
 		if known && req.IP.IsValid() {
-			if t := e.tenants[u.Tenant]; t != nil && t.ReconnectWindow > 0 {
+			// The same tenant as below: the user's own, else the gateway's.
+			tn := u.Tenant
+			if tn == "" {
+				tn = req.Tenant
+			}
+			if t := e.tenants[tn]; t != nil && t.ReconnectWindow > 0 {
 				at, ok := tx.Proven(name, req.IP)
 				now := e.now()
 				proven = ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow

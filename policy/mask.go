@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // MaskPhone shows an E.164 number with its country code, the first digit
 // after it and its last two digits: "+31612345678" becomes "+31 6*****78".
@@ -36,7 +39,8 @@ func MaskEmail(addr string) string {
 	if at < 1 {
 		return "***"
 	}
-	return addr[:1] + "***" + addr[at:]
+	_, first := utf8.DecodeRuneInString(addr) // a whole letter, not its first byte
+	return addr[:first] + "***" + addr[at:]
 }
 
 // twoDigitCountryCodes lists the country calling codes of two digits.

@@ -1,0 +1,198 @@
+package store_test
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+func entry(i int) store.Entry {
+	return store.Entry{
+		Time:     epoch.Add(time.Duration(i) * time.Second),
+		User:     fmt.Sprintf("user%04d", i),
+		Tenant:   "acme",
+		Client:   "citrix",
+		IP:       "192.0.2.1",
+		Decision: []string{"accept", "reject", "challenge"}[i%3],
+		Reason:   "reason",
+		Method:   "totp",
+	}
+}
+
+func auditLog(t *testing.T, db *store.DB, limit int, keep func(store.Entry) bool) []store.Entry {
+	t.Helper()
+	var out []store.Entry
+	mustView(t, db, func(tx *store.Tx) error {
+		var err error
+		out, err = tx.AuditLog(limit, keep)
+		return err
+	})
+	return out
+}
+
+func users(es []store.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.User)
+	}
+	return out
+}
+
+func TestAuditSurvivesClose(t *testing.T) {
+	// Audit returns before the entry is written; Close must not lose any.
+	path := tempPath(t)
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	for i := range n {
+		if err := db.Audit(entry(i)); err != nil {
+			t.Fatalf("Audit %d: %v", i, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, path)
+	got := auditLog(t, db, 0, nil)
+	if len(got) != n {
+		t.Fatalf("got %d entries after reopen, want %d", len(got), n)
+	}
+	for i, e := range got {
+		// Newest first.
+		if want := entry(n - 1 - i); !reflect.DeepEqual(normal(e), normal(want)) {
+			t.Fatalf("entry %d: got %+v, want %+v", i, e, want)
+		}
+	}
+}
+
+func TestAuditConcurrentSurvivesClose(t *testing.T) {
+	path := tempPath(t)
+	db, err := store.Open(path, store.Options{MaxBatch: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 20, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := db.Audit(entry(w*each + i)); err != nil {
+					t.Errorf("Audit: %v", err)
+				}
+				if i%10 == 0 {
+					// Updates interleave with queued entries.
+					if err := db.Update(func(tx *store.Tx) error { return tx.PutMeta(fmt.Sprint(w), []byte{byte(i)}) }); err != nil {
+						t.Errorf("Update: %v", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	got := auditLog(t, db, 0, nil)
+	seen := map[string]bool{}
+	for _, e := range got {
+		seen[e.User] = true
+	}
+	if len(got) != writers*each || len(seen) != writers*each {
+		t.Errorf("got %d entries (%d distinct), want %d", len(got), len(seen), writers*each)
+	}
+}
+
+func TestAuditFlushedByUpdate(t *testing.T) {
+	db := open(t, tempPath(t))
+	if err := db.Audit(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, db, func(*store.Tx) error { return nil })
+	got := auditLog(t, db, 0, nil)
+	if !reflect.DeepEqual(users(got), []string{"user0001"}) {
+		t.Errorf("got %v after an Update, want [user0001]", users(got))
+	}
+}
+
+func TestAuditLogLimitAndFilter(t *testing.T) {
+	db := open(t, tempPath(t))
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		for i := range 10 {
+			if err := tx.AppendAudit(entry(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	rejects := func(e store.Entry) bool { return e.Decision == "reject" }
+	none := func(store.Entry) bool { return false }
+	tests := []struct {
+		name  string
+		limit int
+		keep  func(store.Entry) bool
+		want  []string
+	}{
+		{"all", 0, nil, []string{"user0009", "user0008", "user0007", "user0006", "user0005", "user0004", "user0003", "user0002", "user0001", "user0000"}},
+		{"negative limit", -1, nil, []string{"user0009", "user0008", "user0007", "user0006", "user0005", "user0004", "user0003", "user0002", "user0001", "user0000"}},
+		{"limit 3", 3, nil, []string{"user0009", "user0008", "user0007"}},
+		{"limit 1", 1, nil, []string{"user0009"}},
+		{"limit above size", 50, nil, []string{"user0009", "user0008", "user0007", "user0006", "user0005", "user0004", "user0003", "user0002", "user0001", "user0000"}},
+		{"rejects", 0, rejects, []string{"user0007", "user0004", "user0001"}},
+		{"rejects limit 2", 2, rejects, []string{"user0007", "user0004"}},
+		{"nothing kept", 5, none, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := users(auditLog(t, db, tt.limit, tt.keep)); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuditLogEmpty(t *testing.T) {
+	db := open(t, tempPath(t))
+	if got := auditLog(t, db, 10, nil); len(got) != 0 {
+		t.Errorf("got %v, want no entries", got)
+	}
+}
+
+func TestAuditEntryFields(t *testing.T) {
+	db := open(t, tempPath(t))
+	in := store.Entry{
+		Time: epoch, User: "alice", Tenant: "acme", Client: "citrix", IP: "2001:db8::1",
+		Decision: "challenge", Reason: "challenge", Method: "sms",
+	}
+	bare := store.Entry{Time: epoch.Add(time.Second), Client: "vpn", Decision: "reject", Reason: "no_user_name"}
+	if err := db.Audit(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Audit(bare); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, db, func(*store.Tx) error { return nil })
+	got := auditLog(t, db, 0, nil)
+	if len(got) != 2 {
+		t.Fatalf("got %d entries, want 2", len(got))
+	}
+	if !reflect.DeepEqual(normal(got[0]), normal(bare)) {
+		t.Errorf("got %+v, want %+v", got[0], bare)
+	}
+	if !reflect.DeepEqual(normal(got[1]), normal(in)) {
+		t.Errorf("got %+v, want %+v", got[1], in)
+	}
+}
+
+// normal puts an entry's time in UTC, as JSON keeps the instant only.
+func normal(e store.Entry) store.Entry {
+	e.Time = e.Time.UTC()
+	return e
+}

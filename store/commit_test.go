@@ -1,0 +1,288 @@
+package store
+
+// These tests look inside the commit loop: they hold it busy so that the
+// writes behind it are sure to be queued, and then check what one batch does.
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openInternal(t *testing.T, opts Options) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "otpgate.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// hold makes the commit loop run a function that waits for release, and
+// returns once it runs. The held Update's error arrives on the returned channel.
+func hold(t *testing.T, db *DB) (release func(), held <-chan error) {
+	t.Helper()
+	running := make(chan struct{})
+	gate := make(chan struct{})
+	done := make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- db.Update(func(*Tx) error {
+			once.Do(func() { close(running) })
+			<-gate
+			return nil
+		})
+	}()
+	<-running
+	return func() { close(gate) }, done
+}
+
+// waitQueued waits until n writes wait in the queue behind the held one.
+// It waits for a condition, not for time to pass.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for len(db.ops) < n {
+		runtime.Gosched()
+	}
+	if got := len(db.ops); got != n {
+		t.Fatalf("got %d queued writes, want %d", got, n)
+	}
+}
+
+func TestQueuedUpdatesShareOneTransaction(t *testing.T) {
+	db := openInternal(t, Options{})
+	release, held := hold(t, db)
+
+	const n = 20
+	var mu sync.Mutex
+	txs := map[*Tx]int{}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- db.Update(func(tx *Tx) error {
+				mu.Lock()
+				txs[tx]++
+				mu.Unlock()
+				return tx.PutMeta(fmt.Sprint(i), []byte{1})
+			})
+		}()
+	}
+	waitQueued(t, db, n)
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Update: %v", err)
+		}
+	}
+	if len(txs) != 1 {
+		t.Errorf("got %d transactions for %d queued updates, want 1", len(txs), n)
+	}
+}
+
+func TestMaxBatch(t *testing.T) {
+	db := openInternal(t, Options{MaxBatch: 4})
+	release, held := hold(t, db)
+
+	const n = 4
+	var mu sync.Mutex
+	txs := map[*Tx]int{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			err := db.Update(func(tx *Tx) error {
+				mu.Lock()
+				txs[tx]++
+				mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		})
+	}
+	// The queue holds MaxBatch writes.
+	waitQueued(t, db, n)
+	if cap(db.ops) != 4 {
+		t.Errorf("got queue capacity %d, want MaxBatch 4", cap(db.ops))
+	}
+	release()
+	<-held
+	wg.Wait()
+	for tx, k := range txs {
+		if k > 4 {
+			t.Errorf("transaction %p ran %d functions, want at most 4", tx, k)
+		}
+	}
+}
+
+func TestFailureInBatchSparesOthers(t *testing.T) {
+	db := openInternal(t, Options{})
+	release, held := hold(t, db)
+
+	boom := errors.New("boom")
+	results := make(chan struct {
+		name string
+		err  error
+	}, 3)
+	update := func(name string, fail bool) {
+		err := db.Update(func(tx *Tx) error {
+			if err := tx.PutMeta(name, []byte("written")); err != nil {
+				return err
+			}
+			if fail {
+				return boom
+			}
+			return nil
+		})
+		results <- struct {
+			name string
+			err  error
+		}{name, err}
+	}
+	go update("first", false)
+	waitQueued(t, db, 1)
+	go update("bad", true)
+	waitQueued(t, db, 2)
+	if err := db.Audit(Entry{User: "audited", Decision: "accept"}); err != nil {
+		t.Fatal(err)
+	}
+	go update("last", false)
+	waitQueued(t, db, 4)
+	release()
+	<-held
+
+	for range 3 {
+		r := <-results
+		switch r.name {
+		case "bad":
+			if !errors.Is(r.err, boom) {
+				t.Errorf("failing update: got %v, want boom", r.err)
+			}
+		default:
+			if r.err != nil {
+				t.Errorf("update %s: got %v, want nil", r.name, r.err)
+			}
+		}
+	}
+	err := db.View(func(tx *Tx) error {
+		for name, want := range map[string]bool{"first": true, "bad": false, "last": true} {
+			if got := tx.Meta(name) != nil; got != want {
+				t.Errorf("%s: got written %v, want %v", name, got, want)
+			}
+		}
+		es, err := tx.AuditLog(0, nil)
+		if err != nil {
+			return err
+		}
+		if len(es) != 1 || es[0].User != "audited" {
+			t.Errorf("got audit log %+v, want the one queued entry", es)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseWritesQueued(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otpgate.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, held := hold(t, db)
+	const n = 10
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- db.Update(func(tx *Tx) error { return tx.PutMeta(fmt.Sprint(i), []byte{1}) }) }()
+	}
+	waitQueued(t, db, n)
+	for i := range 5 {
+		if err := db.Audit(Entry{User: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("queued Update: got %v, want nil", err)
+		}
+	}
+
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *Tx) error {
+		for i := range n {
+			if tx.Meta(fmt.Sprint(i)) == nil {
+				t.Errorf("queued write %d lost on Close", i)
+			}
+		}
+		es, err := tx.AuditLog(0, nil)
+		if len(es) != 5 {
+			t.Errorf("got %d audit entries, want 5", len(es))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPruneRemovesDamagedRecords(t *testing.T) {
+	db := openInternal(t, Options{})
+	now := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC)
+	err := db.Update(func(tx *Tx) error {
+		if err := tx.tx.Bucket(bucketChallenges).Put([]byte("damaged"), []byte("{not json")); err != nil {
+			return err
+		}
+		if err := tx.PutChallenge(Challenge{ID: "live", Expires: now.Add(time.Minute)}); err != nil {
+			return err
+		}
+		if err := tx.tx.Bucket(bucketProven).Put([]byte("alice\x00192.0.2.1"), []byte{1, 2, 3}); err != nil {
+			return err
+		}
+		return tx.PutProven("bob", netip.MustParseAddr("192.0.2.1"), now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Prune(now, now.Add(-time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("got (%d, %v), want (2, nil)", n, err)
+	}
+	err = db.View(func(tx *Tx) error {
+		if _, err := tx.Challenge("live"); err != nil {
+			t.Errorf("live challenge: got %v, want it kept", err)
+		}
+		if _, ok := tx.Proven("bob", netip.MustParseAddr("192.0.2.1")); !ok {
+			t.Error("bob's proven pair: got removed, want kept")
+		}
+		if tx.tx.Bucket(bucketChallenges).Get([]byte("damaged")) != nil {
+			t.Error("damaged challenge: got kept, want removed")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
