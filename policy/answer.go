@@ -43,10 +43,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return err
 		}
-		t := e.tenants[u.Tenant]
-		if t == nil {
-			t = e.tenants[req.Tenant]
-		}
+		t := e.tenants[tenantName(u, req)]
 		if t == nil {
 			res = reject("unknown_tenant", DefaultMessages().Unavailable)
 			return nil

@@ -32,12 +32,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 			return err
 		}
 		if known && req.IP.IsValid() {
-			// The same tenant as below: the user's own, else the gateway's.
-			tn := u.Tenant
-			if tn == "" {
-				tn = req.Tenant
-			}
-			if t := e.tenants[tn]; t != nil && t.ReconnectWindow > 0 {
+			if t := e.tenants[tenantName(u, req)]; t != nil && t.ReconnectWindow > 0 {
 				at, ok := tx.Proven(name, req.IP)
 				now := e.now()
 				proven = ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
@@ -55,18 +50,24 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		return res, nil
 	}
 
-	tenantName := u.Tenant
-	if tenantName == "" {
-		tenantName = req.Tenant
-	}
-	t := e.tenants[tenantName]
+	tn := tenantName(u, req)
+	t := e.tenants[tn]
 	if t == nil {
-		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Tenant: tenantName,
+		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Tenant: tn,
 			Message: DefaultMessages().Unavailable}, nil
 	}
 	res = e.secondFactor(ctx, req, t, u, known, proven)
 	res.User, res.Tenant = name, t.Name
 	return res, nil
+}
+
+// tenantName is the tenant whose settings decide for u: their own, or the
+// gateway's for users who have none (and for unknown users).
+func tenantName(u store.User, req Request) string {
+	if u.Tenant != "" {
+		return u.Tenant
+	}
+	return req.Tenant
 }
 
 // firstFactor checks the password where the gateway leaves that to us.
