@@ -16,8 +16,15 @@ type replayCache struct {
 
 	mu      sync.Mutex
 	entries map[replayKey]*replayEntry
-	order   []replayKey // arrival order, for expiry; order[head:] are live
+	order   []replaySlot // arrival order, for expiry; order[head:] are live or forgotten
 	head    int
+}
+
+// replaySlot is one arrival. entry tells a forgotten arrival from a later
+// one with the same key.
+type replaySlot struct {
+	key   replayKey
+	entry *replayEntry
 }
 
 type replayKey struct {
@@ -41,12 +48,14 @@ func newReplayCache(window time.Duration, max int) *replayCache {
 func (c *replayCache) begin(k replayKey, now time.Time) (response []byte, seen bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(now)
+	c.expire(now, c.max)
 	if e, ok := c.entries[k]; ok {
 		return e.response, true
 	}
-	c.entries[k] = &replayEntry{at: now}
-	c.order = append(c.order, k)
+	c.expire(now, c.max-1) // room for k
+	e := &replayEntry{at: now}
+	c.entries[k] = e
+	c.order = append(c.order, replaySlot{key: k, entry: e})
 	return nil, false
 }
 
@@ -66,23 +75,24 @@ func (c *replayCache) forget(k replayKey) {
 	delete(c.entries, k)
 }
 
-// expire drops entries older than the window, and the oldest entries
-// beyond max. c.mu must be held.
-func (c *replayCache) expire(now time.Time) {
+// expire drops entries older than the window, then the oldest entries
+// until at most keep remain. c.mu must be held.
+func (c *replayCache) expire(now time.Time, keep int) {
 	for c.head < len(c.order) {
-		k := c.order[c.head]
-		e, ok := c.entries[k]
-		live := len(c.order) - c.head
-		if ok && now.Sub(e.at) < c.window && live <= c.max {
-			break
+		s := c.order[c.head]
+		if e, ok := c.entries[s.key]; ok && e == s.entry {
+			if now.Sub(e.at) < c.window && len(c.entries) <= keep {
+				break
+			}
+			delete(c.entries, s.key)
 		}
-		if ok {
-			delete(c.entries, k)
-		}
+		c.order[c.head] = replaySlot{} // let the response go
 		c.head++
 	}
 	if c.head > 1024 && c.head > len(c.order)/2 {
-		c.order = append(c.order[:0], c.order[c.head:]...)
+		n := copy(c.order, c.order[c.head:])
+		clear(c.order[n:])
+		c.order = c.order[:n]
 		c.head = 0
 	}
 }

@@ -161,11 +161,16 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 		s.drops.add("unknown_client", src)
 		return
 	}
-	if len(raw) < 20 || int(binary.BigEndian.Uint16(raw[2:4])) > len(raw) || len(raw) > radius.MaxPacketLength {
+	if len(raw) < 20 || len(raw) > radius.MaxPacketLength {
 		s.drops.add("malformed", src)
 		return
 	}
-	raw = raw[:binary.BigEndian.Uint16(raw[2:4])]
+	length := int(binary.BigEndian.Uint16(raw[2:4]))
+	if length < 20 || length > len(raw) { // below 20 not even the header is left
+		s.drops.add("malformed", src)
+		return
+	}
+	raw = raw[:length]
 	if radius.Code(raw[0]) != radius.CodeAccessRequest {
 		s.drops.add("unsupported_code", src)
 		return
