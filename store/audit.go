@@ -24,6 +24,8 @@ type Entry struct {
 	Reason string `json:"reason"`
 	// Method is the second factor involved, if any.
 	Method string `json:"method,omitempty"`
+	// Provider is the delivery provider that took a sent code, if any.
+	Provider string `json:"provider,omitempty"`
 }
 
 // Audit queues an entry for the audit log and returns at once. Queued

@@ -17,7 +17,7 @@ type Challenge struct {
 	// another gateway does not match.
 	User   string `json:"user"`
 	Client string `json:"client"`
-	// Method is how the code reaches the user: "totp", "sms" or "email".
+	// Method is how the code reaches the user: "totp", "sms", "email" or "voice".
 	Method string `json:"method"`
 	// CodeHash is the keyed hash of a sent code; empty for TOTP.
 	CodeHash []byte `json:"code_hash,omitempty"`
@@ -30,6 +30,8 @@ type Challenge struct {
 	EndUserIP netip.Addr `json:"ip"`
 	// Attempts counts wrong answers so far.
 	Attempts int `json:"attempts"`
+	// Sent is when the current code was sent; zero for TOTP.
+	Sent time.Time `json:"sent,omitzero"`
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time `json:"expires"`
 }
@@ -47,18 +49,56 @@ func (tx *Tx) Challenge(id string) (Challenge, error) {
 	return c, nil
 }
 
-// PutChallenge stores a challenge under its ID.
+// PutChallenge stores a challenge under its ID. It becomes the live
+// challenge of its user at its client and end-user IP.
 func (tx *Tx) PutChallenge(c Challenge) error {
 	v, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode challenge: %w", err)
 	}
-	return tx.tx.Bucket(bucketChallenges).Put([]byte(c.ID), v)
+	if err := tx.tx.Bucket(bucketChallenges).Put([]byte(c.ID), v); err != nil {
+		return err
+	}
+	return tx.tx.Bucket(bucketLive).Put(liveKey(c.User, c.Client, c.EndUserIP), []byte(c.ID))
 }
 
 // DeleteChallenge removes a challenge; removing a missing one is no error.
 func (tx *Tx) DeleteChallenge(id string) error {
-	return tx.tx.Bucket(bucketChallenges).Delete([]byte(id))
+	b := tx.tx.Bucket(bucketChallenges)
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	var c Challenge
+	if json.Unmarshal(v, &c) == nil {
+		live := tx.tx.Bucket(bucketLive)
+		k := liveKey(c.User, c.Client, c.EndUserIP)
+		if string(live.Get(k)) == id {
+			if err := live.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Delete([]byte(id))
+}
+
+// LiveChallenge returns the newest challenge of user at client for the
+// end-user IP ip (invalid when unknown), or ErrNotFound. It may have
+// expired; the caller judges that.
+func (tx *Tx) LiveChallenge(user, client string, ip netip.Addr) (Challenge, error) {
+	id := tx.tx.Bucket(bucketLive).Get(liveKey(user, client, ip))
+	if id == nil {
+		return Challenge{}, ErrNotFound
+	}
+	return tx.Challenge(string(id))
+}
+
+func liveKey(user, client string, ip netip.Addr) []byte {
+	a := ""
+	if ip.IsValid() {
+		a = ip.Unmap().String()
+	}
+	return []byte(NormalizeName(user) + "\x00" + client + "\x00" + a)
 }
 
 // CountChallenges returns how many challenges are stored, live or not yet pruned.
@@ -86,25 +126,46 @@ func provenKey(user string, ip netip.Addr) []byte {
 	return []byte(NormalizeName(user) + "\x00" + ip.Unmap().String())
 }
 
-// Prune removes challenges that expired before now and proven pairs older
-// than provenBefore, and returns how many records it removed.
+// Prune removes challenges that expired before now, proven pairs older
+// than provenBefore and send records too old to count toward any limit,
+// and returns how many records it removed.
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 	n := 0
 	err := db.Update(func(tx *Tx) error {
 		n = 0
-		c := tx.tx.Bucket(bucketChallenges).Cursor()
-		for k, v := c.First(); k != nil; {
+		var expired []string
+		err := tx.tx.Bucket(bucketChallenges).ForEach(func(k, v []byte) error {
 			var ch Challenge
 			if json.Unmarshal(v, &ch) != nil || ch.Expires.Before(now) {
-				if err := c.Delete(); err != nil {
+				expired = append(expired, string(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range expired {
+			if err := tx.DeleteChallenge(id); err != nil {
+				return err
+			}
+		}
+		n = len(expired)
+		live := tx.tx.Bucket(bucketLive).Cursor()
+		for k, v := live.First(); k != nil; {
+			if tx.tx.Bucket(bucketChallenges).Get(v) == nil {
+				if err := live.Delete(); err != nil {
 					return err
 				}
-				n++
-				k, v = c.Seek(k)
+				k, v = live.Seek(k)
 				continue
 			}
-			k, v = c.Next()
+			k, v = live.Next()
 		}
+		m, err := tx.pruneSends(now)
+		if err != nil {
+			return err
+		}
+		n += m
 		p := tx.tx.Bucket(bucketProven).Cursor()
 		for k, v := p.First(); k != nil; {
 			if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(provenBefore) {

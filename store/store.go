@@ -1,6 +1,6 @@
 // Package store keeps everything otpgate must remember in one bbolt file:
 // users, live challenges, proven (user, IP) pairs for the reconnect window,
-// and the audit log.
+// recent sends for the abuse limits, and the audit log.
 //
 // Writes on the request path go through [DB.Update], which commits the
 // functions of concurrent callers together in one transaction (one disk sync
@@ -32,6 +32,8 @@ var (
 	bucketProven     = []byte("proven")
 	bucketAudit      = []byte("audit")
 	bucketMeta       = []byte("meta")
+	bucketLive       = []byte("live")  // (user, client, IP) -> ID of the live challenge
+	bucketSends      = []byte("sends") // recent sends, for the abuse limits
 )
 
 // Options tune Open.
@@ -76,7 +78,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketChallenges, bucketProven, bucketAudit, bucketMeta} {
+		for _, name := range [][]byte{bucketUsers, bucketChallenges, bucketProven, bucketAudit, bucketMeta, bucketLive, bucketSends} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -19,9 +19,12 @@ type User struct {
 	// TwoFactor switches the second factor for this user: "on", "off", or
 	// empty to follow the tenant's mode.
 	TwoFactor string `json:"two_factor,omitempty"`
-	// Method is the primary second factor: "totp", "sms" or "email"; empty
+	// Method is the primary second factor: "totp", "sms", "email" or "voice"; empty
 	// means none chosen.
 	Method string `json:"method,omitempty"`
+	// BackupMethod is used when the primary method cannot be delivered;
+	// empty means none.
+	BackupMethod string `json:"backup_method,omitempty"`
 	// Phone is the mobile number in E.164 form; empty means none on file.
 	Phone string `json:"phone,omitempty"`
 	// Email is the e-mail address; empty means none on file.

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// SendWindow is the longest a send is remembered for the rate limits: a
+// limit can look back at most this far.
+const SendWindow = 24 * time.Hour
+
+// maxSendsKept bounds the sends remembered under one key; limits are far
+// below it.
+const maxSendsKept = 4096
+
+// Keys in the sends bucket start with a kind byte.
+const (
+	kindRecent = 'r' // a list of send times, newest last
+	kindDay    = 'd' // a UTC day number and a count
+)
+
+// CountSends returns how many sends recorded under key happened at or
+// after since.
+func (tx *Tx) CountSends(key string, since time.Time) int {
+	v := tx.tx.Bucket(bucketSends).Get(sendsKey(kindRecent, key))
+	n := 0
+	for i := len(v) - 8; i >= 0; i -= 8 {
+		if time.Unix(0, int64(binary.BigEndian.Uint64(v[i:]))).Before(since) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// RecordSend records a send under key at the given time, and forgets the
+// sends under key that are older than SendWindow.
+func (tx *Tx) RecordSend(key string, at time.Time) error {
+	b := tx.tx.Bucket(bucketSends)
+	k := sendsKey(kindRecent, key)
+	old := b.Get(k)
+	cutoff := at.Add(-SendWindow).UnixNano()
+	start := 0
+	for start < len(old) && int64(binary.BigEndian.Uint64(old[start:])) < cutoff {
+		start += 8
+	}
+	start = max(start, len(old)-8*(maxSendsKept-1))
+	v := make([]byte, 0, len(old)-start+8)
+	v = append(v, old[start:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
+	return b.Put(k, v)
+}
+
+// DayCount returns the count under key for the UTC day of at.
+func (tx *Tx) DayCount(key string, at time.Time) int {
+	v := tx.tx.Bucket(bucketSends).Get(sendsKey(kindDay, key))
+	if len(v) != 16 || binary.BigEndian.Uint64(v) != dayNumber(at) {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v[8:]))
+}
+
+// AddDayCount adds one to the count under key for the UTC day of at; a
+// count from an earlier day starts over.
+func (tx *Tx) AddDayCount(key string, at time.Time) error {
+	n := tx.DayCount(key, at)
+	v := binary.BigEndian.AppendUint64(nil, dayNumber(at))
+	v = binary.BigEndian.AppendUint64(v, uint64(n+1))
+	return tx.tx.Bucket(bucketSends).Put(sendsKey(kindDay, key), v)
+}
+
+// pruneSends removes send lists whose newest send is older than
+// SendWindow and day counts from before yesterday.
+func (tx *Tx) pruneSends(now time.Time) (int, error) {
+	n := 0
+	c := tx.tx.Bucket(bucketSends).Cursor()
+	for k, v := c.First(); k != nil; {
+		stale := false
+		switch k[0] {
+		case kindRecent:
+			stale = len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v[len(v)-8:]))).Before(now.Add(-SendWindow))
+		case kindDay:
+			stale = len(v) != 16 || binary.BigEndian.Uint64(v)+1 < dayNumber(now)
+		}
+		if !stale {
+			k, v = c.Next()
+			continue
+		}
+		if err := c.Delete(); err != nil {
+			return n, err
+		}
+		n++
+		k, v = c.Seek(k)
+	}
+	return n, nil
+}
+
+func sendsKey(kind byte, key string) []byte { return append([]byte{kind, 0}, key...) }
+
+// dayNumber counts UTC days since 1970.
+func dayNumber(t time.Time) uint64 { return uint64(t.UTC().Unix() / 86400) }
