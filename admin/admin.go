@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/store"
@@ -41,6 +41,7 @@ type UserChange struct {
 	Phone        *string  `json:"phone,omitempty"`
 	Email        *string  `json:"email,omitempty"`
 	Method       *string  `json:"method,omitempty"`
+	BackupMethod *string  `json:"backup_method,omitempty"`
 	TwoFactor    *string  `json:"two_factor,omitempty"`
 	AddHomeIPs   []string `json:"add_home_ips,omitempty"`
 	ClearHomeIPs bool     `json:"clear_home_ips,omitempty"`
@@ -175,28 +176,17 @@ func parseHomeIP(s string) (netip.Prefix, error) {
 // normalizePhone accepts an international number with + or 00 and 7 to 15
 // digits, spaces, dots, dashes and brackets allowed, and returns it in
 // E.164 form.
-func normalizePhone(s string) (string, error) {
-	if s == "" {
+// normalizePhone writes a number in E.164 form, taking numbers without a
+// country code to be in the tenant's country (cc, "" when it has none).
+func normalizePhone(s, cc string) (string, error) {
+	if strings.TrimSpace(s) == "" {
 		return "", nil
 	}
-	clean := strings.Map(func(r rune) rune {
-		if strings.ContainsRune(" .-()/", r) {
-			return -1
-		}
-		return r
-	}, s)
-	switch {
-	case strings.HasPrefix(clean, "+"):
-		clean = clean[1:]
-	case strings.HasPrefix(clean, "00"):
-		clean = clean[2:]
-	default:
-		return "", usagef("--phone %q: write the number with its country code, for example +31612345678", s)
+	p, err := phone.Parse(s, cc)
+	if err != nil {
+		return "", usagef("--phone: %v", err)
 	}
-	if len(clean) < 7 || len(clean) > 15 || strings.ContainsFunc(clean, func(r rune) bool { return r < '0' || r > '9' }) || clean[0] == '0' {
-		return "", usagef("--phone %q: want a country code and 7 to 15 digits in all, for example +31612345678", s)
-	}
-	return "+" + clean, nil
+	return p, nil
 }
 
 func checkEmail(s string) error {
@@ -207,11 +197,9 @@ func checkEmail(s string) error {
 	return nil
 }
 
-var methodNames = []string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}
-
-func checkMethod(m string) error {
-	if m != "" && !slices.Contains(methodNames, m) {
-		return usagef("--method %q: want one of %s", m, strings.Join(methodNames, ", "))
+func checkMethod(flag, m string) error {
+	if m != "" && !policy.IsMethod(m) {
+		return usagef("--%s %q: want one of %s", flag, m, strings.Join(policy.AllMethods, ", "))
 	}
 	return nil
 }

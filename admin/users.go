@@ -96,7 +96,11 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		}
 	}
 	if ch.Phone != nil {
-		p, err := normalizePhone(*ch.Phone)
+		cc := ""
+		if t := s.tenant(u.Tenant); t != nil {
+			cc = t.CountryCode
+		}
+		p, err := normalizePhone(*ch.Phone, cc)
 		problems = append(problems, err)
 		u.Phone = p
 	}
@@ -104,14 +108,27 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		problems = append(problems, checkEmail(*ch.Email))
 		u.Email = strings.TrimSpace(*ch.Email)
 	}
-	if ch.Method != nil {
-		m := strings.ToLower(*ch.Method)
-		if err := checkMethod(m); err != nil {
+	for _, f := range []struct {
+		flag string
+		v    *string
+		dst  *string
+	}{{"method", ch.Method, &u.Method}, {"backup-method", ch.BackupMethod, &u.BackupMethod}} {
+		if f.v == nil {
+			continue
+		}
+		m := strings.ToLower(strings.TrimSpace(*f.v))
+		if m == "none" {
+			m = ""
+		}
+		if err := checkMethod(f.flag, m); err != nil {
 			problems = append(problems, err)
 		} else if t := s.tenant(u.Tenant); t != nil && m != "" && !slices.Contains(t.Methods, m) {
-			problems = append(problems, usagef("--method %s: tenant %s allows %s", m, t.Name, strings.Join(t.Methods, ", ")))
+			problems = append(problems, usagef("--%s %s: tenant %s allows %s", f.flag, m, t.Name, strings.Join(t.Methods, ", ")))
 		}
-		u.Method = m
+		*f.dst = m
+	}
+	if u.BackupMethod != "" && u.BackupMethod == u.Method {
+		problems = append(problems, usagef("--backup-method %s: that is the primary method already; choose another or none", u.BackupMethod))
 	}
 	if ch.TwoFactor != nil {
 		switch v := strings.ToLower(*ch.TwoFactor); v {
@@ -166,6 +183,7 @@ func (s *Service) showUser(name string) (string, error) {
 	row("tenant", u.Tenant)
 	row("2fa", orText(u.TwoFactor, "as tenant"))
 	row("method", orText(u.Method, "none"))
+	row("backup method", orText(u.BackupMethod, "none"))
 	row("phone", orText(u.Phone, "none"))
 	row("email", orText(u.Email, "none"))
 	ips := make([]string, len(u.HomeIPs))
@@ -187,7 +205,11 @@ func (s *Service) listUsers() (string, error) {
 	fmt.Fprintln(w, "NAME\tTENANT\tMETHOD\t2FA\tTOTP\tPHONE\tEMAIL")
 	err := s.DB.View(func(tx *store.Tx) error {
 		return tx.Users(func(u store.User) error {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, orText(u.Method, "-"),
+			method := orText(u.Method, "-")
+			if u.BackupMethod != "" {
+				method += "," + u.BackupMethod
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, method,
 				orText(u.TwoFactor, "tenant"), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil],
 				orText(u.Phone, "-"), orText(u.Email, "-"))
 			return nil

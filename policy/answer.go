@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otpgate/otpgate/otp"
-	"github.com/otpgate/otpgate/sms"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -16,9 +16,11 @@ import (
 // recorded and the (user, IP) pair proven together, or not at all.
 func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	name := store.NormalizeName(req.User)
+	word := strings.ToLower(strings.TrimSpace(req.Password))
 	var res Result
+	var next *turn
 	err := e.db.Update(func(tx *store.Tx) error {
-		res = Result{User: name}
+		res, next = Result{User: name}, nil
 		ch, err := tx.Challenge(req.State)
 		if isNotFound(err) {
 			res = reject("unknown_state", e.messages(req.Tenant).CodeExpired)
@@ -48,14 +50,94 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 			res = reject("unknown_tenant", DefaultMessages().Unavailable)
 			return nil
 		}
+		if (word == "resend" || IsMethod(word)) && e.now().Before(ch.Expires) {
+			// Sending happens outside the transaction; the State is used
+			// up here, so a second copy of this answer finds nothing.
+			next = &turn{t: t, u: u, old: ch, word: word}
+			return nil
+		}
 		res, err = e.check(tx, req, t, u, ch)
 		return err
 	})
+	if err == nil && next != nil {
+		res, err = e.turn(ctx, *next)
+	}
 	res.User = name
 	if err != nil {
 		return res, fmt.Errorf("answer challenge: %w", err)
 	}
 	return res, nil
+}
+
+// turn is a challenge answered with "resend" or a method's name.
+type turn struct {
+	t    *Tenant
+	u    store.User
+	old  store.Challenge
+	word string
+}
+
+// turn sends a new code for "resend", or moves the challenge to the method
+// named (PRODUCT.md step 4). Wrong answers so far still count. When it
+// cannot, the old code stays valid under a new State and the user is told
+// why.
+func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
+	mu := e.userLock(c.u.Name)
+	mu.Lock()
+	defer mu.Unlock()
+
+	t, m, old := c.t, c.t.Messages, c.old
+	method, reason := c.word, "switch"
+	if c.word == "resend" || c.word == old.Method {
+		method, reason = old.Method, "resend"
+	}
+	now := e.now()
+	switch {
+	case method != old.Method && (!t.allows(method) || !e.usable(method, c.u)):
+		return e.keep(t, old, "method_unavailable", fill(m.MethodUnavailable, "{method}", m.methodName(method)))
+	case reason == "resend" && method == MethodTOTP:
+		return e.keep(t, old, "resend_totp", m.ResendTOTP)
+	case reason == "resend" && now.Sub(old.Sent) < t.ResendCooldown:
+		wait := (t.ResendCooldown - now.Sub(old.Sent) + time.Second - 1) / time.Second
+		return e.keep(t, old, "resend_cooldown", fill(m.ResendWait, "{seconds}", strconv.Itoa(int(wait))))
+	}
+	ch := store.Challenge{
+		User: old.User, Client: old.Client, Method: method, EndUserIP: old.EndUserIP,
+		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL),
+	}
+	out, err := e.issue(ctx, t, c.u, &ch)
+	switch {
+	case err != nil:
+		return Result{}, err
+	case out.refused != "":
+		return e.keep(t, old, out.refused, refusalMessage(m, out.refused))
+	case out.failed:
+		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
+	}
+	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
+		return Result{}, fmt.Errorf("store challenge: %w", err)
+	}
+	msg := prompt(m, ch)
+	if reason == "resend" && method != MethodVoice {
+		msg = fill(m.CodeResent, "{destination}", ch.Destination)
+	}
+	return Result{Decision: Challenge, Reason: reason, Method: method, Provider: out.provider,
+		Tenant: t.Name, State: ch.ID, Message: msg}, nil
+}
+
+// keep puts the old challenge back under a new State, so that the code the
+// user already has still works, and says why nothing new was sent.
+func (e *Engine) keep(t *Tenant, old store.Challenge, reason, why string) (Result, error) {
+	id, err := e.newState()
+	if err != nil {
+		return Result{}, err
+	}
+	old.ID = id
+	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(old) }); err != nil {
+		return Result{}, fmt.Errorf("store challenge: %w", err)
+	}
+	return Result{Decision: Challenge, Reason: reason, Method: old.Method, Tenant: t.Name,
+		State: id, Message: join(why, prompt(t.Messages, old))}, nil
 }
 
 // check compares the code with the challenge and writes what follows from
@@ -137,8 +219,3 @@ func codeContext(salt string) string { return "code:" + salt }
 
 // totpContext binds a sealed TOTP secret to its user.
 func totpContext(user string) string { return "totp:" + user }
-
-// smsMessage is the message that carries code to a user by method.
-func smsMessage(method, to, code string, t *Tenant) sms.Message {
-	return sms.Message{Channel: method, To: to, Code: code, Text: fill(t.Messages.CodeText, "{code}", code)}
-}

@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -99,8 +98,8 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 	if u.TwoFactor == "off" {
 		return accept("user_2fa_off", "")
 	}
-	method := e.method(t, u)
-	if method == "" {
+	methods := e.methods(t, u)
+	if len(methods) == 0 {
 		if t.Mode == ModeOptional && u.TwoFactor != "on" {
 			return accept("no_second_factor_optional", "")
 		}
@@ -116,24 +115,25 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 			return accept("reconnect", m.Reconnected)
 		}
 	}
-	res, err := e.challenge(ctx, req, t, u, method)
+	res, err := e.challenge(ctx, req, t, u, methods)
 	if err != nil {
-		e.log.ErrorContext(ctx, "challenge failed", "user", u.Name, "method", method, "err", err)
-		return Result{Decision: Reject, Reason: "error", Method: method, Message: m.Unavailable}
+		e.log.ErrorContext(ctx, "challenge failed", "user", u.Name, "method", methods[0], "err", err)
+		return Result{Decision: Reject, Reason: "error", Method: methods[0], Message: m.Unavailable}
 	}
 	return res
 }
 
-// method picks the second factor for u: the primary method when the tenant
-// allows it and it can be used, else the first the tenant allows that can.
-// It returns "" when the user has none.
-func (e *Engine) method(t *Tenant, u store.User) string {
-	for _, m := range slices.Concat([]string{u.Method}, t.Methods) {
-		if m != "" && t.allows(m) && e.usable(m, u) {
-			return m
+// methods lists the second factors u can be asked for, in the order to
+// try them: the primary method, the backup, then the others the tenant
+// allows, each only if the tenant allows it and u can use it.
+func (e *Engine) methods(t *Tenant, u store.User) []string {
+	var out []string
+	for _, m := range slices.Concat([]string{u.Method, u.BackupMethod}, t.Methods) {
+		if m != "" && !slices.Contains(out, m) && t.allows(m) && e.usable(m, u) {
+			out = append(out, m)
 		}
 	}
-	return ""
+	return out
 }
 
 // usable reports whether u can be asked for a code by method.
@@ -141,52 +141,12 @@ func (e *Engine) usable(method string, u store.User) bool {
 	switch method {
 	case MethodTOTP:
 		return u.TOTP != nil
-	case MethodSMS:
-		return u.Phone != "" && e.send != nil
+	case MethodSMS, MethodVoice:
+		return u.Phone != "" && e.senders[method] != nil
 	case MethodEmail:
-		return u.Email != "" && e.send != nil
+		return u.Email != "" && e.senders[method] != nil
 	}
 	return false
-}
-
-// challenge stores a new challenge for u and, for a sent code, delivers it.
-func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, method string) (Result, error) {
-	id, err := e.newState()
-	if err != nil {
-		return Result{}, err
-	}
-	ch := store.Challenge{
-		ID: id, User: u.Name, Client: req.Client, Method: method,
-		EndUserIP: req.IP, Expires: e.now().Add(t.CodeTTL),
-	}
-	msg := t.Messages.TOTPPrompt
-	if method != MethodTOTP {
-		to, masked := u.Phone, MaskPhone(u.Phone)
-		if method == MethodEmail {
-			to, masked = u.Email, MaskEmail(u.Email)
-		}
-		code, err := otp.NewCode(e.rand, t.CodeDigits)
-		if err != nil {
-			return Result{}, err
-		}
-		ch.Salt = id
-		ch.CodeHash = e.key.Hash(codeContext(ch.Salt), code)
-		ch.Destination = masked
-		if err := e.deliver(ctx, method, to, code, t); err != nil {
-			e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)
-			return Result{Decision: Reject, Reason: "delivery_failed", Method: method, Message: t.Messages.DeliveryFailed}, nil
-		}
-		msg = fill(t.Messages.CodeSent, "{destination}", masked)
-	}
-	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
-		return Result{}, fmt.Errorf("store challenge: %w", err)
-	}
-	return Result{Decision: Challenge, Reason: "challenge", Method: method, State: id, Message: msg}, nil
-}
-
-// deliver sends code by method through the Sender.
-func (e *Engine) deliver(ctx context.Context, method, to, code string, t *Tenant) error {
-	return e.send.Send(ctx, smsMessage(method, to, code, t))
 }
 
 // ipKey is the form an end-user IP takes in records.

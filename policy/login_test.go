@@ -72,8 +72,9 @@ func TestDecideStoresChallenge(t *testing.T) {
 	if ch.CodeHash != nil {
 		t.Errorf("got a code hash %x on a TOTP challenge, want none", ch.CodeHash)
 	}
-	// Each login gets its own State.
-	again := f.decide(login("alice", ipX))
+	// A login from elsewhere gets its own State (one from the same place
+	// reuses the live challenge; see TestRepeatedLoginReusesChallenge).
+	again := f.decide(login("alice", ipY))
 	if again.State == res.State {
 		t.Errorf("two logins share State %s", res.State)
 	}
@@ -127,7 +128,7 @@ func withTenant(r policy.Request, tenant string) policy.Request {
 
 func TestDecideNoSender(t *testing.T) {
 	// Without a Sender, SMS and e-mail cannot be used: bob has nothing else.
-	f := newFixture(t, func(c *policy.Config) { c.Sender = nil })
+	f := newFixture(t, func(c *policy.Config) { c.Senders = nil })
 	check(t, f.decide(login("bob", ipX)), want{policy.Reject, "no_second_factor", msgs.NoSecondFactor, ""})
 	check(t, f.decide(login("rita", ipX)), want{policy.Reject, "no_second_factor", msgs.NoSecondFactor, ""})
 	check(t, f.decide(login("alice", ipX)), want{policy.Challenge, "challenge", msgs.TOTPPrompt, "totp"})
@@ -136,7 +137,7 @@ func TestDecideNoSender(t *testing.T) {
 func TestDecideSMS(t *testing.T) {
 	f := newFixture(t)
 	res := f.decide(login("bob", ipX))
-	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to +31 6*****78", "sms"})
+	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to +31 6*****78 (or type resend)", "sms"})
 
 	sent := f.sender.messages()
 	if len(sent) != 1 {
@@ -201,7 +202,7 @@ func TestDecideSMSCodeIsSingleUse(t *testing.T) {
 func TestDecideSMSTenantDigits(t *testing.T) {
 	f := newFixture(t)
 	res := f.decide(withTenant(login("quinn", ipX), "opt"))
-	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to +49 1*****78", "sms"})
+	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to +49 1*****78 (or type resend)", "sms"})
 	sent := f.sender.messages()
 	if len(sent) != 1 || len(sent[0].Code) != 4 {
 		t.Fatalf("got %+v, want one 4-digit code", sent)
@@ -212,7 +213,7 @@ func TestDecideSMSTenantDigits(t *testing.T) {
 func TestDecideEmail(t *testing.T) {
 	f := newFixture(t)
 	res := f.decide(login("rita", ipX))
-	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to r***@example.com", "email"})
+	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to r***@example.com (or type resend)", "email"})
 	sent := f.sender.messages()
 	if len(sent) != 1 || sent[0].Channel != "email" || sent[0].To != "rita@example.com" {
 		t.Fatalf("got %+v, want one e-mail to rita@example.com", sent)
@@ -222,7 +223,7 @@ func TestDecideEmail(t *testing.T) {
 
 func TestDecideDeliveryFailed(t *testing.T) {
 	failing := &failingSender{}
-	f := newFixture(t, func(c *policy.Config) { c.Sender = failing })
+	f := newFixture(t, func(c *policy.Config) { c.Senders = allChannels(failing) })
 	res := f.decide(login("bob", ipX))
 	check(t, res, want{policy.Reject, "delivery_failed", msgs.DeliveryFailed, "sms"})
 	if failing.calls != 1 {

@@ -11,10 +11,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/secret"
@@ -82,14 +84,17 @@ type Result struct {
 	Reason string
 	// Method is the second factor involved, if any.
 	Method string
+	// Provider is the delivery provider that took a sent code, if any.
+	Provider string
 	// User and Tenant are the normalised name and the tenant that decided.
 	User   string
 	Tenant string
 }
 
-// Sender delivers a code to a user.
+// Sender delivers a code to a user through one channel, and says which
+// provider took it.
 type Sender interface {
-	Send(ctx context.Context, m sms.Message) error
+	Send(ctx context.Context, m sms.Message) (provider string, err error)
 }
 
 // Engine makes decisions. Its fields are set once by New.
@@ -97,10 +102,14 @@ type Engine struct {
 	db      *store.DB
 	key     *secret.Key
 	tenants map[string]*Tenant
-	send    Sender
+	senders map[string]Sender
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
+
+	// sending serialises the start of challenges per user, so that two
+	// logins at once cannot both send a code (see userLock).
+	sending [64]sync.Mutex
 }
 
 // Config is what an Engine needs.
@@ -108,8 +117,9 @@ type Config struct {
 	Store   *store.DB
 	Key     *secret.Key
 	Tenants []Tenant
-	// Sender delivers sent codes; nil means no method but TOTP can be used.
-	Sender Sender
+	// Senders deliver sent codes, by channel ("sms", "email", "voice"); a
+	// channel without one cannot be used.
+	Senders map[string]Sender
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand is the source of States and codes; nil means crypto/rand.
@@ -120,7 +130,7 @@ type Config struct {
 
 // New makes an Engine.
 func New(c Config) *Engine {
-	e := &Engine{db: c.Store, key: c.Key, send: c.Sender, now: c.Now, rand: c.Rand, log: c.Log,
+	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
 		tenants: make(map[string]*Tenant, len(c.Tenants))}
 	for i := range c.Tenants {
 		t := c.Tenants[i]
@@ -169,10 +179,10 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 	e.log.LogAttrs(ctx, slog.LevelInfo, "decision",
 		slog.String("user", res.User), slog.String("client", req.Client), slog.String("ip", ip),
 		slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
-		slog.String("method", res.Method))
+		slog.String("method", res.Method), slog.String("provider", res.Provider))
 	err := e.db.Audit(store.Entry{
 		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
-		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method,
+		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
 	})
 	if err != nil {
 		e.log.ErrorContext(ctx, "audit write failed", "err", err)
@@ -209,6 +219,13 @@ func accept(reason, msg string) Result { return Result{Decision: Accept, Reason:
 // fill replaces {name} placeholders in a message.
 func fill(msg string, kv ...string) string {
 	return strings.NewReplacer(kv...).Replace(msg)
+}
+
+// userLock returns the lock that serialises sending for user.
+func (e *Engine) userLock(user string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(user))
+	return &e.sending[h.Sum32()%uint32(len(e.sending))]
 }
 
 // isNotFound reports whether err is the store's ErrNotFound.

@@ -37,11 +37,11 @@ type recordingSender struct {
 	sent []sms.Message
 }
 
-func (s *recordingSender) Send(_ context.Context, m sms.Message) error {
+func (s *recordingSender) Send(_ context.Context, m sms.Message) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sent = append(s.sent, m)
-	return nil
+	return "recorder", nil
 }
 
 func (s *recordingSender) messages() []sms.Message {
@@ -56,11 +56,16 @@ type failingSender struct {
 	calls int
 }
 
-func (s *failingSender) Send(context.Context, sms.Message) error {
+func (s *failingSender) Send(context.Context, sms.Message) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	return errors.New("provider down")
+	return "", errors.New("provider down")
+}
+
+// allChannels gives every channel the same sender.
+func allChannels(s policy.Sender) map[string]policy.Sender {
+	return map[string]policy.Sender{policy.MethodSMS: s, policy.MethodEmail: s, policy.MethodVoice: s}
 }
 
 // dutch are a tenant's own texts, to show that tenants' texts are used.
@@ -132,7 +137,7 @@ func newFixture(t *testing.T, with ...func(*policy.Config)) *fixture {
 	}
 	f := &fixture{t: t, db: db, key: key, now: start, sender: &recordingSender{}}
 	cfg := policy.Config{
-		Store: db, Key: key, Tenants: tenants(), Sender: f.sender,
+		Store: db, Key: key, Tenants: tenants(), Senders: allChannels(f.sender),
 		Now: func() time.Time { return f.now },
 	}
 	for _, w := range with {
@@ -244,7 +249,7 @@ func (f *fixture) decide(req policy.Request) policy.Result {
 	}
 	want := store.Entry{
 		Time: f.now, User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
-		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method,
+		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
 	}
 	got := es[0]
 	if !got.Time.Equal(want.Time) {
@@ -340,8 +345,8 @@ func TestDecisionString(t *testing.T) {
 
 func TestDefaultMessages(t *testing.T) {
 	all := msgs.All()
-	if len(all) != 13 {
-		t.Errorf("got %d messages, want 13", len(all))
+	if len(all) != len(policy.MessageKeys()) {
+		t.Errorf("got %d messages, want %d", len(all), len(policy.MessageKeys()))
 	}
 	for k, v := range all {
 		if v == "" {
@@ -384,7 +389,7 @@ func TestDecideAudit(t *testing.T) {
 
 	got := f.auditLog()
 	wantEntries := []store.Entry{
-		{Time: start.Add(3 * time.Second), User: "bob", Tenant: "acme", Client: "citrix", IP: "192.0.2.10", Decision: "challenge", Reason: "challenge", Method: "sms"},
+		{Time: start.Add(3 * time.Second), User: "bob", Tenant: "acme", Client: "citrix", IP: "192.0.2.10", Decision: "challenge", Reason: "challenge", Method: "sms", Provider: "recorder"},
 		{Time: start.Add(3 * time.Second), User: "nobody", Tenant: "acme", Client: "citrix", Decision: "reject", Reason: "unknown_user"},
 		{Time: start.Add(2 * time.Second), User: "alice", Tenant: "acme", Client: "citrix", IP: "192.0.2.10", Decision: "challenge", Reason: "wrong_code", Method: "totp"},
 		{Time: start.Add(time.Second), User: "alice", Tenant: "acme", Client: "citrix", IP: "192.0.2.10", Decision: "challenge", Reason: "challenge", Method: "totp"},
@@ -432,7 +437,8 @@ func TestDecideConcurrentReplay(t *testing.T) {
 	const n = 8
 	states := make([]string, n)
 	for i := range states {
-		res := f.decide(login("alice", ipX))
+		// Each from its own IP, or the second would reuse the first's challenge.
+		res := f.decide(login("alice", netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})))
 		if res.Decision != policy.Challenge {
 			t.Fatalf("login %d: got %s, want challenge", i, res.Decision)
 		}
@@ -443,7 +449,7 @@ func TestDecideConcurrentReplay(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			results[i] = f.engine.Decide(context.Background(), answer("alice", states[i], code, ipX))
+			results[i] = f.engine.Decide(context.Background(), answer("alice", states[i], code, netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})))
 		})
 	}
 	wg.Wait()

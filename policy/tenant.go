@@ -26,7 +26,14 @@ const (
 	MethodTOTP  = "totp"
 	MethodSMS   = "sms"
 	MethodEmail = "email"
+	MethodVoice = "voice"
 )
+
+// AllMethods lists every method, in the order the tenant default uses.
+var AllMethods = []string{MethodTOTP, MethodSMS, MethodEmail, MethodVoice}
+
+// IsMethod reports whether s names a method.
+func IsMethod(s string) bool { return slices.Contains(AllMethods, s) }
 
 // Tenant is one organisation's settings.
 type Tenant struct {
@@ -44,6 +51,17 @@ type Tenant struct {
 	CodeTTL time.Duration
 	// MaxAttempts is how many wrong answers end a challenge.
 	MaxAttempts int
+	// ResendCooldown is how long after a send a user must wait before
+	// "resend" sends another code; zero means no wait.
+	ResendCooldown time.Duration
+	// Limits cap what sending codes can cost.
+	Limits Limits
+	// CountryCode is the country calling code ("31") of phone numbers
+	// given without one; empty means numbers must carry their own.
+	CountryCode string
+	// Language is the tag of the message catalogue ("en", "nl") and of the
+	// templates providers use; empty means "en".
+	Language string
 	// ReconnectWindow is how long a proved (user, IP) pair is trusted;
 	// zero means never.
 	ReconnectWindow time.Duration
@@ -54,43 +72,21 @@ type Tenant struct {
 	Messages Messages
 }
 
-// Messages are the texts shown to users in Reply-Message. In them
-// {destination} is the masked address a code was sent to, {tries} the
-// number of attempts left, {code} the code (only in CodeText, which is
-// what is sent).
-type Messages struct {
-	OfficeIP       string
-	HomeIP         string
-	Reconnected    string
-	TOTPPrompt     string
-	CodeSent       string
-	CodeText       string
-	WrongCode      string
-	TooManyWrong   string
-	CodeExpired    string
-	NoSecondFactor string
-	DeliveryFailed string
-	BadPassword    string
-	Unavailable    string
-}
-
-// DefaultMessages are the texts used where a tenant sets none.
-func DefaultMessages() Messages {
-	return Messages{
-		OfficeIP:       "HQ IP Allowed!",
-		HomeIP:         "Home IP Allowed!",
-		Reconnected:    "Reconnected",
-		TOTPPrompt:     "Enter the code from your authenticator app",
-		CodeSent:       "Enter the code sent to {destination}",
-		CodeText:       "Your login code is {code}",
-		WrongCode:      "Wrong code, {tries} tries left",
-		TooManyWrong:   "Wrong code. Please log in again.",
-		CodeExpired:    "Your code has expired. Please log in again.",
-		NoSecondFactor: "Two-factor authentication is required but not set up for your account. Contact your administrator.",
-		DeliveryFailed: "Your code could not be sent. Please try again later or contact your administrator.",
-		BadPassword:    "Wrong user name or password",
-		Unavailable:    "Login is unavailable at the moment. Please try again later.",
-	}
+// Limits cap the codes sent for one tenant. A zero count means no limit;
+// the configuration fills in safe defaults.
+type Limits struct {
+	// PerUserPerHour is how many codes one user may be sent in an hour,
+	// over all channels.
+	PerUserPerHour int
+	// PerDestinationPerDay is how many codes one phone number or mailbox
+	// may receive in 24 hours.
+	PerDestinationPerDay int
+	// DailyBudget is how many paid messages (SMS and voice) the tenant may
+	// send per UTC day.
+	DailyBudget int
+	// Countries are the country calling codes ("31") SMS and voice may go
+	// to; empty means any.
+	Countries []string
 }
 
 // allows reports whether the tenant permits method.
@@ -109,15 +105,4 @@ func containsAddr(prefixes []netip.Prefix, ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// All returns every message by its configuration key.
-func (m Messages) All() map[string]string {
-	return map[string]string{
-		"office_ip": m.OfficeIP, "home_ip": m.HomeIP, "reconnected": m.Reconnected,
-		"totp_prompt": m.TOTPPrompt, "code_sent": m.CodeSent, "code_text": m.CodeText,
-		"wrong_code": m.WrongCode, "too_many_wrong": m.TooManyWrong, "code_expired": m.CodeExpired,
-		"no_second_factor": m.NoSecondFactor, "delivery_failed": m.DeliveryFailed,
-		"bad_password": m.BadPassword, "unavailable": m.Unavailable,
-	}
 }

@@ -19,13 +19,13 @@ const (
 	kindDay    = 'd' // a UTC day number and a count
 )
 
-// CountSends returns how many sends recorded under key happened at or
-// after since.
+// CountSends returns how many sends recorded under key happened after
+// since: a send exactly one window ago no longer counts.
 func (tx *Tx) CountSends(key string, since time.Time) int {
 	v := tx.tx.Bucket(bucketSends).Get(sendsKey(kindRecent, key))
 	n := 0
 	for i := len(v) - 8; i >= 0; i -= 8 {
-		if time.Unix(0, int64(binary.BigEndian.Uint64(v[i:]))).Before(since) {
+		if !time.Unix(0, int64(binary.BigEndian.Uint64(v[i:]))).After(since) {
 			break
 		}
 		n++

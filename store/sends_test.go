@@ -24,11 +24,11 @@ func TestSendsSlidingWindow(t *testing.T) {
 		since time.Time
 		want  int
 	}{
-		{epoch, 5},
-		{epoch.Add(time.Minute), 4},
-		{epoch.Add(20 * time.Minute), 3},
-		{epoch.Add(59 * time.Minute), 1},
-		{epoch.Add(time.Hour), 0},
+		{epoch.Add(-time.Nanosecond), 5},
+		{epoch, 4},
+		{epoch.Add(20 * time.Minute), 2},
+		{epoch.Add(58 * time.Minute), 1},
+		{epoch.Add(59 * time.Minute), 0},
 	}
 	for _, tt := range tests {
 		mustView(t, db, func(tx *store.Tx) error {

@@ -1,0 +1,165 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+// challenge asks u for a code (PRODUCT.md step 3f). A live challenge of u
+// at this gateway and IP is reused, so a login repeated while the code is
+// on its way sends nothing twice. Otherwise methods are tried in order
+// until one can be used: a method whose code cannot be sent, or whose
+// sending a limit forbids, gives way to the next.
+func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) (Result, error) {
+	mu := e.userLock(u.Name)
+	mu.Lock()
+	defer mu.Unlock()
+
+	if res, ok, err := e.reuse(req, t, u); err != nil || ok {
+		return res, err
+	}
+	m := t.Messages
+	var failed string // the first method whose code could not be sent
+	var refused Result
+	for _, method := range methods {
+		ch := store.Challenge{
+			User: u.Name, Client: req.Client, Method: method,
+			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
+		}
+		out, err := e.issue(ctx, t, u, &ch)
+		if err != nil {
+			return Result{}, err
+		}
+		switch {
+		case out.refused != "":
+			if refused.Reason == "" {
+				refused = Result{Decision: Reject, Reason: out.refused, Method: method, Message: refusalMessage(m, out.refused)}
+			}
+			continue
+		case out.failed:
+			if failed == "" {
+				failed = method
+			}
+			continue
+		}
+		if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
+			return Result{}, fmt.Errorf("store challenge: %w", err)
+		}
+		res := Result{Decision: Challenge, Reason: "challenge", Method: method, Provider: out.provider,
+			State: ch.ID, Message: prompt(m, ch)}
+		switch {
+		case refused.Reason != "":
+			res.Reason = "challenge_backup"
+			res.Message = join(refused.Message, res.Message)
+		case failed != "":
+			res.Reason = "challenge_backup"
+			res.Message = join(fill(m.BackupUsed, "{failed}", m.methodName(failed)), res.Message)
+		}
+		return res, nil
+	}
+	if refused.Reason != "" {
+		return refused, nil
+	}
+	return Result{Decision: Reject, Reason: "delivery_failed", Method: methods[0], Message: m.DeliveryFailed}, nil
+}
+
+// reuse finds a challenge of u at this gateway and IP that can still be
+// answered.
+func (e *Engine) reuse(req Request, t *Tenant, u store.User) (Result, bool, error) {
+	var ch store.Challenge
+	err := e.db.View(func(tx *store.Tx) error {
+		var err error
+		ch, err = tx.LiveChallenge(u.Name, req.Client, ipKey(req.IP))
+		return err
+	})
+	if isNotFound(err) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("find live challenge: %w", err)
+	}
+	// A challenge changed by resend or a wrong answer is reused too; one
+	// that has run out of time or attempts, or whose method the user no
+	// longer has, is not.
+	if !e.now().Before(ch.Expires) || ch.Attempts >= t.MaxAttempts || !t.allows(ch.Method) || !e.usable(ch.Method, u) {
+		return Result{}, false, nil
+	}
+	return Result{Decision: Challenge, Reason: "challenge_reused", Method: ch.Method,
+		State: ch.ID, Message: prompt(t.Messages, ch)}, true, nil
+}
+
+// issued is what became of issuing a challenge.
+type issued struct {
+	provider string // the provider that took a sent code
+	refused  string // the limit that forbade sending, as an audit reason
+	failed   bool   // every provider failed
+}
+
+// issue gives ch a fresh State and, for a sent method, a fresh code, which
+// it sends to u within the tenant's limits. ch is not stored.
+func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.Challenge) (issued, error) {
+	id, err := e.newState()
+	if err != nil {
+		return issued{}, err
+	}
+	ch.ID = id
+	if ch.Method == MethodTOTP {
+		return issued{}, nil
+	}
+	to := u.Phone
+	if ch.Method == MethodEmail {
+		to = u.Email
+	}
+	code, err := otp.NewCode(e.rand, t.CodeDigits)
+	if err != nil {
+		return issued{}, err
+	}
+	now := e.now()
+	ch.Salt = id
+	ch.CodeHash = e.key.Hash(codeContext(ch.Salt), code)
+	ch.Destination = mask(ch.Method, to)
+	ch.Sent = now
+
+	refused, err := e.reserve(t, u.Name, ch.Method, to, now)
+	if err != nil {
+		return issued{}, err
+	}
+	if refused != "" {
+		e.log.WarnContext(ctx, "code not sent", "user", u.Name, "method", ch.Method, "reason", refused)
+		return issued{refused: refused}, nil
+	}
+	provider, err := e.senders[ch.Method].Send(ctx, message(t, ch.Method, to, code))
+	if err != nil {
+		e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", ch.Method, "err", err)
+		return issued{failed: true}, nil
+	}
+	return issued{provider: provider}, nil
+}
+
+// prompt is the Reply-Message that asks for the code of ch.
+func prompt(m Messages, ch store.Challenge) string {
+	switch ch.Method {
+	case MethodTOTP:
+		return m.TOTPPrompt
+	case MethodVoice:
+		return fill(m.CallPlaced, "{destination}", ch.Destination)
+	}
+	return fill(m.CodeSent, "{destination}", ch.Destination)
+}
+
+// join puts two sentences of a Reply-Message together.
+func join(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + " " + b
+}
+
+// spell writes a code digit by digit, for a voice to read out.
+func spell(code string) string {
+	return strings.Join(strings.Split(code, ""), " ")
+}

@@ -1,0 +1,222 @@
+package policy
+
+import (
+	"maps"
+	"slices"
+)
+
+// Messages are the texts users see: in Reply-Message, and in the codes
+// sent to them. Placeholders in braces are filled in where they occur:
+// {destination} the masked phone number or address a code went to,
+// {tries} the attempts left, {seconds} the wait before a resend,
+// {method} and {failed} the name of a method, {code} the code (only in
+// CodeText and VoiceText, which are what is sent).
+type Messages struct {
+	OfficeIP          string
+	HomeIP            string
+	Reconnected       string
+	TOTPPrompt        string
+	CodeSent          string
+	CallPlaced        string
+	CodeResent        string
+	CodeText          string
+	VoiceText         string
+	BackupUsed        string
+	ResendWait        string
+	ResendTOTP        string
+	MethodUnavailable string
+	WrongCode         string
+	TooManyWrong      string
+	CodeExpired       string
+	NoSecondFactor    string
+	DeliveryFailed    string
+	LimitReached      string
+	SendRefused       string
+	BadPassword       string
+	Unavailable       string
+	NameTOTP          string
+	NameSMS           string
+	NameEmail         string
+	NameVoice         string
+}
+
+// field maps a configuration key to its message.
+func (m *Messages) field(key string) *string {
+	switch key {
+	case "office_ip":
+		return &m.OfficeIP
+	case "home_ip":
+		return &m.HomeIP
+	case "reconnected":
+		return &m.Reconnected
+	case "totp_prompt":
+		return &m.TOTPPrompt
+	case "code_sent":
+		return &m.CodeSent
+	case "call_placed":
+		return &m.CallPlaced
+	case "code_resent":
+		return &m.CodeResent
+	case "code_text":
+		return &m.CodeText
+	case "voice_text":
+		return &m.VoiceText
+	case "backup_used":
+		return &m.BackupUsed
+	case "resend_wait":
+		return &m.ResendWait
+	case "resend_totp":
+		return &m.ResendTOTP
+	case "method_unavailable":
+		return &m.MethodUnavailable
+	case "wrong_code":
+		return &m.WrongCode
+	case "too_many_wrong":
+		return &m.TooManyWrong
+	case "code_expired":
+		return &m.CodeExpired
+	case "no_second_factor":
+		return &m.NoSecondFactor
+	case "delivery_failed":
+		return &m.DeliveryFailed
+	case "limit_reached":
+		return &m.LimitReached
+	case "send_refused":
+		return &m.SendRefused
+	case "bad_password":
+		return &m.BadPassword
+	case "unavailable":
+		return &m.Unavailable
+	case "name_totp":
+		return &m.NameTOTP
+	case "name_sms":
+		return &m.NameSMS
+	case "name_email":
+		return &m.NameEmail
+	case "name_voice":
+		return &m.NameVoice
+	}
+	return nil
+}
+
+// messageKeys are the configuration keys of all messages, in the order
+// of the struct.
+var messageKeys = []string{
+	"office_ip", "home_ip", "reconnected", "totp_prompt", "code_sent", "call_placed",
+	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
+	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
+	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
+	"name_totp", "name_sms", "name_email", "name_voice",
+}
+
+// Set replaces the message with the given configuration key, and reports
+// whether there is such a message.
+func (m *Messages) Set(key, text string) bool {
+	f := m.field(key)
+	if f == nil {
+		return false
+	}
+	*f = text
+	return true
+}
+
+// All returns every message by its configuration key.
+func (m Messages) All() map[string]string {
+	all := make(map[string]string, len(messageKeys))
+	for _, k := range messageKeys {
+		all[k] = *m.field(k)
+	}
+	return all
+}
+
+// MessageKeys returns the configuration keys of the messages, sorted.
+func MessageKeys() []string { return slices.Sorted(slices.Values(messageKeys)) }
+
+// methodName is the name of method in the tenant's language.
+func (m Messages) methodName(method string) string {
+	switch method {
+	case MethodTOTP:
+		return m.NameTOTP
+	case MethodSMS:
+		return m.NameSMS
+	case MethodEmail:
+		return m.NameEmail
+	case MethodVoice:
+		return m.NameVoice
+	}
+	return method
+}
+
+// Catalog returns the shipped messages in the language tagged lang, and
+// whether there are any.
+func Catalog(lang string) (Messages, bool) {
+	m, ok := catalogs[lang]
+	return m, ok
+}
+
+// Languages returns the tags of the shipped catalogues, sorted.
+func Languages() []string { return slices.Sorted(maps.Keys(catalogs)) }
+
+// DefaultMessages are the English texts, used where a tenant sets none.
+func DefaultMessages() Messages { return catalogs["en"] }
+
+// catalogs are the shipped texts. The trusted-place texts are the same in
+// every language: users know them from the providers otpgate replaces.
+var catalogs = map[string]Messages{
+	"en": {
+		OfficeIP:          "HQ IP Allowed!",
+		HomeIP:            "Home IP Allowed!",
+		Reconnected:       "Reconnected",
+		TOTPPrompt:        "Enter the code from your authenticator app",
+		CodeSent:          "Enter the code sent to {destination} (or type resend)",
+		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
+		CodeResent:        "A new code was sent to {destination}",
+		CodeText:          "Your login code is {code}",
+		VoiceText:         "Your login code is {code}. Once more: {code}.",
+		BackupUsed:        "Sending by {failed} failed.",
+		ResendWait:        "Please wait {seconds} seconds before asking for a new code.",
+		ResendTOTP:        "An authenticator app code cannot be resent.",
+		MethodUnavailable: "Your account has no {method} set up.",
+		WrongCode:         "Wrong code, {tries} tries left",
+		TooManyWrong:      "Wrong code. Please log in again.",
+		CodeExpired:       "Your code has expired. Please log in again.",
+		NoSecondFactor:    "Two-factor authentication is required but not set up for your account. Contact your administrator.",
+		DeliveryFailed:    "Your code could not be sent. Please try again later or contact your administrator.",
+		LimitReached:      "Too many codes were requested. Please try again later.",
+		SendRefused:       "A code cannot be sent to you at the moment. Please contact your administrator.",
+		BadPassword:       "Wrong user name or password",
+		Unavailable:       "Login is unavailable at the moment. Please try again later.",
+		NameTOTP:          "authenticator app",
+		NameSMS:           "SMS",
+		NameEmail:         "e-mail",
+		NameVoice:         "voice call",
+	},
+	"nl": {
+		OfficeIP:          "HQ IP Allowed!",
+		HomeIP:            "Home IP Allowed!",
+		Reconnected:       "Reconnected",
+		TOTPPrompt:        "Voer de code uit uw authenticator-app in",
+		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
+		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",
+		CodeResent:        "Er is een nieuwe code naar {destination} gestuurd",
+		CodeText:          "Uw inlogcode is {code}",
+		VoiceText:         "Uw inlogcode is {code}. Nogmaals: {code}.",
+		BackupUsed:        "Versturen per {failed} is mislukt.",
+		ResendWait:        "Wacht {seconds} seconden voordat u een nieuwe code aanvraagt.",
+		ResendTOTP:        "Een code uit een authenticator-app kan niet opnieuw worden verstuurd.",
+		MethodUnavailable: "Voor uw account is geen {method} ingesteld.",
+		WrongCode:         "Onjuiste code, nog {tries} pogingen",
+		TooManyWrong:      "Onjuiste code. Log opnieuw in.",
+		CodeExpired:       "Uw code is verlopen. Log opnieuw in.",
+		NoSecondFactor:    "Tweestapsverificatie is verplicht, maar niet ingesteld voor uw account. Neem contact op met uw beheerder.",
+		DeliveryFailed:    "Uw code kon niet worden verstuurd. Probeer het later opnieuw of neem contact op met uw beheerder.",
+		LimitReached:      "Er zijn te veel codes aangevraagd. Probeer het later opnieuw.",
+		SendRefused:       "Er kan nu geen code naar u worden verstuurd. Neem contact op met uw beheerder.",
+		BadPassword:       "Onjuiste gebruikersnaam of wachtwoord",
+		Unavailable:       "Inloggen is op dit moment niet mogelijk. Probeer het later opnieuw.",
+		NameTOTP:          "authenticator-app",
+		NameSMS:           "sms",
+		NameEmail:         "e-mail",
+		NameVoice:         "telefoonoproep",
+	},
+}
