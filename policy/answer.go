@@ -82,9 +82,7 @@ type turn struct {
 // cannot, the old code stays valid under a new State and the user is told
 // why.
 func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
-	mu := e.userLock(c.u.Name)
-	mu.Lock()
-	defer mu.Unlock()
+	defer e.lockUser(c.u.Name)()
 
 	t, m, old := c.t, c.t.Messages, c.old
 	method, reason := c.word, "switch"

@@ -15,9 +15,7 @@ import (
 // until one can be used: a method whose code cannot be sent, or whose
 // sending a limit forbids, gives way to the next.
 func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) (Result, error) {
-	mu := e.userLock(u.Name)
-	mu.Lock()
-	defer mu.Unlock()
+	defer e.lockUser(u.Name)()
 
 	if res, ok, err := e.reuse(req, t, u); err != nil || ok {
 		return res, err

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -108,8 +107,15 @@ type Engine struct {
 	log     *slog.Logger
 
 	// sending serialises the start of challenges per user, so that two
-	// logins at once cannot both send a code (see userLock).
-	sending [64]sync.Mutex
+	// logins at once cannot both send a code (see lockUser).
+	sendingMu sync.Mutex
+	sending   map[string]*userLock
+}
+
+// userLock is held while a user's challenge is being started.
+type userLock struct {
+	sync.Mutex
+	waiters int // holders and waiters; the entry goes when it drops to 0
 }
 
 // Config is what an Engine needs.
@@ -131,7 +137,7 @@ type Config struct {
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
-		tenants: make(map[string]*Tenant, len(c.Tenants))}
+		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{}}
 	for i := range c.Tenants {
 		t := c.Tenants[i]
 		e.tenants[t.Name] = &t
@@ -221,11 +227,27 @@ func fill(msg string, kv ...string) string {
 	return strings.NewReplacer(kv...).Replace(msg)
 }
 
-// userLock returns the lock that serialises sending for user.
-func (e *Engine) userLock(user string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(user))
-	return &e.sending[h.Sum32()%uint32(len(e.sending))]
+// lockUser waits until no other challenge of user is being started, and
+// returns the function that lets the next one go. Other users never wait:
+// a slow provider holds up only the user it is sending to.
+func (e *Engine) lockUser(user string) (unlock func()) {
+	e.sendingMu.Lock()
+	l := e.sending[user]
+	if l == nil {
+		l = &userLock{}
+		e.sending[user] = l
+	}
+	l.waiters++
+	e.sendingMu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		e.sendingMu.Lock()
+		if l.waiters--; l.waiters == 0 {
+			delete(e.sending, user)
+		}
+		e.sendingMu.Unlock()
+	}
 }
 
 // isNotFound reports whether err is the store's ErrNotFound.
