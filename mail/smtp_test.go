@@ -271,4 +271,3 @@ func atoi(s string) int {
 	}
 	return n
 }
-
