@@ -23,6 +23,7 @@ clients:
 tenants:
   - {name: acme, methods: [totp, sms, email]}
   - {name: other, methods: [totp]}
+  - {name: nl, methods: [totp, sms, voice], country_code: "31"}
 `
 
 // cliRun runs the CLI through run() and returns its output and exit status.
@@ -55,9 +56,18 @@ func TestCLIWithoutServer(t *testing.T) {
 	}{
 		{[]string{"user", "add", "Alice", "--tenant", "acme", "--phone", "0031 6-1234 5678", "--email", "alice@example.com", "--home-ip", "198.51.100.7"}, "", 0, "added user alice (tenant acme)"},
 		{[]string{"user", "add", "alice", "--tenant", "acme"}, "", 2, "user alice exists; change it with: otpgate user set alice"},
-		{[]string{"user", "add", "bob"}, "", 2, "say which tenant: otpgate user add bob --tenant NAME (one of acme, other)"},
-		{[]string{"user", "add", "bob", "--tenant", "nope"}, "", 2, `--tenant "nope": no such tenant; configured: acme, other`},
-		{[]string{"user", "add", "bob", "--tenant", "acme", "--phone", "0612345678"}, "", 2, "write the number with its country code"},
+		{[]string{"user", "add", "bob"}, "", 2, "say which tenant: otpgate user add bob --tenant NAME (one of acme, other, nl)"},
+		{[]string{"user", "add", "bob", "--tenant", "nope"}, "", 2, `--tenant "nope": no such tenant; configured: acme, other, nl`},
+		{[]string{"user", "add", "bob", "--tenant", "acme", "--phone", "0612345678"}, "", 2, `--phone: "0612345678" has no country code: give the number with its country code, like +31612345678`},
+		{[]string{"user", "add", "bob", "--tenant", "acme", "--phone", "+31 6 12"}, "", 2, "is too short: a phone number has 7 to 15 digits"},
+		{[]string{"user", "add", "nora", "--tenant", "nl", "--phone", "06-87654321", "--method", "voice", "--backup-method", "sms"}, "", 0, "added user nora"},
+		{[]string{"user", "show", "nora"}, "", 0, "phone: +31687654321"},
+		{[]string{"user", "show", "nora"}, "", 0, "backup method: sms"},
+		{[]string{"user", "set", "nora", "--backup-method", "voice"}, "", 2, "--backup-method voice: that is the primary method already"},
+		{[]string{"user", "set", "nora", "--backup-method", "email"}, "", 2, "--backup-method email: tenant nl allows totp, sms, voice"},
+		{[]string{"user", "set", "nora", "--backup-method", "pigeon"}, "", 2, `--backup-method "pigeon": want one of totp, sms, email, voice`},
+		{[]string{"user", "set", "nora", "--backup-method", "none"}, "", 0, "updated user nora"},
+		{[]string{"user", "show", "nora"}, "", 0, "backup method: none"},
 		{[]string{"user", "add", "bob", "--tenant", "other", "--method", "sms"}, "", 2, "--method sms: tenant other allows totp"},
 		{[]string{"user", "add", "bob", "--tenant", "acme", "--password-stdin"}, "hunter2\n", 0, "added user bob"},
 		{[]string{"user", "show", "ALICE"}, "", 0, "+31612345678"},

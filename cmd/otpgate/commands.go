@@ -26,13 +26,16 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range s.deliveryWarnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "configuration OK: %d client(s), %d tenant(s), listening on %s, store %s\n",
 		len(s.clients), len(s.tenants), strings.Join(s.listen, " "), s.storePath)
 	return nil
 }
 
 const userUsage = `otpgate user: manage users
-  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email] [--password-stdin]
+  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
   otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
   otpgate user show NAME
   otpgate user list
@@ -96,9 +99,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // function that turns the ones given into a change.
 func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.UserChange {
 	tenant := fs.String("tenant", "", "the user's `TENANT`")
-	phone := fs.String("phone", "", "mobile `NUMBER` with country code, for example +31612345678")
+	phone := fs.String("phone", "", "mobile `NUMBER`, for example +31612345678 (without country code: the tenant's country_code)")
 	email := fs.String("email", "", "e-mail `ADDRESS`")
-	method := fs.String("method", "", "primary second factor: `totp|sms|email`")
+	method := fs.String("method", "", "primary second factor: `totp|sms|email|voice`")
+	backup := fs.String("backup-method", "", "second factor used when the primary cannot be delivered: `totp|sms|email|voice`, or none")
 	var homeIPs listFlag
 	fs.Var(&homeIPs, "home-ip", "an `IP` or network the user may log in from without a code (repeatable)")
 	var twoFA *string
@@ -113,6 +117,7 @@ func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.Us
 		ch.Phone = ptrIf(set["phone"], *phone)
 		ch.Email = ptrIf(set["email"], *email)
 		ch.Method = ptrIf(set["method"], *method)
+		ch.BackupMethod = ptrIf(set["backup-method"], *backup)
 		ch.AddHomeIPs = homeIPs
 		if isSet {
 			ch.TwoFactor = ptrIf(set["2fa"], *twoFA)

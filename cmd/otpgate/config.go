@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
 )
@@ -67,11 +69,6 @@ type totpConfig struct {
 	Issuer string `mapstructure:"issuer"`
 }
 
-type deliveryConfig struct {
-	SMS   []string `mapstructure:"sms"`
-	Email []string `mapstructure:"email"`
-}
-
 type clientConfig struct {
 	Name                        string `mapstructure:"name"`
 	Address                     string `mapstructure:"address"`
@@ -86,32 +83,27 @@ type clientConfig struct {
 }
 
 type tenantConfig struct {
-	Name            string         `mapstructure:"name"`
-	Mode            string         `mapstructure:"mode"`
-	OfficeNetworks  []string       `mapstructure:"office_networks"`
-	Methods         []string       `mapstructure:"methods"`
-	CodeDigits      int            `mapstructure:"code_digits"`
-	CodeTTL         time.Duration  `mapstructure:"code_ttl"`
-	MaxAttempts     int            `mapstructure:"max_attempts"`
-	ReconnectWindow time.Duration  `mapstructure:"reconnect_window"`
-	UnknownUsers    string         `mapstructure:"unknown_users"`
-	Messages        messagesConfig `mapstructure:"messages"`
+	Name            string            `mapstructure:"name"`
+	Mode            string            `mapstructure:"mode"`
+	OfficeNetworks  []string          `mapstructure:"office_networks"`
+	Methods         []string          `mapstructure:"methods"`
+	CodeDigits      int               `mapstructure:"code_digits"`
+	CodeTTL         time.Duration     `mapstructure:"code_ttl"`
+	MaxAttempts     int               `mapstructure:"max_attempts"`
+	ReconnectWindow time.Duration     `mapstructure:"reconnect_window"`
+	ResendCooldown  *time.Duration    `mapstructure:"resend_cooldown"`
+	UnknownUsers    string            `mapstructure:"unknown_users"`
+	Language        string            `mapstructure:"language"`
+	CountryCode     string            `mapstructure:"country_code"`
+	Limits          limitsConfig      `mapstructure:"limits"`
+	Messages        map[string]string `mapstructure:"messages"`
 }
 
-type messagesConfig struct {
-	OfficeIP       string `mapstructure:"office_ip"`
-	HomeIP         string `mapstructure:"home_ip"`
-	Reconnected    string `mapstructure:"reconnected"`
-	TOTPPrompt     string `mapstructure:"totp_prompt"`
-	CodeSent       string `mapstructure:"code_sent"`
-	CodeText       string `mapstructure:"code_text"`
-	WrongCode      string `mapstructure:"wrong_code"`
-	TooManyWrong   string `mapstructure:"too_many_wrong"`
-	CodeExpired    string `mapstructure:"code_expired"`
-	NoSecondFactor string `mapstructure:"no_second_factor"`
-	DeliveryFailed string `mapstructure:"delivery_failed"`
-	BadPassword    string `mapstructure:"bad_password"`
-	Unavailable    string `mapstructure:"unavailable"`
+type limitsConfig struct {
+	SendsPerUserPerHour       int      `mapstructure:"sends_per_user_per_hour"`
+	SendsPerDestinationPerDay int      `mapstructure:"sends_per_destination_per_day"`
+	DailyBudget               int      `mapstructure:"daily_budget"`
+	Countries                 []string `mapstructure:"countries"`
 }
 
 // settings is a checked configuration, in the types the packages take.
@@ -128,6 +120,9 @@ type settings struct {
 	delivery        deliveryConfig
 	clients         []*radius.Client
 	tenants         []policy.Tenant
+
+	// cfg is the file as read, for building the delivery providers.
+	cfg *config
 }
 
 // loadConfig reads and checks a configuration file; path "" means the
@@ -190,6 +185,7 @@ func (c *config) check() (*settings, error) {
 		logFormat:       orDefault(c.Log.Format, "text"),
 		issuer:          orDefault(c.TOTP.Issuer, "otpgate"),
 		delivery:        c.Delivery,
+		cfg:             c,
 	}
 	if len(s.listen) == 0 {
 		s.listen = []string{"127.0.0.1:1812"}
@@ -223,23 +219,6 @@ func (c *config) check() (*settings, error) {
 	if !slices.Contains([]string{"text", "json"}, s.logFormat) {
 		p.add("log.format", "%q is not one of text, json", s.logFormat)
 	}
-	if len(s.delivery.SMS) == 0 {
-		s.delivery.SMS = []string{"console"}
-	}
-	if len(s.delivery.Email) == 0 {
-		s.delivery.Email = []string{"console"}
-	}
-	for _, ch := range []struct {
-		key  string
-		list []string
-	}{{"delivery.sms", s.delivery.SMS}, {"delivery.email", s.delivery.Email}} {
-		for i, n := range ch.list {
-			if n != "console" {
-				p.add(fmt.Sprintf("%s[%d]", ch.key, i), "unknown provider %q; this version has only console", n)
-			}
-		}
-	}
-
 	tenants := map[string]bool{}
 	for i, tc := range c.Tenants {
 		t := c.checkTenant(fmt.Sprintf("tenants[%d]", i), tc, &p)
@@ -252,6 +231,7 @@ func (c *config) check() (*settings, error) {
 	if len(c.Tenants) == 0 {
 		p.add("tenants", "at least one tenant is needed")
 	}
+	c.checkDelivery(s.tenants, &p)
 
 	names := map[string]bool{}
 	prefixes := map[netip.Prefix]string{}
@@ -331,7 +311,9 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		CodeTTL:         tc.CodeTTL,
 		MaxAttempts:     tc.MaxAttempts,
 		ReconnectWindow: tc.ReconnectWindow,
-		Messages:        tc.Messages.over(policy.DefaultMessages()),
+		ResendCooldown:  30 * time.Second,
+		Language:        orDefault(tc.Language, "en"),
+		CountryCode:     strings.TrimPrefix(strings.TrimSpace(tc.CountryCode), "+"),
 	}
 	if tc.Name == "" {
 		p.add(key+".name", "is missing")
@@ -350,11 +332,11 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		t.OfficeNetworks = append(t.OfficeNetworks, pr)
 	}
 	if len(t.Methods) == 0 {
-		t.Methods = []string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}
+		t.Methods = slices.Clone(policy.AllMethods)
 	}
 	for i, m := range t.Methods {
-		if !slices.Contains([]string{policy.MethodTOTP, policy.MethodSMS, policy.MethodEmail}, m) {
-			p.add(fmt.Sprintf("%s.methods[%d]", key, i), "%q is not one of totp, sms, email", m)
+		if !policy.IsMethod(m) {
+			p.add(fmt.Sprintf("%s.methods[%d]", key, i), "%q is not one of %s", m, strings.Join(policy.AllMethods, ", "))
 		}
 	}
 	if t.CodeDigits == 0 {
@@ -378,6 +360,12 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	if t.ReconnectWindow < 0 || t.ReconnectWindow > 30*24*time.Hour {
 		p.add(key+".reconnect_window", "%s is out of range, want 0 (off) to 720h", t.ReconnectWindow)
 	}
+	if tc.ResendCooldown != nil {
+		t.ResendCooldown = *tc.ResendCooldown
+	}
+	if t.ResendCooldown < 0 || t.ResendCooldown > 10*time.Minute {
+		p.add(key+".resend_cooldown", "%s is out of range, want 0 (none) to 10m", t.ResendCooldown)
+	}
 	switch tc.UnknownUsers {
 	case "", "reject":
 	case "allow":
@@ -385,6 +373,22 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	default:
 		p.add(key+".unknown_users", "%q is not one of reject, allow", tc.UnknownUsers)
 	}
+	if t.CountryCode != "" && !phone.ValidCountryCode(t.CountryCode) {
+		p.add(key+".country_code", "%q is not a country calling code such as 31 or 1", tc.CountryCode)
+	}
+	t.Limits = checkLimits(key+".limits", tc.Limits, t.CountryCode, p)
+
+	msgs, ok := policy.Catalog(t.Language)
+	if !ok {
+		p.add(key+".language", "%q has no messages; choose one of %s", tc.Language, strings.Join(policy.Languages(), ", "))
+		msgs = policy.DefaultMessages()
+	}
+	for _, name := range slices.Sorted(maps.Keys(tc.Messages)) {
+		if !msgs.Set(name, tc.Messages[name]) {
+			p.add(key+".messages", "%q is not a message; the messages are %s", name, strings.Join(policy.MessageKeys(), ", "))
+		}
+	}
+	t.Messages = msgs
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {
 		if msg := all[name]; len(msg) > 253 {
@@ -394,27 +398,35 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	return t
 }
 
-// over returns the defaults with every message that is set replaced.
-func (m messagesConfig) over(d policy.Messages) policy.Messages {
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
+// checkLimits fills in the send limits, safe by default: five codes per
+// user an hour, ten per phone number or mailbox a day, 500 paid messages
+// per tenant a day, and SMS and voice only to the tenant's own country.
+func checkLimits(key string, lc limitsConfig, country string, p *problems) policy.Limits {
+	l := policy.Limits{
+		PerUserPerHour:       cmp.Or(lc.SendsPerUserPerHour, 5),
+		PerDestinationPerDay: cmp.Or(lc.SendsPerDestinationPerDay, 10),
+		DailyBudget:          cmp.Or(lc.DailyBudget, 500),
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"sends_per_user_per_hour", l.PerUserPerHour}, {"sends_per_destination_per_day", l.PerDestinationPerDay}, {"daily_budget", l.DailyBudget}} {
+		if f.v < 1 || f.v > 1_000_000 {
+			p.add(key+"."+f.name, "%d is out of range, want 1 to 1000000", f.v)
 		}
 	}
-	set(&d.OfficeIP, m.OfficeIP)
-	set(&d.HomeIP, m.HomeIP)
-	set(&d.Reconnected, m.Reconnected)
-	set(&d.TOTPPrompt, m.TOTPPrompt)
-	set(&d.CodeSent, m.CodeSent)
-	set(&d.CodeText, m.CodeText)
-	set(&d.WrongCode, m.WrongCode)
-	set(&d.TooManyWrong, m.TooManyWrong)
-	set(&d.CodeExpired, m.CodeExpired)
-	set(&d.NoSecondFactor, m.NoSecondFactor)
-	set(&d.DeliveryFailed, m.DeliveryFailed)
-	set(&d.BadPassword, m.BadPassword)
-	set(&d.Unavailable, m.Unavailable)
-	return d
+	for i, cc := range lc.Countries {
+		cc = strings.TrimPrefix(strings.TrimSpace(cc), "+")
+		if !phone.ValidCountryCode(cc) {
+			p.add(fmt.Sprintf("%s.countries[%d]", key, i), "%q is not a country calling code such as 31 or 1", lc.Countries[i])
+			continue
+		}
+		l.Countries = append(l.Countries, cc)
+	}
+	if len(lc.Countries) == 0 && country != "" {
+		l.Countries = []string{country}
+	}
+	return l
 }
 
 // parsePrefix reads an address (a single host) or a network.

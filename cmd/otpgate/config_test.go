@@ -46,8 +46,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if s.storePath != "otpgate.db" || s.keyFile != "otpgate.db.key" || s.adminSocket != "otpgate.db.sock" {
 		t.Errorf("got store %q key %q socket %q", s.storePath, s.keyFile, s.adminSocket)
 	}
-	if s.delivery.SMS[0] != "console" {
-		t.Errorf("got sms delivery %v, want console", s.delivery.SMS)
+	if s.delivery.SMS[0] != "console" || !s.delivery.AllowConsole {
+		t.Errorf("got sms delivery %v (allow_console %v), want console, allowed", s.delivery.SMS, s.delivery.AllowConsole)
 	}
 }
 
@@ -70,6 +70,36 @@ tenants:
 	}
 	if s.storePath != filepath.Join(filepath.Dir(path), "otpgate.db") {
 		t.Errorf("store path %q is not relative to the config file", s.storePath)
+	}
+}
+
+func TestLoadConfigTenantDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`clients: [{name: gw, address: 127.0.0.1, secret: s, tenant: t}]
+tenants:
+  - {name: t}
+  - {name: nl, language: nl, country_code: "+31", messages: {home_ip: "Thuis-IP toegestaan"}}
+`), 0o600)
+	s, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, nl := s.tenants[0], s.tenants[1]
+	if def.ResendCooldown != 30*time.Second || def.Limits.PerUserPerHour != 5 || def.Limits.PerDestinationPerDay != 10 ||
+		def.Limits.DailyBudget != 500 || def.Limits.Countries != nil || def.Language != "en" {
+		t.Errorf("tenant t read as %+v, want the safe defaults", def)
+	}
+	if strings.Join(nl.Limits.Countries, " ") != "31" || nl.CountryCode != "31" {
+		t.Errorf("tenant nl: got country code %q, countries %v, want 31 and [31]", nl.CountryCode, nl.Limits.Countries)
+	}
+	dutch, _ := policy.Catalog("nl")
+	if nl.Messages.TOTPPrompt != dutch.TOTPPrompt || nl.Messages.HomeIP != "Thuis-IP toegestaan" {
+		t.Errorf("tenant nl: got prompt %q, home %q, want the Dutch prompt and its own home text", nl.Messages.TOTPPrompt, nl.Messages.HomeIP)
+	}
+	// No provider for sms, email or voice: the methods cannot be used,
+	// which check-config points out.
+	if w := s.deliveryWarnings(); len(w) != 6 || !strings.Contains(w[0], "tenant t allows sms, but delivery.sms names no provider") {
+		t.Errorf("got warnings %q, want one per tenant and channel", w)
 	}
 }
 
@@ -108,7 +138,7 @@ func TestLoadConfigBad(t *testing.T) {
 			"radius.duplicate_window: 10m0s is out of range",
 			`tenants[0] (t).mode: "sometimes" is not one of off, optional, required`,
 			`tenants[0] (t).office_networks[0]: "192.0.2.0/33" is not an address or CIDR network`,
-			`tenants[0] (t).methods[1]: "pigeon" is not one of totp, sms, email`,
+			`tenants[0] (t).methods[1]: "pigeon" is not one of totp, sms, email, voice`,
 			"tenants[0] (t).code_digits: 9 is out of range, want 4 to 8",
 			"tenants[0] (t).code_ttl: 1s is out of range, want 10s to 1h",
 			"tenants[0] (t).reconnect_window: -1h0m0s is out of range",
@@ -120,6 +150,24 @@ func TestLoadConfigBad(t *testing.T) {
 			`clients[0].password: "ldap" is not one of gateway, local`,
 			"clients[1].secret: give secret or secret_file, not both",
 			`clients[1].name: "gw" is used twice`,
+		}},
+		{"bad-delivery.yml", []string{
+			`tenants[0] (t).language: "fr" has no messages; choose one of en, nl`,
+			`tenants[0] (t).country_code: "310" is not a country calling code`,
+			"tenants[0] (t).resend_cooldown: 1h0m0s is out of range",
+			"tenants[0] (t).limits.sends_per_user_per_hour: -1 is out of range",
+			`tenants[0] (t).limits.countries[1]: "abc" is not a country calling code`,
+			`tenants[0] (t).messages: "nonsense" is not a message`,
+			"delivery.providers[0] (a): http.url",
+			`delivery.providers[1] (a).name: "a" is used twice`,
+			`delivery.providers[1] (a): type: "pigeon" is not one of http, command, smtp`,
+			"delivery.providers[2] (b): type http needs an http block",
+			"delivery.providers[3] (c): smtp.tls",
+			"delivery.providers[4] (d).timeout: 2m0s is out of range",
+			`delivery.providers[4] (d): http.params[0]: "novalue" is not name=value`,
+			"delivery.providers[5] (e): command.",
+			`delivery.sms[1]: "nowhere" is not a provider`,
+			"delivery.email: console writes codes to the log instead of sending them, and tenant t (tenants[0]) requires a code and allows email",
 		}},
 	}
 	for _, tt := range tests {

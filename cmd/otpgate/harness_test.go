@@ -28,6 +28,7 @@ type server struct {
 
 	cancel context.CancelFunc
 	done   chan error
+	now    func() time.Time // the server's clock; nil means time.Now
 
 	mu   sync.Mutex
 	logs []string
@@ -37,8 +38,14 @@ type server struct {
 // "otpgate serve" until the test ends.
 func startServer(t testing.TB, config string) *server {
 	t.Helper()
+	return startServerAt(t, config, nil)
+}
+
+// startServerAt is startServer with the server's clock given.
+func startServerAt(t testing.TB, config string, now func() time.Time) *server {
+	t.Helper()
 	dir := t.TempDir()
-	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1)}
+	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1), now: now}
 	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "{{dir}}", dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +79,11 @@ func (s *server) start(t testing.TB) {
 		once.Do(func() { close(ready) })
 	}()
 	go func() {
-		err := run(ctx, []string{"serve", "--config", s.config}, strings.NewReader(""), io.Discard, pw)
+		now := s.now
+		if now == nil {
+			now = time.Now
+		}
+		err := runAt(ctx, now, []string{"serve", "--config", s.config}, strings.NewReader(""), io.Discard, pw)
 		pw.Close()
 		s.done <- err
 	}()
@@ -261,6 +272,26 @@ func roundTrip(t testing.TB, conn *net.UDPConn, raw []byte, secret string) (*rad
 		t.Fatal(err)
 	}
 	return p, resp, nil
+}
+
+// clock is a settable time for the server under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // checkResponseMA verifies that Message-Authenticator is the first

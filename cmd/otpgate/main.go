@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -25,7 +26,7 @@ const usage = `otpgate: RADIUS second-factor server
 Usage:
   otpgate serve        [--config FILE]   run the server
   otpgate check-config [--config FILE]   check a configuration file
-  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email] [--password-stdin]
+  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
   otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
   otpgate user show NAME
   otpgate user list
@@ -71,6 +72,11 @@ func exitCode(err error, stderr io.Writer) int {
 
 // run is the whole program; main only wires it to the process.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runAt(ctx, time.Now, args, stdin, stdout, stderr)
+}
+
+// runAt is run with the server's clock given, so tests can move time.
+func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errQuiet{2}
@@ -78,7 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return cmdServe(ctx, rest, stderr)
+		return cmdServe(ctx, now, rest, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, stdout)
 	case "user":

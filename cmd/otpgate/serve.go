@@ -14,11 +14,10 @@ import (
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
 	"github.com/otpgate/otpgate/secret"
-	"github.com/otpgate/otpgate/sms"
 	"github.com/otpgate/otpgate/store"
 )
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, now func() time.Time, args []string, stderr io.Writer) error {
 	fs := newFlags("serve")
 	configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
 	if _, err := parse(fs, args, 0); err != nil {
@@ -28,7 +27,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, s, newLogger(s, stderr))
+	return serve(ctx, s, now, newLogger(s, stderr))
 }
 
 func newLogger(s *settings, w io.Writer) *slog.Logger {
@@ -43,7 +42,14 @@ func newLogger(s *settings, w io.Writer) *slog.Logger {
 
 // serve runs the server until ctx is done, then drains requests in flight
 // and closes the store.
-func serve(ctx context.Context, s *settings, log *slog.Logger) error {
+func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Logger) error {
+	senders, err := s.cfg.senders(log)
+	if err != nil {
+		return err
+	}
+	for _, w := range s.deliveryWarnings() {
+		log.Warn(w)
+	}
 	db, key, err := openStore(s, time.Second)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w (is another otpgate serve running with this store?)", err)
@@ -58,13 +64,14 @@ func serve(ctx context.Context, s *settings, log *slog.Logger) error {
 	}()
 
 	engine := policy.New(policy.Config{
-		Store: db, Key: key, Tenants: s.tenants, Sender: sms.Console{Log: log}, Log: log,
+		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 	})
 	srv := &radius.Server{
 		Handler:         radius.Decide(engine),
 		Clients:         radius.NewClients(s.clients),
 		MaxConcurrent:   s.maxConcurrent,
 		DuplicateWindow: s.duplicateWindow,
+		Now:             now,
 		Log:             log,
 	}
 	var conns []net.PacketConn
@@ -88,7 +95,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
-	wg.Go(func() { prune(ctx, db, s.tenants, log) })
+	wg.Go(func() { prune(ctx, db, s.tenants, now, log) })
 	for _, c := range conns {
 		wg.Go(func() {
 			if err := srv.Serve(ctx, c); err != nil {
@@ -106,7 +113,7 @@ func serve(ctx context.Context, s *settings, log *slog.Logger) error {
 }
 
 // prune removes expired challenges and stale proven IPs once a minute.
-func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, log *slog.Logger) {
+func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, clock func() time.Time, log *slog.Logger) {
 	var longest time.Duration
 	for _, t := range tenants {
 		longest = max(longest, t.ReconnectWindow)
@@ -117,7 +124,8 @@ func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, log *slog
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
+		case <-tick.C:
+			now := clock()
 			if n, err := db.Prune(now, now.Add(-longest)); err != nil {
 				log.Error("prune store", "err", err)
 			} else if n > 0 {

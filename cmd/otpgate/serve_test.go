@@ -27,6 +27,7 @@ tenants:
   - {name: acme, mode: required, office_networks: [192.0.2.0/24], methods: [totp, sms],
      code_ttl: 3m, max_attempts: 3, reconnect_window: 8h}
   - {name: loose, mode: optional, methods: [totp, sms]}
+delivery: {allow_console: true, sms: [console]}
 `
 
 // A known TOTP secret, so the test can compute codes.
@@ -199,7 +200,7 @@ func TestServeSentCode(t *testing.T) {
 	s.cli(t, "user", "add", "hank", "--tenant", "acme", "--phone", "+31 6 1234 5678")
 	addr := s.addrs[0]
 	ch := mustExchange(t, addr, request{user: "hank", password: "pw", callingStation: "203.0.113.9"})
-	expect(t, ch, radius.CodeAccessChallenge, "Enter the code sent to +31 6*****78")
+	expect(t, ch, radius.CodeAccessChallenge, "Enter the code sent to +31 6*****78 (or type resend)")
 	code := s.lastCode(t, "+31612345678")
 	p := mustExchange(t, addr, request{user: "hank", password: code, callingStation: "203.0.113.9", state: string(rfc2865.State_Get(ch))})
 	expect(t, p, radius.CodeAccessAccept, "")
