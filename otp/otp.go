@@ -33,12 +33,23 @@ func Step(t time.Time) int64 { return t.Unix() / int64(Period/time.Second) }
 // steps either way, and returns the latest step whose code it is. Callers
 // refuse steps they have accepted before, so that a code works once.
 func MatchTOTP(secret, code string, now time.Time) (step int64, ok bool) {
+	return MatchTOTPNear(secret, code, now, 0, Skew)
+}
+
+// MaxDrift is the most steps a phone's clock may be learned to be off:
+// two minutes either way.
+const MaxDrift = 4
+
+// MatchTOTPNear is MatchTOTP around the step now+drift, with skew steps
+// either side. It is how a phone whose clock runs late or early keeps
+// working once its drift has been learned.
+func MatchTOTPNear(secret, code string, now time.Time, drift, skew int) (step int64, ok bool) {
 	code = strings.TrimSpace(code)
 	if len(code) != Digits {
 		return 0, false
 	}
-	current := Step(now)
-	for s := current - Skew; s <= current+Skew; s++ {
+	center := Step(now) + int64(drift)
+	for s := center - int64(skew); s <= center+int64(skew); s++ {
 		want, err := TOTPCode(secret, time.Unix(s*int64(Period/time.Second), 0))
 		if err != nil {
 			return 0, false

@@ -419,3 +419,26 @@ func TestURI(t *testing.T) {
 type failingReader struct{ err error }
 
 func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestMatchTOTPNear(t *testing.T) {
+	const secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+	now := time.Unix(1111111111, 0)
+	late := now.Add(-time.Minute) // a phone two steps behind
+	code, err := otp.TOTPCode(secret, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := otp.MatchTOTP(secret, code, now); ok {
+		t.Fatal("a code two steps old matched with the default skew")
+	}
+	step, ok := otp.MatchTOTPNear(secret, code, now, -2, 1)
+	if !ok || step != otp.Step(late) {
+		t.Errorf("with drift -2: got step %d, %v, want %d", step, ok, otp.Step(late))
+	}
+	if _, ok := otp.MatchTOTPNear(secret, code, now, 0, otp.MaxDrift); !ok {
+		t.Errorf("within MaxDrift: got no match")
+	}
+	if _, ok := otp.MatchTOTPNear(secret, code, now, 2, 1); ok {
+		t.Errorf("with drift +2: got a match for a late code")
+	}
+}

@@ -3,11 +3,14 @@ package policy
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -50,10 +53,16 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 			res = reject("unknown_tenant", DefaultMessages().Unavailable)
 			return nil
 		}
-		if (word == "resend" || IsMethod(word)) && e.now().Before(ch.Expires) {
+		now := e.now()
+		if now.Before(u.LockedUntil) {
+			res = Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}
+			return nil
+		}
+		live := now.Before(ch.Expires)
+		if live && (ch.Enrol == enrolAskPhone || word == "resend" || IsMethod(word)) {
 			// Sending happens outside the transaction; the State is used
 			// up here, so a second copy of this answer finds nothing.
-			next = &turn{t: t, u: u, old: ch, word: word}
+			next = &turn{t: t, u: u, old: ch, word: word, input: req.Password}
 			return nil
 		}
 		res, err = e.check(tx, req, t, u, ch)
@@ -71,10 +80,11 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 
 // turn is a challenge answered with "resend" or a method's name.
 type turn struct {
-	t    *Tenant
-	u    store.User
-	old  store.Challenge
-	word string
+	t     *Tenant
+	u     store.User
+	old   store.Challenge
+	word  string
+	input string // the answer as typed, for a phone number
 }
 
 // turn sends a new code for "resend", or moves the challenge to the method
@@ -85,6 +95,9 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	defer e.lockUser(c.u.Name)()
 
 	t, m, old := c.t, c.t.Messages, c.old
+	if old.Enrol == enrolAskPhone {
+		return e.enrolPhone(ctx, c)
+	}
 	method, reason := c.word, "switch"
 	if c.word == "resend" || c.word == old.Method {
 		method, reason = old.Method, "resend"
@@ -102,6 +115,9 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	ch := store.Challenge{
 		User: old.User, Client: old.Client, Method: method, EndUserIP: old.EndUserIP,
 		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL),
+	}
+	if method == MethodTOTP && c.u.PendingTOTP != nil {
+		ch.Enrol = enrolLink
 	}
 	out, err := e.issue(ctx, t, c.u, &ch)
 	switch {
@@ -138,8 +154,42 @@ func (e *Engine) keep(t *Tenant, old store.Challenge, reason, why string) (Resul
 		State: id, Message: join(why, prompt(t.Messages, old))}, nil
 }
 
+// enrolPhone takes the answer to "enter your mobile number": a number
+// gets a code sent to it, which when proved saves the number.
+func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
+	t, m, old := c.t, c.t.Messages, c.old
+	number, err := phone.Parse(c.input, t.CountryCode)
+	if err != nil {
+		old.Attempts++
+		if old.Attempts >= t.MaxAttempts {
+			return Result{Decision: Reject, Reason: "bad_phone_final", Method: old.Method, Tenant: t.Name, Message: m.TooManyWrong}, nil
+		}
+		return e.keep(t, old, "bad_phone", m.BadPhone)
+	}
+	ch := store.Challenge{
+		User: old.User, Client: old.Client, Method: MethodSMS, EndUserIP: old.EndUserIP,
+		Attempts: old.Attempts, Expires: e.now().Add(t.CodeTTL), Enrol: enrolPhone, To: number,
+	}
+	out, err := e.issue(ctx, t, c.u, &ch)
+	switch {
+	case err != nil:
+		return Result{}, err
+	case out.refused != "":
+		return e.keep(t, old, out.refused, refusalMessage(m, out.refused))
+	case out.failed:
+		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
+	}
+	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
+		return Result{}, fmt.Errorf("store challenge: %w", err)
+	}
+	return Result{Decision: Challenge, Reason: "challenge", Method: MethodSMS, Provider: out.provider,
+		Tenant: t.Name, State: ch.ID, Message: prompt(m, ch)}, nil
+}
+
 // check compares the code with the challenge and writes what follows from
-// it within tx.
+// it within tx: on success the enrolment it completes, the TOTP step, the
+// proven and remembered IP; on failure the attempt and, past the
+// tenant's limit, the lockout.
 func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch store.Challenge) (Result, error) {
 	now := e.now()
 	m := t.Messages
@@ -148,20 +198,55 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch st
 		res.Decision, res.Reason, res.Message = Reject, "code_expired", m.CodeExpired
 		return res, nil
 	}
-	ok, reason, err := e.verify(tx, &u, ch, req.Password, now)
+	ok, reason, err := e.verify(&u, ch, req.Password, now)
 	if err != nil {
 		return res, err
 	}
 	if ok {
-		if ch.EndUserIP.IsValid() && t.ReconnectWindow > 0 {
-			if err := tx.PutProven(u.Name, ipKey(ch.EndUserIP), now); err != nil {
-				return res, err
+		res.Decision, res.Reason = Accept, reason
+		switch reason {
+		case "recovery_code":
+			res.Message = fill(m.RecoveryUsed, "{left}", strconv.Itoa(len(u.Recovery)))
+		case "totp_linked":
+			res.Message = m.TOTPLinked
+		}
+		if ch.Enrol == enrolPhone {
+			u.Phone = ch.To
+		}
+		if u.Method == "" && reason != "recovery_code" {
+			u.Method = ch.Method // enrolled at login
+		}
+		u.Failures = nil
+		if ip := ch.EndUserIP; ip.IsValid() {
+			if t.ReconnectWindow > 0 {
+				if err := tx.PutProven(u.Name, ipKey(ip), now); err != nil {
+					return res, err
+				}
+			}
+			if t.RememberIPFor > 0 && !t.inOffice(ip) && !containsAddr(u.HomeIPs, ip) {
+				u.Remembered = remember(u.Remembered, ipKey(ip), now, t.RememberIPFor, t.MaxRememberedIPs)
 			}
 		}
-		res.Decision, res.Reason = Accept, reason
-		return res, nil
+		return res, tx.PutUser(u)
 	}
 	ch.Attempts++
+	if lock := t.Lockout; lock.Failures > 0 {
+		recent := u.Failures[:0:0]
+		for _, f := range u.Failures {
+			if now.Sub(f) < lock.Window {
+				recent = append(recent, f)
+			}
+		}
+		u.Failures = append(recent, now)
+		if len(u.Failures) >= lock.Failures {
+			u.Failures, u.LockedUntil = nil, now.Add(lock.Duration)
+			res.Decision, res.Reason, res.Message = Reject, "locked", m.Locked
+			return res, tx.PutUser(u)
+		}
+		if err := tx.PutUser(u); err != nil {
+			return res, err
+		}
+	}
 	left := t.MaxAttempts - ch.Attempts
 	if left <= 0 {
 		res.Decision, res.Reason, res.Message = Reject, reason+"_final", m.TooManyWrong
@@ -181,35 +266,75 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch st
 	return res, nil
 }
 
-// verify checks code for the challenge. For TOTP it records the step used.
-func (e *Engine) verify(tx *store.Tx, u *store.User, ch store.Challenge, code string, now time.Time) (ok bool, reason string, err error) {
+// verify checks code for the challenge, or as one of u's recovery codes,
+// and changes u as a success requires (the TOTP step used, the drift
+// learned, a linked TOTP made active, a recovery code spent).
+func (e *Engine) verify(u *store.User, ch store.Challenge, code string, now time.Time) (ok bool, reason string, err error) {
+	if i := e.matchRecovery(*u, code); i >= 0 {
+		u.Recovery = slices.Delete(slices.Clone(u.Recovery), i, i+1)
+		return true, "recovery_code", nil
+	}
 	switch ch.Method {
 	case MethodTOTP:
-		if u.TOTP == nil {
+		tot := u.TOTP
+		if ch.Enrol == enrolLink {
+			tot = u.PendingTOTP
+		}
+		if tot == nil {
 			return false, "no_totp", nil
 		}
-		secretText, err := e.key.Open(u.TOTP.Sealed, totpContext(u.Name))
+		secretText, err := e.key.Open(tot.Sealed, totpContext(u.Name))
 		if err != nil {
 			return false, "", fmt.Errorf("open totp secret of %s: %w", u.Name, err)
 		}
-		step, matched := otp.MatchTOTP(string(secretText), code, now)
+		// Around the drift learned so far first; then anywhere within
+		// MaxDrift, for a phone whose clock has moved since.
+		step, matched := otp.MatchTOTPNear(string(secretText), code, now, tot.Drift, otp.Skew)
+		if !matched {
+			step, matched = otp.MatchTOTPNear(string(secretText), code, now, 0, otp.MaxDrift)
+		}
 		if !matched {
 			return false, "wrong_code", nil
 		}
-		if step <= u.TOTP.LastStep {
+		if step <= tot.LastStep {
 			return false, "totp_replay", nil
 		}
-		u.TOTP.LastStep = step
-		if err := tx.PutUser(*u); err != nil {
-			return false, "", err
+		t := *tot
+		t.LastStep, t.Drift = step, int(step-otp.Step(now))
+		if ch.Enrol != enrolLink {
+			u.TOTP = &t
+			return true, "totp_ok", nil
 		}
-		return true, "totp_ok", nil
+		u.TOTP, u.PendingTOTP = &t, nil
+		if u.Method != MethodTOTP {
+			if u.BackupMethod == "" || u.BackupMethod == MethodTOTP {
+				u.BackupMethod = u.Method
+			}
+			u.Method = MethodTOTP
+		}
+		return true, "totp_linked", nil
 	default:
 		if ch.CodeHash != nil && e.key.Equal(ch.CodeHash, codeContext(ch.Salt), code) {
 			return true, "code_ok", nil
 		}
 		return false, "wrong_code", nil
 	}
+}
+
+// remember adds ip to the remembered IPs until now+keep, drops the
+// expired, and keeps the newest max (all when max is zero).
+func remember(list []store.RememberedIP, ip netip.Addr, now time.Time, keep time.Duration, max int) []store.RememberedIP {
+	out := []store.RememberedIP{}
+	for _, r := range list {
+		if r.IP != ip && now.Before(r.Until) {
+			out = append(out, r)
+		}
+	}
+	out = append(out, store.RememberedIP{IP: ip, Until: now.Add(keep)})
+	if max > 0 && len(out) > max {
+		out = out[len(out)-max:]
+	}
+	return out
 }
 
 // codeContext keys the hash of a sent code to its challenge's salt.

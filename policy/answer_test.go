@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -31,23 +32,43 @@ func TestDecideTOTP(t *testing.T) {
 }
 
 func TestDecideTOTPSkew(t *testing.T) {
-	// A phone one step behind or ahead is accepted; two steps is wrong.
+	// A phone up to MaxDrift steps (two minutes) behind or ahead is
+	// accepted and its drift learned; five steps is wrong.
 	tests := []struct {
-		name   string
-		offset time.Duration
-		want   want
+		name      string
+		offset    time.Duration
+		want      want
+		wantDrift int
 	}{
-		{"one step behind", -30 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}},
-		{"one step ahead", 30 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}},
-		{"two steps behind", -60 * time.Second, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"}},
-		{"two steps ahead", 60 * time.Second, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"}},
+		{"one step behind", -30 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}, -1},
+		{"one step ahead", 30 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}, 1},
+		{"a minute behind", -60 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}, -2},
+		{"two minutes ahead", 120 * time.Second, want{policy.Accept, "totp_ok", "", "totp"}, 4},
+		{"five steps behind", -150 * time.Second, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"}, 0},
+		{"five steps ahead", 150 * time.Second, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			res := f.decide(login("alice", ipX))
 			check(t, f.decide(answer("alice", res.State, f.codeAt(f.now.Add(tt.offset)), ipX)), tt.want)
+			var u store.User
+			f.db.View(func(tx *store.Tx) error { u, _ = tx.User("alice"); return nil })
+			if u.TOTP.Drift != tt.wantDrift {
+				t.Errorf("got drift %d, want %d", u.TOTP.Drift, tt.wantDrift)
+			}
 		})
+	}
+}
+
+func TestDecideTOTPDriftFollowsThePhone(t *testing.T) {
+	// A phone a minute late keeps working as time goes on.
+	f := newFixture(t)
+	for i := range 4 {
+		res := f.decide(login("alice", netip.AddrFrom4([4]byte{192, 0, 2, byte(200 + i)})))
+		check(t, f.decide(answer("alice", res.State, f.codeAt(f.now.Add(-time.Minute)), netip.AddrFrom4([4]byte{192, 0, 2, byte(200 + i)}))),
+			want{policy.Accept, "totp_ok", "", "totp"})
+		f.advance(10 * time.Minute)
 	}
 }
 

@@ -28,6 +28,9 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 			User: u.Name, Client: req.Client, Method: method,
 			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
 		}
+		if method == MethodTOTP && u.PendingTOTP != nil {
+			ch.Enrol = enrolLink
+		}
 		out, err := e.issue(ctx, t, u, &ch)
 		if err != nil {
 			return Result{}, err
@@ -109,7 +112,10 @@ func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.C
 		return issued{}, nil
 	}
 	to := u.Phone
-	if ch.Method == MethodEmail {
+	switch {
+	case ch.To != "":
+		to = ch.To
+	case ch.Method == MethodEmail:
 		to = u.Email
 	}
 	code, err := otp.NewCode(e.rand, t.CodeDigits)
@@ -138,8 +144,38 @@ func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.C
 	return issued{provider: provider}, nil
 }
 
+// What proving a challenge enrols (store.Challenge.Enrol).
+const (
+	enrolLink     = "link"      // the user's pending TOTP
+	enrolPhone    = "phone"     // the number the code went to
+	enrolAskPhone = "ask_phone" // nothing yet: the answer is a number
+)
+
+// askPhone asks a user with nothing on file for a mobile number
+// (enrolment with ask_phone). Nothing is sent until they give one.
+func (e *Engine) askPhone(req Request, t *Tenant, u store.User) (Result, error) {
+	id, err := e.newState()
+	if err != nil {
+		return Result{}, err
+	}
+	ch := store.Challenge{
+		ID: id, User: u.Name, Client: req.Client, Method: MethodSMS, Enrol: enrolAskPhone,
+		EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
+	}
+	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
+		return Result{}, fmt.Errorf("store challenge: %w", err)
+	}
+	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: id, Message: t.Messages.AskPhone}, nil
+}
+
 // prompt is the Reply-Message that asks for the code of ch.
 func prompt(m Messages, ch store.Challenge) string {
+	switch {
+	case ch.Enrol == enrolAskPhone:
+		return m.AskPhone
+	case ch.Enrol == enrolLink:
+		return m.TOTPLink
+	}
 	switch ch.Method {
 	case MethodTOTP:
 		return m.TOTPPrompt

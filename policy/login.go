@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -43,6 +44,12 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		return Result{User: name}, fmt.Errorf("read user: %w", err)
 	}
 
+	// A locked-out user hears so whatever the password, so that the
+	// answer does not tell whether it was right (PRODUCT.md step 3d).
+	if known && e.now().Before(u.LockedUntil) {
+		return Result{Decision: Reject, Reason: "locked", User: name, Tenant: tenantName(u, req),
+			Message: e.messages(tenantName(u, req), req.Tenant).Locked}, nil
+	}
 	res, ok := e.firstFactor(req, u, known)
 	if !ok {
 		res.User = name
@@ -103,7 +110,9 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		if t.Mode == ModeOptional && u.TwoFactor != "on" {
 			return accept("no_second_factor_optional", "")
 		}
-		return reject("no_second_factor", m.NoSecondFactor)
+		if !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.senders[MethodSMS] == nil {
+			return reject("no_second_factor", m.NoSecondFactor)
+		}
 	}
 	if ip := req.IP; ip.IsValid() {
 		switch {
@@ -111,9 +120,19 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 			return accept("office_network", m.OfficeIP)
 		case containsAddr(u.HomeIPs, ip):
 			return accept("home_ip", m.HomeIP)
+		case remembered(u, ip, e.now()):
+			return accept("remembered_ip", m.HomeIP)
 		case proven:
 			return accept("reconnect", m.Reconnected)
 		}
+	}
+	if len(methods) == 0 {
+		res, err := e.askPhone(req, t, u)
+		if err != nil {
+			e.log.ErrorContext(ctx, "challenge failed", "user", u.Name, "err", err)
+			return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}
+		}
+		return res
 	}
 	res, err := e.challenge(ctx, req, t, u, methods)
 	if err != nil {
@@ -124,11 +143,27 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 }
 
 // methods lists the second factors u can be asked for, in the order to
-// try them: the primary method, the backup, then the others the tenant
-// allows, each only if the tenant allows it and u can use it.
+// try them: an authenticator app being linked, the primary method, the
+// backup, an enrolled authenticator app, and, where the tenant enrols at
+// login, the phone and e-mail on file; each only if the tenant allows it
+// and it can be used.
 func (e *Engine) methods(t *Tenant, u store.User) []string {
+	var cands []string
+	if u.PendingTOTP != nil {
+		cands = append(cands, MethodTOTP)
+	}
+	cands = append(cands, u.Method, u.BackupMethod)
+	if u.TOTP != nil {
+		cands = append(cands, MethodTOTP)
+	}
+	if t.Enrolment && u.Phone != "" {
+		cands = append(cands, MethodSMS)
+	}
+	if t.Enrolment && u.Email != "" {
+		cands = append(cands, MethodEmail)
+	}
 	var out []string
-	for _, m := range slices.Concat([]string{u.Method, u.BackupMethod}, t.Methods) {
+	for _, m := range cands {
 		if m != "" && !slices.Contains(out, m) && t.allows(m) && e.usable(m, u) {
 			out = append(out, m)
 		}
@@ -136,11 +171,22 @@ func (e *Engine) methods(t *Tenant, u store.User) []string {
 	return out
 }
 
+// remembered reports whether ip is one of u's remembered IPs at now.
+func remembered(u store.User, ip netip.Addr, now time.Time) bool {
+	ip = ip.Unmap()
+	for _, r := range u.Remembered {
+		if r.IP == ip && now.Before(r.Until) {
+			return true
+		}
+	}
+	return false
+}
+
 // usable reports whether u can be asked for a code by method.
 func (e *Engine) usable(method string, u store.User) bool {
 	switch method {
 	case MethodTOTP:
-		return u.TOTP != nil
+		return u.TOTP != nil || u.PendingTOTP != nil
 	case MethodSMS, MethodVoice:
 		return u.Phone != "" && e.senders[method] != nil
 	case MethodEmail:

@@ -16,6 +16,12 @@ type Messages struct {
 	HomeIP            string
 	Reconnected       string
 	TOTPPrompt        string
+	TOTPLink          string
+	TOTPLinked        string
+	AskPhone          string
+	BadPhone          string
+	RecoveryUsed      string
+	Locked            string
 	CodeSent          string
 	CallPlaced        string
 	CodeResent        string
@@ -51,6 +57,18 @@ func (m *Messages) field(key string) *string {
 		return &m.Reconnected
 	case "totp_prompt":
 		return &m.TOTPPrompt
+	case "totp_link":
+		return &m.TOTPLink
+	case "totp_linked":
+		return &m.TOTPLinked
+	case "ask_phone":
+		return &m.AskPhone
+	case "bad_phone":
+		return &m.BadPhone
+	case "recovery_used":
+		return &m.RecoveryUsed
+	case "locked":
+		return &m.Locked
 	case "code_sent":
 		return &m.CodeSent
 	case "call_placed":
@@ -102,7 +120,8 @@ func (m *Messages) field(key string) *string {
 // messageKeys are the configuration keys of all messages, in the order
 // of the struct.
 var messageKeys = []string{
-	"office_ip", "home_ip", "reconnected", "totp_prompt", "code_sent", "call_placed",
+	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
+	"ask_phone", "bad_phone", "recovery_used", "locked", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -168,6 +187,12 @@ var catalogs = map[string]Messages{
 		HomeIP:            "Home IP Allowed!",
 		Reconnected:       "Reconnected",
 		TOTPPrompt:        "Enter the code from your authenticator app",
+		TOTPLink:          "Enter the code from your authenticator app to finish linking it",
+		TOTPLinked:        "Your authenticator app is linked.",
+		AskPhone:          "Enter your mobile number to receive a login code",
+		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
+		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
+		Locked:            "Your account is locked after too many wrong codes. Please try again later or contact your administrator.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
 		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
 		CodeResent:        "A new code was sent to {destination}",
@@ -196,6 +221,12 @@ var catalogs = map[string]Messages{
 		HomeIP:            "Home IP Allowed!",
 		Reconnected:       "Reconnected",
 		TOTPPrompt:        "Voer de code uit uw authenticator-app in",
+		TOTPLink:          "Voer de code uit uw authenticator-app in om de koppeling te voltooien",
+		TOTPLinked:        "Uw authenticator-app is gekoppeld.",
+		AskPhone:          "Voer uw mobiele nummer in om een inlogcode te ontvangen",
+		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
+		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
+		Locked:            "Uw account is geblokkeerd na te veel onjuiste codes. Probeer het later opnieuw of neem contact op met uw beheerder.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
 		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",
 		CodeResent:        "Er is een nieuwe code naar {destination} gestuurd",

@@ -56,6 +56,21 @@ type Tenant struct {
 	ResendCooldown time.Duration
 	// Limits cap what sending codes can cost.
 	Limits Limits
+	// Lockout locks a user out after too many wrong codes.
+	Lockout Lockout
+	// Enrolment lets a user with no method, but a phone number or e-mail
+	// address on file, be enrolled to it at login by proving a code sent
+	// there.
+	Enrolment bool
+	// AskPhone, with Enrolment, asks a user with nothing on file for a
+	// mobile number in the challenge, and saves it once a code sent there
+	// is proved.
+	AskPhone bool
+	// RememberIPFor is how long an IP a code was proved from is trusted
+	// like a home IP; zero means not at all.
+	RememberIPFor time.Duration
+	// MaxRememberedIPs is how many such IPs a user keeps, the newest.
+	MaxRememberedIPs int
 	// CountryCode is the country calling code ("31") of phone numbers
 	// given without one; empty means numbers must carry their own.
 	CountryCode string
@@ -87,6 +102,15 @@ type Limits struct {
 	// Countries are the country calling codes ("31") SMS and voice may go
 	// to; empty means any.
 	Countries []string
+}
+
+// Lockout says when wrong codes lock a user out. Zero Failures means never.
+type Lockout struct {
+	// Failures is how many wrong codes within Window lock the user.
+	Failures int
+	Window   time.Duration
+	// Duration is how long the lock lasts.
+	Duration time.Duration
 }
 
 // allows reports whether the tenant permits method.

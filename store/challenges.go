@@ -32,6 +32,12 @@ type Challenge struct {
 	Attempts int `json:"attempts"`
 	// Sent is when the current code was sent; zero for TOTP.
 	Sent time.Time `json:"sent,omitzero"`
+	// Enrol is what proving this challenge enrols: "" nothing, "link" the
+	// user's pending TOTP, "phone" the number in To, "ask_phone" nothing
+	// yet (the answer is a phone number, not a code).
+	Enrol string `json:"enrol,omitempty"`
+	// To is the phone number being enrolled, for Enrol "phone".
+	To string `json:"to,omitempty"`
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time `json:"expires"`
 }

@@ -34,8 +34,19 @@ type User struct {
 	// PasswordHash is a bcrypt hash for clients whose first factor is
 	// "local"; empty means the user has no local password.
 	PasswordHash string `json:"password_hash,omitempty"`
-	// TOTP is the authenticator-app enrolment; nil means none.
+	// TOTP is the authenticator-app enrolment in use; nil means none.
 	TOTP *TOTP `json:"totp,omitempty"`
+	// PendingTOTP is a secret being linked: it becomes TOTP once a code
+	// from it is proved. nil means none.
+	PendingTOTP *TOTP `json:"pending_totp,omitempty"`
+	// Recovery holds the keyed hashes of the unused recovery codes.
+	Recovery [][]byte `json:"recovery,omitempty"`
+	// Failures are the times of recent wrong codes, for the lockout.
+	Failures []time.Time `json:"failures,omitempty"`
+	// LockedUntil is when a lockout ends; zero means not locked.
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Remembered are IPs a proved code made trusted for a while.
+	Remembered []RememberedIP `json:"remembered,omitempty"`
 	// Created and Updated are when the record was made and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -48,6 +59,17 @@ type TOTP struct {
 	// LastStep is the last 30-second step accepted; a code from this step
 	// or an earlier one is never accepted again.
 	LastStep int64 `json:"last_step"`
+	// Drift is how many steps the phone's clock was last found off by;
+	// codes are looked for around it.
+	Drift int `json:"drift,omitempty"`
+	// Created is when the secret was made.
+	Created time.Time `json:"created,omitzero"`
+}
+
+// RememberedIP is an address a user proved a code from, trusted until a time.
+type RememberedIP struct {
+	IP    netip.Addr `json:"ip"`
+	Until time.Time  `json:"until"`
 }
 
 // NormalizeName is the key a login name is stored under: trimmed and lower case.
