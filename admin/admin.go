@@ -31,6 +31,8 @@ type Request struct {
 	// TOTPSecret is an imported base32 secret for "user totp"; empty
 	// means make a new one.
 	TOTPSecret string `json:"totp_secret,omitempty"`
+	// Code confirms a pending TOTP ("user totp --confirm").
+	Code string `json:"code,omitempty"`
 	// Audit filters "audit".
 	Audit *AuditQuery `json:"audit,omitempty"`
 }
@@ -113,7 +115,17 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 	case "user delete":
 		out, err = s.deleteUser(req.Name)
 	case "user totp":
-		out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
+		if req.Code != "" {
+			out, err = s.confirmTOTP(req.Name, req.Code)
+		} else {
+			out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
+		}
+	case "user recovery-codes":
+		out, err = s.recoveryCodes(req.Name)
+	case "user reset":
+		out, err = s.resetUser(req.Name)
+	case "user unlock":
+		out, err = s.unlockUser(req.Name)
 	case "audit":
 		q := AuditQuery{}
 		if req.Audit != nil {

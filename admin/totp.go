@@ -13,8 +13,10 @@ import (
 )
 
 // enrolTOTP gives a user an authenticator-app secret, sealed with the
-// server's key, makes TOTP their primary method, and returns the otpauth
-// URI with a QR code for the terminal.
+// server's key, and returns the otpauth URI with a QR code for the
+// terminal. A new secret is pending until the user proves a code from it
+// (at login, or with --confirm); an imported one is in use already on the
+// user's phone, so it is active at once.
 func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
 	var secretText string
 	var err error
@@ -36,19 +38,26 @@ func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
 	var u store.User
 	err = s.DB.Update(func(tx *store.Tx) error {
 		var err error
-		u, err = tx.User(name)
-		if errors.Is(err, store.ErrNotFound) {
-			return usagef("no user %s; add one first with: otpgate user add %s", store.NormalizeName(name), name)
-		}
+		u, err = s.user(tx, name)
 		if err != nil {
 			return err
 		}
-		sealed, err := s.Key.Seal([]byte(secretText), "totp:"+u.Name)
+		sealed, err := policy.SealTOTP(s.Key, u.Name, secretText)
 		if err != nil {
 			return err
 		}
-		u.TOTP = &store.TOTP{Sealed: sealed}
-		u.Method = policy.MethodTOTP
+		t := &store.TOTP{Sealed: sealed, Created: s.now()}
+		if imported == "" {
+			u.PendingTOTP = t
+		} else {
+			u.TOTP, u.PendingTOTP = t, nil
+			if u.Method != policy.MethodTOTP {
+				if u.BackupMethod == "" || u.BackupMethod == policy.MethodTOTP {
+					u.BackupMethod = u.Method
+				}
+				u.Method = policy.MethodTOTP
+			}
+		}
 		u.Updated = s.now()
 		return tx.PutUser(u)
 	})
@@ -65,10 +74,48 @@ func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
 		return "", "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "TOTP enrolled for %s; it is now their primary method.\n", u.Name)
+	if imported == "" {
+		fmt.Fprintf(&b, "TOTP secret made for %s. It becomes active once a code from it is proved: at their next login,\n", u.Name)
+		fmt.Fprintf(&b, "or now with: otpgate user totp %s --confirm CODE\n", u.Name)
+	} else {
+		fmt.Fprintf(&b, "TOTP secret imported for %s; it is now their primary method.\n", u.Name)
+	}
 	fmt.Fprintf(&b, "Scan this code with an authenticator app, or enter the link by hand:\n\n%s\n%s\n", qr, uri)
 	if t := s.tenant(u.Tenant); t != nil && !slices.Contains(t.Methods, policy.MethodTOTP) {
 		fmt.Fprintf(&b, "\nNote: tenant %s does not list totp in methods:, so it will not be asked for.\n", t.Name)
 	}
 	return b.String(), uri, nil
+}
+
+// confirmTOTP activates a pending secret with a code from it.
+func (s *Service) confirmTOTP(name, code string) (string, error) {
+	err := s.DB.Update(func(tx *store.Tx) error {
+		u, err := s.user(tx, name)
+		if err != nil {
+			return err
+		}
+		switch err := policy.ConfirmTOTP(s.Key, &u, code, s.now()); {
+		case errors.Is(err, policy.ErrNoPendingTOTP):
+			return usagef("%s is not linking an authenticator app; start with: otpgate user totp %s", u.Name, u.Name)
+		case errors.Is(err, policy.ErrWrongCode):
+			return usagef("--confirm: that code does not match; check the phone's clock and try the code it shows now")
+		case err != nil:
+			return err
+		}
+		u.Updated = s.now()
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("TOTP confirmed for %s; it is now their primary method.\n", store.NormalizeName(name)), nil
+}
+
+// user reads a user in tx, or says how to add one.
+func (s *Service) user(tx *store.Tx, name string) (store.User, error) {
+	u, err := tx.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, usagef("no user %s; add one with: otpgate user add %s", store.NormalizeName(name), name)
+	}
+	return u, err
 }

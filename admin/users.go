@@ -141,7 +141,7 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		}
 	}
 	if ch.ClearHomeIPs {
-		u.HomeIPs = nil
+		u.HomeIPs, u.Remembered = nil, nil
 	}
 	for _, ip := range ch.AddHomeIPs {
 		p, err := parseHomeIP(ip)
@@ -191,7 +191,24 @@ func (s *Service) showUser(name string) (string, error) {
 		ips[i] = prefixText(p)
 	}
 	row("home ips", orText(strings.Join(ips, " "), "none"))
-	row("totp", map[bool]string{true: "enrolled", false: "not enrolled"}[u.TOTP != nil])
+	now := s.now()
+	row("totp", totpText(u))
+	row("recovery codes", fmt.Sprintf("%d left", len(u.Recovery)))
+	switch {
+	case now.Before(u.LockedUntil):
+		row("locked", "until "+u.LockedUntil.Format(time.RFC3339))
+	case len(u.Failures) > 0:
+		row("locked", fmt.Sprintf("no (%d recent wrong codes)", len(u.Failures)))
+	default:
+		row("locked", "no")
+	}
+	var rem []string
+	for _, r := range u.Remembered {
+		if now.Before(r.Until) {
+			rem = append(rem, r.IP.String()+" until "+r.Until.Format(time.RFC3339))
+		}
+	}
+	row("remembered ips", orText(strings.Join(rem, ", "), "none"))
 	row("password", map[bool]string{true: "set (local)", false: "none"}[u.PasswordHash != ""])
 	row("created", u.Created.Format(time.RFC3339))
 	row("updated", u.Updated.Format(time.RFC3339))
@@ -210,7 +227,7 @@ func (s *Service) listUsers() (string, error) {
 				method += "," + u.BackupMethod
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, method,
-				orText(u.TwoFactor, "tenant"), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil],
+				orText(u.TwoFactor, "tenant"), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil || u.PendingTOTP != nil],
 				orText(u.Phone, "-"), orText(u.Email, "-"))
 			return nil
 		})
@@ -228,6 +245,23 @@ func (s *Service) deleteUser(name string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("deleted user %s\n", store.NormalizeName(name)), nil
+}
+
+// totpText says whether u has an authenticator app, and how far off its
+// clock was last found.
+func totpText(u store.User) string {
+	var parts []string
+	if u.TOTP != nil {
+		t := "active"
+		if u.TOTP.Drift != 0 {
+			t += fmt.Sprintf(" (phone clock %+ds)", u.TOTP.Drift*30)
+		}
+		parts = append(parts, t)
+	}
+	if u.PendingTOTP != nil {
+		parts = append(parts, "pending (waiting for a first code)")
+	}
+	return orText(strings.Join(parts, "; "), "not enrolled")
 }
 
 func orText(s, empty string) string {

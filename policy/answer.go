@@ -283,36 +283,18 @@ func (e *Engine) verify(u *store.User, ch store.Challenge, code string, now time
 		if tot == nil {
 			return false, "no_totp", nil
 		}
-		secretText, err := e.key.Open(tot.Sealed, totpContext(u.Name))
-		if err != nil {
-			return false, "", fmt.Errorf("open totp secret of %s: %w", u.Name, err)
+		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now)
+		if err != nil || reason != "" {
+			return false, reason, err
 		}
-		// Around the drift learned so far first; then anywhere within
-		// MaxDrift, for a phone whose clock has moved since.
-		step, matched := otp.MatchTOTPNear(string(secretText), code, now, tot.Drift, otp.Skew)
-		if !matched {
-			step, matched = otp.MatchTOTPNear(string(secretText), code, now, 0, otp.MaxDrift)
-		}
-		if !matched {
-			return false, "wrong_code", nil
-		}
-		if step <= tot.LastStep {
-			return false, "totp_replay", nil
+		if ch.Enrol == enrolLink {
+			activate(u, step, now)
+			return true, "totp_linked", nil
 		}
 		t := *tot
 		t.LastStep, t.Drift = step, int(step-otp.Step(now))
-		if ch.Enrol != enrolLink {
-			u.TOTP = &t
-			return true, "totp_ok", nil
-		}
-		u.TOTP, u.PendingTOTP = &t, nil
-		if u.Method != MethodTOTP {
-			if u.BackupMethod == "" || u.BackupMethod == MethodTOTP {
-				u.BackupMethod = u.Method
-			}
-			u.Method = MethodTOTP
-		}
-		return true, "totp_linked", nil
+		u.TOTP = &t
+		return true, "totp_ok", nil
 	default:
 		if ch.CodeHash != nil && e.key.Equal(ch.CodeHash, codeContext(ch.Salt), code) {
 			return true, "code_ok", nil

@@ -117,6 +117,12 @@ func (tx *Tx) DeleteUser(name string) error {
 	return deletePrefix(tx.tx.Bucket(bucketProven), []byte(name+"\x00"))
 }
 
+// ForgetProven forgets every IP name proved a code from, so that no
+// reconnect window lets them in without one.
+func (tx *Tx) ForgetProven(name string) error {
+	return deletePrefix(tx.tx.Bucket(bucketProven), []byte(NormalizeName(name)+"\x00"))
+}
+
 // Users calls fn for every user in name order.
 func (tx *Tx) Users(fn func(User) error) error {
 	return tx.tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {

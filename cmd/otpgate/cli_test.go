@@ -172,6 +172,9 @@ func TestKillDashNine(t *testing.T) {
 	srv := startBin()
 	cli("user", "add", "dora", "--tenant", "acme")
 	cli("user", "totp", "dora", "--secret", testSecret)
+	cli("user", "recovery-codes", "dora")
+	cli("user", "add", "ed", "--tenant", "acme")
+	cli("user", "totp", "ed") // a pending secret
 	srv.Process.Signal(syscall.SIGKILL)
 	var exit *exec.ExitError
 	if err := srv.Wait(); !errors.As(err, &exit) {
@@ -180,15 +183,18 @@ func TestKillDashNine(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "otpgate.db.sock")); err != nil {
 		t.Fatalf("expected the killed server's socket to be left behind: %v", err)
 	}
-	if out := cli("user", "show", "dora"); !strings.Contains(squash(out), "totp: enrolled") {
+	if out := squash(cli("user", "show", "dora")); !strings.Contains(out, "totp: active") || !strings.Contains(out, "recovery codes: 10 left") {
 		t.Fatalf("enrolment lost after kill -9:\n%s", out)
+	}
+	if out := squash(cli("user", "show", "ed")); !strings.Contains(out, "totp: pending") {
+		t.Fatalf("pending enrolment lost after kill -9:\n%s", out)
 	}
 	srv = startBin()
 	defer func() {
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
 	}()
-	if out := cli("user", "show", "dora"); !strings.Contains(squash(out), "totp: enrolled") {
+	if out := cli("user", "show", "dora"); !strings.Contains(squash(out), "totp: active") {
 		t.Fatalf("enrolment not visible through the restarted server:\n%s", out)
 	}
 }

@@ -40,7 +40,10 @@ const userUsage = `otpgate user: manage users
   otpgate user show NAME
   otpgate user list
   otpgate user delete NAME
-  otpgate user totp NAME [--secret BASE32] [--png FILE]`
+  otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
+  otpgate user recovery-codes NAME
+  otpgate user reset NAME
+  otpgate user unlock NAME`
 
 func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -70,11 +73,12 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			req.User.PasswordHash = &hash
 		}
 		return call(*configPath, req, stdout, stderr, nil)
-	case "show", "delete":
+	case "show", "delete", "recovery-codes", "reset", "unlock":
 	case "list":
 		want = 0
 	case "totp":
-		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` instead of making a new one")
+		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
+		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")
 		png := fs.String("png", "", "also write the QR code to this PNG `FILE`")
 		finish = func(rep admin.Reply) error {
 			if *png == "" || rep.URI == "" {

@@ -43,6 +43,8 @@ type config struct {
 	// dir is the directory relative paths are taken from: the config
 	// file's own, or the working directory for the embedded defaults.
 	dir string
+	// inherit are the problems found resolving tenants' parents.
+	inherit problems
 }
 
 type radiusConfig struct {
@@ -96,7 +98,19 @@ type tenantConfig struct {
 	Language        string            `mapstructure:"language"`
 	CountryCode     string            `mapstructure:"country_code"`
 	Limits          limitsConfig      `mapstructure:"limits"`
+	Lockout         lockoutConfig     `mapstructure:"lockout"`
+	Enrolment       bool              `mapstructure:"enrolment"`
+	AskPhone        bool              `mapstructure:"ask_phone"`
+	RememberIPFor   time.Duration     `mapstructure:"remember_ip_for"`
+	MaxRemembered   int               `mapstructure:"max_remembered_ips"`
+	Parent          string            `mapstructure:"parent"`
 	Messages        map[string]string `mapstructure:"messages"`
+}
+
+type lockoutConfig struct {
+	Failures *int          `mapstructure:"failures"`
+	Window   time.Duration `mapstructure:"window"`
+	Duration time.Duration `mapstructure:"duration"`
 }
 
 type limitsConfig struct {
@@ -148,6 +162,7 @@ func loadConfig(path string) (*settings, error) {
 		}
 		c.dir = filepath.Dir(path)
 	}
+	c.inherit = inheritTenants(v)
 	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
@@ -173,7 +188,7 @@ func (p *problems) add(key, format string, args ...any) {
 
 // check validates c and fills in defaults.
 func (c *config) check() (*settings, error) {
-	var p problems
+	p := c.inherit
 	s := &settings{
 		listen:          c.Radius.Listen,
 		duplicateWindow: c.Radius.DuplicateWindow,
@@ -377,6 +392,30 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		p.add(key+".country_code", "%q is not a country calling code such as 31 or 1", tc.CountryCode)
 	}
 	t.Limits = checkLimits(key+".limits", tc.Limits, t.CountryCode, p)
+	t.Lockout = policy.Lockout{Failures: 5, Window: cmp.Or(tc.Lockout.Window, 15*time.Minute), Duration: cmp.Or(tc.Lockout.Duration, 15*time.Minute)}
+	if tc.Lockout.Failures != nil {
+		t.Lockout.Failures = *tc.Lockout.Failures
+	}
+	if t.Lockout.Failures < 0 || t.Lockout.Failures > 100 {
+		p.add(key+".lockout.failures", "%d is out of range, want 0 (never lock) to 100", t.Lockout.Failures)
+	}
+	if t.Lockout.Window < 0 || t.Lockout.Window > 24*time.Hour {
+		p.add(key+".lockout.window", "%s is out of range, want up to 24h", t.Lockout.Window)
+	}
+	if t.Lockout.Duration < 0 || t.Lockout.Duration > 30*24*time.Hour {
+		p.add(key+".lockout.duration", "%s is out of range, want up to 720h", t.Lockout.Duration)
+	}
+	t.Enrolment, t.AskPhone = tc.Enrolment, tc.AskPhone
+	if t.AskPhone && !t.Enrolment {
+		p.add(key+".ask_phone", "needs enrolment: true")
+	}
+	t.RememberIPFor, t.MaxRememberedIPs = tc.RememberIPFor, cmp.Or(tc.MaxRemembered, 3)
+	if t.RememberIPFor < 0 || t.RememberIPFor > 365*24*time.Hour {
+		p.add(key+".remember_ip_for", "%s is out of range, want 0 (off) to 8760h", t.RememberIPFor)
+	}
+	if t.MaxRememberedIPs < 1 || t.MaxRememberedIPs > 100 {
+		p.add(key+".max_remembered_ips", "%d is out of range, want 1 to 100", t.MaxRememberedIPs)
+	}
 
 	msgs, ok := policy.Catalog(t.Language)
 	if !ok {
@@ -396,6 +435,88 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	return t
+}
+
+// inheritTenants gives each tenant that names a parent the parent's
+// settings it does not set itself, before the file is decoded: maps (such
+// as messages and limits) are merged key by key, anything else is taken
+// whole. A parent may have a parent of its own.
+func inheritTenants(v *viper.Viper) problems {
+	list, ok := v.Get("tenants").([]any)
+	if !ok {
+		return nil
+	}
+	var p problems
+	byName := map[string]map[string]any{}
+	index := map[string]int{}
+	for i, t := range list {
+		if m, ok := t.(map[string]any); ok {
+			if n, ok := m["name"].(string); ok {
+				byName[n], index[n] = m, i
+			}
+		}
+	}
+	resolved := map[string]map[string]any{}
+	var resolve func(i int, m map[string]any, seen []string) map[string]any
+	resolve = func(i int, m map[string]any, seen []string) map[string]any {
+		name, _ := m["name"].(string)
+		if r, ok := resolved[name]; ok && name != "" {
+			return r
+		}
+		parent, _ := m["parent"].(string)
+		if parent == "" {
+			return m
+		}
+		key := fmt.Sprintf("tenants[%d]", i)
+		if name != "" {
+			key = fmt.Sprintf("%s (%s)", key, name)
+		}
+		pm, ok := byName[parent]
+		switch {
+		case !ok:
+			p.add(key+".parent", "%q is not a configured tenant", parent)
+			return m
+		case slices.Contains(seen, parent):
+			p.add(key+".parent", "%q makes a loop: %s", parent, strings.Join(append(seen, parent), " -> "))
+			return m
+		}
+		merged := merge(resolve(index[parent], pm, append(seen, parent)), m)
+		merged["name"] = m["name"]
+		if name != "" {
+			resolved[name] = merged
+		}
+		return merged
+	}
+	out := make([]any, len(list))
+	for i, t := range list {
+		m, ok := t.(map[string]any)
+		if !ok {
+			out[i] = t
+			continue
+		}
+		name, _ := m["name"].(string)
+		out[i] = resolve(i, m, []string{name})
+	}
+	v.Set("tenants", out)
+	return p
+}
+
+// merge returns base overlaid with over; nested maps are merged too.
+func merge(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		bm, bok := out[k].(map[string]any)
+		om, ook := v.(map[string]any)
+		if bok && ook {
+			out[k] = merge(bm, om)
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // checkLimits fills in the send limits, safe by default: five codes per

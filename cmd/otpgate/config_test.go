@@ -103,6 +103,59 @@ tenants:
 	}
 }
 
+func TestLoadConfigTenantGroups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`clients: [{name: gw, address: 127.0.0.1, secret: s, tenant: office-a}]
+tenants:
+  - name: offices
+    mode: required
+    methods: [totp, sms]
+    code_ttl: 5m
+    lockout: {failures: 3}
+    messages: {office_ip: "Office", home_ip: "Home"}
+  - {name: office-a, parent: offices, office_networks: [192.0.2.0/24], messages: {office_ip: "Office A"}}
+  - {name: office-b, parent: office-a, mode: optional, code_ttl: 2m}
+`), 0o600)
+	s, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.tenants[1], s.tenants[2]
+	if a.Name != "office-a" || a.Mode != policy.ModeRequired || a.CodeTTL != 5*time.Minute || a.Lockout.Failures != 3 ||
+		len(a.OfficeNetworks) != 1 || strings.Join(a.Methods, ",") != "totp,sms" {
+		t.Errorf("office-a read as %+v, want the group's settings and its own networks", a)
+	}
+	if a.Messages.OfficeIP != "Office A" || a.Messages.HomeIP != "Home" {
+		t.Errorf("office-a messages: got office %q home %q, want its own and the group's", a.Messages.OfficeIP, a.Messages.HomeIP)
+	}
+	if b.Name != "office-b" || b.Mode != policy.ModeOptional || b.CodeTTL != 2*time.Minute || len(b.OfficeNetworks) != 1 || b.Messages.OfficeIP != "Office A" {
+		t.Errorf("office-b read as %+v, want office-a's settings with its own mode and TTL", b)
+	}
+}
+
+func TestLoadConfigTenantGroupMistakes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte(`clients: [{name: gw, address: 127.0.0.1, secret: s, tenant: a}]
+tenants:
+  - {name: a, parent: b}
+  - {name: b, parent: a}
+  - {name: c, parent: nowhere}
+  - {name: d, ask_phone: true, lockout: {failures: -1}, remember_ip_for: -1h}
+`), 0o600)
+	_, err := loadConfig(path)
+	for _, want := range []string{
+		`tenants[1] (b).parent: "a" makes a loop: a -> b -> a`,
+		`tenants[2] (c).parent: "nowhere" is not a configured tenant`,
+		"tenants[3] (d).ask_phone: needs enrolment: true",
+		"tenants[3] (d).lockout.failures: -1 is out of range",
+		"tenants[3] (d).remember_ip_for: -1h0m0s is out of range",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
 func TestLoadConfigSecretFile(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "gw.secret"), []byte("s3cret-from-file\n"), 0o600)

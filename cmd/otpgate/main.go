@@ -31,7 +31,10 @@ Usage:
   otpgate user show NAME
   otpgate user list
   otpgate user delete NAME
-  otpgate user totp NAME [--secret BASE32] [--png FILE]
+  otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
+  otpgate user recovery-codes NAME
+  otpgate user reset NAME
+  otpgate user unlock NAME
   otpgate audit [--user NAME] [--limit N] [--json]
 
 Without --config the embedded defaults are used: a server on 127.0.0.1:1812,
