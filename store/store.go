@@ -190,11 +190,15 @@ func (db *DB) commit(batch []op) {
 		}
 		return
 	}
-	if failed < 0 || len(batch) == 1 {
+	if failed < 0 {
 		// The commit itself failed (disk full, I/O error): nothing was written.
 		for _, o := range batch {
 			report(o, fmt.Errorf("commit: %w", err))
 		}
+		return
+	}
+	if len(batch) == 1 {
+		report(batch[0], err) // the function's own error, as it returned it
 		return
 	}
 	for _, o := range batch {

@@ -91,7 +91,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
-	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
