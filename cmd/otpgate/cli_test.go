@@ -80,6 +80,16 @@ func TestCLIWithoutServer(t *testing.T) {
 		{[]string{"user", "totp", "alice", "--secret", "not base32!"}, "", 2, "--secret: secret is not base32"},
 		{[]string{"user", "totp", "alice", "--secret", testSecret, "--png", filepath.Join(dir, "alice.png")}, "", 0, "otpauth://totp/otpgate:alice?"},
 		{[]string{"user", "list"}, "", 0, "alice acme totp"},
+		{[]string{"user", "recovery-codes", "alice"}, "", 0, "they are not shown again"},
+		{[]string{"user", "show", "alice"}, "", 0, "recovery codes: 10 left"},
+		{[]string{"user", "totp", "alice", "--confirm", "123456"}, "", 2, "alice is not linking an authenticator app; start with: otpgate user totp alice"},
+		{[]string{"user", "unlock", "alice"}, "", 0, "user alice was not locked"},
+		{[]string{"user", "reset", "alice"}, "", 0, "reset user alice"},
+		{[]string{"user", "show", "alice"}, "", 0, "totp: not enrolled"},
+		{[]string{"user", "show", "alice"}, "", 0, "recovery codes: 0 left"},
+		{[]string{"user", "reset", "nobody"}, "", 2, "no user nobody; add one with: otpgate user add nobody"},
+		{[]string{"user", "totp", "alice"}, "", 0, "otpgate user totp alice --confirm CODE"},
+		{[]string{"user", "show", "alice"}, "", 0, "totp: pending"},
 		{[]string{"user", "delete", "bob"}, "", 0, "deleted user bob"},
 		{[]string{"user", "delete", "bob"}, "", 2, "no user bob"},
 		{[]string{"user", "frobnicate"}, "", 2, `unknown user command "frobnicate"`},
@@ -124,6 +134,24 @@ func TestCLIWhileServing(t *testing.T) {
 	}
 	if out, err := s.cliErr("user", "show", "nobody"); exitCode(err, &bytes.Buffer{}) != 2 || !strings.Contains(err.Error(), "no user nobody") {
 		t.Errorf("got %v %q, want a usage error", err, out)
+	}
+	// The account commands go the same way.
+	for _, st := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "recovery-codes", "carol"}, "they are not shown again"},
+		{[]string{"user", "totp", "carol"}, "--confirm CODE"},
+		{[]string{"user", "unlock", "carol"}, "user carol was not locked"},
+		{[]string{"user", "reset", "carol"}, "reset user carol"},
+		{[]string{"user", "show", "carol"}, "recovery codes: 0 left"},
+	} {
+		if out := squash(s.cli(t, st.args...)); !strings.Contains(out, st.want) {
+			t.Errorf("otpgate %s: got\n%s\nwant %q", strings.Join(st.args, " "), out, st.want)
+		}
+	}
+	if !strings.Contains(s.logText(), `op="user reset" user=carol`) {
+		t.Errorf("user reset did not go through the admin socket")
 	}
 }
 
