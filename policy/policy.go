@@ -70,6 +70,18 @@ type Request struct {
 	State string
 	// IP is the end user's address; the zero Addr when the gateway sent none.
 	IP netip.Addr
+	// Machine is the end user's computer name when the gateway sends one
+	// (RD Gateway's MS-Machine-Name); it stands in for the IP in the
+	// reconnect window.
+	Machine string
+	// NoChallenge marks a gateway that cannot show a challenge: the login
+	// is held for approval out of band instead.
+	NoChallenge bool
+	// Hold is how long to hold such a login; zero means Config.Hold.
+	Hold time.Duration
+	// Preapprove marks a login on otpgate's own sign-in page: an Accept
+	// pre-approves the user's logins through gateways that cannot prompt.
+	Preapprove bool
 }
 
 // Result is the answer to a Request.

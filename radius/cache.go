@@ -60,11 +60,13 @@ func (c *replayCache) begin(k replayKey, now time.Time) (response []byte, seen b
 }
 
 // finish stores the response to a request begun with begin.
-func (c *replayCache) finish(k replayKey, response []byte) {
+func (c *replayCache) finish(k replayKey, response []byte, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[k]; ok {
-		e.response = response
+		// The window runs from the answer: a request held for a long
+		// time (an approval) is still remembered after it is answered.
+		e.response, e.at = response, now
 	}
 }
 
@@ -81,8 +83,9 @@ func (c *replayCache) expire(now time.Time, keep int) {
 	for c.head < len(c.order) {
 		s := c.order[c.head]
 		if e, ok := c.entries[s.key]; ok && e == s.entry {
-			if now.Sub(e.at) < c.window && len(c.entries) <= keep {
-				break
+			inProgress := e.response == nil
+			if (inProgress || now.Sub(e.at) < c.window) && len(c.entries) <= keep {
+				break // a request still being decided is never forgotten for its age
 			}
 			delete(c.entries, s.key)
 		}

@@ -25,12 +25,33 @@ func TestReplayCacheBeginFinish(t *testing.T) {
 	if resp, seen := c.begin(k, t0); !seen || resp != nil {
 		t.Fatalf("begin while in progress: got (%q, %v), want (nil, true)", resp, seen)
 	}
-	c.finish(k, []byte("answer"))
+	c.finish(k, []byte("answer"), t0)
 	if resp, seen := c.begin(k, t0.Add(time.Second)); !seen || string(resp) != "answer" {
 		t.Fatalf("begin after finish: got (%q, %v), want (\"answer\", true)", resp, seen)
 	}
 	if got := c.len(); got != 1 {
 		t.Errorf("len: got %d, want 1", got)
+	}
+}
+
+func TestReplayCacheHeldLongerThanWindow(t *testing.T) {
+	// A request held past the window (an approval) stays in progress, and
+	// its answer is then kept for a window from the answer.
+	c := newReplayCache(30*time.Second, 100)
+	held, other := key(1), key(2)
+	c.begin(held, t0)
+	c.begin(other, t0.Add(time.Second))
+	c.finish(other, []byte("other"), t0.Add(time.Second))
+	at := t0.Add(50 * time.Second)
+	if resp, seen := c.begin(held, at); !seen || resp != nil {
+		t.Fatalf("retransmission during a 50 s hold: got (%q, %v), want in progress", resp, seen)
+	}
+	c.finish(held, []byte("approved"), at)
+	if resp, seen := c.begin(held, at.Add(29*time.Second)); !seen || string(resp) != "approved" {
+		t.Errorf("retransmission after the answer: got (%q, %v), want the answer", resp, seen)
+	}
+	if resp, seen := c.begin(held, at.Add(31*time.Second)); seen {
+		t.Errorf("a window after the answer: got (%q, %v), want forgotten", resp, seen)
 	}
 }
 
@@ -47,7 +68,7 @@ func TestReplayCacheForget(t *testing.T) {
 	}
 	// finish after forget must not bring the entry back.
 	c.forget(k)
-	c.finish(k, []byte("late"))
+	c.finish(k, []byte("late"), t0)
 	if resp, seen := c.begin(k, t0); seen {
 		t.Errorf("begin after forget and finish: got (%q, %v), want (nil, false)", resp, seen)
 	}
@@ -77,7 +98,7 @@ func TestReplayCacheKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newReplayCache(30*time.Second, 100)
 			c.begin(base, t0)
-			c.finish(base, []byte("answer"))
+			c.finish(base, []byte("answer"), t0)
 			if resp, seen := c.begin(tc.k, t0); seen {
 				t.Errorf("got (%q, %v), want (nil, false): a new request", resp, seen)
 			}
@@ -102,7 +123,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 			c := newReplayCache(window, 100)
 			k := key(1)
 			c.begin(k, t0)
-			c.finish(k, []byte("answer"))
+			c.finish(k, []byte("answer"), t0)
 			if _, seen := c.begin(k, t0.Add(tc.after)); seen != tc.wantSeen {
 				t.Errorf("seen: got %v, want %v", seen, tc.wantSeen)
 			}
@@ -117,13 +138,13 @@ func TestReplayCacheExpiryAfterForget(t *testing.T) {
 	c := newReplayCache(window, 100)
 	x, a, b := key(0), key(1), key(2)
 	c.begin(x, t0)
-	c.finish(x, []byte("x"))
+	c.finish(x, []byte("x"), t0)
 	c.begin(a, t0.Add(1*time.Second))
 	c.forget(a)
 	c.begin(b, t0.Add(2*time.Second))
-	c.finish(b, []byte("b"))
+	c.finish(b, []byte("b"), t0.Add(2*time.Second))
 	c.begin(a, t0.Add(3*time.Second))
-	c.finish(a, []byte("a"))
+	c.finish(a, []byte("a"), t0.Add(3*time.Second))
 
 	now := t0.Add(2*time.Second + window) // x and b are at least window old, a is not
 	if resp, seen := c.begin(b, now); seen {
@@ -143,11 +164,11 @@ func TestReplayCacheMaxAfterForget(t *testing.T) {
 	c := newReplayCache(time.Hour, 2)
 	x, a := key(0), key(1)
 	c.begin(x, t0)
-	c.finish(x, []byte("x"))
+	c.finish(x, []byte("x"), t0)
 	c.begin(a, t0)
 	c.forget(a)
 	c.begin(a, t0) // retransmission of the unanswered request
-	c.finish(a, []byte("a"))
+	c.finish(a, []byte("a"), t0)
 	c.begin(key(2), t0) // pushes out the oldest: x
 	if resp, seen := c.begin(a, t0); !seen || string(resp) != "a" {
 		t.Errorf("a: got (%q, %v), want (\"a\", true)", resp, seen)
@@ -163,7 +184,7 @@ func TestReplayCacheMaxEntries(t *testing.T) {
 				if _, seen := c.begin(key(i), t0); seen {
 					t.Fatalf("begin(%d): got seen, want new", i)
 				}
-				c.finish(key(i), []byte(fmt.Sprint(i)))
+				c.finish(key(i), []byte(fmt.Sprint(i)), t0)
 				if got := c.len(); got > max {
 					t.Fatalf("len after %d requests: got %d, want at most %d", i+1, got, max)
 				}
@@ -194,7 +215,7 @@ func TestReplayCacheManyEntries(t *testing.T) {
 	step := 10 * time.Millisecond // 1000 requests per window
 	for i := range n {
 		c.begin(key(i), t0.Add(time.Duration(i)*step))
-		c.finish(key(i), []byte{byte(i)})
+		c.finish(key(i), []byte{byte(i)}, t0.Add(time.Duration(i)*step))
 	}
 	now := t0.Add(time.Duration(n-1) * step)
 	if got, want := c.len(), int(window/step); got != want {

@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"time"
 	"net/netip"
 	"slices"
 	"strings"
@@ -29,6 +30,12 @@ type Client struct {
 	StripDomain bool
 	// StripRealm turns "user@realm" into "user".
 	StripRealm bool
+	// NoChallenge marks a gateway that cannot show an Access-Challenge
+	// (Microsoft RD Gateway through NPS): instead of challenging, the
+	// login is held while the user approves it out of band.
+	NoChallenge bool
+	// Hold is how long such a login is held; zero means the policy's default.
+	Hold time.Duration
 }
 
 // UserName applies the client's name rules to a User-Name.

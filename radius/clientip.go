@@ -14,6 +14,7 @@ const (
 	typeUserPassword         radius.Type = 2
 	typeFramedIPAddress      radius.Type = 8
 	typeReplyMessage         radius.Type = 18
+	typeVendorSpecific       radius.Type = 26
 	typeState                radius.Type = 24
 	typeCallingStationID     radius.Type = 31
 	typeProxyState           radius.Type = 33

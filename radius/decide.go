@@ -2,6 +2,7 @@ package radius
 
 import (
 	"context"
+	"strings"
 	"unicode/utf8"
 
 	"layeh.com/radius"
@@ -28,6 +29,9 @@ func Decide(d Decider) Handler {
 			FirstFactor: c.FirstFactor,
 			User:        c.UserName(string(r.Get(typeUserName))),
 			State:       string(r.Get(typeState)),
+			NoChallenge: c.NoChallenge,
+			Hold:        c.Hold,
+			Machine:     machineName(r.Packet),
 		}
 		if pw, ok := r.Lookup(typeUserPassword); ok {
 			plain, err := radius.UserPassword(pw, c.Secret, r.Authenticator[:])
@@ -55,6 +59,33 @@ func Decide(d Decider) Handler {
 		}
 		return resp
 	})
+}
+
+// Microsoft's vendor number and its MS-Machine-Name attribute, which RD
+// Gateway fills with the end user's computer name.
+const (
+	vendorMicrosoft = 311
+	msMachineName   = 50
+)
+
+// machineName returns MS-Machine-Name, or "".
+func machineName(p *radius.Packet) string {
+	for _, a := range p.Attributes {
+		if a.Type != typeVendorSpecific {
+			continue
+		}
+		vendor, vsa, err := radius.VendorSpecific(a.Attribute)
+		if err != nil || vendor != vendorMicrosoft {
+			continue
+		}
+		for len(vsa) >= 2 && int(vsa[1]) >= 2 && int(vsa[1]) <= len(vsa) {
+			if vsa[0] == msMachineName {
+				return strings.TrimSpace(string(vsa[2:vsa[1]]))
+			}
+			vsa = vsa[vsa[1]:]
+		}
+	}
+	return ""
 }
 
 // truncate shortens s to at most n bytes without splitting a character.

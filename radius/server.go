@@ -212,7 +212,7 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 		s.Log.Error("encode response", "client", client.Name, "err", err)
 		return
 	}
-	s.cache.finish(key, b)
+	s.cache.finish(key, b, s.Now())
 	if _, err := conn.WriteTo(b, addr); err != nil {
 		s.Log.Warn("write response", "client", client.Name, "err", err)
 	}

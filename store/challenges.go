@@ -114,7 +114,13 @@ func (tx *Tx) CountChallenges() int {
 
 // Proven returns when user last proved a code from ip.
 func (tx *Tx) Proven(user string, ip netip.Addr) (time.Time, bool) {
-	v := tx.tx.Bucket(bucketProven).Get(provenKey(user, ip))
+	return tx.ProvenFrom(user, ip.Unmap().String())
+}
+
+// ProvenFrom returns when user last proved a code from place: an IP
+// address, or "machine:" and a machine name for gateways that send one.
+func (tx *Tx) ProvenFrom(user, place string) (time.Time, bool) {
+	v := tx.tx.Bucket(bucketProven).Get(placeKey(user, place))
 	if len(v) != 8 {
 		return time.Time{}, false
 	}
@@ -123,13 +129,33 @@ func (tx *Tx) Proven(user string, ip netip.Addr) (time.Time, bool) {
 
 // PutProven records that user proved a code from ip at the given time.
 func (tx *Tx) PutProven(user string, ip netip.Addr, at time.Time) error {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
-	return tx.tx.Bucket(bucketProven).Put(provenKey(user, ip), v[:])
+	return tx.PutProvenFrom(user, ip.Unmap().String(), at)
 }
 
-func provenKey(user string, ip netip.Addr) []byte {
-	return []byte(NormalizeName(user) + "\x00" + ip.Unmap().String())
+// PutProvenFrom records that user proved a code from place (see ProvenFrom).
+func (tx *Tx) PutProvenFrom(user, place string, at time.Time) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
+	return tx.tx.Bucket(bucketProven).Put(placeKey(user, place), v[:])
+}
+
+// PutPreapproved lets user's logins through gateways that cannot prompt
+// until the given time (a code proved on the sign-in page).
+func (tx *Tx) PutPreapproved(user string, until time.Time) error {
+	return tx.PutProvenFrom(user, preapprovedPlace, until)
+}
+
+// Preapproved returns until when user is pre-approved.
+func (tx *Tx) Preapproved(user string) (time.Time, bool) {
+	return tx.ProvenFrom(user, preapprovedPlace)
+}
+
+// preapprovedPlace is the proven "place" a pre-approval is kept under; no
+// IP address or machine name looks like it.
+const preapprovedPlace = "preapproved:"
+
+func placeKey(user, place string) []byte {
+	return []byte(NormalizeName(user) + "\x00" + place)
 }
 
 // Prune removes challenges that expired before now, proven pairs older
