@@ -1,10 +1,10 @@
 package radius
 
 import (
-	"time"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Client is one gateway allowed to send requests.
