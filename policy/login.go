@@ -23,7 +23,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		return reject("no_user_name", e.messages(req.Tenant).BadPassword), nil
 	}
 	var u store.User
-	var proven, known bool
+	var proven, known, preapproved bool
 	err := e.db.View(func(tx *store.Tx) error {
 		var err error
 		u, err = tx.User(name)
@@ -31,12 +31,22 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		if err != nil && !isNotFound(err) {
 			return err
 		}
-		if known && req.IP.IsValid() {
-			if t := e.tenants[tenantName(u, req)]; t != nil && t.ReconnectWindow > 0 {
-				at, ok := tx.Proven(name, req.IP)
-				now := e.now()
-				proven = ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
-			}
+		t := e.tenants[tenantName(u, req)]
+		if !known || t == nil {
+			return nil
+		}
+		now := e.now()
+		within := func(place string) bool {
+			at, ok := tx.ProvenFrom(name, place)
+			return ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
+		}
+		if t.ReconnectWindow > 0 {
+			proven = (req.IP.IsValid() && within(ipKey(req.IP).String())) ||
+				(req.Machine != "" && within(machinePlace(req.Machine)))
+		}
+		if req.NoChallenge {
+			until, ok := tx.Preapproved(name)
+			preapproved = ok && now.Before(until)
 		}
 		return nil
 	})
@@ -62,7 +72,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Tenant: tn,
 			Message: DefaultMessages().Unavailable}, nil
 	}
-	res = e.secondFactor(ctx, req, t, u, known, proven)
+	res = e.secondFactor(ctx, req, t, u, known, proven, preapproved)
 	res.User, res.Tenant = name, t.Name
 	return res, nil
 }
@@ -94,7 +104,7 @@ func (e *Engine) firstFactor(req Request, u store.User, known bool) (Result, boo
 
 // secondFactor applies the tenant's mode, the trusted places and, when
 // none lets the user through, starts a challenge.
-func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u store.User, known, proven bool) Result {
+func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u store.User, known, proven, preapproved bool) Result {
 	m := t.Messages
 	if !known && !t.AllowUnknownUsers {
 		return reject("unknown_user", m.BadPassword)
@@ -110,7 +120,7 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		if t.Mode == ModeOptional && u.TwoFactor != "on" {
 			return accept("no_second_factor_optional", "")
 		}
-		if !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.senders[MethodSMS] == nil {
+		if req.NoChallenge || !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.senders[MethodSMS] == nil {
 			return reject("no_second_factor", m.NoSecondFactor)
 		}
 	}
@@ -125,6 +135,14 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		case proven:
 			return accept("reconnect", m.Reconnected)
 		}
+	} else if proven { // by machine name
+		return accept("reconnect", m.Reconnected)
+	}
+	if req.NoChallenge {
+		if preapproved {
+			return accept("preapproved", "")
+		}
+		return e.hold(ctx, req, t, u, methods)
 	}
 	if len(methods) == 0 {
 		res, err := e.askPhone(req, t, u)

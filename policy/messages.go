@@ -22,6 +22,10 @@ type Messages struct {
 	BadPhone          string
 	RecoveryUsed      string
 	Locked            string
+	ApprovalText      string
+	Denied            string
+	ApprovalTimeout   string
+	SignInFirst       string
 	CodeSent          string
 	CallPlaced        string
 	CodeResent        string
@@ -69,6 +73,14 @@ func (m *Messages) field(key string) *string {
 		return &m.RecoveryUsed
 	case "locked":
 		return &m.Locked
+	case "approval_text":
+		return &m.ApprovalText
+	case "denied":
+		return &m.Denied
+	case "approval_timeout":
+		return &m.ApprovalTimeout
+	case "sign_in_first":
+		return &m.SignInFirst
 	case "code_sent":
 		return &m.CodeSent
 	case "call_placed":
@@ -121,7 +133,8 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"ask_phone", "bad_phone", "recovery_used", "locked", "code_sent", "call_placed",
+	"ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
+	"approval_timeout", "sign_in_first", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -193,6 +206,10 @@ var catalogs = map[string]Messages{
 		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
 		Locked:            "Your account is locked after too many wrong codes. Please try again later or contact your administrator.",
+		ApprovalText:      "Someone is logging in to {gateway} as you. To approve it, open {link}",
+		Denied:            "The login was denied.",
+		ApprovalTimeout:   "The login was not approved in time. Please log in again.",
+		SignInFirst:       "Sign in at {url} first, then log in again.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
 		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
 		CodeResent:        "A new code was sent to {destination}",
@@ -227,6 +244,10 @@ var catalogs = map[string]Messages{
 		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
 		Locked:            "Uw account is geblokkeerd na te veel onjuiste codes. Probeer het later opnieuw of neem contact op met uw beheerder.",
+		ApprovalText:      "Er wordt als u ingelogd op {gateway}. Keur dit goed via {link}",
+		Denied:            "De aanmelding is geweigerd.",
+		ApprovalTimeout:   "De aanmelding is niet op tijd goedgekeurd. Log opnieuw in.",
+		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
 		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",
 		CodeResent:        "Er is een nieuwe code naar {destination} gestuurd",

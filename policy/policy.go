@@ -118,6 +118,11 @@ type Engine struct {
 	rand    io.Reader
 	log     *slog.Logger
 
+	approvals approvals
+	publicURL string
+	holdFor   time.Duration
+	after     func(time.Duration) <-chan time.Time
+
 	// sending serialises the start of challenges per user, so that two
 	// logins at once cannot both send a code (see lockUser).
 	sendingMu sync.Mutex
@@ -144,12 +149,28 @@ type Config struct {
 	Rand io.Reader
 	// Log receives one line per decision; nil means discard.
 	Log *slog.Logger
+	// PublicURL is where otpgate's web page is reached, for approval
+	// links ("https://otp.example.com"); empty means no links.
+	PublicURL string
+	// Hold is how long a login from a gateway that cannot prompt waits
+	// for approval when its client sets none; zero means DefaultHold.
+	Hold time.Duration
+	// After makes the timer of a hold; nil means time.After.
+	After func(time.Duration) <-chan time.Time
 }
 
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
-		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{}}
+		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{},
+		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After,
+		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
+	if e.holdFor <= 0 {
+		e.holdFor = DefaultHold
+	}
+	if e.after == nil {
+		e.after = time.After
+	}
 	for i := range c.Tenants {
 		t := c.Tenants[i]
 		e.tenants[t.Name] = &t
@@ -184,6 +205,16 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 	}
 	if res.User == "" {
 		res.User = store.NormalizeName(req.User)
+	}
+	if req.Preapprove && res.Decision == Accept {
+		if t := e.tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
+			if err := e.preapprove(res.User, t); err != nil {
+				e.log.ErrorContext(ctx, "pre-approval failed", "user", res.User, "err", err)
+				res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: t.Messages.Unavailable}
+			} else {
+				res.Reason += "_preapproved"
+			}
+		}
 	}
 	e.record(ctx, req, res)
 	return res

@@ -71,6 +71,10 @@ type Tenant struct {
 	RememberIPFor time.Duration
 	// MaxRememberedIPs is how many such IPs a user keeps, the newest.
 	MaxRememberedIPs int
+	// PreapprovalWindow is how long a code proved on the sign-in page
+	// lets the user's logins through gateways that cannot prompt; zero
+	// means the sign-in page pre-approves nothing.
+	PreapprovalWindow time.Duration
 	// CountryCode is the country calling code ("31") of phone numbers
 	// given without one; empty means numbers must carry their own.
 	CountryCode string

@@ -1,0 +1,257 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+// DefaultHold is how long a login from a gateway that cannot prompt is
+// held for approval: below the 60 seconds NPS waits at most.
+const DefaultHold = 50 * time.Second
+
+// ErrApprovalGone is returned for a link that was used, ran out of time or
+// never existed.
+var ErrApprovalGone = errors.New("this approval link has been used or has expired")
+
+// Approval is a held login waiting for its user to approve or deny it on
+// otpgate's web page.
+type Approval struct {
+	// Token is the link's secret: 128 random bits in hex.
+	Token string
+	User  string
+	// Tenant and Lang are the user's tenant and its language.
+	Tenant, Lang string
+	// Client is the gateway the login came through.
+	Client string
+	// IP and Machine are where the login came from, when the gateway said.
+	IP      netip.Addr
+	Machine string
+	// Created and Expires bound the hold.
+	Created, Expires time.Time
+}
+
+// pending is an Approval and how it ended.
+type pending struct {
+	Approval
+	key      string        // user, gateway and place: one link per login
+	done     chan struct{} // closed when decided
+	approved bool
+}
+
+// approvals are the held logins, in memory: a held request does not
+// outlive the process either.
+type approvals struct {
+	mu      sync.Mutex
+	byToken map[string]*pending
+	byKey   map[string]*pending
+}
+
+// Approval returns the held login a link token belongs to, if it can
+// still be decided.
+func (e *Engine) Approval(token string) (Approval, bool) {
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	p, ok := e.approvals.byToken[token]
+	if !ok || !e.now().Before(p.Expires) {
+		return Approval{}, false
+	}
+	return p.Approval, true
+}
+
+// Resolve approves or denies the held login of a link. A link decides
+// once; afterwards it is ErrApprovalGone.
+func (e *Engine) Resolve(token string, approve bool) error {
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	p, ok := e.approvals.byToken[token]
+	if !ok || !e.now().Before(p.Expires) {
+		return ErrApprovalGone
+	}
+	e.forget(p)
+	p.approved = approve
+	close(p.done)
+	return nil
+}
+
+// forget removes p from the table; e.approvals.mu must be held.
+func (e *Engine) forget(p *pending) {
+	delete(e.approvals.byToken, p.Token)
+	if e.approvals.byKey[p.key] == p {
+		delete(e.approvals.byKey, p.key)
+	}
+}
+
+// hold asks u to approve a login from a gateway that cannot prompt: a
+// one-time link goes to their SMS or e-mail, and the login waits for the
+// answer. A repeated login while one waits shares its link.
+func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) Result {
+	m := t.Messages
+	if e.publicURL == "" {
+		e.log.ErrorContext(ctx, "a gateway cannot prompt and no web.public_url is set for approval links", "client", req.Client)
+		return reject("no_web", m.Unavailable)
+	}
+	method := ""
+	for _, mm := range methods {
+		if mm == MethodSMS || mm == MethodEmail {
+			method = mm
+			break
+		}
+	}
+	if method == "" {
+		return reject("no_link_method", fill(m.SignInFirst, "{url}", e.publicURL+"/signin"))
+	}
+	p, fresh, err := e.pendingFor(req, t, u)
+	if err != nil {
+		e.log.ErrorContext(ctx, "approval failed", "user", u.Name, "err", err)
+		return reject("error", m.Unavailable)
+	}
+	res := Result{Method: method}
+	if fresh {
+		to := u.Phone
+		if method == MethodEmail {
+			to = u.Email
+		}
+		refused, err := e.reserve(t, u.Name, method, to, e.now())
+		if err != nil || refused != "" {
+			e.drop(p)
+			if err != nil {
+				return Result{Decision: Reject, Reason: "error", Method: method, Message: m.Unavailable}
+			}
+			return Result{Decision: Reject, Reason: refused, Method: method, Message: refusalMessage(m, refused)}
+		}
+		link := e.publicURL + "/a/" + p.Token
+		msg := message(t, method, to, "")
+		msg.Text = fill(m.ApprovalText, "{gateway}", req.Client, "{link}", link)
+		provider, err := e.senders[method].Send(ctx, msg)
+		if err != nil {
+			e.drop(p)
+			e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)
+			return Result{Decision: Reject, Reason: "delivery_failed", Method: method, Message: m.DeliveryFailed}
+		}
+		res.Provider = provider
+	}
+	select {
+	case <-p.done:
+	case <-e.after(p.Expires.Sub(e.now())):
+		e.drop(p)
+	case <-ctx.Done():
+		e.drop(p)
+	}
+	e.approvals.mu.Lock()
+	approved := p.approved
+	e.approvals.mu.Unlock()
+	switch {
+	case approved:
+		if err := e.approved(req, t, u); err != nil {
+			e.log.ErrorContext(ctx, "record approval", "user", u.Name, "err", err)
+		}
+		res.Decision, res.Reason = Accept, "approved"
+	case isClosed(p.done):
+		res.Decision, res.Reason, res.Message = Reject, "denied", m.Denied
+	default:
+		res.Decision, res.Reason, res.Message = Reject, "approval_timeout", m.ApprovalTimeout
+	}
+	return res
+}
+
+// pendingFor returns the approval waiting for this user, gateway and
+// place, or registers a new one (fresh).
+func (e *Engine) pendingFor(req Request, t *Tenant, u store.User) (*pending, bool, error) {
+	key := u.Name + "\x00" + req.Client + "\x00" + place(req)
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	if p, ok := e.approvals.byKey[key]; ok && e.now().Before(p.Expires) {
+		return p, false, nil
+	}
+	token, err := e.newState()
+	if err != nil {
+		return nil, false, err
+	}
+	hold := req.Hold
+	if hold <= 0 {
+		hold = e.holdFor
+	}
+	now := e.now()
+	p := &pending{
+		Approval: Approval{
+			Token: token, User: u.Name, Tenant: t.Name, Lang: t.Language, Client: req.Client,
+			IP: ipKey(req.IP), Machine: req.Machine, Created: now, Expires: now.Add(hold),
+		},
+		key: key, done: make(chan struct{}),
+	}
+	e.approvals.byToken[token] = p
+	e.approvals.byKey[key] = p
+	return p, true, nil
+}
+
+// drop ends an approval that can no longer be decided.
+func (e *Engine) drop(p *pending) {
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	e.forget(p)
+}
+
+// approved records an approved login like a proved code: the reconnect
+// window for its IP or machine, and a remembered IP.
+func (e *Engine) approved(req Request, t *Tenant, u store.User) error {
+	now := e.now()
+	return e.db.Update(func(tx *store.Tx) error {
+		if t.ReconnectWindow > 0 {
+			if req.IP.IsValid() {
+				if err := tx.PutProven(u.Name, ipKey(req.IP), now); err != nil {
+					return err
+				}
+			}
+			if req.Machine != "" {
+				if err := tx.PutProvenFrom(u.Name, machinePlace(req.Machine), now); err != nil {
+					return err
+				}
+			}
+		}
+		if t.RememberIPFor > 0 && req.IP.IsValid() && !t.inOffice(req.IP) {
+			cur, err := tx.User(u.Name)
+			if err != nil {
+				return err
+			}
+			cur.Remembered = remember(cur.Remembered, ipKey(req.IP), now, t.RememberIPFor, t.MaxRememberedIPs)
+			return tx.PutUser(cur)
+		}
+		return nil
+	})
+}
+
+// preapprove lets user's logins through gateways that cannot prompt for
+// the tenant's pre-approval window.
+func (e *Engine) preapprove(user string, t *Tenant) error {
+	until := e.now().Add(t.PreapprovalWindow)
+	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutPreapproved(user, until) }); err != nil {
+		return fmt.Errorf("record pre-approval: %w", err)
+	}
+	return nil
+}
+
+// place is where a login comes from, for telling logins apart.
+func place(req Request) string {
+	if req.IP.IsValid() {
+		return ipKey(req.IP).String()
+	}
+	return machinePlace(req.Machine)
+}
+
+// machinePlace is the proven place of a machine name.
+func machinePlace(name string) string { return "machine:" + name }
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
