@@ -142,6 +142,8 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		e.drop(p)
 	case <-ctx.Done():
 		e.drop(p)
+	case <-e.stopHolds:
+		e.drop(p)
 	}
 	e.approvals.mu.Lock()
 	approved := p.approved
@@ -158,6 +160,12 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		res.Decision, res.Reason, res.Message = Reject, "approval_timeout", m.ApprovalTimeout
 	}
 	return res
+}
+
+// StopHolds ends every held login with a Reject, as on shutdown: a held
+// request must not keep the server from stopping.
+func (e *Engine) StopHolds() {
+	e.stopOnce.Do(func() { close(e.stopHolds) })
 }
 
 // pendingFor returns the approval waiting for this user, gateway and

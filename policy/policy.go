@@ -122,6 +122,8 @@ type Engine struct {
 	publicURL string
 	holdFor   time.Duration
 	after     func(time.Duration) <-chan time.Time
+	stopHolds chan struct{}
+	stopOnce  sync.Once
 
 	// sending serialises the start of challenges per user, so that two
 	// logins at once cannot both send a code (see lockUser).
@@ -163,7 +165,7 @@ type Config struct {
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
 		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{},
-		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After,
+		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold

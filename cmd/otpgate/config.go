@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,7 @@ type config struct {
 	Log      logConfig      `mapstructure:"log"`
 	TOTP     totpConfig     `mapstructure:"totp"`
 	Delivery deliveryConfig `mapstructure:"delivery"`
+	Web      webConfig      `mapstructure:"web"`
 	Clients  []clientConfig `mapstructure:"clients"`
 	Tenants  []tenantConfig `mapstructure:"tenants"`
 
@@ -67,21 +69,33 @@ type logConfig struct {
 	Format string `mapstructure:"format"`
 }
 
+type webConfig struct {
+	Listen         string   `mapstructure:"listen"`
+	PublicURL      string   `mapstructure:"public_url"`
+	TLSCert        string   `mapstructure:"tls_cert"`
+	TLSKey         string   `mapstructure:"tls_key"`
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	Tenant         string   `mapstructure:"tenant"`
+}
+
 type totpConfig struct {
 	Issuer string `mapstructure:"issuer"`
 }
 
 type clientConfig struct {
-	Name                        string `mapstructure:"name"`
-	Address                     string `mapstructure:"address"`
-	Secret                      string `mapstructure:"secret"`
-	SecretFile                  string `mapstructure:"secret_file"`
-	Tenant                      string `mapstructure:"tenant"`
-	RequireMessageAuthenticator *bool  `mapstructure:"require_message_authenticator"`
-	ClientIPAttribute           string `mapstructure:"client_ip_attribute"`
-	Password                    string `mapstructure:"password"`
-	StripDomain                 *bool  `mapstructure:"strip_domain"`
-	StripRealm                  bool   `mapstructure:"strip_realm"`
+	Name                        string        `mapstructure:"name"`
+	Address                     string        `mapstructure:"address"`
+	Secret                      string        `mapstructure:"secret"`
+	SecretFile                  string        `mapstructure:"secret_file"`
+	Tenant                      string        `mapstructure:"tenant"`
+	RequireMessageAuthenticator *bool         `mapstructure:"require_message_authenticator"`
+	ClientIPAttribute           string        `mapstructure:"client_ip_attribute"`
+	Password                    string        `mapstructure:"password"`
+	StripDomain                 *bool         `mapstructure:"strip_domain"`
+	StripRealm                  bool          `mapstructure:"strip_realm"`
+	Profile                     string        `mapstructure:"profile"`
+	Challenge                   *bool         `mapstructure:"challenge"`
+	Hold                        time.Duration `mapstructure:"hold"`
 }
 
 type tenantConfig struct {
@@ -104,6 +118,7 @@ type tenantConfig struct {
 	RememberIPFor   time.Duration     `mapstructure:"remember_ip_for"`
 	MaxRemembered   int               `mapstructure:"max_remembered_ips"`
 	Parent          string            `mapstructure:"parent"`
+	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
 }
 
@@ -120,6 +135,13 @@ type limitsConfig struct {
 	Countries                 []string `mapstructure:"countries"`
 }
 
+// webSettings are the web listener's, checked.
+type webSettings struct {
+	listen, publicURL, cert, key string
+	trustedProxies               []netip.Prefix
+	tenant                       string
+}
+
 // settings is a checked configuration, in the types the packages take.
 type settings struct {
 	listen          []string
@@ -134,6 +156,7 @@ type settings struct {
 	delivery        deliveryConfig
 	clients         []*radius.Client
 	tenants         []policy.Tenant
+	web             webSettings
 
 	// cfg is the file as read, for building the delivery providers.
 	cfg *config
@@ -266,10 +289,30 @@ func (c *config) check() (*settings, error) {
 	if len(c.Clients) == 0 {
 		p.add("clients", "at least one client (gateway) is needed")
 	}
+	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
 }
 
 func (c *config) checkClient(key string, cc clientConfig, tenants map[string]bool, p *problems) *radius.Client {
+	switch cc.Profile {
+	case "":
+	case "rdgateway":
+		// RD Gateway through NPS: no password, DOMAIN\user names, no
+		// challenge prompt, and NPS gives up after 60 seconds at most.
+		if cc.Challenge == nil {
+			no := false
+			cc.Challenge = &no
+		}
+		if cc.StripDomain == nil {
+			yes := true
+			cc.StripDomain = &yes
+		}
+		if cc.Password == "" {
+			cc.Password = policy.FirstFactorGateway
+		}
+	default:
+		p.add(key+".profile", "%q is not a profile; the one there is: rdgateway", cc.Profile)
+	}
 	cl := &radius.Client{
 		Name:                        cc.Name,
 		Tenant:                      cc.Tenant,
@@ -277,6 +320,11 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		FirstFactor:                 orDefault(cc.Password, policy.FirstFactorGateway),
 		StripDomain:                 cc.StripDomain == nil || *cc.StripDomain,
 		StripRealm:                  cc.StripRealm,
+		NoChallenge:                 cc.Challenge != nil && !*cc.Challenge,
+		Hold:                        cc.Hold,
+	}
+	if cc.Hold < 0 || cc.Hold > 10*time.Minute {
+		p.add(key+".hold", "%s is out of range, want up to 10m (NPS waits 60s at most)", cc.Hold)
 	}
 	if cc.Name == "" {
 		p.add(key+".name", "is missing")
@@ -405,6 +453,13 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	if t.Lockout.Duration < 0 || t.Lockout.Duration > 30*24*time.Hour {
 		p.add(key+".lockout.duration", "%s is out of range, want up to 720h", t.Lockout.Duration)
 	}
+	t.PreapprovalWindow = 5 * time.Minute
+	if tc.Preapproval != nil {
+		t.PreapprovalWindow = *tc.Preapproval
+	}
+	if t.PreapprovalWindow < 0 || t.PreapprovalWindow > 24*time.Hour {
+		p.add(key+".preapproval_window", "%s is out of range, want 0 (off) to 24h", t.PreapprovalWindow)
+	}
 	t.Enrolment, t.AskPhone = tc.Enrolment, tc.AskPhone
 	if t.AskPhone && !t.Enrolment {
 		p.add(key+".ask_phone", "needs enrolment: true")
@@ -435,6 +490,52 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	return t
+}
+
+// checkWeb checks the web listener: needed for approval links when a
+// client cannot prompt.
+func (c *config) checkWeb(s *settings, tenants map[string]bool, p *problems) webSettings {
+	w := webSettings{
+		listen: c.Web.Listen, publicURL: strings.TrimRight(c.Web.PublicURL, "/"),
+		cert: c.path(c.Web.TLSCert), key: c.path(c.Web.TLSKey), tenant: c.Web.Tenant,
+	}
+	if w.listen != "" {
+		if _, _, err := net.SplitHostPort(w.listen); err != nil {
+			p.add("web.listen", "%q is not host:port, for example 0.0.0.0:8443", w.listen)
+		}
+		if w.publicURL == "" {
+			p.add("web.public_url", "is missing: links in messages need the address users open, such as https://otp.example.com")
+		}
+	}
+	if w.publicURL != "" {
+		u, err := url.Parse(w.publicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.add("web.public_url", "%q is not an http(s) URL such as https://otp.example.com", c.Web.PublicURL)
+		}
+	}
+	if (c.Web.TLSCert == "") != (c.Web.TLSKey == "") {
+		p.add("web.tls_cert", "give tls_cert and tls_key together, or neither (plain, behind a reverse proxy)")
+	}
+	for i, tp := range c.Web.TrustedProxies {
+		pr, err := parsePrefix(tp)
+		if err != nil {
+			p.add(fmt.Sprintf("web.trusted_proxies[%d]", i), "%v", err)
+			continue
+		}
+		w.trustedProxies = append(w.trustedProxies, pr)
+	}
+	if w.tenant == "" && len(s.tenants) > 0 {
+		w.tenant = s.tenants[0].Name
+	}
+	if w.tenant != "" && !tenants[w.tenant] {
+		p.add("web.tenant", "%q is not a configured tenant", w.tenant)
+	}
+	for i, cl := range s.clients {
+		if cl.NoChallenge && w.listen == "" {
+			p.add(fmt.Sprintf("clients[%d].challenge", i), "client %s cannot prompt, so its users approve logins on otpgate's web page: set web.listen and web.public_url", cl.Name)
+		}
+	}
+	return w
 }
 
 // inheritTenants gives each tenant that names a parent the parent's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/otpgate/otpgate/radius"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/web"
 )
 
 func cmdServe(ctx context.Context, now func() time.Time, args []string, stderr io.Writer) error {
@@ -65,6 +67,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 
 	engine := policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
+		PublicURL: s.web.publicURL,
 	})
 	srv := &radius.Server{
 		Handler:         radius.Decide(engine),
@@ -92,6 +95,12 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		return err
 	}
 	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now}
+	var webLn net.Listener
+	if s.web.listen != "" {
+		if webLn, err = net.Listen("tcp", s.web.listen); err != nil {
+			return fmt.Errorf("web listen on %s: %w", s.web.listen, err)
+		}
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
@@ -104,9 +113,33 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		})
 		log.Info("listening", "addr", c.LocalAddr().String())
 	}
+	if webLn != nil {
+		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
+		hs := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		wg.Go(func() {
+			var err error
+			if s.web.cert != "" {
+				err = hs.ServeTLS(webLn, s.web.cert, s.web.key)
+			} else {
+				err = hs.Serve(webLn)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("web listener stopped", "err", err)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+		})
+		log.Info("web listening", "addr", webLn.Addr().String(), "public_url", s.web.publicURL)
+	}
 	log.Info("otpgate ready", "store", s.storePath, "admin_socket", s.adminSocket, "clients", len(s.clients), "tenants", len(s.tenants))
 	<-ctx.Done()
 	log.Info("shutting down: draining requests in flight")
+	engine.StopHolds()
 	wg.Wait()
 	log.Info("stopped")
 	return nil

@@ -1,0 +1,235 @@
+// Package web is otpgate's own web page, for gateways that cannot show a
+// prompt (Microsoft RD Gateway): the page behind an approval link, where a
+// held login is approved or denied, and the sign-in page, where a user
+// proves a code to pre-approve their next logins. Pages are rendered on
+// the server, need no external assets and fit a phone screen.
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/policy"
+)
+
+// Engine is what the pages need of the decision.
+type Engine interface {
+	Decide(ctx context.Context, req policy.Request) policy.Result
+	Approval(token string) (policy.Approval, bool)
+	Resolve(token string, approve bool) error
+}
+
+// Server serves the pages.
+type Server struct {
+	Engine Engine
+	// Tenant is the tenant of users the sign-in page does not know.
+	Tenant string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; empty means the connection's address is the user's.
+	TrustedProxies []netip.Prefix
+	// SignInsPerMinute bounds sign-in attempts per user address; zero means 10.
+	SignInsPerMinute int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Log receives errors; nil means discard.
+	Log *slog.Logger
+
+	limiter *limiter
+	csrfKey []byte
+}
+
+// Handler returns the pages' routes.
+func (s *Server) Handler() http.Handler {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	if s.SignInsPerMinute == 0 {
+		s.SignInsPerMinute = 10
+	}
+	s.limiter = newLimiter(s.SignInsPerMinute, time.Minute)
+	s.csrfKey = make([]byte, 32)
+	rand.Read(s.csrfKey)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /a/{token}", s.showApproval)
+	mux.HandleFunc("POST /a/{token}", s.decideApproval)
+	mux.HandleFunc("GET /signin", s.showSignIn)
+	mux.HandleFunc("POST /signin", s.signIn)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/signin", http.StatusSeeOther)
+	})
+	return headers(mux)
+}
+
+// headers sets what every page sends: no caching, no framing, no
+// referrer, nothing loaded from elsewhere.
+func headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) showApproval(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	a, ok := s.Engine.Approval(token)
+	if !ok {
+		s.render(w, http.StatusGone, page{T: texts(langOf(r, "")), Done: texts(langOf(r, "")).Gone})
+		return
+	}
+	t := texts(langOf(r, a.Lang))
+	s.render(w, http.StatusOK, page{T: t, Approval: &a, CSRF: s.csrf("approve:" + token)})
+}
+
+func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	t := texts(langOf(r, ""))
+	if !sameOrigin(r) || !s.csrfOK(r, "approve:"+token) {
+		s.render(w, http.StatusForbidden, page{T: t, Done: t.Forbidden})
+		return
+	}
+	a, _ := s.Engine.Approval(token)
+	if a.Lang != "" {
+		t = texts(langOf(r, a.Lang))
+	}
+	approve := r.PostFormValue("action") == "approve"
+	if err := s.Engine.Resolve(token, approve); err != nil {
+		s.render(w, http.StatusGone, page{T: t, Done: t.Gone})
+		return
+	}
+	s.Log.Info("approval decided", "user", a.User, "client", a.Client, "approved", approve, "ip", s.clientIP(r).String())
+	done := t.Denied
+	if approve {
+		done = t.Approved
+	}
+	s.render(w, http.StatusOK, page{T: t, Done: done})
+}
+
+func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, page{T: texts(langOf(r, "")), SignIn: true, CSRF: s.csrf("signin")})
+}
+
+// signIn takes the sign-in form: a name (first step) or a name, State and
+// code (next steps). It goes through the same decision as a gateway's
+// login, as the client "web", and an Accept pre-approves the user.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	t := texts(langOf(r, ""))
+	if !sameOrigin(r) || !s.csrfOK(r, "signin") {
+		s.render(w, http.StatusForbidden, page{T: t, Done: t.Forbidden})
+		return
+	}
+	ip := s.clientIP(r)
+	if !s.limiter.allow(ip.String(), s.Now()) {
+		s.render(w, http.StatusTooManyRequests, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: t.TooMany})
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" {
+		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: t.NameNeeded})
+		return
+	}
+	req := policy.Request{
+		Client: "web", Tenant: s.Tenant, FirstFactor: policy.FirstFactorGateway, User: name,
+		State: r.PostFormValue("state"), Password: r.PostFormValue("code"), IP: ip, Preapprove: true,
+	}
+	res := s.Engine.Decide(r.Context(), req)
+	switch res.Decision {
+	case policy.Challenge:
+		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Name: name, State: res.State, Prompt: res.Message})
+	case policy.Accept:
+		s.render(w, http.StatusOK, page{T: t, Done: t.Preapproved})
+	default:
+		msg := res.Message
+		if msg == "" {
+			msg = t.Failed
+		}
+		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: msg})
+	}
+}
+
+// csrf is the form token for a purpose: an HMAC under a key made at start,
+// so a form from another site cannot carry it.
+func (s *Server) csrf(purpose string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(purpose))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) csrfOK(r *http.Request, purpose string) bool {
+	got, err := hex.DecodeString(r.PostFormValue("csrf"))
+	if err != nil {
+		return false
+	}
+	want, _ := hex.DecodeString(s.csrf(purpose))
+	return hmac.Equal(got, want)
+}
+
+// sameOrigin refuses a form posted from another site, where the browser
+// says so.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		host := strings.TrimPrefix(strings.TrimPrefix(o, "https://"), "http://")
+		return host == r.Host
+	}
+	return true
+}
+
+// clientIP is the user's address: the connection's, or, behind a trusted
+// proxy, the last address in X-Forwarded-For that is not a trusted proxy.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip = ip.Unmap()
+	if !s.trusted(ip) {
+		return ip
+	}
+	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip
+		}
+		hop = hop.Unmap()
+		if !s.trusted(hop) {
+			return hop
+		}
+		ip = hop
+	}
+	return ip
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
