@@ -25,13 +25,15 @@ type server struct {
 	dir    string
 	config string
 	addrs  []string // RADIUS addresses it listens on
+	web    string   // the web listener's address, if any
 
 	cancel context.CancelFunc
 	done   chan error
 	now    func() time.Time // the server's clock; nil means time.Now
 
-	mu   sync.Mutex
-	logs []string
+	mu     sync.Mutex
+	logs   []string
+	newLog chan struct{} // signalled after each log line
 }
 
 // startServer writes config (with {{dir}} replaced by a temp dir) and runs
@@ -45,7 +47,7 @@ func startServer(t testing.TB, config string) *server {
 func startServerAt(t testing.TB, config string, now func() time.Time) *server {
 	t.Helper()
 	dir := t.TempDir()
-	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1), now: now}
+	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1), now: now, newLog: make(chan struct{}, 1)}
 	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "{{dir}}", dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,14 @@ func (s *server) start(t testing.TB) {
 			if strings.Contains(line, "msg=listening") {
 				s.addrs = append(s.addrs, field(line, "addr"))
 			}
+			if strings.Contains(line, `msg="web listening"`) {
+				s.web = field(line, "addr")
+			}
 			s.mu.Unlock()
+			select {
+			case s.newLog <- struct{}{}:
+			default:
+			}
 			if strings.Contains(line, "otpgate ready") {
 				once.Do(func() { close(ready) })
 			}
@@ -137,6 +146,35 @@ func (s *server) lastCode(t testing.TB, dest string) string {
 	return ""
 }
 
+// waitLog waits for a log line after the first skip lines that contains
+// want, and returns it.
+func (s *server) waitLog(t testing.TB, skip int, want string) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		for _, l := range s.logs[min(skip, len(s.logs)):] {
+			if strings.Contains(l, want) {
+				s.mu.Unlock()
+				return l
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.newLog:
+		case <-deadline:
+			t.Fatalf("no log line with %q:\n%s", want, s.logText())
+		}
+	}
+}
+
+// logLen is how many log lines there are so far.
+func (s *server) logLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.logs)
+}
+
 // field reads key=value or key="quoted value" from a slog text line.
 func field(line, key string) string {
 	i := strings.Index(line, " "+key+"=")
@@ -176,6 +214,7 @@ type request struct {
 	user, password, state, callingStation string
 	proxyStates                           [][]byte
 	noMA, badMA                           bool
+	attrs                                 radius.Attributes // more attributes, before Message-Authenticator
 	secret                                string
 	from                                  string // local address to send from; default any loopback
 }
@@ -208,6 +247,9 @@ func encodeRequest(t testing.TB, req request) []byte {
 	}
 	for _, ps := range req.proxyStates {
 		p.Add(rfc2865.ProxyState_Type, ps)
+	}
+	for _, a := range req.attrs {
+		p.Add(a.Type, a.Attribute)
 	}
 	if !req.noMA {
 		p.Add(80, make([]byte, 16))
