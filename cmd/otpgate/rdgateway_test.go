@@ -319,4 +319,3 @@ func (w *rdgWorld) screenshot(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
-
