@@ -16,8 +16,8 @@ func TestLoadConfigExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(s.clients); got != 2 {
-		t.Errorf("got %d clients, want 2", got)
+	if got := len(s.clients); got != 3 {
+		t.Errorf("got %d clients, want 3", got)
 	}
 	acme := s.tenants[0]
 	if acme.Name != "acme" || acme.Mode != policy.ModeRequired || acme.CodeTTL != 3*time.Minute ||
@@ -30,8 +30,14 @@ func TestLoadConfigExample(t *testing.T) {
 	if !s.clients[0].RequireMessageAuthenticator || s.clients[0].ClientIP == nil {
 		t.Errorf("client guacamole read as %+v", s.clients[0])
 	}
-	if s.clients[1].FirstFactor != policy.FirstFactorLocal {
-		t.Errorf("client vpn: got first factor %q, want local", s.clients[1].FirstFactor)
+	if rdg := s.clients[1]; !rdg.NoChallenge || !rdg.StripDomain || rdg.Hold != 50*time.Second {
+		t.Errorf("client rdgateway read as %+v, want no challenge, DOMAIN stripped, 50s hold", rdg)
+	}
+	if s.clients[2].FirstFactor != policy.FirstFactorLocal {
+		t.Errorf("client vpn: got first factor %q, want local", s.clients[2].FirstFactor)
+	}
+	if s.web.publicURL != "https://otp.example.com" || s.web.listen == "" {
+		t.Errorf("web read as %+v", s.web)
 	}
 }
 
