@@ -36,6 +36,15 @@ type Client struct {
 	NoChallenge bool
 	// Hold is how long such a login is held; zero means the policy's default.
 	Hold time.Duration
+	// LimitProxyState drops Access-Requests that carry a Proxy-State but
+	// no Message-Authenticator, as FreeRADIUS 3.2.5 does: such a request
+	// from a NAS is a sign of the BlastRADIUS attack.
+	LimitProxyState bool
+	// CodeInPassword is "append" for gateways that cannot prompt but send
+	// a password: the code follows it in User-Password; "" means not.
+	CodeInPassword string
+	// CodeSeparator, when set, stands between password and code.
+	CodeSeparator string
 }
 
 // UserName applies the client's name rules to a User-Name.

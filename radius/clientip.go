@@ -3,6 +3,7 @@ package radius
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"layeh.com/radius"
@@ -31,11 +32,50 @@ func IPSourceNames() []string {
 	return []string{"Calling-Station-Id", "Tunnel-Client-Endpoint", "Framed-IP-Address", "Framed-IPv6-Address"}
 }
 
-// ParseIPSource returns the IPSource for an attribute name; the empty name
-// gives nil (no source).
+// ParseIPSources returns an IPSource that tries the named attributes in
+// order and takes the first that holds an address; no names gives nil (no
+// source).
+func ParseIPSources(names []string) (IPSource, error) {
+	var srcs []IPSource
+	for i, n := range names {
+		src, err := ParseIPSource(n)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		if src != nil {
+			srcs = append(srcs, src)
+		}
+	}
+	switch len(srcs) {
+	case 0:
+		return nil, nil
+	case 1:
+		return srcs[0], nil
+	}
+	return func(p *radius.Packet) netip.Addr {
+		for _, src := range srcs {
+			if a := src(p); a.IsValid() {
+				return a
+			}
+		}
+		return netip.Addr{}
+	}, nil
+}
+
+// ParseIPSource returns the IPSource for an attribute name, or for a
+// vendor-specific attribute written "vendor:type" ("25461:7", Palo Alto's
+// client source IP); the empty name gives nil (no source).
 func ParseIPSource(name string) (IPSource, error) {
 	if name == "" {
 		return nil, nil
+	}
+	if v, t, ok := strings.Cut(name, ":"); ok {
+		vendor, err1 := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+		typ, err2 := strconv.ParseUint(strings.TrimSpace(t), 10, 8)
+		if err1 != nil || err2 != nil || vendor == 0 || typ == 0 {
+			return nil, fmt.Errorf("%q is not a vendor attribute such as 25461:7 (vendor number:type)", name)
+		}
+		return vendorAttr(uint32(vendor), byte(typ)), nil
 	}
 	switch strings.ToLower(name) {
 	case "calling-station-id":
@@ -47,7 +87,46 @@ func ParseIPSource(name string) (IPSource, error) {
 	case "framed-ipv6-address":
 		return binaryAttr(typeFramedIPv6Address, 16), nil
 	}
-	return nil, fmt.Errorf("unknown attribute %q, want one of %s", name, strings.Join(IPSourceNames(), ", "))
+	return nil, fmt.Errorf("unknown attribute %q, want one of %s, or vendor:type", name, strings.Join(IPSourceNames(), ", "))
+}
+
+// vendorAttr reads an address from a vendor-specific attribute: as text
+// ("203.0.113.9", with a port or brackets), or as 4 or 16 bytes.
+func vendorAttr(vendor uint32, typ byte) IPSource {
+	return func(p *radius.Packet) netip.Addr {
+		v := vendorValue(p, vendor, typ)
+		if v == nil {
+			return netip.Addr{}
+		}
+		if a := ParseEndpoint(string(v)); a.IsValid() {
+			return a
+		}
+		if len(v) == 4 || len(v) == 16 {
+			a, _ := netip.AddrFromSlice(v)
+			return a.Unmap()
+		}
+		return netip.Addr{}
+	}
+}
+
+// vendorValue returns the first value of a vendor's attribute type, or nil.
+func vendorValue(p *radius.Packet, vendor uint32, typ byte) []byte {
+	for _, a := range p.Attributes {
+		if a.Type != typeVendorSpecific {
+			continue
+		}
+		id, vsa, err := radius.VendorSpecific(a.Attribute)
+		if err != nil || id != vendor {
+			continue
+		}
+		for len(vsa) >= 2 && int(vsa[1]) >= 2 && int(vsa[1]) <= len(vsa) {
+			if vsa[0] == typ {
+				return vsa[2:vsa[1]]
+			}
+			vsa = vsa[vsa[1]:]
+		}
+	}
+	return nil
 }
 
 func textAttr(t radius.Type, tagged bool) IPSource {

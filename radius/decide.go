@@ -70,22 +70,7 @@ const (
 
 // machineName returns MS-Machine-Name, or "".
 func machineName(p *radius.Packet) string {
-	for _, a := range p.Attributes {
-		if a.Type != typeVendorSpecific {
-			continue
-		}
-		vendor, vsa, err := radius.VendorSpecific(a.Attribute)
-		if err != nil || vendor != vendorMicrosoft {
-			continue
-		}
-		for len(vsa) >= 2 && int(vsa[1]) >= 2 && int(vsa[1]) <= len(vsa) {
-			if vsa[0] == msMachineName {
-				return strings.TrimSpace(string(vsa[2:vsa[1]]))
-			}
-			vsa = vsa[vsa[1]:]
-		}
-	}
-	return ""
+	return strings.TrimSpace(string(vendorValue(p, vendorMicrosoft, msMachineName)))
 }
 
 // truncate shortens s to at most n bytes without splitting a character.

@@ -51,8 +51,12 @@ func (f HandlerFunc) ServeRADIUS(ctx context.Context, r *Request) *Response { re
 // Server answers RADIUS authentication requests on one or more sockets.
 // Its fields must be set before the first call to Serve.
 type Server struct {
-	// Handler decides answers. Required.
+	// Handler decides Access-Requests; nil means Access-Requests are
+	// dropped (an accounting-only listener).
 	Handler Handler
+	// Accounting records Accounting-Requests, which are then acknowledged;
+	// nil means they are dropped.
+	Accounting func(ctx context.Context, r *Request)
 	// Clients are the gateways allowed to send requests. Required.
 	Clients *Clients
 	// MaxConcurrent bounds requests handled at once. Defaults to 256.
@@ -171,7 +175,16 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 		return
 	}
 	raw = raw[:length]
-	if radius.Code(raw[0]) != radius.CodeAccessRequest {
+	code := radius.Code(raw[0])
+	switch {
+	case code == radius.CodeAccessRequest && s.Handler != nil:
+	case code == radius.CodeStatusServer:
+	case code == radius.CodeAccountingRequest && s.Accounting != nil:
+		if !radius.IsAuthenticRequest(raw, client.Secret) {
+			s.drops.add("bad_authenticator", src)
+			return
+		}
+	default:
 		s.drops.add("unsupported_code", src)
 		return
 	}
@@ -182,8 +195,16 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 	}
 	switch err := checkMessageAuthenticator(raw, client.Secret); {
 	case errors.Is(err, errNoMessageAuthenticator):
-		if client.RequireMessageAuthenticator {
+		// Status-Server must carry one (RFC 5997); Access-Requests where
+		// the client requires it, or where a Proxy-State without one
+		// smells of BlastRADIUS (limit_proxy_state).
+		switch {
+		case code == radius.CodeStatusServer,
+			code == radius.CodeAccessRequest && client.RequireMessageAuthenticator:
 			s.drops.add("missing_message_authenticator", src)
+			return
+		case code == radius.CodeAccessRequest && client.LimitProxyState && hasAttr(raw, typeProxyState):
+			s.drops.add("proxy_state_without_message_authenticator", src)
 			return
 		}
 	case err != nil:
@@ -218,7 +239,7 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 	}
 }
 
-// serveSafely calls the handler and turns a panic into no answer.
+// serveSafely answers a request by its code and turns a panic into no answer.
 func (s *Server) serveSafely(ctx context.Context, r *Request) (resp *Response) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -227,5 +248,27 @@ func (s *Server) serveSafely(ctx context.Context, r *Request) (resp *Response) {
 			resp = nil
 		}
 	}()
+	switch r.Code {
+	case radius.CodeStatusServer:
+		// RFC 5997: alive. An authentication listener says so with an
+		// Access-Accept, an accounting one with an Accounting-Response.
+		if s.Handler != nil {
+			return &Response{Code: radius.CodeAccessAccept}
+		}
+		return &Response{Code: radius.CodeAccountingResponse}
+	case radius.CodeAccountingRequest:
+		s.Accounting(ctx, r)
+		return &Response{Code: radius.CodeAccountingResponse}
+	}
 	return s.Handler.ServeRADIUS(ctx, r)
+}
+
+// hasAttr reports whether a well-formed packet carries an attribute of type t.
+func hasAttr(raw []byte, t radius.Type) bool {
+	for b := raw[20:]; len(b) >= 2 && int(b[1]) >= 2 && int(b[1]) <= len(b); b = b[b[1]:] {
+		if radius.Type(b[0]) == t {
+			return true
+		}
+	}
+	return false
 }

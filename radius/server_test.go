@@ -831,8 +831,7 @@ func TestServerUnsupportedCode(t *testing.T) {
 		name string
 		raw  []byte
 	}{
-		{"Accounting-Request", acctWire},
-		{"Status-Server (RFC 5997)", mustHex(t, rfc5997Request)},
+		{"Accounting-Request on an authentication listener", acctWire},
 		{"Access-Accept", header(radius.CodeAccessAccept, 20)},
 		{"Access-Challenge", header(radius.CodeAccessChallenge, 20)},
 		{"code 0", header(0, 20)},
@@ -841,6 +840,93 @@ func TestServerUnsupportedCode(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { dropThenProbe(t, tc.raw, "unsupported_code") })
 	}
+}
+
+func TestServerStatusServer(t *testing.T) {
+	var calls atomic.Int64
+	c := loopbackClient(t, "127.0.0.1:0")
+	h := startServer(t, "127.0.0.1:0", &Server{Handler: countingHandler(&calls), Clients: NewClients([]*Client{c})})
+	conn := dial(t, h.addr)
+	p := testRequest(9)
+	p.Code = radius.CodeStatusServer
+	b := signRequest(t, p, c.Secret)
+	resp := roundTrip(t, conn, b)
+	checkAnswer(t, resp, b, c.Secret)
+	if radius.Code(resp[0]) != radius.CodeAccessAccept {
+		t.Errorf("got code %d, want Access-Accept", resp[0])
+	}
+	if calls.Load() != 0 {
+		t.Errorf("Status-Server reached the handler")
+	}
+	// Without Message-Authenticator it is dropped (RFC 5997 §3).
+	p = testRequest(10)
+	p.Code = radius.CodeStatusServer
+	raw, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, conn, raw)
+	h.waitDrop(t, "missing_message_authenticator")
+}
+
+func TestServerAccounting(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	c := loopbackClient(t, "127.0.0.1:0")
+	h := startServer(t, "127.0.0.1:0", &Server{Clients: NewClients([]*Client{c}),
+		Accounting: func(_ context.Context, r *Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, string(r.Get(typeUserName)))
+		}})
+	conn := dial(t, h.addr)
+	p := radius.New(radius.CodeAccountingRequest, c.Secret)
+	p.Identifier = 3
+	p.Add(typeUserName, radius.Attribute("alice"))
+	p.Add(40, radius.Attribute([]byte{0, 0, 0, 1})) // Acct-Status-Type Start
+	b, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := roundTrip(t, conn, b)
+	if radius.Code(resp[0]) != radius.CodeAccountingResponse || !radius.IsAuthenticResponse(resp, b, c.Secret) {
+		t.Fatalf("got %x, want an authentic Accounting-Response", resp)
+	}
+	mu.Lock()
+	if len(got) != 1 || got[0] != "alice" {
+		t.Errorf("accounting saw %v, want alice once", got)
+	}
+	mu.Unlock()
+	// A wrong request authenticator (another secret) is dropped; an
+	// Access-Request on an accounting-only listener too.
+	bad := radius.New(radius.CodeAccountingRequest, []byte("wrong"))
+	bad.Add(typeUserName, radius.Attribute("mallory"))
+	wb, _ := bad.Encode()
+	send(t, conn, wb)
+	h.waitDrop(t, "bad_authenticator")
+	send(t, conn, signRequest(t, testRequest(11, avp(typeUserName, "x")), c.Secret))
+	h.waitDrop(t, "unsupported_code")
+}
+
+func TestServerLimitProxyState(t *testing.T) {
+	var calls atomic.Int64
+	c := loopbackClient(t, "127.0.0.1:0")
+	c.RequireMessageAuthenticator, c.LimitProxyState = false, true
+	h := startServer(t, "127.0.0.1:0", &Server{Handler: countingHandler(&calls), Clients: NewClients([]*Client{c})})
+	conn := dial(t, h.addr)
+	plain, err := testRequest(12, avp(typeUserName, "alice")).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAnswer(t, roundTrip(t, conn, plain), plain, c.Secret) // no Proxy-State: fine without MA
+	proxied, err := testRequest(13, avp(typeUserName, "alice"), avp(typeProxyState, "p1")).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, conn, proxied)
+	h.waitDrop(t, "proxy_state_without_message_authenticator")
+	signed := signRequest(t, testRequest(14, avp(typeUserName, "alice"), avp(typeProxyState, "p1")), c.Secret)
+	checkAnswer(t, roundTrip(t, conn, signed), signed, c.Secret)
 }
 
 func TestServerIgnoresPadding(t *testing.T) {

@@ -89,7 +89,7 @@ type clientConfig struct {
 	SecretFile                  string        `mapstructure:"secret_file"`
 	Tenant                      string        `mapstructure:"tenant"`
 	RequireMessageAuthenticator *bool         `mapstructure:"require_message_authenticator"`
-	ClientIPAttribute           string        `mapstructure:"client_ip_attribute"`
+	ClientIPAttribute           []string      `mapstructure:"client_ip_attribute"`
 	Password                    string        `mapstructure:"password"`
 	StripDomain                 *bool         `mapstructure:"strip_domain"`
 	StripRealm                  bool          `mapstructure:"strip_realm"`
@@ -354,7 +354,13 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 	if !tenants[cc.Tenant] {
 		p.add(key+".tenant", "%q is not a configured tenant", cc.Tenant)
 	}
-	src, err := radius.ParseIPSource(cc.ClientIPAttribute)
+	var src radius.IPSource
+	var err error
+	if len(cc.ClientIPAttribute) == 1 {
+		src, err = radius.ParseIPSource(strings.TrimSpace(cc.ClientIPAttribute[0]))
+	} else {
+		src, err = radius.ParseIPSources(cc.ClientIPAttribute)
+	}
 	if err != nil {
 		p.add(key+".client_ip_attribute", "%v", err)
 	}
