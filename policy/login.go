@@ -2,13 +2,16 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -60,17 +63,25 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		return Result{Decision: Reject, Reason: "locked", User: name, Tenant: tenantName(u, req),
 			Message: e.messages(tenantName(u, req), req.Tenant).Locked}, nil
 	}
-	res, ok := e.firstFactor(req, u, known)
-	if !ok {
-		res.User = name
-		return res, nil
-	}
-
 	tn := tenantName(u, req)
 	t := e.tenants[tn]
 	if t == nil {
 		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Tenant: tn,
 			Message: DefaultMessages().Unavailable}, nil
+	}
+	if req.CodeInPassword == CodeAppend {
+		// Split the code off first, so that a malformed value costs no
+		// round trip to the directory.
+		var bad bool
+		req, bad = e.splitCode(req, t, u)
+		if bad && !e.trusted(t, u, req, proven) {
+			return Result{Decision: Reject, Reason: "code_missing", User: name, Tenant: t.Name, Message: t.Messages.CodeInPassword}, nil
+		}
+	}
+	res, ok := e.firstFactor(ctx, req, t, &u, &known)
+	if !ok {
+		res.User = name
+		return res, nil
 	}
 	res = e.secondFactor(ctx, req, t, u, known, proven, preapproved)
 	res.User, res.Tenant = name, t.Name
@@ -87,19 +98,89 @@ func tenantName(u store.User, req Request) string {
 }
 
 // firstFactor checks the password where the gateway leaves that to us.
-func (e *Engine) firstFactor(req Request, u store.User, known bool) (Result, bool) {
-	if req.FirstFactor != FirstFactorLocal {
+func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *store.User, known *bool) (Result, bool) {
+	m := t.Messages
+	switch req.FirstFactor {
+	case FirstFactorLocal:
+		hash := u.PasswordHash
+		if !*known || hash == "" {
+			hash = dummyHash
+		}
+		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
+		if err != nil || hash == dummyHash {
+			return reject("bad_password", m.BadPassword), false
+		}
+		return Result{}, true
+	case FirstFactorLDAP, FirstFactorRADIUS:
+		checker := e.checkers[req.FirstFactor]
+		if checker == nil {
+			e.log.ErrorContext(ctx, "no checker for the first factor", "first_factor", req.FirstFactor, "client", req.Client)
+			return reject("first_factor_unavailable", m.Unavailable), false
+		}
+		id, err := checker.CheckPassword(ctx, req.User, req.Password)
+		switch {
+		case errors.Is(err, ErrBadPassword):
+			return reject("bad_password", m.BadPassword), false
+		case err != nil:
+			e.log.WarnContext(ctx, "first factor unavailable", "first_factor", req.FirstFactor, "user", store.NormalizeName(req.User), "err", err)
+			return reject("first_factor_unavailable", m.Unavailable), false
+		}
+		if err := e.learn(t, u, known, id); err != nil {
+			e.log.ErrorContext(ctx, "store what the directory knows", "user", store.NormalizeName(req.User), "err", err)
+		}
 		return Result{}, true
 	}
-	hash := u.PasswordHash
-	if !known || hash == "" {
-		hash = dummyHash
-	}
-	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
-	if err != nil || hash == dummyHash {
-		return reject("bad_password", e.messages(u.Tenant, req.Tenant).BadPassword), false
-	}
 	return Result{}, true
+}
+
+// learn fills in what the directory knows of a user whose password it
+// accepted: a phone number and e-mail address the store lacks, and, where
+// the tenant allows, the user themself.
+func (e *Engine) learn(t *Tenant, u *store.User, known *bool, id Identity) error {
+	if !*known && !t.CreateUsers {
+		return nil
+	}
+	name := store.NormalizeName(u.Name)
+	if !*known {
+		name = ""
+	}
+	return e.db.Update(func(tx *store.Tx) error {
+		cur := *u
+		if name != "" {
+			var err error
+			if cur, err = tx.User(name); err != nil {
+				return err
+			}
+		}
+		changed := false
+		if cur.Phone == "" && id.Phone != "" {
+			if p, err := phone.Parse(id.Phone, t.CountryCode); err == nil {
+				cur.Phone, changed = p, true
+			}
+		}
+		if cur.Email == "" && id.Email != "" && strings.Contains(id.Email, "@") {
+			cur.Email, changed = strings.TrimSpace(id.Email), true
+		}
+		if !changed && *known {
+			return nil
+		}
+		now := e.now()
+		if !*known {
+			cur.Created, cur.Tenant = now, t.Name
+			switch {
+			case cur.Phone != "":
+				cur.Method = MethodSMS
+			case cur.Email != "":
+				cur.Method = MethodEmail
+			}
+		}
+		cur.Updated = now
+		if err := tx.PutUser(cur); err != nil {
+			return err
+		}
+		*u, *known = cur, true
+		return nil
+	})
 }
 
 // secondFactor applies the tenant's mode, the trusted places and, when
@@ -123,6 +204,9 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		if req.NoChallenge || !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.senders[MethodSMS] == nil {
 			return reject("no_second_factor", m.NoSecondFactor)
 		}
+	}
+	if req.CodeInPassword == CodeAppend && !e.trusted(t, u, req, proven) {
+		return e.appended(ctx, req, t, u, methods)
 	}
 	if ip := req.IP; ip.IsValid() {
 		switch {
@@ -187,6 +271,15 @@ func (e *Engine) methods(t *Tenant, u store.User) []string {
 		}
 	}
 	return out
+}
+
+// trusted reports whether a login comes from a trusted place.
+func (e *Engine) trusted(t *Tenant, u store.User, req Request, proven bool) bool {
+	if proven {
+		return true
+	}
+	ip := req.IP
+	return ip.IsValid() && (t.inOffice(ip) || containsAddr(u.HomeIPs, ip) || remembered(u, ip, e.now()))
 }
 
 // remembered reports whether ip is one of u's remembered IPs at now.

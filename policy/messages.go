@@ -26,6 +26,8 @@ type Messages struct {
 	Denied            string
 	ApprovalTimeout   string
 	SignInFirst       string
+	CodeInPassword    string
+	CodeSentAppend    string
 	CodeSent          string
 	CallPlaced        string
 	CodeResent        string
@@ -81,6 +83,10 @@ func (m *Messages) field(key string) *string {
 		return &m.ApprovalTimeout
 	case "sign_in_first":
 		return &m.SignInFirst
+	case "code_in_password":
+		return &m.CodeInPassword
+	case "code_sent_append":
+		return &m.CodeSentAppend
 	case "code_sent":
 		return &m.CodeSent
 	case "call_placed":
@@ -134,7 +140,7 @@ func (m *Messages) field(key string) *string {
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
 	"ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
-	"approval_timeout", "sign_in_first", "code_sent", "call_placed",
+	"approval_timeout", "sign_in_first", "code_in_password", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -210,6 +216,8 @@ var catalogs = map[string]Messages{
 		Denied:            "The login was denied.",
 		ApprovalTimeout:   "The login was not approved in time. Please log in again.",
 		SignInFirst:       "Sign in at {url} first, then log in again.",
+		CodeInPassword:    "Type your password followed by your code, or by sms to get one.",
+		CodeSentAppend:    "Code sent to {destination}; log in again with your password followed by the code.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
 		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
 		CodeResent:        "A new code was sent to {destination}",
@@ -248,6 +256,8 @@ var catalogs = map[string]Messages{
 		Denied:            "De aanmelding is geweigerd.",
 		ApprovalTimeout:   "De aanmelding is niet op tijd goedgekeurd. Log opnieuw in.",
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
+		CodeInPassword:    "Typ uw wachtwoord gevolgd door uw code, of gevolgd door sms om er een te krijgen.",
+		CodeSentAppend:    "Code verstuurd naar {destination}; log opnieuw in met uw wachtwoord gevolgd door de code.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
 		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",
 		CodeResent:        "Er is een nieuwe code naar {destination} gestuurd",

@@ -82,6 +82,13 @@ type Request struct {
 	// Preapprove marks a login on otpgate's own sign-in page: an Accept
 	// pre-approves the user's logins through gateways that cannot prompt.
 	Preapprove bool
+	// CodeInPassword is CodeAppend for gateways whose users type the code
+	// after the password; "" means a challenge asks for it.
+	CodeInPassword string
+	// CodeSeparator, when set, separates the password from the code.
+	CodeSeparator string
+	// Code is the code split off the password (set by the engine).
+	Code string
 }
 
 // Result is the answer to a Request.
@@ -119,6 +126,7 @@ type Engine struct {
 	log     *slog.Logger
 
 	approvals approvals
+	checkers  map[string]PasswordChecker
 	publicURL string
 	holdFor   time.Duration
 	after     func(time.Duration) <-chan time.Time
@@ -159,13 +167,16 @@ type Config struct {
 	Hold time.Duration
 	// After makes the timer of a hold; nil means time.After.
 	After func(time.Duration) <-chan time.Time
+	// Checkers check passwords for the first factors FirstFactorLDAP and
+	// FirstFactorRADIUS; a mode without one fails closed.
+	Checkers map[string]PasswordChecker
 }
 
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
 		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{},
-		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
+		checkers: c.Checkers, publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold

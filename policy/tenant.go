@@ -84,6 +84,10 @@ type Tenant struct {
 	// ReconnectWindow is how long a proved (user, IP) pair is trusted;
 	// zero means never.
 	ReconnectWindow time.Duration
+	// CreateUsers adds a user the directory (first factor ldap or radius)
+	// accepted but the store does not know, with the phone and e-mail the
+	// directory gives.
+	CreateUsers bool
 	// AllowUnknownUsers treats a name that is not in the store as a user
 	// without a second factor instead of rejecting it.
 	AllowUnknownUsers bool

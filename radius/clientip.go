@@ -13,12 +13,15 @@ import (
 const (
 	typeUserName             radius.Type = 1
 	typeUserPassword         radius.Type = 2
+	typeNASIdentifier        radius.Type = 32
 	typeFramedIPAddress      radius.Type = 8
 	typeReplyMessage         radius.Type = 18
 	typeVendorSpecific       radius.Type = 26
 	typeState                radius.Type = 24
 	typeCallingStationID     radius.Type = 31
 	typeProxyState           radius.Type = 33
+	typeAcctStatusType       radius.Type = 40
+	typeAcctSessionID        radius.Type = 44
 	typeTunnelClientEndpoint radius.Type = 66
 	typeMessageAuthenticator radius.Type = 80
 	typeFramedIPv6Address    radius.Type = 168

@@ -24,14 +24,16 @@ func Decide(d Decider) Handler {
 	return HandlerFunc(func(ctx context.Context, r *Request) *Response {
 		c := r.Client
 		req := policy.Request{
-			Client:      c.Name,
-			Tenant:      c.Tenant,
-			FirstFactor: c.FirstFactor,
-			User:        c.UserName(string(r.Get(typeUserName))),
-			State:       string(r.Get(typeState)),
-			NoChallenge: c.NoChallenge,
-			Hold:        c.Hold,
-			Machine:     machineName(r.Packet),
+			Client:         c.Name,
+			Tenant:         c.Tenant,
+			FirstFactor:    c.FirstFactor,
+			User:           c.UserName(string(r.Get(typeUserName))),
+			State:          string(r.Get(typeState)),
+			NoChallenge:    c.NoChallenge,
+			Hold:           c.Hold,
+			CodeInPassword: c.CodeInPassword,
+			CodeSeparator:  c.CodeSeparator,
+			Machine:        machineName(r.Packet),
 		}
 		if pw, ok := r.Lookup(typeUserPassword); ok {
 			plain, err := radius.UserPassword(pw, c.Secret, r.Authenticator[:])
@@ -59,6 +61,29 @@ func Decide(d Decider) Handler {
 		}
 		return resp
 	})
+}
+
+// Accounter records sessions; *policy.Engine is one.
+type Accounter interface {
+	Account(ctx context.Context, s policy.Session)
+}
+
+// Account is the Server.Accounting that records each Accounting-Request.
+func Account(a Accounter) func(ctx context.Context, r *Request) {
+	return func(ctx context.Context, r *Request) {
+		s := policy.Session{
+			Client: r.Client.Name,
+			User:   r.Client.UserName(string(r.Get(typeUserName))),
+			ID:     string(r.Get(typeAcctSessionID)),
+		}
+		if v := r.Get(typeAcctStatusType); len(v) == 4 {
+			s.Status = int(v[0])<<24 | int(v[1])<<16 | int(v[2])<<8 | int(v[3])
+		}
+		if r.Client.ClientIP != nil {
+			s.IP = r.Client.ClientIP(r.Packet)
+		}
+		a.Account(ctx, s)
+	}
 }
 
 // Microsoft's vendor number and its MS-Machine-Name attribute, which RD

@@ -26,6 +26,8 @@ type Entry struct {
 	Method string `json:"method,omitempty"`
 	// Provider is the delivery provider that took a sent code, if any.
 	Provider string `json:"provider,omitempty"`
+	// Session is the gateway's session id, for accounting entries.
+	Session string `json:"session,omitempty"`
 }
 
 // Audit queues an entry for the audit log and returns at once. Queued

@@ -1,0 +1,161 @@
+package policy
+
+import (
+	"context"
+	"strings"
+
+	"github.com/otpgate/otpgate/otp"
+	"github.com/otpgate/otpgate/store"
+)
+
+// CodeAppend is the Request.CodeInPassword of gateways that cannot show a
+// challenge but send a password: the user types the password and then the
+// code (or a method's name to be sent one).
+const CodeAppend = "append"
+
+// splitCode takes the code, or a method word, off the end of the
+// password. With a separator the last one splits; without, a word is
+// recognised by name and a code by its length: a sent code's when one is
+// live for this login, else a TOTP code's. bad reports a value with no
+// well-formed code or word at its end.
+func (e *Engine) splitCode(req Request, t *Tenant, u store.User) (Request, bool) {
+	pw := req.Password
+	if req.CodeSeparator != "" {
+		i := strings.LastIndex(pw, req.CodeSeparator)
+		if i < 0 {
+			return req, true
+		}
+		req.Password, req.Code = pw[:i], strings.TrimSpace(pw[i+len(req.CodeSeparator):])
+		if IsMethod(strings.ToLower(req.Code)) || strings.EqualFold(req.Code, "resend") {
+			req.Code = strings.ToLower(req.Code)
+			return req, false
+		}
+		return req, !allDigits(req.Code) || len(req.Code) < 4
+	}
+	lower := strings.ToLower(pw)
+	for _, w := range append([]string{"resend"}, AllMethods...) {
+		if strings.HasSuffix(lower, w) && len(pw) > len(w) {
+			req.Password, req.Code = pw[:len(pw)-len(w)], w
+			return req, false
+		}
+	}
+	n := otp.Digits
+	if ch, ok := e.liveChallenge(req, u); ok && ch.Method != MethodTOTP {
+		n = t.CodeDigits
+	}
+	if len(pw) <= n || !allDigits(pw[len(pw)-n:]) {
+		return req, true
+	}
+	req.Password, req.Code = pw[:len(pw)-n], pw[len(pw)-n:]
+	return req, false
+}
+
+// appended decides the second factor of a login whose code came in the
+// password: a method's name sends a code and rejects (the user logs in
+// again with it), a code is checked as an answer to the live challenge, or
+// as a TOTP code.
+func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) Result {
+	m := t.Messages
+	word := req.Code
+	if word == "resend" {
+		word = ""
+		for _, mm := range methods {
+			if mm != MethodTOTP {
+				word = mm
+				break
+			}
+		}
+	}
+	if IsMethod(word) {
+		if word == MethodTOTP || !contains(methods, word) {
+			return reject("method_unavailable", fill(m.MethodUnavailable, "{method}", m.methodName(word)))
+		}
+		res, err := e.challenge(ctx, req, t, u, []string{word})
+		if err != nil {
+			e.log.ErrorContext(ctx, "challenge failed", "user", u.Name, "method", word, "err", err)
+			return Result{Decision: Reject, Reason: "error", Method: word, Message: m.Unavailable}
+		}
+		if res.Decision == Challenge {
+			// The gateway cannot ask: the code waits for the next login.
+			res.Decision, res.State, res.Reason = Reject, "", "code_sent"
+			res.Message = fill(m.CodeSentAppend, "{destination}", destinationOf(res.Message, u, word))
+		}
+		return res
+	}
+	if req.Code == "" {
+		return reject("code_missing", m.CodeInPassword)
+	}
+	var res Result
+	err := e.db.Update(func(tx *store.Tx) error {
+		ch, err := tx.LiveChallenge(u.Name, req.Client, ipKey(req.IP))
+		switch {
+		case err == nil && e.now().Before(ch.Expires):
+			if err := tx.DeleteChallenge(ch.ID); err != nil {
+				return err
+			}
+		case err != nil && !isNotFound(err):
+			return err
+		default:
+			if !contains(methods, MethodTOTP) {
+				res = reject("no_code_sent", m.CodeInPassword)
+				return nil
+			}
+			ch = store.Challenge{User: u.Name, Client: req.Client, Method: MethodTOTP,
+				EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL)}
+			if u.TOTP == nil && u.PendingTOTP != nil {
+				ch.Enrol = enrolLink
+			}
+		}
+		answer := req
+		answer.Password = req.Code
+		res, err = e.check(tx, answer, t, u, ch)
+		return err
+	})
+	if err != nil {
+		e.log.ErrorContext(ctx, "check appended code", "user", u.Name, "err", err)
+		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}
+	}
+	if res.Decision == Challenge {
+		// No second round here: a wrong code is a Reject, and the
+		// challenge, with its attempt counted, waits for the next login.
+		res.Decision, res.State = Reject, ""
+	}
+	return res
+}
+
+// liveChallenge finds the live challenge of this login, if any.
+func (e *Engine) liveChallenge(req Request, u store.User) (store.Challenge, bool) {
+	var ch store.Challenge
+	err := e.db.View(func(tx *store.Tx) error {
+		var err error
+		ch, err = tx.LiveChallenge(store.NormalizeName(req.User), req.Client, ipKey(req.IP))
+		return err
+	})
+	return ch, err == nil && e.now().Before(ch.Expires)
+}
+
+// destinationOf is the masked destination of a code just sent by method.
+func destinationOf(_ string, u store.User, method string) string {
+	if method == MethodEmail {
+		return MaskEmail(u.Email)
+	}
+	return mask(method, u.Phone)
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
