@@ -57,7 +57,12 @@ func checkMessageAuthenticator(raw, secret []byte) error {
 // order (RFC 2865 §5.33), and finally the Response Authenticator.
 func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packet, secret []byte) ([]byte, error) {
 	all := make(radius.Attributes, 0, len(attrs)+2)
-	all = append(all, &radius.AVP{Type: typeMessageAuthenticator, Attribute: make([]byte, 16)})
+	// Accounting answers need none, and FreeRADIUS computes theirs over a
+	// zeroed authenticator: leave it out there.
+	withMA := !(code == radius.CodeAccountingResponse && req.Code == radius.CodeAccountingRequest)
+	if withMA {
+		all = append(all, &radius.AVP{Type: typeMessageAuthenticator, Attribute: make([]byte, 16)})
+	}
 	for _, a := range attrs {
 		if a.Type != typeMessageAuthenticator && a.Type != typeProxyState {
 			all = append(all, a)
@@ -76,9 +81,11 @@ func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packe
 	if int(binary.BigEndian.Uint16(b[2:4])) != len(b) {
 		return nil, errors.New("encode response: length mismatch")
 	}
-	mac := hmac.New(md5.New, secret)
-	mac.Write(b)
-	copy(b[22:38], mac.Sum(nil)) // the first attribute's value
+	if withMA {
+		mac := hmac.New(md5.New, secret)
+		mac.Write(b)
+		copy(b[22:38], mac.Sum(nil)) // the first attribute's value
+	}
 	h := md5.New()
 	h.Write(b)
 	h.Write(secret)

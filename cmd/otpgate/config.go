@@ -39,6 +39,7 @@ type config struct {
 	TOTP     totpConfig     `mapstructure:"totp"`
 	Delivery deliveryConfig `mapstructure:"delivery"`
 	Web      webConfig      `mapstructure:"web"`
+	LDAP     ldapConfig     `mapstructure:"ldap"`
 	Clients  []clientConfig `mapstructure:"clients"`
 	Tenants  []tenantConfig `mapstructure:"tenants"`
 
@@ -50,9 +51,22 @@ type config struct {
 }
 
 type radiusConfig struct {
-	Listen          []string      `mapstructure:"listen"`
-	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
-	MaxConcurrent   int           `mapstructure:"max_concurrent"`
+	Listen           []string       `mapstructure:"listen"`
+	AccountingListen []string       `mapstructure:"accounting_listen"`
+	Upstream         upstreamConfig `mapstructure:"upstream"`
+	DuplicateWindow  time.Duration  `mapstructure:"duplicate_window"`
+	MaxConcurrent    int            `mapstructure:"max_concurrent"`
+}
+
+type upstreamConfig struct {
+	Servers []upstreamServerConfig `mapstructure:"servers"`
+	Timeout time.Duration          `mapstructure:"timeout"`
+}
+
+type upstreamServerConfig struct {
+	Address    string `mapstructure:"address"`
+	Secret     string `mapstructure:"secret"`
+	SecretFile string `mapstructure:"secret_file"`
 }
 
 type storeConfig struct {
@@ -94,6 +108,9 @@ type clientConfig struct {
 	StripDomain                 *bool         `mapstructure:"strip_domain"`
 	StripRealm                  bool          `mapstructure:"strip_realm"`
 	Profile                     string        `mapstructure:"profile"`
+	OTPInPassword               string        `mapstructure:"otp_in_password"`
+	OTPSeparator                string        `mapstructure:"otp_separator"`
+	LimitProxyState             bool          `mapstructure:"limit_proxy_state"`
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
 }
@@ -118,6 +135,7 @@ type tenantConfig struct {
 	RememberIPFor   time.Duration     `mapstructure:"remember_ip_for"`
 	MaxRemembered   int               `mapstructure:"max_remembered_ips"`
 	Parent          string            `mapstructure:"parent"`
+	CreateUsers     bool              `mapstructure:"create_users"`
 	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
 }
@@ -144,19 +162,22 @@ type webSettings struct {
 
 // settings is a checked configuration, in the types the packages take.
 type settings struct {
-	listen          []string
-	duplicateWindow time.Duration
-	maxConcurrent   int
-	storePath       string
-	keyFile         string
-	adminSocket     string
-	logLevel        string
-	logFormat       string
-	issuer          string
-	delivery        deliveryConfig
-	clients         []*radius.Client
-	tenants         []policy.Tenant
-	web             webSettings
+	listen           []string
+	duplicateWindow  time.Duration
+	maxConcurrent    int
+	storePath        string
+	keyFile          string
+	adminSocket      string
+	logLevel         string
+	logFormat        string
+	issuer           string
+	delivery         deliveryConfig
+	clients          []*radius.Client
+	tenants          []policy.Tenant
+	web              webSettings
+	accountingListen []string
+	upstream         *radius.Upstream
+	directory        policy.PasswordChecker
 
 	// cfg is the file as read, for building the delivery providers.
 	cfg *config
@@ -213,17 +234,18 @@ func (p *problems) add(key, format string, args ...any) {
 func (c *config) check() (*settings, error) {
 	p := c.inherit
 	s := &settings{
-		listen:          c.Radius.Listen,
-		duplicateWindow: c.Radius.DuplicateWindow,
-		maxConcurrent:   c.Radius.MaxConcurrent,
-		storePath:       c.path(c.Store.Path),
-		keyFile:         c.path(c.Store.KeyFile),
-		adminSocket:     c.path(c.Admin.Socket),
-		logLevel:        orDefault(c.Log.Level, "info"),
-		logFormat:       orDefault(c.Log.Format, "text"),
-		issuer:          orDefault(c.TOTP.Issuer, "otpgate"),
-		delivery:        c.Delivery,
-		cfg:             c,
+		listen:           c.Radius.Listen,
+		duplicateWindow:  c.Radius.DuplicateWindow,
+		maxConcurrent:    c.Radius.MaxConcurrent,
+		storePath:        c.path(c.Store.Path),
+		keyFile:          c.path(c.Store.KeyFile),
+		adminSocket:      c.path(c.Admin.Socket),
+		logLevel:         orDefault(c.Log.Level, "info"),
+		logFormat:        orDefault(c.Log.Format, "text"),
+		issuer:           orDefault(c.TOTP.Issuer, "otpgate"),
+		delivery:         c.Delivery,
+		cfg:              c,
+		accountingListen: c.Radius.AccountingListen,
 	}
 	if len(s.listen) == 0 {
 		s.listen = []string{"127.0.0.1:1812"}
@@ -233,6 +255,13 @@ func (c *config) check() (*settings, error) {
 			p.add(fmt.Sprintf("radius.listen[%d]", i), "%q is not host:port, for example 127.0.0.1:1812 or [::]:1812", a)
 		}
 	}
+	for i, a := range s.accountingListen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			p.add(fmt.Sprintf("radius.accounting_listen[%d]", i), "%q is not host:port, for example 127.0.0.1:1813", a)
+		}
+	}
+	s.upstream = c.checkUpstream(&p)
+	s.directory = c.checkLDAP(&p)
 	if s.duplicateWindow == 0 {
 		s.duplicateWindow = 30 * time.Second
 	}
@@ -365,9 +394,26 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		p.add(key+".client_ip_attribute", "%v", err)
 	}
 	cl.ClientIP = src
-	if !slices.Contains([]string{policy.FirstFactorGateway, policy.FirstFactorLocal}, cl.FirstFactor) {
-		p.add(key+".password", "%q is not one of gateway, local", cc.Password)
+	if !slices.Contains([]string{policy.FirstFactorGateway, policy.FirstFactorLocal, policy.FirstFactorLDAP, policy.FirstFactorRADIUS}, cl.FirstFactor) {
+		p.add(key+".password", "%q is not one of gateway, local, ldap, radius", cc.Password)
 	}
+	if cl.FirstFactor == policy.FirstFactorRADIUS && len(c.Radius.Upstream.Servers) == 0 {
+		p.add(key+".password", "radius needs upstream servers under radius.upstream.servers")
+	}
+	if cl.FirstFactor == policy.FirstFactorLDAP && len(c.LDAP.Servers) == 0 {
+		p.add(key+".password", "ldap needs a directory under ldap.servers")
+	}
+	switch cc.OTPInPassword {
+	case "":
+	case policy.CodeAppend:
+		cl.CodeInPassword, cl.CodeSeparator = policy.CodeAppend, cc.OTPSeparator
+	default:
+		p.add(key+".otp_in_password", "%q is not append (or leave it out)", cc.OTPInPassword)
+	}
+	if cc.OTPSeparator != "" && cc.OTPInPassword == "" {
+		p.add(key+".otp_separator", "only means something with otp_in_password: append")
+	}
+	cl.LimitProxyState = cc.LimitProxyState
 	return cl
 }
 
@@ -466,7 +512,7 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	if t.PreapprovalWindow < 0 || t.PreapprovalWindow > 24*time.Hour {
 		p.add(key+".preapproval_window", "%s is out of range, want 0 (off) to 24h", t.PreapprovalWindow)
 	}
-	t.Enrolment, t.AskPhone = tc.Enrolment, tc.AskPhone
+	t.Enrolment, t.AskPhone, t.CreateUsers = tc.Enrolment, tc.AskPhone, tc.CreateUsers
 	if t.AskPhone && !t.Enrolment {
 		p.add(key+".ask_phone", "needs enrolment: true")
 	}
@@ -496,6 +542,45 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	return t
+}
+
+// checkUpstream checks the upstream RADIUS servers of first factor radius.
+func (c *config) checkUpstream(p *problems) *radius.Upstream {
+	uc := c.Radius.Upstream
+	if len(uc.Servers) == 0 {
+		return nil
+	}
+	u := &radius.Upstream{Timeout: cmp.Or(uc.Timeout, 5*time.Second)}
+	if u.Timeout < 0 || u.Timeout > time.Minute {
+		p.add("radius.upstream.timeout", "%s is out of range, want up to 1m", uc.Timeout)
+	}
+	for i, sc := range uc.Servers {
+		key := fmt.Sprintf("radius.upstream.servers[%d]", i)
+		addr := sc.Address
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			addr = net.JoinHostPort(addr, "1812")
+			if _, _, err := net.SplitHostPort(addr); err != nil || sc.Address == "" {
+				p.add(key+".address", "%q is not host or host:port", sc.Address)
+			}
+		}
+		var secret []byte
+		switch {
+		case sc.Secret != "" && sc.SecretFile != "":
+			p.add(key+".secret", "give secret or secret_file, not both")
+		case sc.SecretFile != "":
+			b, err := os.ReadFile(c.path(sc.SecretFile))
+			if err != nil {
+				p.add(key+".secret_file", "%v", err)
+			}
+			secret = bytes.TrimRight(b, "\r\n")
+		case sc.Secret != "":
+			secret = []byte(sc.Secret)
+		default:
+			p.add(key+".secret", "is missing (give secret or secret_file)")
+		}
+		u.Servers = append(u.Servers, radius.UpstreamServer{Addr: addr, Secret: secret})
+	}
+	return u
 }
 
 // checkWeb checks the web listener: needed for approval links when a

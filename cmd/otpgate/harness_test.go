@@ -26,6 +26,7 @@ type server struct {
 	config string
 	addrs  []string // RADIUS addresses it listens on
 	web    string   // the web listener's address, if any
+	acct   string   // the accounting listener's address, if any
 
 	cancel context.CancelFunc
 	done   chan error
@@ -75,6 +76,9 @@ func (s *server) start(t testing.TB) {
 			}
 			if strings.Contains(line, `msg="web listening"`) {
 				s.web = field(line, "addr")
+			}
+			if strings.Contains(line, `msg="accounting listening"`) {
+				s.acct = field(line, "addr")
 			}
 			s.mu.Unlock()
 			select {

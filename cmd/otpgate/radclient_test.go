@@ -15,6 +15,12 @@ import (
 // the test is skipped without it.
 func radclient(t *testing.T, addr string, attrs ...string) string {
 	t.Helper()
+	return radclientCmd(t, addr, "auth", attrs...)
+}
+
+// radclientCmd is radclient with a command: auth, acct or status.
+func radclientCmd(t *testing.T, addr, command string, attrs ...string) string {
+	t.Helper()
 	path, err := exec.LookPath("radclient")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -24,14 +30,14 @@ func radclient(t *testing.T, addr string, attrs ...string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "-x", "-r", "1", "-t", "3", addr, "auth", "testing123")
+	cmd := exec.CommandContext(ctx, path, "-x", "-r", "1", "-t", "3", addr, command, "testing123")
 	cmd.Stdin = strings.NewReader(strings.Join(attrs, "\n") + "\n")
 	out, _ := cmd.CombinedOutput() // radclient exits 1 on anything but Accept
 	return string(out)
 }
 
 var (
-	receivedRE = regexp.MustCompile(`Received (Access-\w+) Id`)
+	receivedRE = regexp.MustCompile(`Received (Access-\w+|Accounting-Response) Id`)
 	stateRE    = regexp.MustCompile(`State = 0x([0-9a-f]+)`)
 )
 
@@ -83,5 +89,30 @@ func TestRadclient(t *testing.T) {
 	out = radclient(t, addr, `User-Name = "lena"`, `User-Password = "pw"`, `Calling-Station-Id = "192.0.2.10"`)
 	if receivedRE.MatchString(out) {
 		t.Fatalf("request without Message-Authenticator was answered:\n%s", out)
+	}
+}
+
+// TestRadclientStatusAndAccounting: a health check (Status-Server) on the
+// authentication port, and accounting on its own listener, acknowledged
+// and recorded in the audit log.
+func TestRadclientStatusAndAccounting(t *testing.T) {
+	s := startServer(t, strings.Replace(e2eConfig, `radius: {listen: ["127.0.0.1:0"]}`,
+		`radius: {listen: ["127.0.0.1:0"], accounting_listen: ["127.0.0.1:0"]}`, 1))
+	out := radclientCmd(t, s.addrs[0], "status", `Message-Authenticator = 0x00`)
+	if got := received(t, out); got != "Access-Accept" {
+		t.Fatalf("Status-Server: got %s, want Access-Accept:\n%s", got, out)
+	}
+	for _, status := range []string{"Start", "Stop"} {
+		out = radclientCmd(t, s.acct, "acct", `User-Name = "lena"`, `Acct-Status-Type = `+status,
+			`Acct-Session-Id = "sess-42"`, `Calling-Station-Id = "203.0.113.50"`)
+		if got := received(t, out); got != "Accounting-Response" {
+			t.Fatalf("Accounting-Request %s: got %s, want Accounting-Response:\n%s", status, got, out)
+		}
+	}
+	audit := s.cli(t, "audit", "--json", "--user", "lena")
+	for _, want := range []string{`"reason":"session_start"`, `"reason":"session_stop"`, `"session":"sess-42"`, `"ip":"203.0.113.50"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s:\n%s", want, audit)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,7 +68,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 
 	engine := policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
-		PublicURL: s.web.publicURL,
+		PublicURL: s.web.publicURL, Checkers: s.checkers(),
 	})
 	srv := &radius.Server{
 		Handler:         radius.Decide(engine),
@@ -90,6 +91,23 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		}
 		conns = append(conns, c)
 	}
+	var acctConns []net.PacketConn
+	for _, addr := range s.accountingListen {
+		c, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("accounting listen on %s: %w", addr, err)
+		}
+		conns = append(conns, c)
+		acctConns = append(acctConns, c)
+	}
+	acct := &radius.Server{
+		Accounting:      radius.Account(engine),
+		Clients:         radius.NewClients(s.clients),
+		MaxConcurrent:   s.maxConcurrent,
+		DuplicateWindow: s.duplicateWindow,
+		Now:             now,
+		Log:             log,
+	}
 	adminLn, err := admin.Listen(s.adminSocket)
 	if err != nil {
 		return err
@@ -106,12 +124,20 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
 	wg.Go(func() { prune(ctx, db, s.tenants, now, log) })
 	for _, c := range conns {
+		srv := srv
+		if slices.Contains(acctConns, c) {
+			srv = acct
+		}
 		wg.Go(func() {
 			if err := srv.Serve(ctx, c); err != nil {
 				log.Error("radius listener stopped", "addr", c.LocalAddr().String(), "err", err)
 			}
 		})
-		log.Info("listening", "addr", c.LocalAddr().String())
+		if srv == acct {
+			log.Info("accounting listening", "addr", c.LocalAddr().String())
+		} else {
+			log.Info("listening", "addr", c.LocalAddr().String())
+		}
 	}
 	if webLn != nil {
 		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
@@ -143,6 +169,18 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// checkers are the password checkers of the first factors configured.
+func (s *settings) checkers() map[string]policy.PasswordChecker {
+	m := map[string]policy.PasswordChecker{}
+	if s.upstream != nil {
+		m[policy.FirstFactorRADIUS] = s.upstream
+	}
+	if s.directory != nil {
+		m[policy.FirstFactorLDAP] = s.directory
+	}
+	return m
 }
 
 // prune removes expired challenges and stale proven IPs once a minute.
