@@ -206,7 +206,7 @@ func TestLoadConfigBad(t *testing.T) {
 			"clients[0].secret: is missing (give secret or secret_file)",
 			`clients[0].tenant: "nope" is not a configured tenant`,
 			`clients[0].client_ip_attribute: unknown attribute "Foo"`,
-			`clients[0].password: "ldap" is not one of gateway, local`,
+			`clients[0].password: "kerberos" is not one of gateway, local, ldap, radius`,
 			"clients[1].secret: give secret or secret_file, not both",
 			`clients[1].name: "gw" is used twice`,
 		}},
