@@ -125,7 +125,7 @@ func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *sto
 			e.log.WarnContext(ctx, "first factor unavailable", "first_factor", req.FirstFactor, "user", store.NormalizeName(req.User), "err", err)
 			return reject("first_factor_unavailable", m.Unavailable), false
 		}
-		if err := e.learn(t, u, known, id); err != nil {
+		if err := e.learn(t, store.NormalizeName(req.User), u, known, id); err != nil {
 			e.log.ErrorContext(ctx, "store what the directory knows", "user", store.NormalizeName(req.User), "err", err)
 		}
 		return Result{}, true
@@ -136,21 +136,17 @@ func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *sto
 // learn fills in what the directory knows of a user whose password it
 // accepted: a phone number and e-mail address the store lacks, and, where
 // the tenant allows, the user themself.
-func (e *Engine) learn(t *Tenant, u *store.User, known *bool, id Identity) error {
+func (e *Engine) learn(t *Tenant, name string, u *store.User, known *bool, id Identity) error {
 	if !*known && !t.CreateUsers {
 		return nil
 	}
-	name := store.NormalizeName(u.Name)
-	if !*known {
-		name = ""
-	}
 	return e.db.Update(func(tx *store.Tx) error {
-		cur := *u
-		if name != "" {
-			var err error
-			if cur, err = tx.User(name); err != nil {
-				return err
-			}
+		cur, err := tx.User(name)
+		switch {
+		case isNotFound(err) && !*known:
+			cur = store.User{Name: name}
+		case err != nil:
+			return err
 		}
 		changed := false
 		if cur.Phone == "" && id.Phone != "" {
