@@ -33,6 +33,8 @@ type Request struct {
 	TOTPSecret string `json:"totp_secret,omitempty"`
 	// Code confirms a pending TOTP ("user totp --confirm").
 	Code string `json:"code,omitempty"`
+	// Path is the file "backup" writes, absolute.
+	Path string `json:"path,omitempty"`
 	// Audit filters "audit".
 	Audit *AuditQuery `json:"audit,omitempty"`
 }
@@ -57,6 +59,8 @@ type AuditQuery struct {
 	User  string `json:"user,omitempty"`
 	Limit int    `json:"limit,omitempty"`
 	JSON  bool   `json:"json,omitempty"`
+	// Since keeps entries no older than this; zero means all.
+	Since time.Duration `json:"since,omitempty"`
 }
 
 // Reply is the outcome of a command.
@@ -126,6 +130,8 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 		out, err = s.resetUser(req.Name)
 	case "user unlock":
 		out, err = s.unlockUser(req.Name)
+	case "backup":
+		out, err = s.backup(req.Path)
 	case "audit":
 		q := AuditQuery{}
 		if req.Audit != nil {

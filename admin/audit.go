@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,10 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 		limit = 50
 	}
 	user := store.NormalizeName(q.User)
+	var since time.Time
+	if q.Since > 0 {
+		since = s.now().Add(-q.Since)
+	}
 	// Show every decision made before the command, even those still queued.
 	if err := s.DB.Flush(); err != nil {
 		return "", err
@@ -23,7 +28,9 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 	var entries []store.Entry
 	err := s.DB.View(func(tx *store.Tx) error {
 		var err error
-		entries, err = tx.AuditLog(limit, func(e store.Entry) bool { return user == "" || e.User == user })
+		entries, err = tx.AuditLog(limit, func(e store.Entry) bool {
+			return (user == "" || e.User == user) && !e.Time.Before(since)
+		})
 		return err
 	})
 	if err != nil {
@@ -49,4 +56,19 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 	}
 	w.Flush()
 	return b.String(), nil
+}
+
+// backup writes a consistent copy of the store to path while it serves.
+func (s *Service) backup(path string) (string, error) {
+	if path == "" || !filepath.IsAbs(path) {
+		return "", usagef("backup needs a file name, for example: otpgate backup /var/backups/otpgate.db")
+	}
+	if err := s.DB.Flush(); err != nil {
+		return "", err
+	}
+	n, err := s.DB.Backup(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("backed up the store to %s (%d bytes); back up the key file (store.key_file) with it: without it the TOTP secrets cannot be read\n", path, n), nil
 }

@@ -196,3 +196,19 @@ func normal(e store.Entry) store.Entry {
 	e.Time = e.Time.UTC()
 	return e
 }
+
+func TestPruneAudit(t *testing.T) {
+	db := open(t, tempPath(t))
+	for i := range 5 {
+		e := entry(i)
+		e.Time = epoch.Add(time.Duration(i) * time.Hour)
+		mustUpdate(t, db, func(tx *store.Tx) error { return tx.AppendAudit(e) })
+	}
+	n, err := db.PruneAudit(epoch.Add(2 * time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("PruneAudit: got %d, %v, want 2", n, err)
+	}
+	if got := len(auditLog(t, db, 0, nil)); got != 3 {
+		t.Errorf("got %d entries left, want 3", got)
+	}
+}

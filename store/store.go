@@ -9,8 +9,10 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -226,4 +228,71 @@ func (tx *Tx) Meta(key string) []byte {
 // PutMeta sets a value in the store's own settings.
 func (tx *Tx) PutMeta(key string, value []byte) error {
 	return tx.tx.Bucket(bucketMeta).Put([]byte(key), value)
+}
+
+// Backup writes a consistent copy of the store to path, through a
+// read-only transaction, so the server keeps serving; the copy is written
+// to a temporary file first and renamed, so a failed backup leaves no
+// half-written file. It returns the size written.
+func (db *DB) Backup(path string) (int64, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	var n int64
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(f)
+		return err
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, fmt.Errorf("backup to %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// PruneAudit removes audit entries older than before, and returns how many.
+func (db *DB) PruneAudit(before time.Time) (int, error) {
+	n := 0
+	err := db.Update(func(tx *Tx) error {
+		n = 0
+		c := tx.tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil && n < 10000; {
+			var e struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal(v, &e) == nil && !e.Time.Before(before) {
+				break // entries are in time order
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+			k, v = c.Seek(k)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Check runs bbolt's consistency check over the whole file.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -138,8 +141,12 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&q.User, "user", "", "only this user's `NAME`")
 	fs.IntVar(&q.Limit, "limit", 50, "at most `N` entries, the newest (0: all)")
 	fs.BoolVar(&q.JSON, "json", false, "one JSON object per line")
+	fs.DurationVar(&q.Since, "since", 0, "only entries of the last `DURATION`, such as 24h or 30m")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
+	}
+	if q.Since < 0 {
+		return usagef("--since %s: want a positive duration such as 24h", q.Since)
 	}
 	if q.Limit < 0 {
 		return usagef("--limit %d: want 0 (all) or more", q.Limit)
@@ -148,6 +155,51 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		q.Limit = -1
 	}
 	return call(*configPath, admin.Request{Op: "audit", Audit: q}, stdout, stderr, nil)
+}
+
+func cmdBackup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backup")
+	configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("backup needs one file name, for example: otpgate backup /var/backups/otpgate.db")
+	}
+	path, err := filepath.Abs(pos[0])
+	if err != nil {
+		return err
+	}
+	return call(*configPath, admin.Request{Op: "backup", Path: path}, stdout, stderr, nil)
+}
+
+// versionText is the version of this build, from the module information
+// Go records in the binary.
+func versionText() string {
+	v, rev, dirty := "devel", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	out := "otpgate " + v
+	if rev != "" {
+		out += " (" + rev[:min(12, len(rev))]
+		if dirty {
+			out += ", modified"
+		}
+		out += ")"
+	}
+	return out + " " + runtime.Version()
 }
 
 // call runs an admin command: through the running server's socket when

@@ -40,6 +40,7 @@ type config struct {
 	Delivery deliveryConfig `mapstructure:"delivery"`
 	Web      webConfig      `mapstructure:"web"`
 	LDAP     ldapConfig     `mapstructure:"ldap"`
+	Audit    auditConfig    `mapstructure:"audit"`
 	Clients  []clientConfig `mapstructure:"clients"`
 	Tenants  []tenantConfig `mapstructure:"tenants"`
 
@@ -81,6 +82,10 @@ type adminConfig struct {
 type logConfig struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+}
+
+type auditConfig struct {
+	Keep *time.Duration `mapstructure:"keep"`
 }
 
 type webConfig struct {
@@ -177,6 +182,7 @@ type settings struct {
 	web              webSettings
 	accountingListen []string
 	upstream         *radius.Upstream
+	auditKeep        time.Duration
 	directory        policy.PasswordChecker
 
 	// cfg is the file as read, for building the delivery providers.
@@ -261,6 +267,13 @@ func (c *config) check() (*settings, error) {
 		}
 	}
 	s.upstream = c.checkUpstream(&p)
+	s.auditKeep = 90 * 24 * time.Hour
+	if c.Audit.Keep != nil {
+		s.auditKeep = *c.Audit.Keep
+	}
+	if s.auditKeep < 0 {
+		p.add("audit.keep", "%s is negative; 0 keeps the audit log forever", s.auditKeep)
+	}
 	s.directory = c.checkLDAP(&p)
 	if s.duplicateWindow == 0 {
 		s.duplicateWindow = 30 * time.Second

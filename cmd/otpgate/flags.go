@@ -17,7 +17,8 @@ func newFlags(name string) *flag.FlagSet {
 
 // parse reads flags and positional arguments in any order ("user add alice
 // --tenant acme" as well as "user add --tenant acme alice") and checks
-// that there are exactly want positional arguments.
+// that there are exactly want positional arguments (any number when want
+// is negative).
 func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 	var pos []string
 	for {
@@ -34,7 +35,7 @@ func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	if len(pos) != want {
+	if want >= 0 && len(pos) != want { // want < 0: the caller checks
 		switch {
 		case want == 0:
 			return nil, usagef("otpgate %s takes no argument %q; flags start with --", fs.Name(), pos[0])

@@ -35,7 +35,9 @@ Usage:
   otpgate user recovery-codes NAME
   otpgate user reset NAME
   otpgate user unlock NAME
-  otpgate audit [--user NAME] [--limit N] [--json]
+  otpgate audit [--user NAME] [--limit N] [--since DURATION] [--json]
+  otpgate backup FILE                    a consistent copy of the store, while serving
+  otpgate version
 
 Without --config the embedded defaults are used: a server on 127.0.0.1:1812,
 the store otpgate.db in the working directory, codes written to the log.
@@ -94,6 +96,11 @@ func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Re
 		return cmdUser(rest, stdin, stdout, stderr)
 	case "audit":
 		return cmdAudit(rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionText())
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

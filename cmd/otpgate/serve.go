@@ -122,7 +122,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 
 	var wg sync.WaitGroup
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
-	wg.Go(func() { prune(ctx, db, s.tenants, now, log) })
+	wg.Go(func() { prune(ctx, db, s.tenants, s.auditKeep, now, log) })
 	for _, c := range conns {
 		srv := srv
 		if slices.Contains(acctConns, c) {
@@ -171,6 +171,29 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	return nil
 }
 
+// pruneAudit removes audit entries older than keep (0: keeps all), in
+// transactions of a bounded size so that requests are not held up.
+func pruneAudit(db *store.DB, now time.Time, keep time.Duration, log *slog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	total := 0
+	for {
+		n, err := db.PruneAudit(now.Add(-keep))
+		total += n
+		if err != nil {
+			log.Error("prune audit log", "err", err)
+			return
+		}
+		if n < 10000 {
+			break
+		}
+	}
+	if total > 0 {
+		log.Info("pruned audit log", "entries", total, "keep", keep.String())
+	}
+}
+
 // checkers are the password checkers of the first factors configured.
 func (s *settings) checkers() map[string]policy.PasswordChecker {
 	m := map[string]policy.PasswordChecker{}
@@ -184,7 +207,7 @@ func (s *settings) checkers() map[string]policy.PasswordChecker {
 }
 
 // prune removes expired challenges and stale proven IPs once a minute.
-func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, clock func() time.Time, log *slog.Logger) {
+func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, keep time.Duration, clock func() time.Time, log *slog.Logger) {
 	var longest time.Duration
 	for _, t := range tenants {
 		longest = max(longest, t.ReconnectWindow)
@@ -197,6 +220,7 @@ func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, clock fun
 			return
 		case <-tick.C:
 			now := clock()
+			pruneAudit(db, now, keep, log)
 			if n, err := db.Prune(now, now.Add(-longest)); err != nil {
 				log.Error("prune store", "err", err)
 			} else if n > 0 {
