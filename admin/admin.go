@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/phone"
@@ -87,6 +88,11 @@ type Service struct {
 	// Now and Rand default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
+	// Reload re-reads the configuration of a running server and returns
+	// its tenants and what to tell; nil means no server runs.
+	Reload func() ([]policy.Tenant, string, error)
+
+	mu sync.Mutex // one command at a time
 }
 
 // usageError is a mistake in what the admin typed.
@@ -98,6 +104,8 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 // Do runs one command.
 func (s *Service) Do(req Request) Reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out, uri, err := s.do(req)
 	if err != nil {
 		var u usageError
@@ -132,6 +140,15 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 		out, err = s.unlockUser(req.Name)
 	case "backup":
 		out, err = s.backup(req.Path)
+	case "reload":
+		if s.Reload == nil {
+			return "", "", usagef("no server is running with this configuration, so there is nothing to reload; start it with: otpgate serve")
+		}
+		var tenants []policy.Tenant
+		tenants, out, err = s.Reload()
+		if err == nil {
+			s.Tenants = tenants
+		}
 	case "audit":
 		q := AuditQuery{}
 		if req.Audit != nil {

@@ -48,7 +48,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return err
 		}
-		t := e.tenants[tenantName(u, req)]
+		t := e.rules().tenants[tenantName(u, req)]
 		if t == nil {
 			res = reject("unknown_tenant", DefaultMessages().Unavailable)
 			return nil

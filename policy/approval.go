@@ -128,7 +128,7 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		link := e.publicURL + "/a/" + p.Token
 		msg := message(t, method, to, "")
 		msg.Text = fill(m.ApprovalText, "{gateway}", req.Client, "{link}", link)
-		provider, err := e.senders[method].Send(ctx, msg)
+		provider, err := e.rules().senders[method].Send(ctx, msg)
 		if err != nil {
 			e.drop(p)
 			e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)

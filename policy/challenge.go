@@ -136,7 +136,7 @@ func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.C
 		e.log.WarnContext(ctx, "code not sent", "user", u.Name, "method", ch.Method, "reason", refused)
 		return issued{refused: refused}, nil
 	}
-	provider, err := e.senders[ch.Method].Send(ctx, message(t, ch.Method, to, code))
+	provider, err := e.rules().senders[ch.Method].Send(ctx, message(t, ch.Method, to, code))
 	if err != nil {
 		e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", ch.Method, "err", err)
 		return issued{failed: true}, nil

@@ -34,7 +34,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		if err != nil && !isNotFound(err) {
 			return err
 		}
-		t := e.tenants[tenantName(u, req)]
+		t := e.rules().tenants[tenantName(u, req)]
 		if !known || t == nil {
 			return nil
 		}
@@ -64,7 +64,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 			Message: e.messages(tenantName(u, req), req.Tenant).Locked}, nil
 	}
 	tn := tenantName(u, req)
-	t := e.tenants[tn]
+	t := e.rules().tenants[tn]
 	if t == nil {
 		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Tenant: tn,
 			Message: DefaultMessages().Unavailable}, nil
@@ -112,7 +112,7 @@ func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *sto
 		}
 		return Result{}, true
 	case FirstFactorLDAP, FirstFactorRADIUS:
-		checker := e.checkers[req.FirstFactor]
+		checker := e.rules().checkers[req.FirstFactor]
 		if checker == nil {
 			e.log.ErrorContext(ctx, "no checker for the first factor", "first_factor", req.FirstFactor, "client", req.Client)
 			return reject("first_factor_unavailable", m.Unavailable), false
@@ -197,7 +197,7 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		if t.Mode == ModeOptional && u.TwoFactor != "on" {
 			return accept("no_second_factor_optional", "")
 		}
-		if req.NoChallenge || !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.senders[MethodSMS] == nil {
+		if req.NoChallenge || !t.Enrolment || !t.AskPhone || !t.allows(MethodSMS) || e.rules().senders[MethodSMS] == nil {
 			return reject("no_second_factor", m.NoSecondFactor)
 		}
 	}
@@ -295,9 +295,9 @@ func (e *Engine) usable(method string, u store.User) bool {
 	case MethodTOTP:
 		return u.TOTP != nil || u.PendingTOTP != nil
 	case MethodSMS, MethodVoice:
-		return u.Phone != "" && e.senders[method] != nil
+		return u.Phone != "" && e.rules().senders[method] != nil
 	case MethodEmail:
-		return u.Email != "" && e.senders[method] != nil
+		return u.Email != "" && e.rules().senders[method] != nil
 	}
 	return false
 }

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/otpgate/otpgate/secret"
@@ -119,14 +120,12 @@ type Sender interface {
 type Engine struct {
 	db      *store.DB
 	key     *secret.Key
-	tenants map[string]*Tenant
-	senders map[string]Sender
+	current atomic.Pointer[rules]
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
 
 	approvals approvals
-	checkers  map[string]PasswordChecker
 	publicURL string
 	holdFor   time.Duration
 	after     func(time.Duration) <-chan time.Time
@@ -174,9 +173,9 @@ type Config struct {
 
 // New makes an Engine.
 func New(c Config) *Engine {
-	e := &Engine{db: c.Store, key: c.Key, senders: c.Senders, now: c.Now, rand: c.Rand, log: c.Log,
-		tenants: make(map[string]*Tenant, len(c.Tenants)), sending: map[string]*userLock{},
-		checkers: c.Checkers, publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
+	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
+		sending:   map[string]*userLock{},
+		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold
@@ -184,10 +183,7 @@ func New(c Config) *Engine {
 	if e.after == nil {
 		e.after = time.After
 	}
-	for i := range c.Tenants {
-		t := c.Tenants[i]
-		e.tenants[t.Name] = &t
-	}
+	e.Reload(c.Tenants, c.Senders, c.Checkers)
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -220,7 +216,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res.User = store.NormalizeName(req.User)
 	}
 	if req.Preapprove && res.Decision == Accept {
-		if t := e.tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
+		if t := e.rules().tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
 			if err := e.preapprove(res.User, t); err != nil {
 				e.log.ErrorContext(ctx, "pre-approval failed", "user", res.User, "err", err)
 				res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: t.Messages.Unavailable}
@@ -254,15 +250,37 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 // messages returns the texts of the first named tenant that exists.
 func (e *Engine) messages(names ...string) Messages {
 	for _, n := range names {
-		if t := e.tenants[n]; t != nil {
+		if t := e.rules().tenants[n]; t != nil {
 			return t.Messages
 		}
 	}
 	return DefaultMessages()
 }
 
+// rules are the settings a reload swaps at once.
+type rules struct {
+	tenants  map[string]*Tenant
+	senders  map[string]Sender
+	checkers map[string]PasswordChecker
+}
+
+// rules returns the settings in force.
+func (e *Engine) rules() *rules { return e.current.Load() }
+
+// Reload puts new tenants, senders and password checkers in force at once.
+// Decisions already under way finish with what they started with;
+// challenges, held logins and everything in the store carry on.
+func (e *Engine) Reload(tenants []Tenant, senders map[string]Sender, checkers map[string]PasswordChecker) {
+	r := &rules{tenants: make(map[string]*Tenant, len(tenants)), senders: senders, checkers: checkers}
+	for i := range tenants {
+		t := tenants[i]
+		r.tenants[t.Name] = &t
+	}
+	e.current.Store(r)
+}
+
 // Tenant returns the named tenant's settings, or nil.
-func (e *Engine) Tenant(name string) *Tenant { return e.tenants[name] }
+func (e *Engine) Tenant(name string) *Tenant { return e.rules().tenants[name] }
 
 // newState returns a random 128-bit State in hex: ASCII-safe for gateways
 // that mangle binary State.

@@ -72,10 +72,11 @@ type Server struct {
 	// Defaults to discarding.
 	Log *slog.Logger
 
-	once  sync.Once
-	sem   chan struct{}
-	cache *replayCache
-	drops *dropCounter
+	once    sync.Once
+	clients atomic.Pointer[Clients] // set by SetClients; nil means Clients
+	sem     chan struct{}
+	cache   *replayCache
+	drops   *dropCounter
 
 	retransmits atomic.Uint64
 }
@@ -160,7 +161,11 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 	}
 	src := udp.AddrPort()
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	client := s.Clients.Lookup(src.Addr())
+	clients := s.clients.Load()
+	if clients == nil {
+		clients = s.Clients
+	}
+	client := clients.Lookup(src.Addr())
 	if client == nil {
 		s.drops.add("unknown_client", src)
 		return
@@ -238,6 +243,10 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 		s.Log.Warn("write response", "client", client.Name, "err", err)
 	}
 }
+
+// SetClients puts a new list of gateways in force, as on a reload;
+// requests under way finish with the client they were matched to.
+func (s *Server) SetClients(c *Clients) { s.clients.Store(c) }
 
 // serveSafely answers a request by its code and turns a panic into no answer.
 func (s *Server) serveSafely(ctx context.Context, r *Request) (resp *Response) {

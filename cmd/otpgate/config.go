@@ -185,6 +185,8 @@ type settings struct {
 	auditKeep        time.Duration
 	directory        policy.PasswordChecker
 
+	// path is the file read; "" for the embedded defaults.
+	path string
 	// cfg is the file as read, for building the delivery providers.
 	cfg *config
 }
@@ -226,6 +228,7 @@ func loadConfig(path string) (*settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s:\n%w", name, err)
 	}
+	s.path = path
 	return s, nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/otpgate/otpgate/admin"
 )
 
 func main() {
@@ -36,6 +38,7 @@ Usage:
   otpgate user reset NAME
   otpgate user unlock NAME
   otpgate audit [--user NAME] [--limit N] [--since DURATION] [--json]
+  otpgate reload                         re-read the configuration of the running server (also SIGHUP)
   otpgate backup FILE                    a consistent copy of the store, while serving
   otpgate version
 
@@ -98,6 +101,16 @@ func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Re
 		return cmdAudit(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "reload":
+		fs := newFlags("reload")
+		configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
+		if _, err := parse(fs, rest, 0); err != nil {
+			return err
+		}
+		if _, err := loadConfig(*configPath); err != nil {
+			return fmt.Errorf("reload failed; the running configuration stays:\n%w", err)
+		}
+		return call(*configPath, admin.Request{Op: "reload"}, stdout, stderr, nil)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionText())
 		return nil

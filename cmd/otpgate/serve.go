@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/otpgate/otpgate/admin"
@@ -113,6 +117,28 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		return err
 	}
 	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now}
+	svc.Reload = func() ([]policy.Tenant, string, error) {
+		ns, err := loadConfig(s.path)
+		if err != nil {
+			log.Error("reload failed; the running configuration stays", "err", err)
+			return nil, "", fmt.Errorf("reload failed; the running configuration stays:\n%w", err)
+		}
+		senders, err := ns.cfg.senders(log)
+		if err != nil {
+			log.Error("reload failed; the running configuration stays", "err", err)
+			return nil, "", fmt.Errorf("reload failed; the running configuration stays: %w", err)
+		}
+		engine.Reload(ns.tenants, senders, ns.checkers())
+		srv.SetClients(radius.NewClients(ns.clients))
+		acct.SetClients(radius.NewClients(ns.clients))
+		var b strings.Builder
+		fmt.Fprintf(&b, "reloaded %s: %d client(s), %d tenant(s)\n", orDefault(s.path, "the embedded defaults"), len(ns.clients), len(ns.tenants))
+		for _, w := range restartNeeded(s, ns) {
+			fmt.Fprintf(&b, "note: %s changed; that takes a restart\n", w)
+		}
+		log.Info("configuration reloaded", "clients", len(ns.clients), "tenants", len(ns.tenants))
+		return ns.tenants, b.String(), nil
+	}
 	var webLn net.Listener
 	if s.web.listen != "" {
 		if webLn, err = net.Listen("tcp", s.web.listen); err != nil {
@@ -122,6 +148,21 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 
 	var wg sync.WaitGroup
 	wg.Go(func() { admin.Serve(ctx, adminLn, svc, log) })
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if rep := svc.Do(admin.Request{Op: "reload"}); rep.Error == "" {
+					log.Info("SIGHUP: " + strings.TrimSpace(rep.Output))
+				}
+			}
+		}
+	})
 	wg.Go(func() { prune(ctx, db, s.tenants, s.auditKeep, now, log) })
 	for _, c := range conns {
 		srv := srv
@@ -169,6 +210,31 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	wg.Wait()
 	log.Info("stopped")
 	return nil
+}
+
+// restartNeeded lists the settings a reload cannot change.
+func restartNeeded(old, new *settings) []string {
+	var out []string
+	same := func(a, b []string) bool { return strings.Join(a, " ") == strings.Join(b, " ") }
+	if !same(old.listen, new.listen) {
+		out = append(out, "radius.listen")
+	}
+	if !same(old.accountingListen, new.accountingListen) {
+		out = append(out, "radius.accounting_listen")
+	}
+	if old.storePath != new.storePath || old.keyFile != new.keyFile {
+		out = append(out, "store")
+	}
+	if old.adminSocket != new.adminSocket {
+		out = append(out, "admin.socket")
+	}
+	if old.web.listen != new.web.listen || old.web.publicURL != new.web.publicURL || old.web.cert != new.web.cert {
+		out = append(out, "web")
+	}
+	if old.logLevel != new.logLevel || old.logFormat != new.logFormat {
+		out = append(out, "log")
+	}
+	return out
 }
 
 // pruneAudit removes audit entries older than keep (0: keeps all), in

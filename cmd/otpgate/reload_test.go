@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+)
+
+func TestReload(t *testing.T) {
+	s := startServer(t, e2eConfig)
+	s.cli(t, "user", "add", "rey", "--tenant", "acme")
+	s.cli(t, "user", "totp", "rey", "--secret", testSecret)
+	addr := s.addrs[0]
+	login := func(ip string) *radius.Packet {
+		t.Helper()
+		return mustExchange(t, addr, request{user: "rey", password: "pw", callingStation: ip})
+	}
+	// A challenge started before the reload is answered after it.
+	ch := login("203.0.113.5")
+	expect(t, ch, radius.CodeAccessChallenge, "Enter the code from your authenticator app")
+	expect(t, login("198.51.100.5"), radius.CodeAccessChallenge, "")
+
+	config, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(c string) {
+		t.Helper()
+		if err := os.WriteFile(s.config, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A bad file changes nothing and says exactly why.
+	write(strings.Replace(string(config), "max_attempts: 3", "max_attempts: 99", 1))
+	if _, err := s.cliErr("reload"); err == nil || !strings.Contains(err.Error(), "tenants[0] (acme).max_attempts: 99 is out of range") ||
+		!strings.Contains(err.Error(), "the running configuration stays") {
+		t.Fatalf("reload of a bad file: got %v", err)
+	}
+	expect(t, login("198.51.100.5"), radius.CodeAccessChallenge, "")
+
+	// A new office network, by otpgate reload.
+	write(strings.Replace(string(config), "office_networks: [192.0.2.0/24]", "office_networks: [192.0.2.0/24, 198.51.100.0/24]", 1))
+	if out := s.cli(t, "reload"); !strings.Contains(out, "reloaded") {
+		t.Fatalf("got %q", out)
+	}
+	expect(t, login("198.51.100.5"), radius.CodeAccessAccept, "HQ IP Allowed!")
+	expect(t, mustExchange(t, addr, request{user: "rey", password: totpNow(t), callingStation: "203.0.113.5", state: string(rfc2865.State_Get(ch))}),
+		radius.CodeAccessAccept, "")
+
+	// A new text, by SIGHUP, as systemctl reload sends.
+	write(strings.Replace(string(config), "office_networks: [192.0.2.0/24]", "office_networks: [192.0.2.0/24, 198.51.100.0/24], messages: {office_ip: \"Welcome at the office\"}", 1))
+	mark := s.logLen()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.waitLog(t, mark, "SIGHUP: reloaded")
+	expect(t, login("198.51.100.5"), radius.CodeAccessAccept, "Welcome at the office")
+}
+
+func TestReloadWithoutServer(t *testing.T) {
+	_, cfg := writeConfig(t, cliConfig)
+	_, errOut, status := cliRun(t, cfg, "", "reload")
+	if status != 2 || !strings.Contains(errOut, "nothing to reload") {
+		t.Errorf("got %d %q", status, errOut)
+	}
+}
