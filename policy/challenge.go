@@ -134,13 +134,16 @@ func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.C
 	}
 	if refused != "" {
 		e.log.WarnContext(ctx, "code not sent", "user", u.Name, "method", ch.Method, "reason", refused)
+		e.delivered(ch.Method, "", refused)
 		return issued{refused: refused}, nil
 	}
 	provider, err := e.rules().senders[ch.Method].Send(ctx, message(t, ch.Method, to, code))
 	if err != nil {
 		e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", ch.Method, "err", err)
+		e.delivered(ch.Method, "", "failed")
 		return issued{failed: true}, nil
 	}
+	e.delivered(ch.Method, provider, "sent")
 	return issued{provider: provider}, nil
 }
 

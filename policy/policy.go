@@ -125,6 +125,7 @@ type Engine struct {
 	rand    io.Reader
 	log     *slog.Logger
 
+	observer  Observer
 	approvals approvals
 	publicURL string
 	holdFor   time.Duration
@@ -169,13 +170,25 @@ type Config struct {
 	// Checkers check passwords for the first factors FirstFactorLDAP and
 	// FirstFactorRADIUS; a mode without one fails closed.
 	Checkers map[string]PasswordChecker
+	// Observer is told of every decision and delivery, for metrics; nil
+	// means nobody is.
+	Observer Observer
+}
+
+// Observer hears what the engine does, for metrics.
+type Observer interface {
+	// Decided is called once per decision, with how long it took.
+	Decided(client string, res Result, took time.Duration)
+	// Delivered is called once per message handed to a channel's
+	// providers: result is "sent", "failed" or the limit that stopped it.
+	Delivered(channel, provider, result string)
 }
 
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
 		sending:   map[string]*userLock{},
-		publicURL: strings.TrimRight(c.PublicURL, "/"), holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
+		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold
@@ -200,6 +213,7 @@ func New(c Config) *Engine {
 // It fails closed: when the store cannot be read or written the answer is
 // a Reject with the tenant's "unavailable" text.
 func (e *Engine) Decide(ctx context.Context, req Request) Result {
+	start := time.Now()
 	var res Result
 	var err error
 	if req.State != "" {
@@ -226,7 +240,17 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		}
 	}
 	e.record(ctx, req, res)
+	if e.observer != nil {
+		e.observer.Decided(req.Client, res, time.Since(start))
+	}
 	return res
+}
+
+// delivered tells the observer of a delivery.
+func (e *Engine) delivered(channel, provider, result string) {
+	if e.observer != nil {
+		e.observer.Delivered(channel, provider, result)
+	}
 }
 
 func (e *Engine) record(ctx context.Context, req Request, res Result) {

@@ -17,6 +17,7 @@ import (
 
 const cliConfig = `
 radius: {listen: ["127.0.0.1:0"]}
+http: {listen: "127.0.0.1:0"}
 store: {path: "{{dir}}/otpgate.db"}
 clients:
   - {name: gw, address: 127.0.0.1/32, secret: testing123, tenant: acme}

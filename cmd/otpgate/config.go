@@ -32,17 +32,18 @@ var defaultsYAML []byte
 
 // config is the YAML file, as written. Durations are Go durations ("3m").
 type config struct {
-	Radius   radiusConfig   `mapstructure:"radius"`
-	Store    storeConfig    `mapstructure:"store"`
-	Admin    adminConfig    `mapstructure:"admin"`
-	Log      logConfig      `mapstructure:"log"`
-	TOTP     totpConfig     `mapstructure:"totp"`
-	Delivery deliveryConfig `mapstructure:"delivery"`
-	Web      webConfig      `mapstructure:"web"`
-	LDAP     ldapConfig     `mapstructure:"ldap"`
-	Audit    auditConfig    `mapstructure:"audit"`
-	Clients  []clientConfig `mapstructure:"clients"`
-	Tenants  []tenantConfig `mapstructure:"tenants"`
+	Radius   radiusConfig      `mapstructure:"radius"`
+	Store    storeConfig       `mapstructure:"store"`
+	Admin    adminConfig       `mapstructure:"admin"`
+	Log      logConfig         `mapstructure:"log"`
+	TOTP     totpConfig        `mapstructure:"totp"`
+	Delivery deliveryConfig    `mapstructure:"delivery"`
+	Web      webConfig         `mapstructure:"web"`
+	LDAP     ldapConfig        `mapstructure:"ldap"`
+	Audit    auditConfig       `mapstructure:"audit"`
+	HTTP     metricsHTTPConfig `mapstructure:"http"`
+	Clients  []clientConfig    `mapstructure:"clients"`
+	Tenants  []tenantConfig    `mapstructure:"tenants"`
 
 	// dir is the directory relative paths are taken from: the config
 	// file's own, or the working directory for the embedded defaults.
@@ -82,6 +83,10 @@ type adminConfig struct {
 type logConfig struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+}
+
+type metricsHTTPConfig struct {
+	Listen *string `mapstructure:"listen"`
 }
 
 type auditConfig struct {
@@ -183,6 +188,7 @@ type settings struct {
 	accountingListen []string
 	upstream         *radius.Upstream
 	auditKeep        time.Duration
+	httpListen       string
 	directory        policy.PasswordChecker
 
 	// path is the file read; "" for the embedded defaults.
@@ -270,6 +276,15 @@ func (c *config) check() (*settings, error) {
 		}
 	}
 	s.upstream = c.checkUpstream(&p)
+	s.httpListen = "127.0.0.1:9812"
+	if c.HTTP.Listen != nil {
+		s.httpListen = strings.TrimSpace(*c.HTTP.Listen)
+	}
+	if s.httpListen != "" {
+		if _, _, err := net.SplitHostPort(s.httpListen); err != nil {
+			p.add("http.listen", "%q is not host:port, for example 127.0.0.1:9812 (empty turns metrics off)", s.httpListen)
+		}
+	}
 	s.auditKeep = 90 * 24 * time.Hour
 	if c.Audit.Keep != nil {
 		s.auditKeep = *c.Audit.Keep

@@ -22,11 +22,12 @@ import (
 
 // server is a running otpgate started through run(), as main would.
 type server struct {
-	dir    string
-	config string
-	addrs  []string // RADIUS addresses it listens on
-	web    string   // the web listener's address, if any
-	acct   string   // the accounting listener's address, if any
+	dir     string
+	config  string
+	addrs   []string // RADIUS addresses it listens on
+	web     string   // the web listener's address, if any
+	acct    string   // the accounting listener's address, if any
+	metrics string   // the metrics listener's address
 
 	cancel context.CancelFunc
 	done   chan error
@@ -49,6 +50,9 @@ func startServerAt(t testing.TB, config string, now func() time.Time) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{dir: dir, config: filepath.Join(dir, "otpgate.yaml"), done: make(chan error, 1), now: now, newLog: make(chan struct{}, 1)}
+	if !strings.Contains(config, "\nhttp:") {
+		config += "\nhttp: {listen: \"127.0.0.1:0\"}\n" // metrics on a free port, not the default 9812
+	}
 	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "{{dir}}", dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +83,9 @@ func (s *server) start(t testing.TB) {
 			}
 			if strings.Contains(line, `msg="accounting listening"`) {
 				s.acct = field(line, "addr")
+			}
+			if strings.Contains(line, `msg="metrics listening"`) {
+				s.metrics = field(line, "addr")
 			}
 			s.mu.Unlock()
 			select {

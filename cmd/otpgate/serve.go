@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
 	"github.com/otpgate/otpgate/secret"
@@ -70,11 +71,27 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		}
 	}()
 
+	var m *metrics.Metrics
+	var srv, acct *radius.Server // the listeners, for their drop counters
+	if s.httpListen != "" {
+		m = metrics.New(metrics.Sources{
+			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
+			LiveChallenges: func() int {
+				n := 0
+				db.View(func(tx *store.Tx) error { n = tx.CountChallenges(); return nil })
+				return n
+			},
+		})
+	}
+	var observer policy.Observer
+	if m != nil {
+		observer = m
+	}
 	engine := policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
-		PublicURL: s.web.publicURL, Checkers: s.checkers(),
+		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
 	})
-	srv := &radius.Server{
+	srv = &radius.Server{
 		Handler:         radius.Decide(engine),
 		Clients:         radius.NewClients(s.clients),
 		MaxConcurrent:   s.maxConcurrent,
@@ -104,7 +121,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		conns = append(conns, c)
 		acctConns = append(acctConns, c)
 	}
-	acct := &radius.Server{
+	acct = &radius.Server{
 		Accounting:      radius.Account(engine),
 		Clients:         radius.NewClients(s.clients),
 		MaxConcurrent:   s.maxConcurrent,
@@ -179,6 +196,28 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		} else {
 			log.Info("listening", "addr", c.LocalAddr().String())
 		}
+	}
+	if m != nil {
+		ln, err := net.Listen("tcp", s.httpListen)
+		if err != nil {
+			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
+		}
+		healthy := func() error {
+			return db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
+		}
+		hs := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
+		wg.Go(func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener stopped", "err", err)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+		})
+		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if webLn != nil {
 		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}

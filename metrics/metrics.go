@@ -1,0 +1,107 @@
+// Package metrics exposes what otpgate does as Prometheus metrics, and a
+// health check that fails when the store cannot be written.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/otpgate/otpgate/policy"
+)
+
+// Metrics is the registry and the metrics otpgate updates. It is a
+// policy.Observer.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	deliveries *prometheus.CounterVec
+}
+
+// Sources are read when Prometheus scrapes.
+type Sources struct {
+	// Dropped returns packets dropped by cause, per listener.
+	Dropped []func() map[string]uint64
+	// LiveChallenges counts the challenges in the store.
+	LiveChallenges func() int
+}
+
+// New makes the metrics, with the Go runtime's and the process's.
+func New(src Sources) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpgate_requests_total", Help: "Decisions by client, decision and reason.",
+		}, []string{"client", "decision", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "otpgate_request_duration_seconds", Help: "Time to decide, by decision (a sent code's delivery included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"decision"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otpgate_deliveries_total", Help: "Messages by channel, provider and result (sent, failed, or the limit that stopped them).",
+		}, []string{"channel", "provider", "result"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.deliveries,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.LiveChallenges != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_live_challenges", Help: "Challenges in the store, not yet answered or pruned.",
+		}, func() float64 { return float64(src.LiveChallenges()) }))
+	}
+	if len(src.Dropped) > 0 {
+		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",
+			"Packets dropped without an answer, by cause.", []string{"cause"}, nil)})
+	}
+	return m
+}
+
+// Decided counts a decision.
+func (m *Metrics) Decided(client string, res policy.Result, took time.Duration) {
+	d := res.Decision.String()
+	m.requests.WithLabelValues(client, d, res.Reason).Inc()
+	m.latency.WithLabelValues(d).Observe(took.Seconds())
+}
+
+// Delivered counts a message.
+func (m *Metrics) Delivered(channel, provider, result string) {
+	m.deliveries.WithLabelValues(channel, provider, result).Inc()
+}
+
+// Handler serves /metrics and /healthz; healthy reports whether the store
+// can be written.
+func (m *Metrics) Handler(healthy func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := healthy(); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// dropped collects the drop counters of the RADIUS listeners.
+type dropped struct {
+	src  []func() map[string]uint64
+	desc *prometheus.Desc
+}
+
+func (d *dropped) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d *dropped) Collect(ch chan<- prometheus.Metric) {
+	sum := map[string]uint64{}
+	for _, f := range d.src {
+		for cause, n := range f() {
+			sum[cause] += n
+		}
+	}
+	for cause, n := range sum {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(n), cause)
+	}
+}
