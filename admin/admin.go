@@ -36,6 +36,10 @@ type Request struct {
 	Code string `json:"code,omitempty"`
 	// Path is the file "backup" writes, absolute.
 	Path string `json:"path,omitempty"`
+	// Data is the CSV of "user import".
+	Data []byte `json:"data,omitempty"`
+	// WithSecrets puts TOTP secrets in "user export".
+	WithSecrets bool `json:"with_secrets,omitempty"`
 	// Audit filters "audit".
 	Audit *AuditQuery `json:"audit,omitempty"`
 }
@@ -132,6 +136,10 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 		} else {
 			out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
 		}
+	case "user import":
+		out, err = s.importUsers(req.Data)
+	case "user export":
+		out, err = s.exportUsers(req.WithSecrets)
 	case "user recovery-codes":
 		out, err = s.recoveryCodes(req.Name)
 	case "user reset":

@@ -44,6 +44,8 @@ const userUsage = `otpgate user: manage users
   otpgate user list
   otpgate user delete NAME
   otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
+  otpgate user import FILE.csv      (header: name,tenant,phone,email,method,backup_method,totp_secret,home_ips)
+  otpgate user export [--with-secrets]
   otpgate user recovery-codes NAME
   otpgate user reset NAME
   otpgate user unlock NAME`
@@ -79,6 +81,23 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "show", "delete", "recovery-codes", "reset", "unlock":
 	case "list":
 		want = 0
+	case "export":
+		want = 0
+		fs.BoolVar(&req.WithSecrets, "with-secrets", false, "include TOTP secrets (anyone with the file can make codes)")
+	case "import":
+		pos, err := parse(fs, args, -1)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usagef("user import needs one CSV file, for example: otpgate user import users.csv (header: %s)", "name,tenant,phone,email,method,backup_method,totp_secret,home_ips")
+		}
+		data, err := os.ReadFile(pos[0])
+		if err != nil {
+			return err
+		}
+		req.Data = data
+		return call(*configPath, req, stdout, stderr, nil)
 	case "totp":
 		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
 		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")

@@ -34,6 +34,8 @@ Usage:
   otpgate user list
   otpgate user delete NAME
   otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
+  otpgate user import FILE.csv          all or nothing; header: name,tenant,phone,email,method,backup_method,totp_secret,home_ips
+  otpgate user export [--with-secrets]
   otpgate user recovery-codes NAME
   otpgate user reset NAME
   otpgate user unlock NAME
