@@ -252,25 +252,25 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 }
 
 // restartNeeded lists the settings a reload cannot change.
-func restartNeeded(old, new *settings) []string {
+func restartNeeded(cur, next *settings) []string {
 	var out []string
 	same := func(a, b []string) bool { return strings.Join(a, " ") == strings.Join(b, " ") }
-	if !same(old.listen, new.listen) {
+	if !same(cur.listen, next.listen) {
 		out = append(out, "radius.listen")
 	}
-	if !same(old.accountingListen, new.accountingListen) {
+	if !same(cur.accountingListen, next.accountingListen) {
 		out = append(out, "radius.accounting_listen")
 	}
-	if old.storePath != new.storePath || old.keyFile != new.keyFile {
+	if cur.storePath != next.storePath || cur.keyFile != next.keyFile {
 		out = append(out, "store")
 	}
-	if old.adminSocket != new.adminSocket {
+	if cur.adminSocket != next.adminSocket {
 		out = append(out, "admin.socket")
 	}
-	if old.web.listen != new.web.listen || old.web.publicURL != new.web.publicURL || old.web.cert != new.web.cert {
+	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert {
 		out = append(out, "web")
 	}
-	if old.logLevel != new.logLevel || old.logFormat != new.logFormat {
+	if cur.logLevel != next.logLevel || cur.logFormat != next.logFormat {
 		out = append(out, "log")
 	}
 	return out
