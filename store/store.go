@@ -150,25 +150,64 @@ func (db *DB) Update(fn func(*Tx) error) error {
 
 // commitLoop takes the first queued write, adds whatever else is already
 // waiting, and commits them together. Under no load a write commits at
-// once; under load many share one sync.
+// once. Writes nobody waits for (audit entries) wait up to auditDelay for
+// company, so that a stream of them does not cost one disk sync each and
+// hold up the writes that requests wait for.
 func (db *DB) commitLoop() {
 	defer close(db.stopped)
 	for first := range db.ops {
-		batch := []op{first}
-	drain:
-		for len(batch) < db.maxBatch {
-			select {
-			case o, ok := <-db.ops:
-				if !ok {
-					break drain
+		batch := db.drain([]op{first})
+		if !waited(batch) {
+			timer := time.NewTimer(auditDelay)
+		wait:
+			for len(batch) < db.maxBatch {
+				select {
+				case o, ok := <-db.ops:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, o)
+					if o.done != nil {
+						break wait // someone waits: commit now
+					}
+				case <-timer.C:
+					break wait
 				}
-				batch = append(batch, o)
-			default:
-				break drain
 			}
+			timer.Stop()
+			batch = db.drain(batch)
 		}
 		db.commit(batch)
 	}
+}
+
+// auditDelay is the longest a write nobody waits for is held back.
+const auditDelay = 2 * time.Millisecond
+
+// drain adds to batch what is already queued, up to maxBatch.
+func (db *DB) drain(batch []op) []op {
+	for len(batch) < db.maxBatch {
+		select {
+		case o, ok := <-db.ops:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, o)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// waited reports whether anyone waits for a write in batch.
+func waited(batch []op) bool {
+	for _, o := range batch {
+		if o.done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commit runs a batch in one transaction. When one function fails the
