@@ -50,13 +50,7 @@ func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
 		if imported == "" {
 			u.PendingTOTP = t
 		} else {
-			u.TOTP, u.PendingTOTP = t, nil
-			if u.Method != policy.MethodTOTP {
-				if u.BackupMethod == "" || u.BackupMethod == policy.MethodTOTP {
-					u.BackupMethod = u.Method
-				}
-				u.Method = policy.MethodTOTP
-			}
+			policy.UseTOTP(&u, t)
 		}
 		u.Updated = s.now()
 		return tx.PutUser(u)

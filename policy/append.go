@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/otpgate/otpgate/otp"
@@ -67,7 +68,7 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 		}
 	}
 	if IsMethod(word) {
-		if word == MethodTOTP || !contains(methods, word) {
+		if word == MethodTOTP || !slices.Contains(methods, word) {
 			return reject("method_unavailable", fill(m.MethodUnavailable, "{method}", m.methodName(word)))
 		}
 		res, err := e.challenge(ctx, req, t, u, []string{word})
@@ -78,7 +79,7 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 		if res.Decision == Challenge {
 			// The gateway cannot ask: the code waits for the next login.
 			res.Decision, res.State, res.Reason = Reject, "", "code_sent"
-			res.Message = fill(m.CodeSentAppend, "{destination}", destinationOf(res.Message, u, word))
+			res.Message = fill(m.CodeSentAppend, "{destination}", destinationOf(u, word))
 		}
 		return res
 	}
@@ -96,7 +97,7 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 		case err != nil && !isNotFound(err):
 			return err
 		default:
-			if !contains(methods, MethodTOTP) {
+			if !slices.Contains(methods, MethodTOTP) {
 				res = reject("no_code_sent", m.CodeInPassword)
 				return nil
 			}
@@ -135,7 +136,7 @@ func (e *Engine) liveChallenge(req Request, u store.User) (store.Challenge, bool
 }
 
 // destinationOf is the masked destination of a code just sent by method.
-func destinationOf(_ string, u store.User, method string) string {
+func destinationOf(u store.User, method string) string {
 	if method == MethodEmail {
 		return MaskEmail(u.Email)
 	}
@@ -149,13 +150,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

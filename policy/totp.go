@@ -55,13 +55,18 @@ func matchTOTP(key *secret.Key, user string, tot *store.TOTP, code string, now t
 	return step, "", nil
 }
 
-// activate makes u's pending TOTP the one in use, proved at step, and
-// TOTP their primary method; the method it replaces becomes the backup
-// unless there is one.
+// activate makes u's pending TOTP the one in use, proved at step.
 func activate(u *store.User, step int64, now time.Time) {
 	t := *u.PendingTOTP
 	t.LastStep, t.Drift = step, int(step-otp.Step(now))
-	u.TOTP, u.PendingTOTP = &t, nil
+	UseTOTP(u, &t)
+}
+
+// UseTOTP makes t u's TOTP in use and TOTP their primary method; the
+// method it replaces becomes the backup unless there is one. A pending
+// secret is dropped.
+func UseTOTP(u *store.User, t *store.TOTP) {
+	u.TOTP, u.PendingTOTP = t, nil
 	if u.Method != MethodTOTP {
 		if u.BackupMethod == "" || u.BackupMethod == MethodTOTP {
 			u.BackupMethod = u.Method
