@@ -131,16 +131,7 @@ func (s *Service) userFromRow(get func(string) string, now time.Time) (store.Use
 		}
 		u.TOTP = &store.TOTP{Sealed: sealed, Created: now}
 	}
-	if u.Method == "" {
-		switch {
-		case u.TOTP != nil:
-			u.Method = policy.MethodTOTP
-		case u.Phone != "":
-			u.Method = policy.MethodSMS
-		case u.Email != "":
-			u.Method = policy.MethodEmail
-		}
-	}
+	defaultMethod(&u)
 	return u, nil
 }
 

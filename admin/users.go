@@ -36,15 +36,7 @@ func (s *Service) addUser(name string, ch *UserChange) (string, error) {
 	if err := s.apply(&u, ch, now); err != nil {
 		return "", err
 	}
-	if u.Method == "" {
-		// A user added with a phone or address gets that as primary method.
-		switch {
-		case u.Phone != "":
-			u.Method = policy.MethodSMS
-		case u.Email != "":
-			u.Method = policy.MethodEmail
-		}
-	}
+	defaultMethod(&u)
 	err := s.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.User(u.Name); err == nil {
 			return usagef("user %s exists; change it with: otpgate user set %s ...", u.Name, u.Name)
@@ -262,6 +254,22 @@ func totpText(u store.User) string {
 		parts = append(parts, "pending (waiting for a first code)")
 	}
 	return orText(strings.Join(parts, "; "), "not enrolled")
+}
+
+// defaultMethod gives a user without a primary method the one they can
+// use: their authenticator app, else SMS to their phone, else e-mail.
+func defaultMethod(u *store.User) {
+	if u.Method != "" {
+		return
+	}
+	switch {
+	case u.TOTP != nil:
+		u.Method = policy.MethodTOTP
+	case u.Phone != "":
+		u.Method = policy.MethodSMS
+	case u.Email != "":
+		u.Method = policy.MethodEmail
+	}
 }
 
 func orText(s, empty string) string {
