@@ -586,6 +586,8 @@ func startFreeRADIUS(dir string) (*freeradius, error) {
 	}
 	cmd := exec.Command("freeradius", "-f", "-d", raddb, "-l", "stdout")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start freeradius: %w", err)
 	}
@@ -600,5 +602,26 @@ func startFreeRADIUS(dir string) (*freeradius, error) {
 		}
 	}
 	f.stop()
-	return nil, errors.New("freeradius did not answer")
+	return nil, fmt.Errorf("freeradius did not answer on %s:\n%s", f.addr, out.String())
+}
+
+// syncBuffer is a bytes.Buffer a process may write to while we read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 {
+		return len(p), nil // enough to tell why it failed
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
