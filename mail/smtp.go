@@ -1,20 +1,16 @@
-// Package mail delivers one-time codes by e-mail over SMTP, as an
-// sms.Provider, so that e-mail is one more channel behind the interface the
-// decision uses.
+// Package mail delivers one-time codes by e-mail over SMTP. Its SMTP type
+// is an sms.Provider, so e-mail is one more channel behind the interface
+// the decision uses; package mailtest runs a real SMTP server for tests.
 package mail
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
-	"mime"
-	"mime/quotedprintable"
+	"io"
 	"net"
 	netmail "net/mail"
 	"net/smtp"
@@ -30,55 +26,59 @@ import (
 
 // Config is how to reach the SMTP server and what the mail says.
 type Config struct {
-	// Host is the SMTP server's name or address. Required.
+	// Host is the SMTP server's name or IP address. Required.
 	Host string
 	// Port is the TCP port; zero means 587 for starttls, 465 for tls and
 	// 25 for none.
 	Port int
-	// TLS is "starttls" (the default: plain, then upgraded, and refused if
-	// the server does not offer it), "tls" (TLS from the first byte) or
-	// "none" (plain, allowed only to localhost).
+	// TLS is "starttls" (plain, then upgraded; a server that does not
+	// offer STARTTLS gets nothing), "tls" (TLS from the first byte) or
+	// "none" (plain, allowed only when Host is localhost or a loopback
+	// address). Empty means "starttls".
 	TLS string
 	// RootCAs verify the server's certificate; nil means the system's.
 	RootCAs *x509.CertPool
 	// ServerName is the name the certificate must carry; empty means Host.
 	ServerName string
-	// Username and Password log in with AUTH PLAIN; empty means no login.
+	// Username and Password log in with AUTH PLAIN, which is only done
+	// over TLS or to a loopback host. An empty Username means no login.
 	Username, Password string
 	// From is the sender, "Name <address>" or a bare address. Required.
 	From string
-	// Subject and Body are text/template texts by language tag over the
-	// sms.Message (.To .Text .Code .Lang .Channel). A language missing here
-	// uses the shipped text in that language, or else English.
+	// Subject and Body are text/template texts by language tag ("en",
+	// "nl") over the sms.Message: {{.To}} {{.Text}} {{.Code}} {{.Lang}}
+	// {{.Channel}}. A language missing here keeps the shipped text for it;
+	// a message in a language with no text at all gets the English one.
+	// English and Dutch texts are shipped.
 	Subject, Body map[string]string
-	// HeloName is the name sent in EHLO; empty means this host's name.
+	// HeloName is the name this host gives in EHLO; empty means its host
+	// name, or "otpgate" when that is unknown.
 	HeloName string
-	// Timeout bounds one whole delivery; zero means 15 seconds.
+	// Timeout bounds one whole delivery, from dialling to the server's
+	// answer to the message; zero means 15 seconds.
 	Timeout time.Duration
+	// Now gives the time for the Date header; nil means time.Now.
+	Now func() time.Time
+	// Rand is read for Message-IDs, by concurrent Sends at once; nil
+	// means crypto/rand.Reader.
+	Rand io.Reader
 }
 
-// Shipped texts; {{.Text}} is the tenant's code_text, code included.
-var (
-	defaultSubject = map[string]string{"en": "Your login code", "nl": "Uw inlogcode"}
-	defaultBody    = map[string]string{
-		"en": "{{.Text}}\n\nThe code is valid for a few minutes. If you did not just try to log in, tell your administrator.\n",
-		"nl": "{{.Text}}\n\nDe code is enkele minuten geldig. Hebt u niet zojuist geprobeerd in te loggen? Meld dit dan aan uw beheerder.\n",
-	}
-)
-
-// SMTP sends messages through one SMTP server.
+// SMTP sends messages through one SMTP server. It is safe for concurrent
+// use; each Send is a conversation of its own.
 type SMTP struct {
 	name    string
 	c       Config
-	addr    string
-	from    *netmail.Address
-	domain  string // of From, for Message-IDs
+	addr    string           // host:port
+	from    *netmail.Address // parsed Config.From
+	domain  string           // of From, for Message-IDs
 	subject map[string]*template.Template
 	body    map[string]*template.Template
 }
 
-// NewSMTP checks c and makes a provider called name. Its errors name the
-// field at fault.
+// NewSMTP checks c and makes a provider called name. It parses the
+// templates up front. Its errors name the field at fault ("from: …",
+// "subject.nl: …"), all of them at once.
 func NewSMTP(name string, c Config) (*SMTP, error) {
 	var problems []error
 	bad := func(field, format string, args ...any) {
@@ -92,15 +92,19 @@ func NewSMTP(name string, c Config) (*SMTP, error) {
 	default:
 		bad("tls", "%q is not one of starttls, tls, none", c.TLS)
 	}
-	if c.Host == "" {
+	switch {
+	case c.Host == "":
 		bad("host", "is missing")
-	} else if c.TLS == "none" && !isLoopback(c.Host) {
+	case strings.ContainsAny(c.Host, " \t\r\n/"):
+		bad("host", "%q is not a host name or address", c.Host)
+	case c.TLS == "none" && !isLoopback(c.Host):
 		bad("tls", "none sends the code in clear; it is allowed only to localhost, not %s", c.Host)
 	}
 	if c.Port == 0 {
+		// Stays 0 when TLS is wrong, which is reported above.
 		c.Port = map[string]int{"starttls": 587, "tls": 465, "none": 25}[c.TLS]
 	}
-	if c.Port < 1 || c.Port > 65535 {
+	if c.Port < 0 || c.Port > 65535 {
 		bad("port", "%d is not a TCP port", c.Port)
 	}
 	if c.Timeout == 0 {
@@ -111,13 +115,25 @@ func NewSMTP(name string, c Config) (*SMTP, error) {
 	}
 	if c.HeloName == "" {
 		c.HeloName, _ = os.Hostname()
-		if c.HeloName == "" {
-			c.HeloName = "localhost"
+		if c.HeloName == "" || strings.ContainsAny(c.HeloName, " \t\r\n") {
+			c.HeloName = "otpgate"
 		}
+	} else if strings.ContainsAny(c.HeloName, " \t\r\n") {
+		bad("helo", "%q is not a host name", c.HeloName)
+	}
+	if c.Username != "" && strings.ContainsAny(c.Username, "\x00\r\n") {
+		bad("username", "holds a NUL or a line break")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
 	}
 	s := &SMTP{name: name, c: c, addr: net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}
-	from, err := netmail.ParseAddress(c.From)
-	if err != nil || c.From == "" {
+	if c.From == "" {
+		bad("from", "is missing")
+	} else if from, err := netmail.ParseAddress(c.From); err != nil {
 		bad("from", "%q is not an address such as \"Example <otp@example.com>\"", c.From)
 	} else {
 		s.from = from
@@ -134,174 +150,107 @@ func NewSMTP(name string, c Config) (*SMTP, error) {
 	return s, nil
 }
 
-// parseTemplates parses the shipped texts overlaid with the configured
-// ones, and renders each once so that a mistake shows at start.
-func parseTemplates(field string, shipped, configured map[string]string) (map[string]*template.Template, []error) {
-	texts := map[string]string{}
-	for lang, t := range shipped {
-		texts[lang] = t
-	}
-	for lang, t := range configured {
-		texts[lang] = t
-	}
-	var errs []error
-	out := map[string]*template.Template{}
-	sample := sms.Message{Channel: "email", To: "alice@example.com", Text: "Your login code is 123456", Code: "123456", Lang: "en"}
-	for _, lang := range slices.Sorted(maps.Keys(texts)) {
-		t, err := template.New(field + "." + lang).Option("missingkey=error").Parse(texts[lang])
-		if err == nil {
-			err = t.Execute(&bytes.Buffer{}, sample)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s.%s: %w", field, lang, err))
-			continue
-		}
-		out[lang] = t
-	}
-	return out, errs
-}
-
-// Name is the provider's configured name.
+// Name is the name the provider was made with.
 func (s *SMTP) Name() string { return s.name }
 
-// Send mails m to m.To. Its errors never carry the code, the text or the
-// password.
+// Send mails m to the address m.To and returns nil when the server has
+// taken the message. It gives up when ctx is done or the Timeout passes.
+// Its errors say which step failed and what the server answered, never the
+// text, the code or the password.
 func (s *SMTP) Send(ctx context.Context, m sms.Message) error {
-	err := s.send(ctx, m)
-	if err == nil {
-		return nil
+	if err := s.send(ctx, m); err != nil {
+		return redactError(err, m.Text, m.Code, s.c.Password)
 	}
-	msg := err.Error()
-	for _, secret := range []string{m.Code, m.Text, s.c.Password} {
-		if secret != "" {
-			msg = strings.ReplaceAll(msg, secret, "…")
-		}
-	}
-	return errors.New(msg)
+	return nil
 }
 
 func (s *SMTP) send(ctx context.Context, m sms.Message) error {
-	if strings.ContainsAny(m.To, "\r\n") {
-		return errors.New("recipient holds a line break")
-	}
-	to, err := netmail.ParseAddress(m.To)
+	to, err := recipient(m.To)
 	if err != nil {
-		return fmt.Errorf("recipient is not an e-mail address")
+		return err
 	}
 	msg, err := s.compose(to, m)
 	if err != nil {
 		return err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, s.c.Timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, s.c.Timeout, timeoutError(s.c.Timeout))
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.addr)
+	raw, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", s.addr, unwrapOp(err))
+		return fmt.Errorf("connect to %s: %w", s.addr, failure(ctx, err))
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	defer raw.Close()
+	// Every read and write ends at ctx's deadline, and a cancelled ctx
+	// closes the connection under whatever step is waiting.
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		_ = raw.SetDeadline(dl)
 	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
 	tlsConfig := &tls.Config{ServerName: s.serverName(), RootCAs: s.c.RootCAs, MinVersion: tls.VersionTLS12}
+	conn := raw
 	if s.c.TLS == "tls" {
-		tc := tls.Client(conn, tlsConfig)
+		tc := tls.Client(raw, tlsConfig)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("tls with %s: %w", s.addr, s.failure(ctx, err))
+			return fmt.Errorf("tls with %s: %w", s.addr, failure(ctx, err))
 		}
 		conn = tc
 	}
+	// net/smtp knows the connection is TLS by its type, and tells the
+	// authenticator.
 	c, err := smtp.NewClient(conn, s.c.Host)
 	if err != nil {
-		return fmt.Errorf("greeting from %s: %w", s.addr, s.failure(ctx, err))
+		return fmt.Errorf("greeting from %s: %w", s.addr, failure(ctx, err))
 	}
 	defer c.Close()
 	if err := c.Hello(s.c.HeloName); err != nil {
-		return fmt.Errorf("ehlo: %w", s.failure(ctx, err))
+		return fmt.Errorf("ehlo: %w", failure(ctx, err))
 	}
 	if s.c.TLS == "starttls" {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return fmt.Errorf("%s does not offer STARTTLS; the code is not sent in clear", s.addr)
 		}
 		if err := c.StartTLS(tlsConfig); err != nil {
-			return fmt.Errorf("starttls: %w", s.failure(ctx, err))
+			return fmt.Errorf("starttls with %s: %w", s.addr, failure(ctx, err))
 		}
 	}
 	if s.c.Username != "" {
-		if ok, _ := c.Extension("AUTH"); !ok {
+		ok, mechs := c.Extension("AUTH")
+		if !ok {
 			return fmt.Errorf("%s does not offer AUTH", s.addr)
 		}
-		// PlainAuth itself refuses to send the password without TLS,
-		// except to localhost.
+		if !slices.Contains(strings.Fields(strings.ToUpper(mechs)), "PLAIN") {
+			return fmt.Errorf("%s offers AUTH %s, not PLAIN", s.addr, mechs)
+		}
+		// PlainAuth itself refuses to send the password without TLS
+		// except to localhost, 127.0.0.1 and ::1.
 		if err := c.Auth(smtp.PlainAuth("", s.c.Username, s.c.Password, s.c.Host)); err != nil {
-			return fmt.Errorf("auth as %s: %w", s.c.Username, s.failure(ctx, err))
+			return fmt.Errorf("auth as %s: %w", s.c.Username, failure(ctx, err))
 		}
 	}
 	if err := c.Mail(s.from.Address); err != nil {
-		return fmt.Errorf("mail from: %w", s.failure(ctx, err))
+		return fmt.Errorf("mail from: %w", failure(ctx, err))
 	}
 	if err := c.Rcpt(to.Address); err != nil {
-		return fmt.Errorf("rcpt to: %w", s.failure(ctx, err))
+		return fmt.Errorf("rcpt to: %w", failure(ctx, err))
 	}
 	w, err := c.Data()
 	if err != nil {
-		return fmt.Errorf("data: %w", s.failure(ctx, err))
+		return fmt.Errorf("data: %w", failure(ctx, err))
 	}
 	if _, err := w.Write(msg); err != nil {
-		return fmt.Errorf("data: %w", s.failure(ctx, err))
+		return fmt.Errorf("data: %w", failure(ctx, err))
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("data: %w", s.failure(ctx, err))
+		return fmt.Errorf("data: %w", failure(ctx, err))
 	}
-	c.Quit() // the message is accepted; a lost goodbye changes nothing
+	// The server has the message. A lost goodbye undoes nothing, and
+	// calling it a failure would have a Chain send the code again.
+	_ = c.Quit()
 	return nil
-}
-
-// compose writes the whole message, headers and body, with CRLF endings.
-func (s *SMTP) compose(to *netmail.Address, m sms.Message) ([]byte, error) {
-	subject, err := render(s.subject, m)
-	if err != nil {
-		return nil, fmt.Errorf("subject: %w", err)
-	}
-	body, err := render(s.body, m)
-	if err != nil {
-		return nil, fmt.Errorf("body: %w", err)
-	}
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	header := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	header("From", s.from.String())
-	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("UTF-8", strings.Join(strings.Fields(subject), " ")))
-	header("Date", time.Now().Format(time.RFC1123Z))
-	header("Message-ID", "<"+hex.EncodeToString(id)+"@"+s.domain+">")
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=UTF-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	qp := quotedprintable.NewWriter(&b)
-	qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\n", "\r\n")))
-	qp.Close()
-	return b.Bytes(), nil
-}
-
-// render runs the template of m's language, or English.
-func render(ts map[string]*template.Template, m sms.Message) (string, error) {
-	t := ts[m.Lang]
-	if t == nil {
-		t = ts["en"]
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, m); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 func (s *SMTP) serverName() string {
@@ -311,26 +260,20 @@ func (s *SMTP) serverName() string {
 	return s.c.Host
 }
 
-// failure says "timeout" or "cancelled" when ctx ended the conversation,
-// which otherwise shows as a closed connection.
-func (s *SMTP) failure(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			return fmt.Errorf("timeout after %s: %w", s.c.Timeout, ctxErr)
-		}
-		return ctxErr
+// failure says why ctx ended the conversation when it did: a timeout or a
+// cancellation otherwise shows as a closed connection or an I/O timeout.
+func failure(ctx context.Context, err error) error {
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		// The connection's deadline, which is ctx's, has passed: ctx is
+		// done or about to be, and its cause says which deadline it was.
+		<-ctx.Done()
 	}
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-		// The connection's deadline, which is ctx's, passed first.
-		return fmt.Errorf("timeout after %s: %w", s.c.Timeout, context.DeadlineExceeded)
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
 	}
-	return unwrapOp(err)
-}
-
-// unwrapOp drops the addresses a *net.OpError repeats.
-func unwrapOp(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
+	// A *net.OpError repeats the addresses; what it wraps says what went
+	// wrong.
+	if op, ok := errors.AsType[*net.OpError](err); ok {
 		return op.Err
 	}
 	return err
@@ -338,7 +281,7 @@ func unwrapOp(err error) error {
 
 // isLoopback reports whether host is localhost or a loopback address.
 func isLoopback(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
