@@ -26,7 +26,7 @@ type Metrics struct {
 type Sources struct {
 	// Dropped returns packets dropped by cause, per listener.
 	Dropped []func() map[string]uint64
-	// LiveChallenges counts the challenges in the store.
+	// LiveChallenges counts the challenges waiting for an answer.
 	LiveChallenges func() int
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,67 +10,53 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/store"
 )
 
-// answer decides a reply to a challenge (PRODUCT.md step 4). The whole
-// answer is one transaction: the challenge is used up, the TOTP step
-// recorded and the (user, IP) pair proven together, or not at all.
+// answer decides a reply to a challenge (PRODUCT.md step 4). The State is
+// used up first, so a second copy of the answer finds nothing; what a
+// proved code changes (the TOTP step, an enrolment, the proven IP) is
+// then written in one transaction, or not at all.
 func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	name := store.NormalizeName(req.User)
 	word := strings.ToLower(strings.TrimSpace(req.Password))
-	var res Result
-	var next *turn
-	err := e.db.Update(func(tx *store.Tx) error {
-		res, next = Result{User: name}, nil
-		ch, err := tx.Challenge(req.State)
-		if isNotFound(err) {
-			res = reject("unknown_state", e.messages(req.Tenant).CodeExpired)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ch.User != name || ch.Client != req.Client {
-			// Not this user's or this gateway's challenge: leave it for its owner.
-			res = reject("state_mismatch", e.messages(req.Tenant).CodeExpired)
-			return nil
-		}
-		if err := tx.DeleteChallenge(ch.ID); err != nil {
-			return err
-		}
-		u, err := tx.User(name)
-		if isNotFound(err) {
-			res = reject("unknown_user", e.messages(req.Tenant).BadPassword)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		t := e.rules().tenants[tenantName(u, req)]
-		if t == nil {
-			res = reject("unknown_tenant", DefaultMessages().Unavailable)
-			return nil
-		}
-		now := e.now()
-		if now.Before(u.LockedUntil) {
-			res = Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}
-			return nil
-		}
-		live := now.Before(ch.Expires)
-		if live && (ch.Enrol == enrolAskPhone || word == "resend" || IsMethod(word)) {
-			// Sending happens outside the transaction; the State is used
-			// up here, so a second copy of this answer finds nothing.
-			next = &turn{t: t, u: u, old: ch, word: word, input: req.Password}
-			return nil
-		}
-		res, err = e.check(tx, req, t, u, ch)
+	ch, err := e.challenges.Take(req.State, name, req.Client)
+	switch {
+	case errors.Is(err, live.ErrNotFound):
+		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
+	case err != nil:
+		// Not this user's or this gateway's challenge: it stays for its owner.
+		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
+	}
+	var u store.User
+	err = e.db.View(func(tx *store.Tx) error {
+		var err error
+		u, err = tx.User(name)
 		return err
 	})
-	if err == nil && next != nil {
-		res, err = e.turn(ctx, *next)
+	if isNotFound(err) {
+		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
+	}
+	if err != nil {
+		e.challenges.Put(ch) // the answer was not looked at: it may come again
+		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
+	}
+	t := e.rules().tenants[tenantName(u, req)]
+	if t == nil {
+		return Result{User: name, Decision: Reject, Reason: "unknown_tenant", Message: DefaultMessages().Unavailable}, nil
+	}
+	now := e.now()
+	if now.Before(u.LockedUntil) {
+		return Result{User: name, Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
+	}
+	var res Result
+	if now.Before(ch.Expires) && (ch.Enrol == enrolAskPhone || word == "resend" || IsMethod(word)) {
+		res, err = e.turn(ctx, turn{t: t, u: u, old: ch, word: word, input: req.Password})
+	} else {
+		res, err = e.prove(req, t, ch)
 	}
 	res.User = name
 	if err != nil {
@@ -78,11 +65,45 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	return res, nil
 }
 
+// prove checks the answer to ch against the user as stored now, writes
+// what follows from it, and puts the challenge back under a new State when
+// the user may try again.
+func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge) (Result, error) {
+	var res Result
+	var again *live.Challenge
+	err := e.db.Update(func(tx *store.Tx) error {
+		res, again = Result{}, nil
+		u, err := tx.User(ch.User)
+		if isNotFound(err) {
+			res = reject("unknown_user", t.Messages.BadPassword)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.now().Before(u.LockedUntil) {
+			res = Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}
+			return nil
+		}
+		res, again, err = e.check(tx, req, t, u, ch)
+		return err
+	})
+	if err != nil {
+		// Nothing was written: the code may be tried again.
+		e.challenges.Put(ch)
+		return Result{}, err
+	}
+	if again != nil {
+		e.challenges.Put(*again)
+	}
+	return res, nil
+}
+
 // turn is a challenge answered with "resend" or a method's name.
 type turn struct {
 	t     *Tenant
 	u     store.User
-	old   store.Challenge
+	old   live.Challenge
 	word  string
 	input string // the answer as typed, for a phone number
 }
@@ -112,7 +133,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 		wait := (t.ResendCooldown - now.Sub(old.Sent) + time.Second - 1) / time.Second
 		return e.keep(t, old, "resend_cooldown", fill(m.ResendWait, "{seconds}", strconv.Itoa(int(wait))))
 	}
-	ch := store.Challenge{
+	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: method, EndUserIP: old.EndUserIP,
 		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL),
 	}
@@ -128,9 +149,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
-		return Result{}, fmt.Errorf("store challenge: %w", err)
-	}
+	e.challenges.Put(ch)
 	msg := prompt(m, ch)
 	if reason == "resend" && method != MethodVoice {
 		msg = fill(m.CodeResent, "{destination}", ch.Destination)
@@ -141,15 +160,13 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 
 // keep puts the old challenge back under a new State, so that the code the
 // user already has still works, and says why nothing new was sent.
-func (e *Engine) keep(t *Tenant, old store.Challenge, reason, why string) (Result, error) {
+func (e *Engine) keep(t *Tenant, old live.Challenge, reason, why string) (Result, error) {
 	id, err := e.newState()
 	if err != nil {
 		return Result{}, err
 	}
 	old.ID = id
-	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(old) }); err != nil {
-		return Result{}, fmt.Errorf("store challenge: %w", err)
-	}
+	e.challenges.Put(old)
 	return Result{Decision: Challenge, Reason: reason, Method: old.Method, Tenant: t.Name,
 		State: id, Message: join(why, prompt(t.Messages, old))}, nil
 }
@@ -166,7 +183,7 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 		}
 		return e.keep(t, old, "bad_phone", m.BadPhone)
 	}
-	ch := store.Challenge{
+	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: MethodSMS, EndUserIP: old.EndUserIP,
 		Attempts: old.Attempts, Expires: e.now().Add(t.CodeTTL), Enrol: enrolPhone, To: number,
 	}
@@ -179,28 +196,28 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
-		return Result{}, fmt.Errorf("store challenge: %w", err)
-	}
+	e.challenges.Put(ch)
 	return Result{Decision: Challenge, Reason: "challenge", Method: MethodSMS, Provider: out.provider,
 		Tenant: t.Name, State: ch.ID, Message: prompt(m, ch)}, nil
 }
 
 // check compares the code with the challenge and writes what follows from
 // it within tx: on success the enrolment it completes, the TOTP step, the
-// proven and remembered IP; on failure the attempt and, past the
-// tenant's limit, the lockout.
-func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch store.Challenge) (Result, error) {
+// proven and remembered IP; on failure the lockout past the tenant's
+// limit. When the user may try again it returns the challenge, its attempt
+// counted, under a new State, for the caller to put in the table once tx
+// is committed.
+func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch live.Challenge) (Result, *live.Challenge, error) {
 	now := e.now()
 	m := t.Messages
 	res := Result{Tenant: t.Name, Method: ch.Method}
 	if now.After(ch.Expires) {
 		res.Decision, res.Reason, res.Message = Reject, "code_expired", m.CodeExpired
-		return res, nil
+		return res, nil, nil
 	}
 	ok, reason, err := e.verify(&u, ch, req.Password, now)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	if ok {
 		res.Decision, res.Reason = Accept, reason
@@ -220,14 +237,14 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch st
 		if ip := ch.EndUserIP; ip.IsValid() {
 			if t.ReconnectWindow > 0 {
 				if err := tx.PutProven(u.Name, ipKey(ip), now); err != nil {
-					return res, err
+					return res, nil, err
 				}
 			}
 			if t.RememberIPFor > 0 && !t.inOffice(ip) && !containsAddr(u.HomeIPs, ip) {
 				u.Remembered = remember(u.Remembered, ipKey(ip), now, t.RememberIPFor, t.MaxRememberedIPs)
 			}
 		}
-		return res, tx.PutUser(u)
+		return res, nil, tx.PutUser(u)
 	}
 	ch.Attempts++
 	if lock := t.Lockout; lock.Failures > 0 {
@@ -241,35 +258,32 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch st
 		if len(u.Failures) >= lock.Failures {
 			u.Failures, u.LockedUntil = nil, now.Add(lock.Duration)
 			res.Decision, res.Reason, res.Message = Reject, "locked", m.Locked
-			return res, tx.PutUser(u)
+			return res, nil, tx.PutUser(u)
 		}
 		if err := tx.PutUser(u); err != nil {
-			return res, err
+			return res, nil, err
 		}
 	}
 	left := t.MaxAttempts - ch.Attempts
 	if left <= 0 {
 		res.Decision, res.Reason, res.Message = Reject, reason+"_final", m.TooManyWrong
-		return res, nil
+		return res, nil, nil
 	}
 	// A new State for the next round: each State answers once.
 	id, err := e.newState()
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
 	ch.ID = id
-	if err := tx.PutChallenge(ch); err != nil {
-		return res, err
-	}
 	res.Decision, res.Reason, res.State = Challenge, reason, id
 	res.Message = fill(m.WrongCode, "{tries}", strconv.Itoa(left))
-	return res, nil
+	return res, &ch, nil
 }
 
 // verify checks code for the challenge, or as one of u's recovery codes,
 // and changes u as a success requires (the TOTP step used, the drift
 // learned, a linked TOTP made active, a recovery code spent).
-func (e *Engine) verify(u *store.User, ch store.Challenge, code string, now time.Time) (ok bool, reason string, err error) {
+func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.Time) (ok bool, reason string, err error) {
 	if i := e.matchRecovery(*u, code); i >= 0 {
 		u.Recovery = slices.Delete(slices.Clone(u.Recovery), i, i+1)
 		return true, "recovery_code", nil

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -86,32 +87,20 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 	if req.Code == "" {
 		return reject("code_missing", m.CodeInPassword)
 	}
-	var res Result
-	err := e.db.Update(func(tx *store.Tx) error {
-		ch, err := tx.LiveChallenge(u.Name, req.Client, ipKey(req.IP))
-		switch {
-		case err == nil && e.now().Before(ch.Expires):
-			if err := tx.DeleteChallenge(ch.ID); err != nil {
-				return err
-			}
-		case err != nil && !isNotFound(err):
-			return err
-		default:
-			if !slices.Contains(methods, MethodTOTP) {
-				res = reject("no_code_sent", m.CodeInPassword)
-				return nil
-			}
-			ch = store.Challenge{User: u.Name, Client: req.Client, Method: MethodTOTP,
-				EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL)}
-			if u.TOTP == nil && u.PendingTOTP != nil {
-				ch.Enrol = enrolLink
-			}
+	ch, ok := e.challenges.TakeLive(u.Name, req.Client, ipKey(req.IP), e.now())
+	if !ok {
+		if !slices.Contains(methods, MethodTOTP) {
+			return reject("no_code_sent", m.CodeInPassword)
 		}
-		answer := req
-		answer.Password = req.Code
-		res, err = e.check(tx, answer, t, u, ch)
-		return err
-	})
+		ch = live.Challenge{User: u.Name, Client: req.Client, Method: MethodTOTP,
+			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL)}
+		if u.TOTP == nil && u.PendingTOTP != nil {
+			ch.Enrol = enrolLink
+		}
+	}
+	answer := req
+	answer.Password = req.Code
+	res, err := e.prove(answer, t, ch)
 	if err != nil {
 		e.log.ErrorContext(ctx, "check appended code", "user", u.Name, "err", err)
 		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}
@@ -125,14 +114,9 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 }
 
 // liveChallenge finds the live challenge of this login, if any.
-func (e *Engine) liveChallenge(req Request, u store.User) (store.Challenge, bool) {
-	var ch store.Challenge
-	err := e.db.View(func(tx *store.Tx) error {
-		var err error
-		ch, err = tx.LiveChallenge(store.NormalizeName(req.User), req.Client, ipKey(req.IP))
-		return err
-	})
-	return ch, err == nil && e.now().Before(ch.Expires)
+func (e *Engine) liveChallenge(req Request, u store.User) (live.Challenge, bool) {
+	ch, ok := e.challenges.Live(store.NormalizeName(req.User), req.Client, ipKey(req.IP))
+	return ch, ok && e.now().Before(ch.Expires)
 }
 
 // destinationOf is the masked destination of a code just sent by method.

@@ -2,9 +2,9 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 )
@@ -17,14 +17,14 @@ import (
 func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) (Result, error) {
 	defer e.lockUser(u.Name)()
 
-	if res, ok, err := e.reuse(req, t, u); err != nil || ok {
-		return res, err
+	if res, ok := e.reuse(req, t, u); ok {
+		return res, nil
 	}
 	m := t.Messages
 	var failed string // the first method whose code could not be sent
 	var refused Result
 	for _, method := range methods {
-		ch := store.Challenge{
+		ch := live.Challenge{
 			User: u.Name, Client: req.Client, Method: method,
 			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
 		}
@@ -47,9 +47,7 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 			}
 			continue
 		}
-		if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
-			return Result{}, fmt.Errorf("store challenge: %w", err)
-		}
+		e.challenges.Put(ch)
 		res := Result{Decision: Challenge, Reason: "challenge", Method: method, Provider: out.provider,
 			State: ch.ID, Message: prompt(m, ch)}
 		switch {
@@ -70,27 +68,19 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 
 // reuse finds a challenge of u at this gateway and IP that can still be
 // answered.
-func (e *Engine) reuse(req Request, t *Tenant, u store.User) (Result, bool, error) {
-	var ch store.Challenge
-	err := e.db.View(func(tx *store.Tx) error {
-		var err error
-		ch, err = tx.LiveChallenge(u.Name, req.Client, ipKey(req.IP))
-		return err
-	})
-	if isNotFound(err) {
-		return Result{}, false, nil
-	}
-	if err != nil {
-		return Result{}, false, fmt.Errorf("find live challenge: %w", err)
+func (e *Engine) reuse(req Request, t *Tenant, u store.User) (Result, bool) {
+	ch, ok := e.challenges.Live(u.Name, req.Client, ipKey(req.IP))
+	if !ok {
+		return Result{}, false
 	}
 	// A challenge changed by resend or a wrong answer is reused too; one
 	// that has run out of time or attempts, or whose method the user no
 	// longer has, is not.
 	if !e.now().Before(ch.Expires) || ch.Attempts >= t.MaxAttempts || !t.allows(ch.Method) || !e.usable(ch.Method, u) {
-		return Result{}, false, nil
+		return Result{}, false
 	}
 	return Result{Decision: Challenge, Reason: "challenge_reused", Method: ch.Method,
-		State: ch.ID, Message: prompt(t.Messages, ch)}, true, nil
+		State: ch.ID, Message: prompt(t.Messages, ch)}, true
 }
 
 // issued is what became of issuing a challenge.
@@ -101,8 +91,8 @@ type issued struct {
 }
 
 // issue gives ch a fresh State and, for a sent method, a fresh code, which
-// it sends to u within the tenant's limits. ch is not stored.
-func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.Challenge) (issued, error) {
+// it sends to u within the tenant's limits. ch is not put in the table.
+func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *live.Challenge) (issued, error) {
 	id, err := e.newState()
 	if err != nil {
 		return issued{}, err
@@ -147,7 +137,7 @@ func (e *Engine) issue(ctx context.Context, t *Tenant, u store.User, ch *store.C
 	return issued{provider: provider}, nil
 }
 
-// What proving a challenge enrols (store.Challenge.Enrol).
+// What proving a challenge enrols (live.Challenge.Enrol).
 const (
 	enrolLink     = "link"      // the user's pending TOTP
 	enrolPhone    = "phone"     // the number the code went to
@@ -161,18 +151,16 @@ func (e *Engine) askPhone(req Request, t *Tenant, u store.User) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
-	ch := store.Challenge{
+	ch := live.Challenge{
 		ID: id, User: u.Name, Client: req.Client, Method: MethodSMS, Enrol: enrolAskPhone,
 		EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
 	}
-	if err := e.db.Update(func(tx *store.Tx) error { return tx.PutChallenge(ch) }); err != nil {
-		return Result{}, fmt.Errorf("store challenge: %w", err)
-	}
+	e.challenges.Put(ch)
 	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: id, Message: t.Messages.AskPhone}, nil
 }
 
 // prompt is the Reply-Message that asks for the code of ch.
-func prompt(m Messages, ch store.Challenge) string {
+func prompt(m Messages, ch live.Challenge) string {
 	switch {
 	case ch.Enrol == enrolAskPhone:
 		return m.AskPhone

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/sms"
 	"github.com/otpgate/otpgate/store"
@@ -125,8 +126,9 @@ type Engine struct {
 	rand    io.Reader
 	log     *slog.Logger
 
-	observer  Observer
-	approvals approvals
+	observer   Observer
+	approvals  approvals
+	challenges *live.Table
 	publicURL string
 	holdFor   time.Duration
 	after     func(time.Duration) <-chan time.Time
@@ -187,7 +189,7 @@ type Observer interface {
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
-		sending:   map[string]*userLock{},
+		sending: map[string]*userLock{}, challenges: live.NewTable(),
 		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {
@@ -208,6 +210,14 @@ func New(c Config) *Engine {
 	}
 	return e
 }
+
+// Challenges returns how many challenges are waiting for an answer
+// (or, expired, for the next prune).
+func (e *Engine) Challenges() int { return e.challenges.Len() }
+
+// PruneChallenges forgets the challenges that have expired and returns
+// how many.
+func (e *Engine) PruneChallenges() int { return e.challenges.Prune(e.now()) }
 
 // Decide answers one request and records the decision in the audit log.
 // It fails closed: when the store cannot be read or written the answer is

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func openInternal(t *testing.T, opts Options) *DB {
@@ -252,12 +254,6 @@ func TestPruneRemovesDamagedRecords(t *testing.T) {
 	db := openInternal(t, Options{})
 	now := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC)
 	err := db.Update(func(tx *Tx) error {
-		if err := tx.tx.Bucket(bucketChallenges).Put([]byte("damaged"), []byte("{not json")); err != nil {
-			return err
-		}
-		if err := tx.PutChallenge(Challenge{ID: "live", Expires: now.Add(time.Minute)}); err != nil {
-			return err
-		}
 		if err := tx.tx.Bucket(bucketProven).Put([]byte("alice\x00192.0.2.1"), []byte{1, 2, 3}); err != nil {
 			return err
 		}
@@ -267,18 +263,58 @@ func TestPruneRemovesDamagedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := db.Prune(now, now.Add(-time.Hour))
-	if err != nil || n != 2 {
-		t.Fatalf("got (%d, %v), want (2, nil)", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("got (%d, %v), want (1, nil)", n, err)
 	}
 	err = db.View(func(tx *Tx) error {
-		if _, err := tx.Challenge("live"); err != nil {
-			t.Errorf("live challenge: got %v, want it kept", err)
-		}
 		if _, ok := tx.Proven("bob", netip.MustParseAddr("192.0.2.1")); !ok {
 			t.Error("bob's proven pair: got removed, want kept")
 		}
-		if tx.tx.Bucket(bucketChallenges).Get([]byte("damaged")) != nil {
-			t.Error("damaged challenge: got kept, want removed")
+		if tx.tx.Bucket(bucketProven).Get([]byte("alice\x00192.0.2.1")) != nil {
+			t.Error("damaged proven pair: got kept, want removed")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenDropsChallengeBucketsOfEarlierBuilds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = old.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{"challenges", "live"} {
+			b, err := tx.CreateBucket([]byte(name))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte("k"), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range []string{"challenges", "live"} {
+			if tx.Bucket([]byte(name)) != nil {
+				t.Errorf("bucket %q: got kept, want dropped", name)
+			}
+		}
+		if tx.Bucket(bucketUsers) == nil {
+			t.Error("users bucket missing")
 		}
 		return nil
 	})

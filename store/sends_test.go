@@ -1,8 +1,6 @@
 package store_test
 
 import (
-	"errors"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -112,44 +110,4 @@ func TestPruneSends(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func TestLiveChallenge(t *testing.T) {
-	db := open(t, tempPath(t))
-	ip := netip.MustParseAddr("192.0.2.7")
-	first := store.Challenge{ID: "a1", User: "alice", Client: "vpn", Method: "sms", EndUserIP: ip, Expires: epoch}
-	mustUpdate(t, db, func(tx *store.Tx) error { return tx.PutChallenge(first) })
-	live := func(user, client string, ip netip.Addr) (string, error) {
-		var id string
-		err := db.View(func(tx *store.Tx) error {
-			c, err := tx.LiveChallenge(user, client, ip)
-			id = c.ID
-			return err
-		})
-		return id, err
-	}
-	if got, err := live("ALICE", "vpn", ip); err != nil || got != "a1" {
-		t.Errorf("LiveChallenge: got %q, %v, want a1", got, err)
-	}
-	for _, other := range []struct {
-		user, client string
-		ip           netip.Addr
-	}{{"bob", "vpn", ip}, {"alice", "citrix", ip}, {"alice", "vpn", netip.MustParseAddr("192.0.2.8")}, {"alice", "vpn", netip.Addr{}}} {
-		if got, err := live(other.user, other.client, other.ip); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("LiveChallenge(%s, %s, %s): got %q, %v, want ErrNotFound", other.user, other.client, other.ip, got, err)
-		}
-	}
-	// A newer challenge for the same place replaces it; deleting the old
-	// one then leaves the new one live.
-	second := first
-	second.ID = "b2"
-	mustUpdate(t, db, func(tx *store.Tx) error { return tx.PutChallenge(second) })
-	mustUpdate(t, db, func(tx *store.Tx) error { return tx.DeleteChallenge("a1") })
-	if got, err := live("alice", "vpn", ip); err != nil || got != "b2" {
-		t.Errorf("LiveChallenge after replacing: got %q, %v, want b2", got, err)
-	}
-	mustUpdate(t, db, func(tx *store.Tx) error { return tx.DeleteChallenge("b2") })
-	if got, err := live("alice", "vpn", ip); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LiveChallenge after delete: got %q, %v, want ErrNotFound", got, err)
-	}
 }

@@ -1,5 +1,5 @@
 // Package store keeps everything otpgate must remember in one bbolt file:
-// users, live challenges, proven (user, IP) pairs for the reconnect window,
+// users, proven (user, IP) pairs for the reconnect window,
 // recent sends for the abuse limits, and the audit log.
 //
 // Writes on the request path go through [DB.Update], which commits the
@@ -29,13 +29,11 @@ var ErrClosed = errors.New("store is closed")
 var ErrLocked = errors.New("store is in use by another process")
 
 var (
-	bucketUsers      = []byte("users")
-	bucketChallenges = []byte("challenges")
-	bucketProven     = []byte("proven")
-	bucketAudit      = []byte("audit")
-	bucketMeta       = []byte("meta")
-	bucketLive       = []byte("live")  // (user, client, IP) -> ID of the live challenge
-	bucketSends      = []byte("sends") // recent sends, for the abuse limits
+	bucketUsers  = []byte("users")
+	bucketProven = []byte("proven")
+	bucketAudit  = []byte("audit")
+	bucketMeta   = []byte("meta")
+	bucketSends  = []byte("sends") // recent sends, for the abuse limits
 )
 
 // Options tune Open.
@@ -80,9 +78,18 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketChallenges, bucketProven, bucketAudit, bucketMeta, bucketLive, bucketSends} {
+		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
+			}
+		}
+		// Earlier builds kept challenges here; they live in
+		// memory now (package live).
+		for _, name := range [][]byte{[]byte("challenges"), []byte("live")} {
+			if tx.Bucket(name) != nil {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

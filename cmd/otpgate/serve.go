@@ -73,21 +73,18 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 
 	var m *metrics.Metrics
 	var srv, acct *radius.Server // the listeners, for their drop counters
+	var engine *policy.Engine
 	if s.httpListen != "" {
 		m = metrics.New(metrics.Sources{
 			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
-			LiveChallenges: func() int {
-				n := 0
-				db.View(func(tx *store.Tx) error { n = tx.CountChallenges(); return nil })
-				return n
-			},
+			LiveChallenges: func() int { return engine.Challenges() },
 		})
 	}
 	var observer policy.Observer
 	if m != nil {
 		observer = m
 	}
-	engine := policy.New(policy.Config{
+	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
 	})
@@ -180,7 +177,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			}
 		}
 	})
-	wg.Go(func() { prune(ctx, db, s.tenants, s.auditKeep, now, log) })
+	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
 	for _, c := range conns {
 		srv := srv
 		if slices.Contains(acctConns, c) {
@@ -311,8 +308,9 @@ func (s *settings) checkers() map[string]policy.PasswordChecker {
 	return m
 }
 
-// prune removes expired challenges and stale proven IPs once a minute.
-func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, keep time.Duration, clock func() time.Time, log *slog.Logger) {
+// prune forgets expired challenges and removes stale proven IPs, old send
+// records and audit entries past their retention once a minute.
+func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []policy.Tenant, keep time.Duration, clock func() time.Time, log *slog.Logger) {
 	var longest time.Duration
 	for _, t := range tenants {
 		longest = max(longest, t.ReconnectWindow)
@@ -326,6 +324,9 @@ func prune(ctx context.Context, db *store.DB, tenants []policy.Tenant, keep time
 		case <-tick.C:
 			now := clock()
 			pruneAudit(db, now, keep, log)
+			if n := engine.PruneChallenges(); n > 0 {
+				log.Debug("forgot expired challenges", "challenges", n)
+			}
 			if n, err := db.Prune(now, now.Add(-longest)); err != nil {
 				log.Error("prune store", "err", err)
 			} else if n > 0 {

@@ -1,0 +1,181 @@
+// Package live keeps the challenges otpgate has asked and is waiting to
+// hear answered. They live in memory only: a challenge lasts minutes, is
+// answered once, and one lost to a restart costs its user a new login,
+// while keeping it on disk would cost every login a disk sync. What a
+// proved challenge changes (the TOTP step, an enrolment, a proven IP) is
+// written to the store by the caller.
+package live
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Challenge is a question otpgate asked in an Access-Challenge. It is
+// found by the State the gateway echoes.
+type Challenge struct {
+	// ID is the State attribute's value.
+	ID string
+	// User and Client bind the challenge: an answer from another user or
+	// another gateway does not match. User is the normalised name.
+	User   string
+	Client string
+	// Method is how the code reaches the user: "totp", "sms", "email" or "voice".
+	Method string
+	// CodeHash is the keyed hash of a sent code; empty for TOTP.
+	CodeHash []byte
+	// Salt goes into CodeHash; it stays when a wrong answer gives the
+	// challenge a new ID.
+	Salt string
+	// Destination is the masked place a code was sent to, for prompts.
+	Destination string
+	// EndUserIP is where the login came from; invalid when unknown.
+	EndUserIP netip.Addr
+	// Attempts counts wrong answers so far.
+	Attempts int
+	// Sent is when the current code was sent; zero for TOTP.
+	Sent time.Time
+	// Enrol is what proving this challenge enrols: "" nothing, "link" the
+	// user's pending TOTP, "phone" the number in To, "ask_phone" nothing
+	// yet (the answer is a phone number, not a code).
+	Enrol string
+	// To is the phone number being enrolled, for Enrol "phone".
+	To string
+	// Expires is when the challenge stops being answerable.
+	Expires time.Time
+}
+
+// ErrNotFound: no challenge has that State (never asked, answered already,
+// or pruned).
+var ErrNotFound = errors.New("no such challenge")
+
+// ErrMismatch: the State belongs to another user or another gateway.
+var ErrMismatch = errors.New("challenge belongs to another user or gateway")
+
+// Table holds the challenges. It is safe for concurrent use.
+type Table struct {
+	mu     sync.Mutex
+	byID   map[string]Challenge
+	logins map[login]string // ID of the newest challenge of each login
+}
+
+// login is a user at a gateway from an end-user IP: a login repeated
+// there finds the challenge it was asked.
+type login struct {
+	user, client string
+	ip           netip.Addr
+}
+
+func loginOf(c Challenge) login { return keyOf(c.User, c.Client, c.EndUserIP) }
+
+func keyOf(user, client string, ip netip.Addr) login {
+	return login{user: user, client: client, ip: ip.Unmap()}
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table {
+	return &Table{byID: map[string]Challenge{}, logins: map[login]string{}}
+}
+
+// Put adds c under its ID, replacing one with the same ID. It becomes the
+// live challenge of its user at its client and end-user IP.
+func (t *Table) Put(c Challenge) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.byID[c.ID] = c
+	t.logins[loginOf(c)] = c.ID
+}
+
+// Get returns the challenge with the given ID.
+func (t *Table) Get(id string) (Challenge, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.byID[id]
+	return c, ok
+}
+
+// Take removes and returns the challenge with the given ID if it is user's
+// at client: each State is answered once. A challenge of someone else is
+// left for its owner (ErrMismatch).
+func (t *Table) Take(id, user, client string) (Challenge, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.byID[id]
+	switch {
+	case !ok:
+		return Challenge{}, ErrNotFound
+	case c.User != user || c.Client != client:
+		return Challenge{}, ErrMismatch
+	}
+	t.remove(c)
+	return c, nil
+}
+
+// Live returns the newest challenge of user at client for the end-user IP
+// ip (invalid when unknown), whether or not it has expired.
+func (t *Table) Live(user, client string, ip netip.Addr) (Challenge, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.logins[keyOf(user, client, ip)]
+	if !ok {
+		return Challenge{}, false
+	}
+	c, ok := t.byID[id]
+	return c, ok
+}
+
+// TakeLive removes and returns the newest challenge of user at client for
+// ip if it is still answerable at now.
+func (t *Table) TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.byID[t.logins[keyOf(user, client, ip)]]
+	if !ok || !now.Before(c.Expires) {
+		return Challenge{}, false
+	}
+	t.remove(c)
+	return c, true
+}
+
+// Delete removes the challenge with the given ID, if there is one.
+func (t *Table) Delete(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.byID[id]; ok {
+		t.remove(c)
+	}
+}
+
+// remove deletes c and, if it is its login's newest, that login's entry.
+// t.mu is held.
+func (t *Table) remove(c Challenge) {
+	delete(t.byID, c.ID)
+	k := loginOf(c)
+	if t.logins[k] == c.ID {
+		delete(t.logins, k)
+	}
+}
+
+// Len returns how many challenges are held, answerable or not yet pruned.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byID)
+}
+
+// Prune removes the challenges that expired before now and returns how
+// many it removed.
+func (t *Table) Prune(now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, c := range t.byID {
+		if c.Expires.Before(now) {
+			t.remove(c)
+			n++
+		}
+	}
+	return n
+}
