@@ -76,7 +76,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	var engine *policy.Engine
 	if s.httpListen != "" {
 		m = metrics.New(metrics.Sources{
-			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
+			Dropped:        []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
 			LiveChallenges: func() int { return engine.Challenges() },
 		})
 	}
