@@ -70,7 +70,7 @@ func FuzzHandle(f *testing.F) {
 		s := &Server{Handler: Decide(echoDecider{}), Accounting: func(context.Context, *Request) {}, Clients: NewClients([]*Client{client})}
 		s.init()
 		conn := &capture{}
-		s.handle(context.Background(), conn, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}, raw)
+		s.handle(context.Background(), conn, netip.MustParseAddrPort("127.0.0.1:5000"), raw)
 		if n := s.drops.snapshot()["panic"]; n != 0 {
 			t.Fatalf("the handler panicked on %x", raw)
 		}

@@ -8,6 +8,7 @@
 package radius
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -126,9 +127,29 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	work := context.WithoutCancel(ctx)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	// A worker that has answered a request waits for the next one, so that
+	// a busy server does not start a goroutine (and grow its stack) per
+	// packet. Each request holds a slot of s.sem while it is handled, so
+	// there are never more than MaxConcurrent workers busy; idle ones wait
+	// on jobs until Serve returns.
+	jobs := make(chan datagram)
+	defer close(jobs)
+	workers := 0
+	udp, _ := conn.(*net.UDPConn)
+	buf := make([]byte, radius.MaxPacketLength+1)
 	for {
-		buf := make([]byte, radius.MaxPacketLength+1)
-		n, addr, err := conn.ReadFrom(buf)
+		var n int
+		var from netip.AddrPort
+		var err error
+		if udp != nil {
+			n, from, err = udp.ReadFromUDPAddrPort(buf)
+		} else {
+			var addr net.Addr
+			n, addr, err = conn.ReadFrom(buf)
+			if a, ok := addr.(*net.UDPAddr); ok {
+				from = a.AddrPort()
+			}
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -139,28 +160,47 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			s.Log.Warn("read failed", "err", err)
 			continue
 		}
+		if !from.IsValid() {
+			continue
+		}
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
+		d := datagram{from: from, raw: bytes.Clone(buf[:n])}
+		select {
+		case jobs <- d:
+			continue
+		default:
+		}
+		if workers == s.MaxConcurrent {
+			// They are all between answering and waiting: one takes it soon.
+			jobs <- d
+			continue
+		}
+		workers++
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
-			defer func() { <-s.sem }()
-			s.handle(work, conn, addr, buf[:n])
+			for ok := true; ok; d, ok = <-jobs {
+				s.handle(work, conn, d.from, d.raw)
+				<-s.sem
+			}
 		}()
 	}
 }
 
-// handle takes one datagram from arrival to answer.
-func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr, raw []byte) {
-	udp, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return
-	}
-	src := udp.AddrPort()
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+// datagram is a request as read: who sent it and its bytes.
+type datagram struct {
+	from netip.AddrPort
+	raw  []byte
+}
+
+// handle takes one datagram from arrival to answer. from is the sender's
+// address as the socket reported it, where the answer goes.
+func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.AddrPort, raw []byte) {
+	src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	clients := s.clients.Load()
 	if clients == nil {
 		clients = s.Clients
@@ -224,7 +264,7 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 			return
 		}
 		s.retransmits.Add(1)
-		conn.WriteTo(cached, addr)
+		writeTo(conn, cached, from)
 		return
 	}
 	resp := s.serveSafely(ctx, &Request{Client: client, Remote: src, Packet: pkt})
@@ -239,9 +279,19 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, addr net.Addr,
 		return
 	}
 	s.cache.finish(key, b, s.Now())
-	if _, err := conn.WriteTo(b, addr); err != nil {
+	if err := writeTo(conn, b, from); err != nil {
 		s.Log.Warn("write response", "client", client.Name, "err", err)
 	}
+}
+
+// writeTo sends b to, without allocating an address on a UDP socket.
+func writeTo(conn net.PacketConn, b []byte, to netip.AddrPort) error {
+	if udp, ok := conn.(*net.UDPConn); ok {
+		_, err := udp.WriteToUDPAddrPort(b, to)
+		return err
+	}
+	_, err := conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	return err
 }
 
 // SetClients puts a new list of gateways in force, as on a reload;
