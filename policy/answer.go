@@ -32,9 +32,10 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
 	var u store.User
+	var stamp store.Stamp
 	err = e.db.View(func(tx *store.Tx) error {
 		var err error
-		u, err = tx.User(name)
+		u, stamp, err = tx.UserStamped(name)
 		return err
 	})
 	if isNotFound(err) {
@@ -56,7 +57,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	if now.Before(ch.Expires) && (ch.Enrol == enrolAskPhone || word == "resend" || IsMethod(word)) {
 		res, err = e.turn(ctx, turn{t: t, u: u, old: ch, word: word, input: req.Password})
 	} else {
-		res, err = e.prove(req, t, ch)
+		res, err = e.prove(req, t, ch, u, stamp)
 	}
 	res.User = name
 	if err != nil {
@@ -65,38 +66,129 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	return res, nil
 }
 
-// prove checks the answer to ch against the user as stored now, writes
-// what follows from it, and puts the challenge back under a new State when
-// the user may try again.
-func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge) (Result, error) {
-	var res Result
-	var again *live.Challenge
+// prove judges the answer to ch against u, read earlier with stamp, and
+// writes what follows in one transaction. The judging (the secret opened,
+// the code compared) is done before the transaction, so that it does not
+// hold up the writes of others; if the user's record has changed since it
+// was read, or someone has used the TOTP step meanwhile, the answer is
+// judged again inside against the store as it is. A nil stamp means u is
+// not to be trusted: judging is done inside. The challenge goes back under
+// a new State when the user may try again, and as it was when nothing
+// could be written.
+func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, u store.User, stamp store.Stamp) (Result, error) {
+	claim := e.claims.Add(1)
+	var o outcome
+	judged := false // o was judged against the record with stamp
+	if stamp != nil {
+		var err error
+		if o, err = e.judge(req, t, e.withUsedStep(u), ch); err != nil {
+			e.challenges.Put(ch)
+			return Result{}, err
+		}
+		if !o.writes() {
+			return e.settle(o), nil
+		}
+		judged = true
+	}
 	err := e.db.Update(func(tx *store.Tx) error {
-		res, again = Result{}, nil
-		u, err := tx.User(ch.User)
-		if isNotFound(err) {
-			res = reject("unknown_user", t.Messages.BadPassword)
-			return nil
+		for range 3 {
+			if !judged {
+				cur, st, err := tx.UserStamped(ch.User)
+				switch {
+				case isNotFound(err):
+					o = outcome{res: reject("unknown_user", t.Messages.BadPassword)}
+					return nil
+				case err != nil:
+					return err
+				case e.now().Before(cur.LockedUntil):
+					o = outcome{res: Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}}
+					return nil
+				}
+				if o, err = e.judge(req, t, e.withUsedStep(cur), ch); err != nil {
+					return err
+				}
+				stamp, judged = st, true
+			}
+			if ok, err := o.write(tx, stamp, claim); err != nil || ok {
+				return err
+			}
+			judged = false // the store moved on since: judge again
 		}
-		if err != nil {
-			return err
-		}
-		if e.now().Before(u.LockedUntil) {
-			res = Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}
-			return nil
-		}
-		res, again, err = e.check(tx, req, t, u, ch)
-		return err
+		return errors.New("the user's record keeps changing")
 	})
 	if err != nil {
-		// Nothing was written: the code may be tried again.
 		e.challenges.Put(ch)
 		return Result{}, err
 	}
-	if again != nil {
-		e.challenges.Put(*again)
+	return e.settle(o), nil
+}
+
+// withUsedStep returns u with the newest TOTP step the store knows it has
+// used, which may be newer than the one in its record.
+// A secret being linked is held to it too: its first code cannot be
+// from a step the user has used already.
+func (e *Engine) withUsedStep(u store.User) store.User {
+	s := e.db.UsedStep(u.Name)
+	for _, tot := range []**store.TOTP{&u.TOTP, &u.PendingTOTP} {
+		if *tot != nil && s > (*tot).LastStep {
+			t := **tot
+			t.LastStep = s
+			*tot = &t
+		}
 	}
-	return res, nil
+	return u
+}
+
+// outcome is what an answer to a challenge comes to: the decision and what
+// to remember of it.
+type outcome struct {
+	res    Result
+	user   *store.User     // the user as changed by the answer; nil when unchanged
+	name   string          // whose answer it is
+	step   int64           // the TOTP step used, or 0
+	until  time.Time       // when no window of codes reaches step any more
+	proven netip.Addr      // proven at the time in at, when valid
+	at     time.Time       //
+	again  *live.Challenge // the challenge, for another try, under a new State
+}
+
+func (o outcome) writes() bool { return o.user != nil || o.step != 0 || o.proven.IsValid() }
+
+// write stores o within tx if the user's record still has stamp and the
+// TOTP step is still free, and reports whether it did. It checks before it
+// writes anything, so that when it did not, tx holds nothing of o.
+func (o outcome) write(tx *store.Tx, stamp store.Stamp, claim uint64) (bool, error) {
+	if !o.writes() {
+		return true, nil
+	}
+	if !tx.Unchanged(o.name, stamp) || o.step != 0 && !tx.StepFree(o.name, o.step, claim) {
+		return false, nil
+	}
+	if o.user != nil {
+		if err := tx.PutUser(*o.user); err != nil {
+			return false, err
+		}
+	}
+	if o.step != 0 {
+		if err := tx.UseStep(o.name, o.step, o.until, claim); err != nil {
+			return false, err
+		}
+	}
+	if o.proven.IsValid() {
+		if err := tx.PutProven(o.name, o.proven, o.at); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// settle puts the challenge of another try in the table and returns the
+// decision.
+func (e *Engine) settle(o outcome) Result {
+	if o.again != nil {
+		e.challenges.Put(*o.again)
+	}
+	return o.res
 }
 
 // turn is a challenge answered with "resend" or a method's name.
@@ -201,25 +293,36 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 		Tenant: t.Name, State: ch.ID, Message: prompt(m, ch)}, nil
 }
 
-// check compares the code with the challenge and writes what follows from
-// it within tx: on success the enrolment it completes, the TOTP step, the
+// judge compares the code with the challenge and works out what follows
+// from it: on success the enrolment it completes, the TOTP step, the
 // proven and remembered IP; on failure the lockout past the tenant's
-// limit. When the user may try again it returns the challenge, its attempt
-// counted, under a new State, for the caller to put in the table once tx
-// is committed.
-func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch live.Challenge) (Result, *live.Challenge, error) {
+// limit, or the challenge, its attempt counted, under a new State for
+// another try. It writes nothing.
+func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) (outcome, error) {
 	now := e.now()
 	m := t.Messages
 	res := Result{Tenant: t.Name, Method: ch.Method}
+	o := outcome{name: u.Name, at: now}
 	if now.After(ch.Expires) {
 		res.Decision, res.Reason, res.Message = Reject, "code_expired", m.CodeExpired
-		return res, nil, nil
+		o.res = res
+		return o, nil
 	}
-	ok, reason, err := e.verify(&u, ch, req.Password, now)
+	hadFailures := len(u.Failures) > 0
+	ok, reason, step, err := e.verify(&u, ch, req.Password, now)
 	if err != nil {
-		return res, nil, err
+		return o, err
 	}
 	if ok {
+		// The record is written when more changes than the step used,
+		// which goes to the store's list of steps (see store.Tx.UseStep).
+		dirty := hadFailures || reason == "recovery_code" || reason == "totp_linked" || reason == "totp_resync"
+		if reason == "totp_resync" {
+			reason = "totp_ok"
+		}
+		if step != 0 {
+			o.step, o.until = step, stepGone(step, u.TOTP.Drift)
+		}
 		res.Decision, res.Reason = Accept, reason
 		switch reason {
 		case "recovery_code":
@@ -228,23 +331,25 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch li
 			res.Message = m.TOTPLinked
 		}
 		if ch.Enrol == enrolPhone {
-			u.Phone = ch.To
+			u.Phone, dirty = ch.To, true
 		}
 		if u.Method == "" && reason != "recovery_code" {
-			u.Method = ch.Method // enrolled at login
+			u.Method, dirty = ch.Method, true // enrolled at login
 		}
 		u.Failures = nil
 		if ip := ch.EndUserIP; ip.IsValid() {
 			if t.ReconnectWindow > 0 {
-				if err := tx.PutProven(u.Name, ipKey(ip), now); err != nil {
-					return res, nil, err
-				}
+				o.proven = ipKey(ip)
 			}
 			if t.RememberIPFor > 0 && !t.inOffice(ip) && !containsAddr(u.HomeIPs, ip) {
-				u.Remembered = remember(u.Remembered, ipKey(ip), now, t.RememberIPFor, t.MaxRememberedIPs)
+				u.Remembered, dirty = remember(u.Remembered, ipKey(ip), now, t.RememberIPFor, t.MaxRememberedIPs), true
 			}
 		}
-		return res, nil, tx.PutUser(u)
+		o.res = res
+		if dirty {
+			o.user = &u
+		}
+		return o, nil
 	}
 	ch.Attempts++
 	if lock := t.Lockout; lock.Failures > 0 {
@@ -258,35 +363,38 @@ func (e *Engine) check(tx *store.Tx, req Request, t *Tenant, u store.User, ch li
 		if len(u.Failures) >= lock.Failures {
 			u.Failures, u.LockedUntil = nil, now.Add(lock.Duration)
 			res.Decision, res.Reason, res.Message = Reject, "locked", m.Locked
-			return res, nil, tx.PutUser(u)
+			o.res, o.user = res, &u
+			return o, nil
 		}
-		if err := tx.PutUser(u); err != nil {
-			return res, nil, err
-		}
+		o.user = &u
 	}
 	left := t.MaxAttempts - ch.Attempts
 	if left <= 0 {
 		res.Decision, res.Reason, res.Message = Reject, reason+"_final", m.TooManyWrong
-		return res, nil, nil
+		o.res = res
+		return o, nil
 	}
 	// A new State for the next round: each State answers once.
 	id, err := e.newState()
 	if err != nil {
-		return res, nil, err
+		return o, err
 	}
 	ch.ID = id
 	res.Decision, res.Reason, res.State = Challenge, reason, id
 	res.Message = fill(m.WrongCode, "{tries}", strconv.Itoa(left))
-	return res, &ch, nil
+	o.res, o.again = res, &ch
+	return o, nil
 }
 
 // verify checks code for the challenge, or as one of u's recovery codes,
 // and changes u as a success requires (the TOTP step used, the drift
-// learned, a linked TOTP made active, a recovery code spent).
-func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.Time) (ok bool, reason string, err error) {
+// learned, a linked TOTP made active, a recovery code spent). It returns
+// the TOTP step a code matched, and the reason "totp_resync" for a TOTP
+// code found away from the drift learned so far, which it learns anew.
+func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.Time) (ok bool, reason string, step int64, err error) {
 	if i := e.matchRecovery(*u, code); i >= 0 {
 		u.Recovery = slices.Delete(slices.Clone(u.Recovery), i, i+1)
-		return true, "recovery_code", nil
+		return true, "recovery_code", 0, nil
 	}
 	switch ch.Method {
 	case MethodTOTP:
@@ -295,26 +403,37 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 			tot = u.PendingTOTP
 		}
 		if tot == nil {
-			return false, "no_totp", nil
+			return false, "no_totp", 0, nil
 		}
 		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now)
 		if err != nil || reason != "" {
-			return false, reason, err
+			return false, reason, 0, err
 		}
 		if ch.Enrol == enrolLink {
 			activate(u, step, now)
-			return true, "totp_linked", nil
+			return true, "totp_linked", step, nil
 		}
 		t := *tot
-		t.LastStep, t.Drift = step, int(step-otp.Step(now))
+		t.LastStep, reason = step, "totp_ok"
+		if d := int(step - otp.Step(now)); d < t.Drift-otp.Skew || d > t.Drift+otp.Skew {
+			t.Drift, reason = d, "totp_resync"
+		}
 		u.TOTP = &t
-		return true, "totp_ok", nil
+		return true, reason, step, nil
 	default:
 		if ch.CodeHash != nil && e.key.Equal(ch.CodeHash, codeContext(ch.Salt), code) {
-			return true, "code_ok", nil
+			return true, "code_ok", 0, nil
 		}
-		return false, "wrong_code", nil
+		return false, "wrong_code", 0, nil
 	}
+}
+
+// stepGone is when no window of codes reaches step any more for a phone
+// whose clock is drift steps off: neither the one around the drift nor
+// the one around the server's clock (see matchTOTP), with a step to spare.
+func stepGone(step int64, drift int) time.Time {
+	last := step + int64(max(otp.Skew-drift, otp.MaxDrift)) + 2
+	return time.Unix(last*int64(otp.Period/time.Second), 0)
 }
 
 // remember adds ip to the remembered IPs until now+keep, drops the

@@ -100,7 +100,7 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 	}
 	answer := req
 	answer.Password = req.Code
-	res, err := e.prove(answer, t, ch)
+	res, err := e.prove(answer, t, ch, u, nil)
 	if err != nil {
 		e.log.ErrorContext(ctx, "check appended code", "user", u.Name, "err", err)
 		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}

@@ -129,11 +129,12 @@ type Engine struct {
 	observer   Observer
 	approvals  approvals
 	challenges *live.Table
-	publicURL string
-	holdFor   time.Duration
-	after     func(time.Duration) <-chan time.Time
-	stopHolds chan struct{}
-	stopOnce  sync.Once
+	claims     atomic.Uint64 // numbers the answers that may use a TOTP step
+	publicURL  string
+	holdFor    time.Duration
+	after      func(time.Duration) <-chan time.Time
+	stopHolds  chan struct{}
+	stopOnce   sync.Once
 
 	// sending serialises the start of challenges per user, so that two
 	// logins at once cannot both send a code (see lockUser).

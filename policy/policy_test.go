@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/live"
+	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/sms"

@@ -34,19 +34,28 @@ type Entry struct {
 // entries are written with the next commit and all are on disk once Close
 // returns.
 func (db *DB) Audit(e Entry) error {
-	return db.enqueue(op{fn: func(tx *Tx) error { return tx.AppendAudit(e) }})
+	// Encoded here, in the caller's goroutine, to keep the commit short.
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode audit entry: %w", err)
+	}
+	return db.enqueue(op{fn: func(tx *Tx) error { return tx.appendAudit(v) }})
 }
 
 // AppendAudit writes an entry to the audit log within tx.
 func (tx *Tx) AppendAudit(e Entry) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode audit entry: %w", err)
+	}
+	return tx.appendAudit(v)
+}
+
+func (tx *Tx) appendAudit(v []byte) error {
 	b := tx.tx.Bucket(bucketAudit)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
-	}
-	v, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encode audit entry: %w", err)
 	}
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], seq)

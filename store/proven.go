@@ -52,15 +52,19 @@ func placeKey(user, place string) []byte {
 	return []byte(NormalizeName(user) + "\x00" + place)
 }
 
-// Prune removes proven pairs older than provenBefore and send records too
-// old to count toward any limit at now, and returns how many records it
-// removed.
+// Prune removes proven pairs older than provenBefore, send records too
+// old to count toward any limit at now and used TOTP steps whose time has
+// run out, and returns how many records it removed.
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 	n := 0
 	err := db.Update(func(tx *Tx) error {
 		n = 0
 		m, err := tx.pruneSends(now)
 		if err != nil {
+			return err
+		}
+		n += m
+		if m, err = tx.pruneSteps(now); err != nil {
 			return err
 		}
 		n += m

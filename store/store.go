@@ -34,6 +34,7 @@ var (
 	bucketAudit  = []byte("audit")
 	bucketMeta   = []byte("meta")
 	bucketSends  = []byte("sends") // recent sends, for the abuse limits
+	bucketSteps  = []byte("steps") // TOTP steps used lately (steps.go)
 )
 
 // Options tune Open.
@@ -53,6 +54,8 @@ type DB struct {
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by Close
 	closed bool
+
+	steps usedSteps
 }
 
 // op is one queued write: a function and, when the caller waits, where to
@@ -78,7 +81,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends} {
+		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -103,6 +106,10 @@ func Open(path string, opts Options) (*DB, error) {
 		ops:      make(chan op, opts.MaxBatch),
 		maxBatch: opts.MaxBatch,
 		stopped:  make(chan struct{}),
+	}
+	if err := db.loadSteps(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	go db.commitLoop()
 	return db, nil
@@ -139,7 +146,7 @@ func (db *DB) enqueue(o op) error {
 
 // View runs fn in a read-only transaction.
 func (db *DB) View(fn func(*Tx) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
 }
 
 // Update runs fn in a read-write transaction that may be shared with the
@@ -223,7 +230,7 @@ func waited(batch []op) bool {
 func (db *DB) commit(batch []op) {
 	failed := -1
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		t := &Tx{tx: tx}
+		t := &Tx{tx: tx, db: db}
 		for i, o := range batch {
 			if err := o.fn(t); err != nil {
 				failed = i
@@ -250,7 +257,7 @@ func (db *DB) commit(batch []op) {
 		return
 	}
 	for _, o := range batch {
-		report(o, db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx}) }))
+		report(o, db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx, db: db}) }))
 	}
 }
 
@@ -263,6 +270,7 @@ func report(o op, err error) {
 // Tx is a transaction handed to View and Update functions.
 type Tx struct {
 	tx *bolt.Tx
+	db *DB
 }
 
 // Meta returns a value from the store's own settings, or nil.

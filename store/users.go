@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -88,6 +89,30 @@ func (tx *Tx) User(name string) (User, error) {
 		return u, fmt.Errorf("decode user %s: %w", name, err)
 	}
 	return u, nil
+}
+
+// Stamp identifies a user's record as it was read: it changes whenever
+// the record does. See [Tx.UserStamped] and [Tx.Unchanged].
+type Stamp []byte
+
+// UserStamped returns the user with the given name, like User, and the
+// stamp of its record.
+func (tx *Tx) UserStamped(name string) (User, Stamp, error) {
+	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(name)))
+	if v == nil {
+		return User{}, nil, ErrNotFound
+	}
+	var u User
+	if err := json.Unmarshal(v, &u); err != nil {
+		return u, nil, fmt.Errorf("decode user %s: %w", name, err)
+	}
+	return u, bytes.Clone(v), nil
+}
+
+// Unchanged reports whether the record of user still has stamp.
+func (tx *Tx) Unchanged(user string, stamp Stamp) bool {
+	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(user)))
+	return v != nil && stamp != nil && bytes.Equal(v, stamp)
 }
 
 // PutUser creates or replaces a user.

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The TOTP steps users have used, so that a code is accepted once.
+//
+// A step used is appended to the steps bucket, under a sequence number,
+// instead of being written into the user's record: an append touches the
+// last page of the bucket, where rewriting a record touches a page of its
+// own, and that is what a login costs when many come at once. An entry is
+// kept until no window of codes can reach its step again (the caller says
+// when that is); then the record's own TOTP.LastStep, or the fact that the
+// step has left every window, guards on its own. The newest step of each
+// user is also held in memory, read when the store is opened.
+
+// usedSteps is the in-memory side: each user's newest step used.
+type usedSteps struct {
+	mu sync.Mutex
+	by map[string]usedStep
+}
+
+type usedStep struct {
+	step  int64
+	claim uint64 // who used it, for a function that runs again (see Tx.UseStep)
+}
+
+// UsedStep returns the newest TOTP step user has used since the entries
+// the store still keeps, or 0.
+func (db *DB) UsedStep(user string) int64 {
+	db.steps.mu.Lock()
+	defer db.steps.mu.Unlock()
+	return db.steps.by[NormalizeName(user)].step
+}
+
+// StepFree reports whether user may use step: no later step is known to
+// be used, nor this one by anyone but claim.
+func (tx *Tx) StepFree(user string, step int64, claim uint64) bool {
+	s := &tx.db.steps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.by[NormalizeName(user)]
+	return !ok || u.step < step || u.step == step && u.claim == claim
+}
+
+// UseStep records within tx that user has used step, and that the entry
+// may go after until. The step is known to UsedStep and StepFree at
+// once, before tx commits, so that the next function in the same commit
+// sees it; claim identifies the caller, for whom the step stays free if
+// its function runs again. A transaction that fails after UseStep leaves
+// the step marked used in memory: a code refused, never one accepted
+// twice.
+func (tx *Tx) UseStep(user string, step int64, until time.Time, claim uint64) error {
+	user = NormalizeName(user)
+	s := &tx.db.steps
+	s.mu.Lock()
+	if u, ok := s.by[user]; !ok || u.step < step || u.step == step {
+		s.by[user] = usedStep{step: step, claim: claim}
+	}
+	s.mu.Unlock()
+	b := tx.tx.Bucket(bucketSteps)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return b.Put(k[:], encodeStep(user, step, until))
+}
+
+// An entry is the step (8 bytes), until in Unix nanoseconds (8 bytes) and
+// the user's name.
+func encodeStep(user string, step int64, until time.Time) []byte {
+	v := make([]byte, 16, 16+len(user))
+	binary.BigEndian.PutUint64(v, uint64(step))
+	binary.BigEndian.PutUint64(v[8:], uint64(until.UnixNano()))
+	return append(v, user...)
+}
+
+func decodeStep(v []byte) (user string, step int64, until time.Time, ok bool) {
+	if len(v) < 17 {
+		return "", 0, time.Time{}, false
+	}
+	return string(v[16:]), int64(binary.BigEndian.Uint64(v)), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), true
+}
+
+// loadSteps fills the in-memory side from the bucket.
+func (db *DB) loadSteps() error {
+	by := map[string]usedStep{}
+	err := db.View(func(tx *Tx) error {
+		return tx.tx.Bucket(bucketSteps).ForEach(func(_, v []byte) error {
+			if user, step, _, ok := decodeStep(v); ok && step > by[user].step {
+				by[user] = usedStep{step: step}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read used steps: %w", err)
+	}
+	db.steps.by = by
+	return nil
+}
+
+// pruneSteps removes, within tx, the entries whose time ran out before
+// now, and the damaged, and forgets a user's step in memory when its last
+// entry goes. It returns how many it removed.
+func (tx *Tx) pruneSteps(now time.Time) (int, error) {
+	n := 0
+	gone := map[string]int64{} // user -> newest step removed
+	c := tx.tx.Bucket(bucketSteps).Cursor()
+	for k, v := c.First(); k != nil; {
+		user, step, until, ok := decodeStep(v)
+		if ok && !until.Before(now) {
+			k, v = c.Next()
+			continue
+		}
+		if ok {
+			gone[user] = max(gone[user], step)
+		}
+		if err := c.Delete(); err != nil {
+			return n, err
+		}
+		n++
+		k, v = c.Seek(bytes.Clone(k))
+	}
+	if len(gone) > 0 {
+		s := &tx.db.steps
+		s.mu.Lock()
+		for user, step := range gone {
+			// A user's steps only grow, and every entry of one step
+			// runs out at the same time: the newest is gone too.
+			if u, ok := s.by[user]; ok && u.step <= step {
+				delete(s.by, user)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n, nil
+}

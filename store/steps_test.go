@@ -1,0 +1,90 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+func TestUsedStepsAreFreeOnceAndSurviveReopening(t *testing.T) {
+	path := tempPath(t)
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := epoch.Add(5 * time.Minute)
+	if got := db.UsedStep("alice"); got != 0 {
+		t.Fatalf("UsedStep before any: got %d, want 0", got)
+	}
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		if !tx.StepFree("alice", 100, 1) {
+			t.Error("step 100 before use: got taken, want free")
+		}
+		if err := tx.UseStep("Alice", 100, until, 1); err != nil {
+			return err
+		}
+		// Known at once, within the same commit.
+		for _, c := range []struct {
+			step  int64
+			claim uint64
+			free  bool
+		}{{99, 1, false}, {100, 2, false}, {100, 1, true}, {101, 2, true}} {
+			if got := tx.StepFree("alice", c.step, c.claim); got != c.free {
+				t.Errorf("StepFree(%d, claim %d): got %v, want %v", c.step, c.claim, got, c.free)
+			}
+		}
+		if !tx.StepFree("bob", 100, 2) {
+			t.Error("bob's step 100: got taken by alice's")
+		}
+		return nil
+	})
+	if got := db.UsedStep("ALICE"); got != 100 {
+		t.Errorf("UsedStep: got %d, want 100", got)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path)
+	if got := db.UsedStep("alice"); got != 100 {
+		t.Errorf("UsedStep after reopening: got %d, want 100", got)
+	}
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		if tx.StepFree("alice", 100, 1) {
+			t.Error("step 100 after reopening: got free for its old claim, want taken")
+		}
+		return nil
+	})
+}
+
+func TestPruneForgetsStepsThatRanOut(t *testing.T) {
+	db := open(t, tempPath(t))
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		return errors.Join(
+			tx.UseStep("alice", 100, epoch.Add(time.Minute), 1),
+			tx.UseStep("alice", 104, epoch.Add(3*time.Minute), 2),
+			tx.UseStep("bob", 50, epoch.Add(time.Minute), 3),
+			tx.UseStep("carol", 70, epoch.Add(10*time.Minute), 4),
+		)
+	})
+	// Two minutes on: alice's first and bob's only entry have run out;
+	// alice's newer step stays.
+	n, err := db.Prune(epoch.Add(2*time.Minute), epoch)
+	if err != nil || n != 2 {
+		t.Fatalf("Prune: got (%d, %v), want (2, nil)", n, err)
+	}
+	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70} {
+		if got := db.UsedStep(user); got != want {
+			t.Errorf("UsedStep(%s) after prune: got %d, want %d", user, got, want)
+		}
+	}
+	if n, err := db.Prune(epoch.Add(time.Hour), epoch); err != nil || n != 2 {
+		t.Fatalf("second Prune: got (%d, %v), want (2, nil)", n, err)
+	}
+	for _, user := range []string{"alice", "carol"} {
+		if got := db.UsedStep(user); got != 0 {
+			t.Errorf("UsedStep(%s) after all ran out: got %d, want 0", user, got)
+		}
+	}
+}
