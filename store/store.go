@@ -55,7 +55,8 @@ type DB struct {
 	mu     sync.RWMutex // held for reading while queueing, for writing by Close
 	closed bool
 
-	steps usedSteps
+	steps   usedSteps
+	decoded decodedUsers
 }
 
 // op is one queued write: a function and, when the caller waits, where to

@@ -80,15 +80,12 @@ func NormalizeName(name string) string {
 
 // User returns the user called name (case-insensitive) or ErrNotFound.
 func (tx *Tx) User(name string) (User, error) {
-	var u User
-	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(name)))
+	key := NormalizeName(name)
+	v := tx.tx.Bucket(bucketUsers).Get([]byte(key))
 	if v == nil {
-		return u, ErrNotFound
+		return User{}, ErrNotFound
 	}
-	if err := json.Unmarshal(v, &u); err != nil {
-		return u, fmt.Errorf("decode user %s: %w", name, err)
-	}
-	return u, nil
+	return tx.db.decodeUser(key, v)
 }
 
 // Stamp identifies a user's record as it was read: it changes whenever
@@ -98,13 +95,14 @@ type Stamp []byte
 // UserStamped returns the user with the given name, like User, and the
 // stamp of its record.
 func (tx *Tx) UserStamped(name string) (User, Stamp, error) {
-	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(name)))
+	key := NormalizeName(name)
+	v := tx.tx.Bucket(bucketUsers).Get([]byte(key))
 	if v == nil {
 		return User{}, nil, ErrNotFound
 	}
-	var u User
-	if err := json.Unmarshal(v, &u); err != nil {
-		return u, nil, fmt.Errorf("decode user %s: %w", name, err)
+	u, err := tx.db.decodeUser(key, v)
+	if err != nil {
+		return u, nil, err
 	}
 	return u, bytes.Clone(v), nil
 }
