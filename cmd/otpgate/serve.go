@@ -35,7 +35,9 @@ func cmdServe(ctx context.Context, now func() time.Time, args []string, stderr i
 	if err != nil {
 		return err
 	}
-	return serve(ctx, s, now, newLogger(s, stderr))
+	logs := newLogWriter(stderr)
+	defer logs.Close()
+	return serve(ctx, s, now, newLogger(s, logs))
 }
 
 func newLogger(s *settings, w io.Writer) *slog.Logger {
