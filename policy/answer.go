@@ -74,22 +74,44 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 // judged again inside against the store as it is. A nil stamp means u is
 // not to be trusted: judging is done inside. The challenge goes back under
 // a new State when the user may try again, and as it was when nothing
-// could be written.
+// could be written (unless it was made up for this answer: ch.ID empty).
 func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, u store.User, stamp store.Stamp) (Result, error) {
 	claim := e.claims.Add(1)
+	putBack := func() {
+		if ch.ID != "" {
+			e.challenges.Put(ch)
+		}
+	}
 	var o outcome
 	judged := false // o was judged against the record with stamp
 	if stamp != nil {
 		var err error
-		if o, err = e.judge(req, t, e.withUsedStep(u), ch); err != nil {
-			e.challenges.Put(ch)
+		if o, err = e.judge(req, t, e.withUsedStep(u, claim), ch); err != nil {
+			putBack()
 			return Result{}, err
 		}
-		if !o.writes() {
-			return e.settle(o), nil
-		}
 		judged = true
+		if !o.writes() {
+			// Nothing to write, but the decision stands only if the
+			// record is still the one judged (no lockout since, say).
+			unchanged := false
+			err := e.db.View(func(tx *store.Tx) error {
+				unchanged = tx.Unchanged(ch.User, stamp)
+				return nil
+			})
+			if err != nil {
+				putBack()
+				return Result{}, err
+			}
+			if unchanged {
+				return e.settle(o), nil
+			}
+			judged = false
+		}
 	}
+	// The function may run more than once (see store.DB.Update); what it
+	// carries over from an earlier run, o and stamp, is checked again by
+	// o.write, and claim keeps the step it used its own.
 	err := e.db.Update(func(tx *store.Tx) error {
 		for range 3 {
 			if !judged {
@@ -104,7 +126,7 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, u store.User, 
 					o = outcome{res: Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}}
 					return nil
 				}
-				if o, err = e.judge(req, t, e.withUsedStep(cur), ch); err != nil {
+				if o, err = e.judge(req, t, e.withUsedStep(cur, claim), ch); err != nil {
 					return err
 				}
 				stamp, judged = st, true
@@ -117,18 +139,19 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, u store.User, 
 		return errors.New("the user's record keeps changing")
 	})
 	if err != nil {
-		e.challenges.Put(ch)
+		putBack()
 		return Result{}, err
 	}
 	return e.settle(o), nil
 }
 
 // withUsedStep returns u with the newest TOTP step the store knows it has
-// used, which may be newer than the one in its record.
+// used, which may be newer than the one in its record; a step used under
+// claim (by an earlier run of the same transaction) stays free.
 // A secret being linked is held to it too: its first code cannot be
 // from a step the user has used already.
-func (e *Engine) withUsedStep(u store.User) store.User {
-	s := e.db.UsedStep(u.Name)
+func (e *Engine) withUsedStep(u store.User, claim uint64) store.User {
+	s := e.db.UsedStep(u.Name, claim)
 	for _, tot := range []**store.TOTP{&u.TOTP, &u.PendingTOTP} {
 		if *tot != nil && s > (*tot).LastStep {
 			t := **tot
@@ -321,7 +344,7 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 			reason = "totp_ok"
 		}
 		if step != 0 {
-			o.step, o.until = step, stepGone(step, u.TOTP.Drift)
+			o.step, o.until = step, stepGone(step)
 		}
 		res.Decision, res.Reason = Accept, reason
 		switch reason {
@@ -428,11 +451,12 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 	}
 }
 
-// stepGone is when no window of codes reaches step any more for a phone
-// whose clock is drift steps off: neither the one around the drift nor
-// the one around the server's clock (see matchTOTP), with a step to spare.
-func stepGone(step int64, drift int) time.Time {
-	last := step + int64(max(otp.Skew-drift, otp.MaxDrift)) + 2
+// stepGone is when no window of codes reaches step any more, whatever
+// drift is learned meanwhile: neither the one around the drift (at most
+// MaxDrift off) nor the one around the server's clock (see matchTOTP),
+// with a step to spare.
+func stepGone(step int64) time.Time {
+	last := step + otp.Skew + otp.MaxDrift + 2
 	return time.Unix(last*int64(otp.Period/time.Second), 0)
 }
 

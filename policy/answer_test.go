@@ -1,7 +1,11 @@
 package policy_test
 
 import (
+	"context"
+	"errors"
 	"net/netip"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +30,7 @@ func TestDecideTOTP(t *testing.T) {
 	}
 	// The step used is in the store's list of steps; the record itself is
 	// not rewritten for it.
-	if got, want := f.db.UsedStep("alice"), start.Unix()/30; got != want {
+	if got, want := f.db.UsedStep("alice", 0), start.Unix()/30; got != want {
 		t.Errorf("got used step %d, want %d", got, want)
 	}
 	var u store.User
@@ -252,5 +256,85 @@ func TestDecideDamagedSecretFailsClosed(t *testing.T) {
 	}
 	if ch.Attempts != 0 {
 		t.Errorf("got %d attempts, want 0", ch.Attempts)
+	}
+}
+
+func TestDecideTOTPReplayAfterPruneAndClockSetBack(t *testing.T) {
+	// A code used once stays used when the server's clock is set back (an
+	// NTP step, a virtual machine resumed) after the list of used steps was
+	// pruned: pruning writes the step into the user's record.
+	f := newFixture(t)
+	first := f.decide(login("alice", ipX))
+	code := f.code()
+	check(t, f.decide(answer("alice", first.State, code, ipX)), want{policy.Accept, "totp_ok", "", "totp"})
+	used := f.now
+	f.advance(5 * time.Minute)
+	if _, err := f.db.Prune(f.now, f.now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.db.UsedStep("alice", 0); got != 0 {
+		t.Fatalf("used step after pruning: got %d, want it gone from the list", got)
+	}
+	f.now = used.Add(time.Second)
+	second := f.decide(login("alice", ipY))
+	check(t, f.decide(answer("alice", second.State, code, ipY)), want{policy.Challenge, "totp_replay", "Wrong code, 2 tries left", "totp"})
+}
+
+func TestDecideTOTPAcceptedWhenItsBatchRunsAgain(t *testing.T) {
+	// The store commits the writes of many requests together; when one of
+	// them fails, every function runs again in a transaction of its own.
+	// An answer whose step its first run had used must still be accepted,
+	// not refused as a replay of itself, also when another function has
+	// changed the user's record meanwhile so that it is judged again.
+	f := newFixture(t)
+	first := f.decide(login("alice", ipY))
+	code := f.code()
+
+	running, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		f.db.Update(func(*store.Tx) error { close(running); <-release; return nil })
+	})
+	<-running // the commit loop is busy: what follows is queued together
+	runs := 0
+	wg.Go(func() {
+		f.db.Update(func(tx *store.Tx) error {
+			runs++
+			u, err := tx.User("alice")
+			if err != nil {
+				return err
+			}
+			u.Updated = time.Unix(int64(runs), 0) // different in each run, as an admin's clock is
+			return tx.PutUser(u)
+		})
+	})
+	waitQueued(t, f.db, 1)
+	var res policy.Result
+	wg.Go(func() { res = f.engine.Decide(context.Background(), answer("alice", first.State, code, ipY)) })
+	waitQueued(t, f.db, 2)
+	wg.Go(func() {
+		f.db.Update(func(*store.Tx) error { return errors.New("a write that fails") })
+	})
+	waitQueued(t, f.db, 3)
+	close(release)
+	wg.Wait()
+	if runs != 2 {
+		t.Fatalf("the record-changing function ran %d times, want 2 (the batch ran again)", runs)
+	}
+	check(t, res, want{policy.Accept, "totp_ok", "", "totp"})
+	if got, want := f.db.UsedStep("alice", 0), start.Unix()/30; got != want {
+		t.Errorf("used step: got %d, want %d", got, want)
+	}
+}
+
+// waitQueued waits until n writes wait for the store's commit loop. It
+// waits for a condition, not for time to pass.
+func waitQueued(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	for db.Queued() < n {
+		runtime.Gosched()
+	}
+	if got := db.Queued(); got != n {
+		t.Fatalf("got %d queued writes, want %d", got, n)
 	}
 }

@@ -54,9 +54,11 @@ func placeKey(user, place string) []byte {
 
 // Prune removes proven pairs older than provenBefore, send records too
 // old to count toward any limit at now and used TOTP steps whose time has
-// run out, and returns how many records it removed.
+// run out (the newest of each user goes into their record), and returns
+// how many records it removed.
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 	n := 0
+	var gone map[string]int64
 	err := db.Update(func(tx *Tx) error {
 		n = 0
 		m, err := tx.pruneSends(now)
@@ -64,7 +66,7 @@ func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 			return err
 		}
 		n += m
-		if m, err = tx.pruneSteps(now); err != nil {
+		if m, gone, err = tx.pruneSteps(now); err != nil {
 			return err
 		}
 		n += m
@@ -82,5 +84,8 @@ func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		db.forgetSteps(gone)
+	}
 	return n, err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,8 +16,9 @@ import (
 // last page of the bucket, where rewriting a record touches a page of its
 // own, and that is what a login costs when many come at once. An entry is
 // kept until no window of codes can reach its step again (the caller says
-// when that is); then the record's own TOTP.LastStep, or the fact that the
-// step has left every window, guards on its own. The newest step of each
+// when that is); then pruning writes the newest step of the entries it
+// removes into the user's record (TOTP.LastStep), which guards on its own
+// from then on, also against a clock set back. The newest step of each
 // user is also held in memory, read when the store is opened.
 
 // usedSteps is the in-memory side: each user's newest step used.
@@ -30,12 +32,18 @@ type usedStep struct {
 	claim uint64 // who used it, for a function that runs again (see Tx.UseStep)
 }
 
-// UsedStep returns the newest TOTP step user has used since the entries
-// the store still keeps, or 0.
-func (db *DB) UsedStep(user string) int64 {
+// UsedStep returns the newest TOTP step user has used that is not yet in
+// their record, or 0. A step used under claim counts as the one before
+// it: to a function that runs again (see Tx.UseStep) its own step is free
+// and every earlier one used.
+func (db *DB) UsedStep(user string, claim uint64) int64 {
 	db.steps.mu.Lock()
 	defer db.steps.mu.Unlock()
-	return db.steps.by[NormalizeName(user)].step
+	u := db.steps.by[NormalizeName(user)]
+	if claim != 0 && u.claim == claim && u.step > 0 {
+		return u.step - 1
+	}
+	return u.step
 }
 
 // StepFree reports whether user may use step: no later step is known to
@@ -45,7 +53,7 @@ func (tx *Tx) StepFree(user string, step int64, claim uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u, ok := s.by[NormalizeName(user)]
-	return !ok || u.step < step || u.step == step && u.claim == claim
+	return !ok || u.step < step || u.step == step && claim != 0 && u.claim == claim
 }
 
 // UseStep records within tx that user has used step, and that the entry
@@ -108,11 +116,13 @@ func (db *DB) loadSteps() error {
 }
 
 // pruneSteps removes, within tx, the entries whose time ran out before
-// now, and the damaged, and forgets a user's step in memory when its last
-// entry goes. It returns how many it removed.
-func (tx *Tx) pruneSteps(now time.Time) (int, error) {
+// now, and the damaged, and writes the newest step removed of each user
+// into their record when it is newer than the record's. It returns how
+// many entries it removed, and the newest step removed of each user, for
+// forgetSteps once tx is committed.
+func (tx *Tx) pruneSteps(now time.Time) (int, map[string]int64, error) {
 	n := 0
-	gone := map[string]int64{} // user -> newest step removed
+	gone := map[string]int64{}
 	c := tx.tx.Bucket(bucketSteps).Cursor()
 	for k, v := c.First(); k != nil; {
 		user, step, until, ok := decodeStep(v)
@@ -124,22 +134,42 @@ func (tx *Tx) pruneSteps(now time.Time) (int, error) {
 			gone[user] = max(gone[user], step)
 		}
 		if err := c.Delete(); err != nil {
-			return n, err
+			return n, nil, err
 		}
 		n++
 		k, v = c.Seek(bytes.Clone(k))
 	}
-	if len(gone) > 0 {
-		s := &tx.db.steps
-		s.mu.Lock()
-		for user, step := range gone {
-			// A user's steps only grow, and every entry of one step
-			// runs out at the same time: the newest is gone too.
-			if u, ok := s.by[user]; ok && u.step <= step {
-				delete(s.by, user)
-			}
+	for user, step := range gone {
+		u, err := tx.User(user)
+		if errors.Is(err, ErrNotFound) {
+			continue
 		}
-		s.mu.Unlock()
+		if err != nil {
+			return n, nil, err
+		}
+		if u.TOTP == nil || u.TOTP.LastStep >= step {
+			continue
+		}
+		t := *u.TOTP
+		t.LastStep = step
+		u.TOTP = &t
+		if err := tx.PutUser(u); err != nil {
+			return n, nil, err
+		}
 	}
-	return n, nil
+	return n, gone, nil
+}
+
+// forgetSteps forgets in memory the steps pruneSteps removed, now that the
+// records hold them: a user's step is forgotten unless a newer one has
+// been used since.
+func (db *DB) forgetSteps(gone map[string]int64) {
+	s := &db.steps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for user, step := range gone {
+		if u, ok := s.by[user]; ok && u.step <= step {
+			delete(s.by, user)
+		}
+	}
 }

@@ -15,7 +15,7 @@ func TestUsedStepsAreFreeOnceAndSurviveReopening(t *testing.T) {
 		t.Fatal(err)
 	}
 	until := epoch.Add(5 * time.Minute)
-	if got := db.UsedStep("alice"); got != 0 {
+	if got := db.UsedStep("alice", 0); got != 0 {
 		t.Fatalf("UsedStep before any: got %d, want 0", got)
 	}
 	mustUpdate(t, db, func(tx *store.Tx) error {
@@ -40,19 +40,25 @@ func TestUsedStepsAreFreeOnceAndSurviveReopening(t *testing.T) {
 		}
 		return nil
 	})
-	if got := db.UsedStep("ALICE"); got != 100 {
-		t.Errorf("UsedStep: got %d, want 100", got)
+	// To the claim that used it, its own step is free and every earlier
+	// one used; to anyone else, step 100 is used.
+	for claim, want := range map[uint64]int64{0: 100, 1: 99, 2: 100} {
+		if got := db.UsedStep("ALICE", claim); got != want {
+			t.Errorf("UsedStep(claim %d): got %d, want %d", claim, got, want)
+		}
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db = open(t, path)
-	if got := db.UsedStep("alice"); got != 100 {
+	if got := db.UsedStep("alice", 0); got != 100 {
 		t.Errorf("UsedStep after reopening: got %d, want 100", got)
 	}
 	mustUpdate(t, db, func(tx *store.Tx) error {
-		if tx.StepFree("alice", 100, 1) {
-			t.Error("step 100 after reopening: got free for its old claim, want taken")
+		for _, claim := range []uint64{0, 1} {
+			if tx.StepFree("alice", 100, claim) {
+				t.Errorf("step 100 after reopening: got free for claim %d, want taken", claim)
+			}
 		}
 		return nil
 	})
@@ -75,7 +81,7 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 		t.Fatalf("Prune: got (%d, %v), want (2, nil)", n, err)
 	}
 	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70} {
-		if got := db.UsedStep(user); got != want {
+		if got := db.UsedStep(user, 0); got != want {
 			t.Errorf("UsedStep(%s) after prune: got %d, want %d", user, got, want)
 		}
 	}
@@ -83,8 +89,45 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 		t.Fatalf("second Prune: got (%d, %v), want (2, nil)", n, err)
 	}
 	for _, user := range []string{"alice", "carol"} {
-		if got := db.UsedStep(user); got != 0 {
+		if got := db.UsedStep(user, 0); got != 0 {
 			t.Errorf("UsedStep(%s) after all ran out: got %d, want 0", user, got)
+		}
+	}
+}
+
+func TestPruneWritesStepsIntoRecords(t *testing.T) {
+	db := open(t, tempPath(t))
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		return errors.Join(
+			tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}}),
+			tx.PutUser(store.User{Name: "bob", TOTP: &store.TOTP{Sealed: []byte{2}, LastStep: 200}}),
+			tx.PutUser(store.User{Name: "carol"}),
+			tx.UseStep("alice", 99, epoch.Add(time.Minute), 1),
+			tx.UseStep("alice", 100, epoch.Add(time.Minute), 2),
+			tx.UseStep("bob", 150, epoch.Add(time.Minute), 3),
+			tx.UseStep("carol", 70, epoch.Add(time.Minute), 4),
+			tx.UseStep("dave", 80, epoch.Add(time.Minute), 5), // deleted since
+		)
+	})
+	if n, err := db.Prune(epoch.Add(time.Hour), epoch); err != nil || n != 5 {
+		t.Fatalf("Prune: got (%d, %v), want (5, nil)", n, err)
+	}
+	for name, want := range map[string]int64{"alice": 100, "bob": 200, "carol": -1} {
+		mustView(t, db, func(tx *store.Tx) error {
+			u, err := tx.User(name)
+			if err != nil {
+				return err
+			}
+			switch {
+			case want < 0 && u.TOTP != nil:
+				t.Errorf("%s: got TOTP %+v, want none", name, u.TOTP)
+			case want >= 0 && (u.TOTP == nil || u.TOTP.LastStep != want):
+				t.Errorf("%s: got TOTP %+v, want LastStep %d", name, u.TOTP, want)
+			}
+			return nil
+		})
+		if got := db.UsedStep(name, 0); got != 0 {
+			t.Errorf("UsedStep(%s) after pruning: got %d, want 0", name, got)
 		}
 	}
 }

@@ -145,6 +145,9 @@ func (db *DB) enqueue(o op) error {
 	return nil
 }
 
+// Queued returns how many writes wait for the commit loop.
+func (db *DB) Queued() int { return len(db.ops) }
+
 // View runs fn in a read-only transaction.
 func (db *DB) View(fn func(*Tx) error) error {
 	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
