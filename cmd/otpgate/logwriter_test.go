@@ -86,3 +86,22 @@ func TestLogWriterConcurrentWriters(t *testing.T) {
 		next[g]++
 	}
 }
+
+// A warning is written by the time the call that logged it returns, with
+// every line before it; an info line may still be on its way.
+func TestLoggerWritesWarningsBeforeReturning(t *testing.T) {
+	out := &lockedBuffer{}
+	l := newLogWriter(out)
+	defer l.Close()
+	log := newLogger(&settings{logLevel: "info", logFormat: "text"}, l)
+	for i := range 100 {
+		log.Info("before", "i", i)
+	}
+	log.Warn("console delivery", "text", "Your login code is 123456")
+	out.mu.Lock()
+	got := out.b.String()
+	out.mu.Unlock()
+	if !strings.Contains(got, "Your login code is 123456") || strings.Count(got, "msg=before") != 100 {
+		t.Fatalf("written when Warn returned:\n%s", got)
+	}
+}

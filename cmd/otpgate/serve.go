@@ -44,10 +44,14 @@ func newLogger(s *settings, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(s.logLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if s.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if lw, ok := w.(*logWriter); ok {
+		h = flushingHandler{h, lw}
+	}
+	return slog.New(h)
 }
 
 // serve runs the server until ctx is done, then drains requests in flight
