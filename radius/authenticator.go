@@ -1,10 +1,13 @@
 package radius
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"sync"
 
 	"layeh.com/radius"
 )
@@ -41,16 +44,55 @@ func checkMessageAuthenticator(raw, secret []byte) error {
 	case count > 1:
 		return errBadMessageAuthenticator
 	}
-	scratch := make([]byte, len(raw))
-	copy(scratch, raw)
-	clear(scratch[at : at+16])
-	mac := hmac.New(md5.New, secret)
-	mac.Write(scratch)
-	if !hmac.Equal(mac.Sum(nil), raw[at:at+16]) {
+	var zero [16]byte
+	sum := macMD5(secret, raw[:at], zero[:], raw[at+16:])
+	if !hmac.Equal(sum[:], raw[at:at+16]) {
 		return errBadMessageAuthenticator
 	}
 	return nil
 }
+
+// keyedMACs holds, per shared secret, HMAC-MD5 hashes keyed with it and
+// ready for use, so that a request does not set one up (and allocate it)
+// twice. A secret stays while the process runs; there are as many as
+// gateways ever configured.
+var keyedMACs struct {
+	sync.RWMutex
+	pools map[string]*sync.Pool
+}
+
+// macMD5 is HMAC-MD5 under secret of the parts, one after the other.
+func macMD5(secret []byte, parts ...[]byte) [md5.Size]byte {
+	keyedMACs.RLock()
+	p := keyedMACs.pools[string(secret)]
+	keyedMACs.RUnlock()
+	if p == nil {
+		key := bytes.Clone(secret)
+		p = &sync.Pool{New: func() any { return hmac.New(md5.New, key) }}
+		keyedMACs.Lock()
+		if keyedMACs.pools == nil {
+			keyedMACs.pools = make(map[string]*sync.Pool)
+		}
+		if q := keyedMACs.pools[string(key)]; q != nil {
+			p = q
+		} else {
+			keyedMACs.pools[string(key)] = p
+		}
+		keyedMACs.Unlock()
+	}
+	mac := p.Get().(hash.Hash)
+	for _, b := range parts {
+		mac.Write(b)
+	}
+	var sum [md5.Size]byte
+	mac.Sum(sum[:0])
+	mac.Reset()
+	p.Put(mac)
+	return sum
+}
+
+// md5s are MD5 hashes for the Response Authenticator.
+var md5s = sync.Pool{New: func() any { return md5.New() }}
 
 // encodeResponse writes a response to req: Message-Authenticator first, then
 // the response's own attributes, then every Proxy-State of the request in
@@ -82,13 +124,16 @@ func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packe
 		return nil, errors.New("encode response: length mismatch")
 	}
 	if withMA {
-		mac := hmac.New(md5.New, secret)
-		mac.Write(b)
-		copy(b[22:38], mac.Sum(nil)) // the first attribute's value
+		sum := macMD5(secret, b)
+		copy(b[22:38], sum[:]) // the first attribute's value
 	}
-	h := md5.New()
+	h := md5s.Get().(hash.Hash)
 	h.Write(b)
 	h.Write(secret)
-	copy(b[4:20], h.Sum(nil))
+	var sum [md5.Size]byte
+	h.Sum(sum[:0])
+	copy(b[4:20], sum[:])
+	h.Reset()
+	md5s.Put(h)
 	return b, nil
 }
