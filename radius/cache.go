@@ -15,16 +15,17 @@ type replayCache struct {
 	max    int
 
 	mu      sync.Mutex
-	entries map[replayKey]*replayEntry
+	entries map[replayKey]replayEntry
 	order   []replaySlot // arrival order, for expiry; order[head:] are live or forgotten
 	head    int
+	arrived uint64 // arrivals so far, numbering them
 }
 
-// replaySlot is one arrival. entry tells a forgotten arrival from a later
+// replaySlot is one arrival. seq tells a forgotten arrival from a later
 // one with the same key.
 type replaySlot struct {
-	key   replayKey
-	entry *replayEntry
+	key replayKey
+	seq uint64
 }
 
 type replayKey struct {
@@ -36,10 +37,11 @@ type replayKey struct {
 type replayEntry struct {
 	at       time.Time
 	response []byte // nil while the first copy is being handled
+	seq      uint64 // the arrival's number
 }
 
 func newReplayCache(window time.Duration, max int) *replayCache {
-	return &replayCache{window: window, max: max, entries: make(map[replayKey]*replayEntry)}
+	return &replayCache{window: window, max: max, entries: make(map[replayKey]replayEntry)}
 }
 
 // begin registers a request. It returns seen=false for a new request, which
@@ -53,9 +55,9 @@ func (c *replayCache) begin(k replayKey, now time.Time) (response []byte, seen b
 		return e.response, true
 	}
 	c.expire(now, c.max-1) // room for k
-	e := &replayEntry{at: now}
-	c.entries[k] = e
-	c.order = append(c.order, replaySlot{key: k, entry: e})
+	c.arrived++
+	c.entries[k] = replayEntry{at: now, seq: c.arrived}
+	c.order = append(c.order, replaySlot{key: k, seq: c.arrived})
 	return nil, false
 }
 
@@ -67,6 +69,7 @@ func (c *replayCache) finish(k replayKey, response []byte, now time.Time) {
 		// The window runs from the answer: a request held for a long
 		// time (an approval) is still remembered after it is answered.
 		e.response, e.at = response, now
+		c.entries[k] = e
 	}
 }
 
@@ -82,7 +85,7 @@ func (c *replayCache) forget(k replayKey) {
 func (c *replayCache) expire(now time.Time, keep int) {
 	for c.head < len(c.order) {
 		s := c.order[c.head]
-		if e, ok := c.entries[s.key]; ok && e == s.entry {
+		if e, ok := c.entries[s.key]; ok && e.seq == s.seq {
 			inProgress := e.response == nil
 			if (inProgress || now.Sub(e.at) < c.window) && len(c.entries) <= keep {
 				break // a request still being decided is never forgotten for its age
