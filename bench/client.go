@@ -29,7 +29,8 @@ type conn struct {
 	secret  []byte
 	timeout time.Duration // how long to wait for an answer
 	buf     []byte
-	id      byte // the next request's identifier: in turn, as clients do
+	id      byte            // the next request's identifier: in turn, as clients do
+	rtts    []time.Duration // the round trips answered since the caller last emptied it
 }
 
 func dial(addr string, timeout time.Duration) (*conn, error) {
@@ -56,6 +57,7 @@ func (c *conn) exchange(user, password, ip string, state []byte) (*radius.Packet
 		return nil, err
 	}
 	c.id++
+	sent := time.Now()
 	if _, err := c.udp.Write(raw); err != nil {
 		return nil, err
 	}
@@ -74,6 +76,7 @@ func (c *conn) exchange(user, password, ip string, state []byte) (*radius.Packet
 		if n < 20 || resp[1] != raw[1] || !radius.IsAuthenticResponse(resp, raw, c.secret) {
 			continue
 		}
+		c.rtts = append(c.rtts, time.Since(sent))
 		return radius.Parse(bytes.Clone(resp), c.secret)
 	}
 }

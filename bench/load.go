@@ -27,6 +27,7 @@ type cell struct {
 	ops       int             // operations finished in the measured window
 	window    time.Duration   // the measured window
 	lat       []time.Duration // their latencies, sorted
+	rtt       []time.Duration // the latencies of their round trips (one or two each), sorted
 	timeouts  int             // requests with no answer within the timeout
 	failures  int             // wrong answers
 	failure   error           // the first wrong answer
@@ -42,6 +43,14 @@ func (c cell) pct(p float64) time.Duration {
 		return 0
 	}
 	return c.lat[min(len(c.lat)-1, int(float64(len(c.lat))*p/100))]
+}
+
+// rttPct is the p-th percentile latency of a single round trip.
+func (c cell) rttPct(p float64) time.Duration {
+	if len(c.rtt) == 0 {
+		return 0
+	}
+	return c.rtt[min(len(c.rtt)-1, int(float64(len(c.rtt))*p/100))]
 }
 
 // perOp is d per operation: CPU time per request or flow.
@@ -76,7 +85,7 @@ func (l load) run(ctx context.Context, newOp func(loop int) op) (cell, error) {
 	start := time.Now()
 	from, until := start.Add(l.warmup), start.Add(l.warmup+l.measure)
 	type tally struct {
-		lat                []time.Duration
+		lat, rtt           []time.Duration
 		timeouts, failures int
 		failure            error
 	}
@@ -92,6 +101,7 @@ func (l load) run(ctx context.Context, newOp func(loop int) op) (cell, error) {
 				if !t0.Before(until) {
 					return
 				}
+				conns[i].rtts = conns[i].rtts[:0]
 				err := o(conns[i])
 				t1 := time.Now()
 				if t1.Before(from) {
@@ -104,6 +114,7 @@ func (l load) run(ctx context.Context, newOp func(loop int) op) (cell, error) {
 				case err == nil:
 					if t1.Before(until) {
 						t.lat = append(t.lat, t1.Sub(t0))
+						t.rtt = append(t.rtt, conns[i].rtts...)
 					}
 				case errors.Is(err, errTimeout):
 					t.timeouts++
@@ -129,6 +140,7 @@ func (l load) run(ctx context.Context, newOp func(loop int) op) (cell, error) {
 	r := cell{window: l.measure, serverCPU: server1 - server0, benchCPU: bench1 - bench0}
 	for _, t := range tallies {
 		r.lat = append(r.lat, t.lat...)
+		r.rtt = append(r.rtt, t.rtt...)
 		r.timeouts += t.timeouts
 		r.failures += t.failures
 		if r.failure == nil {
@@ -137,6 +149,7 @@ func (l load) run(ctx context.Context, newOp func(loop int) op) (cell, error) {
 	}
 	r.ops = len(r.lat)
 	slices.Sort(r.lat)
+	slices.Sort(r.rtt)
 	return r, nil
 }
 
