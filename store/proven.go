@@ -52,21 +52,15 @@ func placeKey(user, place string) []byte {
 	return []byte(NormalizeName(user) + "\x00" + place)
 }
 
-// Prune removes proven pairs older than provenBefore, send records too
-// old to count toward any limit at now and used TOTP steps whose time has
-// run out (the newest of each user goes into their record), and returns
-// how many records it removed.
+// Prune removes proven pairs older than provenBefore and send records too
+// old to count toward any limit at now, and returns how many records it
+// removed. Used TOTP steps have PruneSteps.
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 	n := 0
-	var gone map[string]int64
 	err := db.Update(func(tx *Tx) error {
 		n = 0
 		m, err := tx.pruneSends(now)
 		if err != nil {
-			return err
-		}
-		n += m
-		if m, gone, err = tx.pruneSteps(now); err != nil {
 			return err
 		}
 		n += m
@@ -84,8 +78,5 @@ func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		db.forgetSteps(gone)
-	}
 	return n, err
 }

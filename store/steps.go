@@ -16,7 +16,7 @@ import (
 // last page of the bucket, where rewriting a record touches a page of its
 // own, and that is what a login costs when many come at once. An entry is
 // kept until no window of codes can reach its step again (the caller says
-// when that is); then pruning writes the newest step of the entries it
+// when that is); then PruneSteps writes the newest step of the entries it
 // removes into the user's record (TOTP.LastStep), which guards on its own
 // from then on, also against a clock set back. The newest step of each
 // user is also held in memory, read when the store is opened.
@@ -115,52 +115,66 @@ func (db *DB) loadSteps() error {
 	return nil
 }
 
-// pruneSteps removes, within tx, the entries whose time ran out before
-// now, and the damaged, and writes the newest step removed of each user
-// into their record when it is newer than the record's. It returns how
-// many entries it removed, and the newest step removed of each user, for
-// forgetSteps once tx is committed.
-func (tx *Tx) pruneSteps(now time.Time) (int, map[string]int64, error) {
+// MaxPrunedSteps is the most entries PruneSteps removes in one
+// transaction, so that pruning does not hold up the writes of logins.
+const MaxPrunedSteps = 1000
+
+// PruneSteps removes used TOTP steps whose time ran out before now, at most
+// MaxPrunedSteps, and writes the newest removed of each user into their
+// record (TOTP.LastStep) when it is newer than the record's. It returns how
+// many it removed: call it again while that is MaxPrunedSteps.
+//
+// Entries are removed from the oldest up to the first whose time has not
+// run out. Their times are in the order they were written give or take
+// the few steps a phone's clock may be off, so an entry may stay a few
+// minutes longer than it must, never shorter.
+func (db *DB) PruneSteps(now time.Time) (int, error) {
 	n := 0
-	gone := map[string]int64{}
-	c := tx.tx.Bucket(bucketSteps).Cursor()
-	for k, v := c.First(); k != nil; {
-		user, step, until, ok := decodeStep(v)
-		if ok && !until.Before(now) {
-			k, v = c.Next()
-			continue
+	var gone map[string]int64
+	err := db.Update(func(tx *Tx) error {
+		n, gone = 0, map[string]int64{}
+		c := tx.tx.Bucket(bucketSteps).Cursor()
+		for k, v := c.First(); k != nil && n < MaxPrunedSteps; {
+			user, step, until, ok := decodeStep(v)
+			if ok && !until.Before(now) {
+				break
+			}
+			if ok {
+				gone[user] = max(gone[user], step)
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+			k, v = c.Seek(bytes.Clone(k))
 		}
-		if ok {
-			gone[user] = max(gone[user], step)
+		for user, step := range gone {
+			u, err := tx.User(user)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if u.TOTP == nil || u.TOTP.LastStep >= step {
+				continue
+			}
+			t := *u.TOTP
+			t.LastStep = step
+			u.TOTP = &t
+			if err := tx.PutUser(u); err != nil {
+				return err
+			}
 		}
-		if err := c.Delete(); err != nil {
-			return n, nil, err
-		}
-		n++
-		k, v = c.Seek(bytes.Clone(k))
+		return nil
+	})
+	if err == nil {
+		db.forgetSteps(gone)
 	}
-	for user, step := range gone {
-		u, err := tx.User(user)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return n, nil, err
-		}
-		if u.TOTP == nil || u.TOTP.LastStep >= step {
-			continue
-		}
-		t := *u.TOTP
-		t.LastStep = step
-		u.TOTP = &t
-		if err := tx.PutUser(u); err != nil {
-			return n, nil, err
-		}
-	}
-	return n, gone, nil
+	return n, err
 }
 
-// forgetSteps forgets in memory the steps pruneSteps removed, now that the
+// forgetSteps forgets in memory the steps PruneSteps removed, now that the
 // records hold them: a user's step is forgotten unless a newer one has
 // been used since.
 func (db *DB) forgetSteps(gone map[string]int64) {

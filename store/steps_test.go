@@ -69,28 +69,50 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 	mustUpdate(t, db, func(tx *store.Tx) error {
 		return errors.Join(
 			tx.UseStep("alice", 100, epoch.Add(time.Minute), 1),
-			tx.UseStep("alice", 104, epoch.Add(3*time.Minute), 2),
-			tx.UseStep("bob", 50, epoch.Add(time.Minute), 3),
+			tx.UseStep("bob", 50, epoch.Add(time.Minute), 2),
+			tx.UseStep("alice", 104, epoch.Add(3*time.Minute), 3),
 			tx.UseStep("carol", 70, epoch.Add(10*time.Minute), 4),
+			// Written later but running out sooner (a phone's clock
+			// behind): it waits for the entries before it.
+			tx.UseStep("dave", 60, epoch.Add(2*time.Minute), 5),
 		)
 	})
-	// Two minutes on: alice's first and bob's only entry have run out;
-	// alice's newer step stays.
-	n, err := db.Prune(epoch.Add(2*time.Minute), epoch)
+	// Two and a half minutes on: alice's first and bob's only entry have
+	// run out; alice's newer step stays, and so does dave's, written after
+	// it.
+	n, err := db.PruneSteps(epoch.Add(150 * time.Second))
 	if err != nil || n != 2 {
-		t.Fatalf("Prune: got (%d, %v), want (2, nil)", n, err)
+		t.Fatalf("PruneSteps: got (%d, %v), want (2, nil)", n, err)
 	}
-	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70} {
+	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70, "dave": 60} {
 		if got := db.UsedStep(user, 0); got != want {
 			t.Errorf("UsedStep(%s) after prune: got %d, want %d", user, got, want)
 		}
 	}
-	if n, err := db.Prune(epoch.Add(time.Hour), epoch); err != nil || n != 2 {
-		t.Fatalf("second Prune: got (%d, %v), want (2, nil)", n, err)
+	if n, err := db.PruneSteps(epoch.Add(time.Hour)); err != nil || n != 3 {
+		t.Fatalf("second PruneSteps: got (%d, %v), want (3, nil)", n, err)
 	}
-	for _, user := range []string{"alice", "carol"} {
+	for _, user := range []string{"alice", "carol", "dave"} {
 		if got := db.UsedStep(user, 0); got != 0 {
 			t.Errorf("UsedStep(%s) after all ran out: got %d, want 0", user, got)
+		}
+	}
+}
+
+func TestPruneStepsInBoundedTransactions(t *testing.T) {
+	db := open(t, tempPath(t))
+	const n = store.MaxPrunedSteps + 500
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		for i := range n {
+			if err := tx.UseStep("alice", int64(i+1), epoch, uint64(i+1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, want := range []int{store.MaxPrunedSteps, 500, 0} {
+		if got, err := db.PruneSteps(epoch.Add(time.Second)); err != nil || got != want {
+			t.Fatalf("PruneSteps: got (%d, %v), want (%d, nil)", got, err, want)
 		}
 	}
 }
@@ -109,7 +131,7 @@ func TestPruneWritesStepsIntoRecords(t *testing.T) {
 			tx.UseStep("dave", 80, epoch.Add(time.Minute), 5), // deleted since
 		)
 	})
-	if n, err := db.Prune(epoch.Add(time.Hour), epoch); err != nil || n != 5 {
+	if n, err := db.PruneSteps(epoch.Add(time.Hour)); err != nil || n != 5 {
 		t.Fatalf("Prune: got (%d, %v), want (5, nil)", n, err)
 	}
 	for name, want := range map[string]int64{"alice": 100, "bob": 200, "carol": -1} {

@@ -279,6 +279,26 @@ func restartNeeded(cur, next *settings) []string {
 	return out
 }
 
+// pruneSteps removes the used TOTP steps no code can reach any more, in
+// transactions of a bounded size.
+func pruneSteps(db *store.DB, now time.Time, log *slog.Logger) {
+	total := 0
+	for {
+		n, err := db.PruneSteps(now)
+		total += n
+		if err != nil {
+			log.Error("prune used TOTP steps", "err", err)
+			return
+		}
+		if n < store.MaxPrunedSteps {
+			break
+		}
+	}
+	if total > 0 {
+		log.Debug("pruned used TOTP steps", "steps", total)
+	}
+}
+
 // pruneAudit removes audit entries older than keep (0: keeps all), in
 // transactions of a bounded size so that requests are not held up.
 func pruneAudit(db *store.DB, now time.Time, keep time.Duration, log *slog.Logger) {
@@ -338,6 +358,7 @@ func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []p
 			} else if n > 0 {
 				log.Debug("pruned store", "records", n)
 			}
+			pruneSteps(db, now, log)
 		}
 	}
 }
