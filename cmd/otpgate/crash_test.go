@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
 )
 
 const crashConfig = `
@@ -29,10 +32,11 @@ delivery: {allow_console: true, sms: [console]}
 `
 
 // TestCrashSafety runs the real server under write-heavy load — logins
-// that store challenges and send codes, enrolments through the admin
-// socket — kills it with SIGKILL at random moments, and checks after each
-// kill that the bbolt file passes its consistency check and that every
-// enrolment the CLI reported done is in it.
+// that send codes, TOTP logins that prove codes, enrolments through the
+// admin socket — kills it with SIGKILL at random moments, and checks after
+// each kill that the bbolt file passes its consistency check, that every
+// enrolment the CLI reported done is in it, and, once the server is back,
+// that no TOTP code it accepted before the kill is accepted again.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it several times")
@@ -44,6 +48,21 @@ func TestCrashSafety(t *testing.T) {
 	dir, cfg := writeConfig(t, crashConfig)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var done []string // users the CLI said it enrolled
+
+	// TOTP users, enrolled before the server first starts; all share a
+	// secret, each may use a code once.
+	var totpUsers []string
+	for i := range 8 {
+		name := fmt.Sprintf("totp%d", i)
+		for _, args := range [][]string{{"user", "add", name, "--tenant", "acme"}, {"user", "totp", name, "--secret", testSecret}} {
+			if out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+		}
+		totpUsers = append(totpUsers, name)
+	}
+	var accepted []provedCode // TOTP codes the server accepted, over all rounds
+	replays := 0              // codes tried again after a kill while still in their window
 
 	for round := range 5 {
 		cmd := exec.Command(bin, "serve", "--config", cfg)
@@ -69,6 +88,28 @@ func TestCrashSafety(t *testing.T) {
 		if addr == "" {
 			cmd.Wait()
 			t.Fatalf("round %d: the server did not start", round)
+		}
+
+		// Every code accepted before the last kill, while its step is
+		// still in the window, is refused now: the step it used was on
+		// disk before the Access-Accept went out.
+		for i, a := range accepted {
+			if !stillValid(a.code, time.Now()) {
+				continue
+			}
+			ip := fmt.Sprintf("198.51.100.%d", 1+(round*len(accepted)+i)%250)
+			ch := tryExchange(addr, encodeRequest(t, request{user: a.user, password: "pw", callingStation: ip}))
+			if ch == nil || ch.Code != radius.CodeAccessChallenge {
+				continue // a trusted place, or no answer: not a replay
+			}
+			res := tryExchange(addr, encodeRequest(t, request{user: a.user, password: a.code, state: string(rfc2865.State_Get(ch)), callingStation: ip}))
+			if res == nil {
+				t.Fatalf("round %d: no answer to a replayed code", round)
+			}
+			if res.Code == radius.CodeAccessAccept {
+				t.Fatalf("round %d: %s's code %s, accepted before the kill, was accepted again", round, a.user, a.code)
+			}
+			replays++
 		}
 
 		ctx, stop := context.WithCancel(context.Background())
@@ -97,6 +138,28 @@ func TestCrashSafety(t *testing.T) {
 					}
 					mu.Unlock()
 					fire(addr, encodeRequest(t, request{user: user, password: "pw", callingStation: fmt.Sprintf("203.0.113.%d", i%250)}))
+				}
+			})
+		}
+		for w := range 2 { // TOTP logins that prove a code and write its step
+			wg.Go(func() {
+				for i := 0; ctx.Err() == nil; i++ {
+					user := totpUsers[(w+2*i)%len(totpUsers)]
+					ip := fmt.Sprintf("192.0.2.%d", i%250)
+					ch := tryExchange(addr, encodeRequest(t, request{user: user, password: "pw", callingStation: ip}))
+					if ch == nil || ch.Code != radius.CodeAccessChallenge {
+						continue
+					}
+					code, err := otp.TOTPCode(testSecret, time.Now())
+					if err != nil {
+						continue
+					}
+					res := tryExchange(addr, encodeRequest(t, request{user: user, password: code, state: string(rfc2865.State_Get(ch)), callingStation: ip}))
+					if res != nil && res.Code == radius.CodeAccessAccept {
+						mu.Lock()
+						accepted = append(accepted, provedCode{user: user, code: code})
+						mu.Unlock()
+					}
 				}
 			})
 		}
@@ -130,7 +193,48 @@ func TestCrashSafety(t *testing.T) {
 	if len(done) == 0 {
 		t.Fatal("no enrolment went through; the test tested nothing")
 	}
-	t.Logf("%d enrolments over 5 crashes, none lost", len(done))
+	if replays == 0 {
+		t.Fatalf("no accepted TOTP code (of %d) could be tried again after a kill; the test tested nothing", len(accepted))
+	}
+	t.Logf("%d enrolments over 5 crashes, none lost; %d TOTP codes accepted, %d tries to use one again after a kill, all refused", len(done), len(accepted), replays)
+}
+
+// provedCode is a TOTP code the server accepted for user.
+type provedCode struct{ user, code string }
+
+// stillValid reports whether code is one the server would take at now by
+// time alone: the code of now's step or of one either side.
+func stillValid(code string, now time.Time) bool {
+	for _, d := range []time.Duration{-otp.Period, 0, otp.Period} {
+		if c, err := otp.TOTPCode(testSecret, now.Add(d)); err == nil && c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// tryExchange sends a request and returns the answer, or nil when there is
+// none (the server may be dead by now) or it does not verify.
+func tryExchange(addr string, raw []byte) *radius.Packet {
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write(raw); err != nil {
+		return nil
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil || !radius.IsAuthenticResponse(buf[:n], raw, []byte("testing123")) {
+		return nil
+	}
+	p, err := radius.Parse(buf[:n], []byte("testing123"))
+	if err != nil {
+		return nil
+	}
+	return p
 }
 
 // fire sends a request and waits briefly for any answer, ignoring every
