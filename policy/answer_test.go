@@ -338,3 +338,36 @@ func waitQueued(t *testing.T, db *store.DB, n int) {
 		t.Fatalf("got %d queued writes, want %d", got, n)
 	}
 }
+
+func TestDecideAnswerSeesALockoutThatCameMeanwhile(t *testing.T) {
+	// A wrong code in a tenant without a lockout of its own writes nothing;
+	// it is still judged against the record as it is when the decision is
+	// made, so a lockout set since the record was read (by an admin, or by
+	// another answer) wins over another try.
+	f := newFixture(t)
+	res := f.decide(login("bob", ipX))
+	check(t, res, want{policy.Challenge, "challenge", "Enter the code sent to +31 6*****78 (or type resend)", "sms"})
+	wrong := "000000"
+	if f.sender.messages()[0].Code == wrong {
+		wrong = "111111"
+	}
+	got, err := f.engine.AnswerAfter(answer("bob", res.State, wrong, ipX), func() {
+		err := f.db.Update(func(tx *store.Tx) error {
+			u, err := tx.User("bob")
+			if err != nil {
+				return err
+			}
+			u.LockedUntil = f.now.Add(time.Hour)
+			return tx.PutUser(u)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Decision != policy.Reject || got.Reason != "locked" {
+		t.Errorf("got %s (%s), want a reject for the lockout", got.Decision, got.Reason)
+	}
+}

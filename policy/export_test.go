@@ -1,8 +1,34 @@
 package policy
 
-import "github.com/otpgate/otpgate/live"
+import (
+	"github.com/otpgate/otpgate/live"
+	"github.com/otpgate/otpgate/store"
+)
 
 // ChallengeOf returns the challenge waiting under state, for tests.
 func (e *Engine) ChallengeOf(state string) (live.Challenge, bool) {
 	return e.challenges.Get(state)
+}
+
+// AnswerAfter answers a challenge as Decide does, but runs meanwhile
+// between reading the user and judging the answer: for tests of a store
+// that changes in between.
+func (e *Engine) AnswerAfter(req Request, meanwhile func()) (Result, error) {
+	name := store.NormalizeName(req.User)
+	ch, err := e.challenges.Take(req.State, name, req.Client)
+	if err != nil {
+		return Result{}, err
+	}
+	var u store.User
+	var stamp store.Stamp
+	err = e.db.View(func(tx *store.Tx) error {
+		var err error
+		u, stamp, err = tx.UserStamped(name)
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	meanwhile()
+	return e.prove(req, e.rules().tenants[tenantName(u, req)], ch, u, stamp)
 }
