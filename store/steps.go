@@ -124,20 +124,27 @@ const MaxPrunedSteps = 1000
 // record (TOTP.LastStep) when it is newer than the record's. It returns how
 // many it removed: call it again while that is MaxPrunedSteps.
 //
-// Entries are removed from the oldest up to the first whose time has not
-// run out. Their times are in the order they were written give or take
-// the few steps a phone's clock may be off, so an entry may stay a few
-// minutes longer than it must, never shorter.
+// Entries are looked at from the oldest, and the looking stops after
+// MaxPrunedSteps entries whose time has not run out. Their times are in
+// the order they were written give or take the few steps a phone's clock
+// may be off, so an entry may stay a few minutes longer than it must,
+// never shorter; one from a far future (a clock that was wrong) is passed
+// over, not waited for.
 func (db *DB) PruneSteps(now time.Time) (int, error) {
 	n := 0
 	var gone map[string]int64
 	err := db.Update(func(tx *Tx) error {
 		n, gone = 0, map[string]int64{}
+		live := 0
 		c := tx.tx.Bucket(bucketSteps).Cursor()
 		for k, v := c.First(); k != nil && n < MaxPrunedSteps; {
 			user, step, until, ok := decodeStep(v)
 			if ok && !until.Before(now) {
-				break
+				if live++; live >= MaxPrunedSteps {
+					break
+				}
+				k, v = c.Next()
+				continue
 			}
 			if ok {
 				gone[user] = max(gone[user], step)

@@ -71,30 +71,30 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 			tx.UseStep("alice", 100, epoch.Add(time.Minute), 1),
 			tx.UseStep("bob", 50, epoch.Add(time.Minute), 2),
 			tx.UseStep("alice", 104, epoch.Add(3*time.Minute), 3),
-			tx.UseStep("carol", 70, epoch.Add(10*time.Minute), 4),
-			// Written later but running out sooner (a phone's clock
-			// behind): it waits for the entries before it.
+			// Written while the clock was a year ahead: it must not hold
+			// up the entries after it.
+			tx.UseStep("carol", 70, epoch.Add(365*24*time.Hour), 4),
+			// Written later but running out sooner (a phone behind).
 			tx.UseStep("dave", 60, epoch.Add(2*time.Minute), 5),
 		)
 	})
-	// Two and a half minutes on: alice's first and bob's only entry have
-	// run out; alice's newer step stays, and so does dave's, written after
-	// it.
+	// Two and a half minutes on: alice's first, bob's and dave's entries
+	// have run out; alice's newer step and carol's stay.
 	n, err := db.PruneSteps(epoch.Add(150 * time.Second))
-	if err != nil || n != 2 {
-		t.Fatalf("PruneSteps: got (%d, %v), want (2, nil)", n, err)
+	if err != nil || n != 3 {
+		t.Fatalf("PruneSteps: got (%d, %v), want (3, nil)", n, err)
 	}
-	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70, "dave": 60} {
+	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70, "dave": 0} {
 		if got := db.UsedStep(user, 0); got != want {
 			t.Errorf("UsedStep(%s) after prune: got %d, want %d", user, got, want)
 		}
 	}
-	if n, err := db.PruneSteps(epoch.Add(time.Hour)); err != nil || n != 3 {
-		t.Fatalf("second PruneSteps: got (%d, %v), want (3, nil)", n, err)
+	if n, err := db.PruneSteps(epoch.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("second PruneSteps: got (%d, %v), want (1, nil)", n, err)
 	}
-	for _, user := range []string{"alice", "carol", "dave"} {
-		if got := db.UsedStep(user, 0); got != 0 {
-			t.Errorf("UsedStep(%s) after all ran out: got %d, want 0", user, got)
+	for user, want := range map[string]int64{"alice": 0, "carol": 70} {
+		if got := db.UsedStep(user, 0); got != want {
+			t.Errorf("UsedStep(%s) an hour on: got %d, want %d", user, got, want)
 		}
 	}
 }

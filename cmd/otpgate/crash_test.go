@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	cryptorand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,22 +51,35 @@ func TestCrashSafety(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var done []string // users the CLI said it enrolled
 
-	// TOTP users, enrolled before the server first starts; all share a
-	// secret, each may use a code once.
-	var totpUsers []string
-	for i := range 8 {
-		name := fmt.Sprintf("totp%d", i)
-		for _, args := range [][]string{{"user", "add", name, "--tenant", "acme"}, {"user", "totp", name, "--secret", testSecret}} {
-			if out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput(); err != nil {
-				t.Fatalf("%v: %v\n%s", args, err, out)
-			}
+	// TOTP users, imported before the server first starts, each with a
+	// secret of its own: enough of them that logins keep proving codes
+	// (and writing their steps) until the moment of the kill.
+	const nTOTP = 4000
+	secrets := make([]string, nTOTP)
+	var csv strings.Builder
+	csv.WriteString("name,tenant,method,totp_secret\n")
+	for i := range secrets {
+		secret, err := otp.NewSecret(cryptorand.Reader)
+		if err != nil {
+			t.Fatal(err)
 		}
-		totpUsers = append(totpUsers, name)
+		secrets[i] = secret
+		fmt.Fprintf(&csv, "totp%d,acme,totp,%s\n", i, secret)
+	}
+	csvPath := filepath.Join(dir, "totp.csv")
+	if err := os.WriteFile(csvPath, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "user", "import", csvPath, "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("import TOTP users: %v\n%s", err, out)
 	}
 	var accepted []provedCode // TOTP codes the server accepted, over all rounds
-	replays := 0              // codes tried again after a kill while still in their window
+	seen := map[provedCode]bool{}
+	next := 0    // the next TOTP user to log in
+	replays := 0 // codes tried again after a kill while still in their window
 
-	for round := range 5 {
+	const rounds = 5
+	for round := range rounds + 1 { // the last start only tries the codes again
 		cmd := exec.Command(bin, "serve", "--config", cfg)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
@@ -94,22 +109,28 @@ func TestCrashSafety(t *testing.T) {
 		// still in the window, is refused now: the step it used was on
 		// disk before the Access-Accept went out.
 		for i, a := range accepted {
-			if !stillValid(a.code, time.Now()) {
+			if !stillValid(secrets[a.user], a.code, time.Now()) {
 				continue
 			}
+			user := fmt.Sprintf("totp%d", a.user)
 			ip := fmt.Sprintf("198.51.100.%d", 1+(round*len(accepted)+i)%250)
-			ch := tryExchange(addr, encodeRequest(t, request{user: a.user, password: "pw", callingStation: ip}))
+			ch := tryExchange(addr, encodeRequest(t, request{user: user, password: "pw", callingStation: ip}), 3)
 			if ch == nil || ch.Code != radius.CodeAccessChallenge {
 				continue // a trusted place, or no answer: not a replay
 			}
-			res := tryExchange(addr, encodeRequest(t, request{user: a.user, password: a.code, state: string(rfc2865.State_Get(ch)), callingStation: ip}))
+			res := tryExchange(addr, encodeRequest(t, request{user: user, password: a.code, state: string(rfc2865.State_Get(ch)), callingStation: ip}), 3)
 			if res == nil {
 				t.Fatalf("round %d: no answer to a replayed code", round)
 			}
 			if res.Code == radius.CodeAccessAccept {
-				t.Fatalf("round %d: %s's code %s, accepted before the kill, was accepted again", round, a.user, a.code)
+				t.Fatalf("round %d: %s's code %s, accepted before the kill, was accepted again", round, user, a.code)
 			}
 			replays++
+		}
+		if round == rounds {
+			cmd.Process.Kill()
+			cmd.Wait()
+			break
 		}
 
 		ctx, stop := context.WithCancel(context.Background())
@@ -141,24 +162,34 @@ func TestCrashSafety(t *testing.T) {
 				}
 			})
 		}
-		for w := range 2 { // TOTP logins that prove a code and write its step
+		for range 2 { // TOTP logins that prove a code and write its step
 			wg.Go(func() {
 				for i := 0; ctx.Err() == nil; i++ {
-					user := totpUsers[(w+2*i)%len(totpUsers)]
+					mu.Lock()
+					n := next % nTOTP
+					next++
+					mu.Unlock()
+					user := fmt.Sprintf("totp%d", n)
 					ip := fmt.Sprintf("192.0.2.%d", i%250)
-					ch := tryExchange(addr, encodeRequest(t, request{user: user, password: "pw", callingStation: ip}))
+					ch := tryExchange(addr, encodeRequest(t, request{user: user, password: "pw", callingStation: ip}), 1)
 					if ch == nil || ch.Code != radius.CodeAccessChallenge {
 						continue
 					}
-					code, err := otp.TOTPCode(testSecret, time.Now())
+					code, err := otp.TOTPCode(secrets[n], time.Now())
 					if err != nil {
 						continue
 					}
-					res := tryExchange(addr, encodeRequest(t, request{user: user, password: code, state: string(rfc2865.State_Get(ch)), callingStation: ip}))
+					res := tryExchange(addr, encodeRequest(t, request{user: user, password: code, state: string(rfc2865.State_Get(ch)), callingStation: ip}), 1)
 					if res != nil && res.Code == radius.CodeAccessAccept {
+						a := provedCode{user: n, code: code}
 						mu.Lock()
-						accepted = append(accepted, provedCode{user: user, code: code})
+						twice := seen[a]
+						seen[a] = true
+						accepted = append(accepted, a)
 						mu.Unlock()
+						if twice {
+							t.Errorf("round %d: %s's code %s was accepted twice", round, user, code)
+						}
 					}
 				}
 			})
@@ -196,45 +227,56 @@ func TestCrashSafety(t *testing.T) {
 	if replays == 0 {
 		t.Fatalf("no accepted TOTP code (of %d) could be tried again after a kill; the test tested nothing", len(accepted))
 	}
-	t.Logf("%d enrolments over 5 crashes, none lost; %d TOTP codes accepted, %d tries to use one again after a kill, all refused", len(done), len(accepted), replays)
+	t.Logf("%d enrolments over %d crashes, none lost; %d TOTP codes accepted, %d tries to use one again after a kill, all refused", len(done), rounds, len(accepted), replays)
 }
 
-// provedCode is a TOTP code the server accepted for user.
-type provedCode struct{ user, code string }
+// provedCode is a TOTP code the server accepted for TOTP user number user.
+type provedCode struct {
+	user int
+	code string
+}
 
 // stillValid reports whether code is one the server would take at now by
-// time alone: the code of now's step or of one either side.
-func stillValid(code string, now time.Time) bool {
+// time alone: the code of secret for now's step or for one either side.
+func stillValid(secret, code string, now time.Time) bool {
 	for _, d := range []time.Duration{-otp.Period, 0, otp.Period} {
-		if c, err := otp.TOTPCode(testSecret, now.Add(d)); err == nil && c == code {
+		if c, err := otp.TOTPCode(secret, now.Add(d)); err == nil && c == code {
 			return true
 		}
 	}
 	return false
 }
 
-// tryExchange sends a request and returns the answer, or nil when there is
-// none (the server may be dead by now) or it does not verify.
-func tryExchange(addr string, raw []byte) *radius.Packet {
+// tryExchange sends a request, up to tries times while no answer comes,
+// and returns the answer, or nil when there is none (the server may be
+// dead by now) or it does not verify. A second copy is a retransmission:
+// the server answers it from its cache, or afresh if the first was lost.
+func tryExchange(addr string, raw []byte, tries int) *radius.Packet {
 	conn, err := net.Dial("udp", addr)
 	if err != nil {
 		return nil
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write(raw); err != nil {
-		return nil
-	}
 	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil || !radius.IsAuthenticResponse(buf[:n], raw, []byte("testing123")) {
-		return nil
+	for range tries {
+		conn.SetDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Write(raw); err != nil {
+			return nil
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			continue
+		}
+		if !radius.IsAuthenticResponse(buf[:n], raw, []byte("testing123")) {
+			return nil
+		}
+		p, err := radius.Parse(buf[:n], []byte("testing123"))
+		if err != nil {
+			return nil
+		}
+		return p
 	}
-	p, err := radius.Parse(buf[:n], []byte("testing123"))
-	if err != nil {
-		return nil
-	}
-	return p
+	return nil
 }
 
 // fire sends a request and waits briefly for any answer, ignoring every
