@@ -31,13 +31,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
-	var u store.User
-	var stamp store.Stamp
-	err = e.db.View(func(tx *store.Tx) error {
-		var err error
-		u, stamp, err = tx.UserStamped(name)
-		return err
-	})
+	u, stamp, err := e.userStamped(name)
 	if isNotFound(err) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
 	}
@@ -64,6 +58,15 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		return res, fmt.Errorf("answer challenge: %w", err)
 	}
 	return res, nil
+}
+
+// userStamped reads the user called name and the stamp of their record.
+func (e *Engine) userStamped(name string) (u store.User, stamp store.Stamp, err error) {
+	err = e.db.View(func(tx *store.Tx) error {
+		u, stamp, err = tx.UserStamped(name)
+		return err
+	})
+	return u, stamp, err
 }
 
 // prove judges the answer to ch against u, read earlier with stamp, and

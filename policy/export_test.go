@@ -19,13 +19,7 @@ func (e *Engine) AnswerAfter(req Request, meanwhile func()) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var u store.User
-	var stamp store.Stamp
-	err = e.db.View(func(tx *store.Tx) error {
-		var err error
-		u, stamp, err = tx.UserStamped(name)
-		return err
-	})
+	u, stamp, err := e.userStamped(name)
 	if err != nil {
 		return Result{}, err
 	}

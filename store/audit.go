@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -52,14 +51,7 @@ func (tx *Tx) AppendAudit(e Entry) error {
 }
 
 func (tx *Tx) appendAudit(v []byte) error {
-	b := tx.tx.Bucket(bucketAudit)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return b.Put(k[:], v)
+	return appendNext(tx.tx.Bucket(bucketAudit), v)
 }
 
 // AuditLog returns up to limit entries, newest first, for which keep

@@ -67,18 +67,11 @@ func (tx *Tx) UseStep(user string, step int64, until time.Time, claim uint64) er
 	user = NormalizeName(user)
 	s := &tx.db.steps
 	s.mu.Lock()
-	if u, ok := s.by[user]; !ok || u.step < step || u.step == step {
+	if u, ok := s.by[user]; !ok || u.step <= step {
 		s.by[user] = usedStep{step: step, claim: claim}
 	}
 	s.mu.Unlock()
-	b := tx.tx.Bucket(bucketSteps)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return err
-	}
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return b.Put(k[:], encodeStep(user, step, until))
+	return appendNext(tx.tx.Bucket(bucketSteps), encodeStep(user, step, until))
 }
 
 // An entry is the step (8 bytes), until in Unix nanoseconds (8 bytes) and

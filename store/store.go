@@ -9,6 +9,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,6 +144,18 @@ func (db *DB) enqueue(o op) error {
 	}
 	db.ops <- o
 	return nil
+}
+
+// appendNext puts v in b under the bucket's next sequence number, 8 bytes
+// big-endian, so that a cursor reads the values in the order written.
+func appendNext(b *bolt.Bucket, v []byte) error {
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return b.Put(k[:], v)
 }
 
 // Queued returns how many writes wait for the commit loop.
