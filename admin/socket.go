@@ -65,7 +65,7 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				return
 			}
 			log.Info("admin command", "op", req.Op, "user", req.Name)
-			json.NewEncoder(c).Encode(svc.Do(req))
+			json.NewEncoder(c).Encode(doSafely(svc, req, log))
 		}()
 	}
 }
@@ -87,4 +87,16 @@ func Call(path string, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("read admin reply: %w", err)
 	}
 	return rep, nil
+}
+
+// doSafely runs a command and turns a panic in it into an error, to the
+// client and in the log: one command fails, the server lives on.
+func doSafely(svc *Service, req Request, log *slog.Logger) (rep Reply) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("admin command failed", "op", req.Op, "err", fmt.Sprint(v))
+			rep = Reply{Error: fmt.Sprintf("%s failed: internal error: %v", req.Op, v)}
+		}
+	}()
+	return svc.Do(req)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -31,7 +32,9 @@ type Entry struct {
 
 // Audit queues an entry for the audit log and returns at once. Queued
 // entries are written with the next commit and all are on disk once Close
-// returns.
+// returns. An entry that cannot be written (the disk is full) is dropped,
+// counted (AuditDropped) and reported in the log, at error level, at most
+// once per DropReportEvery.
 func (db *DB) Audit(e Entry) error {
 	// Encoded here, in the caller's goroutine, to keep the commit short.
 	v, err := json.Marshal(e)
@@ -78,4 +81,64 @@ func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
 // Flush returns once every audit entry queued before the call is on disk.
 func (db *DB) Flush() error {
 	return db.Update(func(*Tx) error { return nil })
+}
+
+// DropReportEvery is the least time between two log lines about dropped
+// audit entries; each line says how many were dropped since the last.
+const DropReportEvery = 10 * time.Second
+
+// auditDrops counts the audit entries that could not be written.
+type auditDrops struct {
+	mu       sync.Mutex
+	total    uint64
+	unlogged uint64    // dropped since the last log line
+	logged   time.Time // when the last line was written; zero: none yet
+	failing  error     // why the last was dropped; nil once one is written since
+}
+
+// note counts the audit entries of one commit: written, or dropped
+// because of why.
+func (d *auditDrops) note(db *DB, written, dropped int, why error) {
+	if dropped == 0 && written == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dropped > 0 {
+		d.total += uint64(dropped)
+		d.unlogged += uint64(dropped)
+		d.failing = why
+		if now := db.now(); d.logged.IsZero() || now.Sub(d.logged) >= DropReportEvery {
+			db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", why)
+			d.unlogged, d.logged = 0, now
+		}
+		return
+	}
+	if d.failing == nil {
+		return
+	}
+	if d.unlogged > 0 {
+		db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", d.failing)
+	}
+	db.log.Info("audit entries are written again", "dropped_total", d.total)
+	d.failing, d.unlogged, d.logged = nil, 0, time.Time{}
+}
+
+// AuditDropped returns how many audit entries could not be written since
+// the store was opened.
+func (db *DB) AuditDropped() uint64 {
+	db.dropped.mu.Lock()
+	defer db.dropped.mu.Unlock()
+	return db.dropped.total
+}
+
+// AuditFailing returns why the last audit entry was dropped, or nil when
+// none was or one has been written since.
+func (db *DB) AuditFailing() error {
+	db.dropped.mu.Lock()
+	defer db.dropped.mu.Unlock()
+	if db.dropped.failing == nil {
+		return nil
+	}
+	return fmt.Errorf("%d audit entries dropped, the last: %w", db.dropped.total, db.dropped.failing)
 }

@@ -1,0 +1,162 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// A damaged file — a page overwritten, the file cut short — makes bbolt
+// panic, or read past the end of the file it maps, when a transaction
+// reaches the damage. The store checks every bucket when it is opened,
+// and turns what a transaction meets later into an error instead of a
+// crash: a request fails, the process lives on.
+
+// ErrDamaged is wrapped by the errors of a store whose file is damaged.
+var ErrDamaged = errors.New("store is damaged")
+
+// damagedError names the file and what was found, on one line.
+type damagedError struct {
+	path string
+	what string
+}
+
+func (e *damagedError) Error() string {
+	return fmt.Sprintf("store %s is damaged (%s); restore it from a copy made by otpgate backup", e.path, e.what)
+}
+
+func (e *damagedError) Unwrap() error { return ErrDamaged }
+
+func damaged(path, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	what = strings.Join(strings.Fields(what), " ") // one line, whatever bbolt said
+	if len(what) > 300 {
+		what = what[:300] + "…"
+	}
+	return &damagedError{path: path, what: what}
+}
+
+// guard runs fn, turning a panic into a damagedError and a fault in the
+// mapped file (a page past the end of a file cut short) into a panic
+// first: without that, the runtime kills the process.
+func guard(path string, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = damaged(path, "%v", v)
+		}
+	}()
+	return fn()
+}
+
+// guarded is guard for a transaction of the open store, and logs the
+// failure at error level with the function that met it.
+func (db *DB) guarded(fn any, run func() error) error {
+	err := guard(db.path, run)
+	var d *damagedError
+	if errors.As(err, &d) {
+		db.log.Error("store damaged: a transaction failed", "op", funcName(fn), "err", err)
+	}
+	return err
+}
+
+// funcName names fn, such as "admin.(*Service).listUsers.func1".
+func funcName(fn any) string {
+	f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer())
+	if f == nil {
+		return "unknown"
+	}
+	name := f.Name()
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
+}
+
+// openBolt opens the file with bbolt, which reads its meta pages and free
+// list at once: a file cut short or with a damaged meta page fails here.
+func openBolt(path string, opts *bolt.Options) (*bolt.DB, error) {
+	var b *bolt.DB
+	err := guard(path, func() error {
+		var err error
+		b, err = bolt.Open(path, 0o600, opts)
+		return err
+	})
+	for _, e := range []error{berrors.ErrInvalid, berrors.ErrChecksum, berrors.ErrVersionMismatch, berrors.ErrInvalidMapping} {
+		if errors.Is(err, e) {
+			return nil, damaged(path, "%v", err)
+		}
+	}
+	return b, err
+}
+
+// walk reads every bucket through, key by key, in one read-only
+// transaction: every page of every bucket is reached, as bbolt reaches
+// them, and every key and value touched. It finds pages that are not
+// what their parent says (bbolt panics), pages past the end of the file
+// (a fault) and keys out of order (garbage that bbolt took for a page).
+// Its cost is reading the file once: see the README's "A damaged store".
+func (db *DB) walk() error {
+	return guard(db.path, func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			fi, err := os.Stat(db.path)
+			if err != nil {
+				return err
+			}
+			if fi.Size() < tx.Size() {
+				return damaged(db.path, "the file is %d bytes, its pages reach %d: it was cut short", fi.Size(), tx.Size())
+			}
+			return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+				var prev []byte
+				var sink byte
+				c := b.Cursor()
+				for k, v := c.First(); k != nil; k, v = c.Next() {
+					if prev != nil && bytes.Compare(prev, k) >= 0 {
+						return damaged(db.path, "bucket %s: keys out of order", name)
+					}
+					if v == nil {
+						return damaged(db.path, "bucket %s: a bucket inside it, where otpgate keeps none", name)
+					}
+					sink ^= k[len(k)-1] // touch both ends: a key or value outside the file faults here
+					if len(v) > 0 {
+						sink ^= v[0] ^ v[len(v)-1]
+					}
+					prev = k
+				}
+				_ = sink
+				return nil
+			})
+		})
+	})
+}
+
+// Check runs the walk that Open runs, then bbolt's own consistency check
+// over the whole file (Tx.Check: every page reachable once, or free).
+// The walk goes first because Tx.Check runs in a goroutine of its own,
+// where a panic on a damaged page cannot be recovered. Tx.Check keeps a
+// map of every page: on a large store it takes seconds and memory.
+func (db *DB) Check() error {
+	if err := db.walk(); err != nil {
+		return err
+	}
+	return guard(db.path, func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			var errs []error
+			for err := range tx.Check() {
+				errs = append(errs, err)
+			}
+			if len(errs) > 0 {
+				return damaged(db.path, "%d problem(s), the first: %v", len(errs), errs[0])
+			}
+			return nil
+		})
+	})
+}
