@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -78,50 +79,63 @@ func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
 	return out, nil
 }
 
-// Flush returns once every audit entry queued before the call is on disk.
+// Flush returns once every audit entry queued before the call is on disk
+// or dropped (see AuditDropped): a full disk does not keep the audit log
+// from being read. It fails only when the store is closed.
 func (db *DB) Flush() error {
-	return db.Update(func(*Tx) error { return nil })
+	if err := db.Update(func(*Tx) error { return nil }); errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // DropReportEvery is the least time between two log lines about dropped
 // audit entries; each line says how many were dropped since the last.
 const DropReportEvery = 10 * time.Second
 
-// auditDrops counts the audit entries that could not be written.
+// auditDrops counts the audit entries that could not be written, and
+// reports them in the log: the first at once, then at most one line per
+// DropReportEvery with how many since the last, written at the first
+// commit after that time has passed. A disk that is nearly full lets some
+// commits through (bbolt reuses the pages it freed) and not others, so
+// the reports are spaced by time, not by the failing and succeeding.
 type auditDrops struct {
 	mu       sync.Mutex
 	total    uint64
-	unlogged uint64    // dropped since the last log line
-	logged   time.Time // when the last line was written; zero: none yet
+	unlogged uint64    // dropped since the last report
+	logged   time.Time // when the last report was written; zero: none yet
 	failing  error     // why the last was dropped; nil once one is written since
+	last     error     // why the last was dropped
+	told     bool      // a report was written since the last "written again"
 }
 
 // note counts the audit entries of one commit: written, or dropped
 // because of why.
 func (d *auditDrops) note(db *DB, written, dropped int, why error) {
-	if dropped == 0 && written == 0 {
-		return
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if dropped > 0 {
 		d.total += uint64(dropped)
 		d.unlogged += uint64(dropped)
-		d.failing = why
-		if now := db.now(); d.logged.IsZero() || now.Sub(d.logged) >= DropReportEvery {
-			db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", why)
-			d.unlogged, d.logged = 0, now
+		d.failing, d.last = why, why
+	} else if written > 0 && d.failing != nil {
+		d.failing = nil
+		if d.told {
+			db.log.Info("audit entries are written again", "dropped_total", d.total)
+			d.told = false
 		}
+	}
+	if d.unlogged == 0 {
 		return
 	}
-	if d.failing == nil {
-		return
+	if now := db.now(); d.logged.IsZero() || now.Sub(d.logged) >= DropReportEvery {
+		db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", d.last)
+		d.unlogged, d.logged, d.told = 0, now, true
+		if d.failing == nil { // a late report, and writes succeed already
+			db.log.Info("audit entries are written again", "dropped_total", d.total)
+			d.told = false
+		}
 	}
-	if d.unlogged > 0 {
-		db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", d.failing)
-	}
-	db.log.Info("audit entries are written again", "dropped_total", d.total)
-	d.failing, d.unlogged, d.logged = nil, 0, time.Time{}
 }
 
 // AuditDropped returns how many audit entries could not be written since

@@ -318,7 +318,6 @@ func (db *DB) commit(batch []op) {
 	for i, o := range batch {
 		switch {
 		case o.done != nil:
-			o.done <- errs[i]
 		case errs[i] != nil:
 			dropped++
 			why = errs[i]
@@ -326,7 +325,12 @@ func (db *DB) commit(batch []op) {
 			written++
 		}
 	}
-	db.dropped.note(db, written, dropped, why)
+	db.dropped.note(db, written, dropped, why) // before the waiters hear: Update is then a flush of the audit queue
+	for i, o := range batch {
+		if o.done != nil {
+			o.done <- errs[i]
+		}
+	}
 }
 
 // Tx is a transaction handed to View and Update functions.

@@ -207,10 +207,11 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
 		}
 		healthy := func() error {
-			if err := db.AuditFailing(); err != nil {
-				return err
+			err := db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
+			if ferr := db.AuditFailing(); ferr != nil { // after the Update, which waited for the audit entries queued before it
+				return ferr
 			}
-			return db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
+			return err
 		}
 		hs := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
 		wg.Go(func() {
