@@ -77,7 +77,7 @@ type op struct {
 	done chan error // nil for fire-and-forget writes such as audit entries
 }
 
-// Open opens or creates the store at path. It reads every bucket through
+// Open opens or creates the store at path. It reads the buckets through
 // first (see walk), and refuses a damaged file with an error that wraps
 // ErrDamaged.
 func Open(path string, opts Options) (*DB, error) {
@@ -112,7 +112,7 @@ func Open(path string, opts Options) (*DB, error) {
 		log:      slog.New(slog.DiscardHandler), // Open's own errors say it all
 		now:      opts.Now,
 	}
-	if err := db.walk(); err != nil {
+	if err := db.walk(true); err != nil {
 		b.Close()
 		return nil, err
 	}

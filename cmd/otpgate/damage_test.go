@@ -400,3 +400,27 @@ func TestStoreDamagedWhileServing(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckStore runs otpgate check-store on a sound store, on the running
+// server's (refused, with what to type instead), on a copy made by backup,
+// and on a damaged one.
+func TestCheckStore(t *testing.T) {
+	s := startServer(t, damageConfig)
+	for i := range 60 {
+		s.cli(t, "user", "add", fmt.Sprintf("user%04d", i), "--tenant", "acme")
+	}
+	if _, err := s.cliErr("check-store"); err == nil || !strings.Contains(err.Error(), "otpgate backup /tmp/otpgate-copy.db && otpgate check-store /tmp/otpgate-copy.db") {
+		t.Fatalf("check-store while the server runs: got %v, want an error that says to check a copy", err)
+	}
+	copyPath := filepath.Join(s.dir, "copy.db")
+	s.cli(t, "backup", copyPath)
+	if out := s.cli(t, "check-store", copyPath); !strings.Contains(out, "store "+copyPath+" is sound") {
+		t.Fatalf("check-store of a sound copy: got %q", out)
+	}
+	off, size := bucketPage(t, copyPath, "users")
+	smash(t, copyPath, off, size, "body")
+	_, err := s.cliErr("check-store", copyPath)
+	if !errors.Is(err, store.ErrDamaged) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), copyPath) {
+		t.Fatalf("check-store of a damaged copy: got %v, want one line that names the file and says it is damaged", err)
+	}
+}
