@@ -45,26 +45,60 @@ func damaged(path, format string, args ...any) error {
 	return &damagedError{path: path, what: what}
 }
 
-// guard runs fn, turning a panic into a damagedError and a fault in the
-// mapped file (a page past the end of a file cut short) into a panic
-// first: without that, the runtime kills the process.
+// guard runs fn, turning a fault in the mapped file (a page past the end
+// of a file cut short) into a panic, which the runtime would otherwise
+// die of, and a panic into an error: a damagedError when the panic came
+// from bbolt or from such a fault, else a panicError (a bug in fn).
 func guard(path string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if v := recover(); v != nil {
-			err = damaged(path, "%v", v)
+			if _, fault := v.(interface{ Addr() uintptr }); fault || panickedInBolt() {
+				err = damaged(path, "%v", v)
+			} else {
+				err = &panicError{v: v, stack: debug.Stack()}
+			}
 		}
 	}()
 	return fn()
 }
+
+// panickedInBolt reports whether the panic being recovered was raised in
+// bbolt's code: the first frame above the runtime's.
+func panickedInBolt() bool {
+	pcs := make([]uintptr, 32)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)]) // above this and guard's deferred function
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "runtime.") {
+			return strings.HasPrefix(f.Function, "go.etcd.io/bbolt")
+		}
+		if !more {
+			return false
+		}
+	}
+}
+
+// panicError is a panic in a transaction's function that bbolt did not
+// raise: a bug, not damage.
+type panicError struct {
+	v     any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic in a store transaction: %v", e.v) }
 
 // guarded is guard for a transaction of the open store, and logs the
 // failure at error level with the function that met it.
 func (db *DB) guarded(fn any, run func() error) error {
 	err := guard(db.path, run)
 	var d *damagedError
-	if errors.As(err, &d) {
+	var p *panicError
+	switch {
+	case errors.As(err, &d):
 		db.log.Error("store damaged: a transaction failed", "op", funcName(fn), "err", err)
+	case errors.As(err, &p):
+		db.log.Error("a transaction failed", "op", funcName(fn), "err", err, "stack", string(p.stack))
 	}
 	return err
 }
