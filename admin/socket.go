@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,7 +55,8 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			if err := checkPeer(c); err != nil {
+			by, err := peer(c)
+			if err != nil {
 				log.Warn("admin connection refused", "err", err)
 				return
 			}
@@ -64,8 +66,13 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error(), Usage: true})
 				return
 			}
-			log.Info("admin command", "op", req.Op, "user", req.Name)
-			json.NewEncoder(c).Encode(svc.Do(req))
+			rep := svc.Do(by, req)
+			if rep.Error != "" {
+				log.Warn("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "failed", "err", firstLine(rep.Error))
+			} else {
+				log.Info("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "ok")
+			}
+			json.NewEncoder(c).Encode(rep)
 		}()
 	}
 }
@@ -87,4 +94,9 @@ func Call(path string, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("read admin reply: %w", err)
 	}
 	return rep, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
