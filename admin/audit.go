@@ -49,7 +49,7 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 	}
 	// Every field is escaped: a User-Name is what a stranger sent.
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tUSER\tCLIENT\tIP\tDECISION\tREASON\tMETHOD")
+	fmt.Fprintln(w, "TIME\tUSER\tCLIENT\tIP\tDECISION\tREASON\tMETHOD/ACT")
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
 		last := orText(e.Method, "-")
