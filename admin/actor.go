@@ -29,7 +29,7 @@ type Actor struct {
 func LocalActor() Actor { return actor(os.Getuid(), "local") }
 
 // SignalActor is a reload asked for with SIGHUP, whose sender is not known.
-var SignalActor = Actor{UID: -1, Via: "sighup"}
+func SignalActor() Actor { return Actor{UID: -1, Via: "sighup"} }
 
 // actor names uid as the system's user database does.
 func actor(uid int, via string) Actor {

@@ -177,7 +177,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if rep := svc.Do(admin.SignalActor, admin.Request{Op: "reload"}); rep.Error == "" {
+				if rep := svc.Do(admin.SignalActor(), admin.Request{Op: "reload"}); rep.Error == "" {
 					log.Info("SIGHUP: " + strings.TrimSpace(rep.Output))
 				}
 			}
