@@ -112,7 +112,8 @@ type Result struct {
 	// Wait, when not nil, means the login is held for approval and not
 	// decided yet: Wait blocks until it is (approved, denied, timed out or
 	// stopped by StopHolds) and returns the decision, recorded like any
-	// other. Until then the other fields say nothing.
+	// other. Until then the other fields say nothing. The caller must call
+	// Wait once: the hold counts against its caps until it returns.
 	Wait func() Result
 }
 
@@ -186,7 +187,7 @@ type Config struct {
 	// HoldLimits cap the logins held for approval at once.
 	HoldLimits HoldLimits
 	// MaxIO bounds the decisions that may wait on something outside
-	// otpgate at once (see lockIO); zero means no bound.
+	// otpgate at once (see ioSlots); zero means no bound.
 	MaxIO int
 }
 

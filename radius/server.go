@@ -125,8 +125,8 @@ func (s *Server) Dropped() map[string]uint64 {
 func (s *Server) Retransmissions() uint64 { return s.retransmits.Load() }
 
 // Serve reads requests from conn until ctx is done, then waits for the
-// requests in flight, parked ones too, to be answered and returns. It does not close conn.
-// Serve may be called for several sockets at once; they share the bound
+// requests in flight, parked ones too, to be answered and returns. It
+// does not close conn. Serve may be called for several sockets at once; they share the bound
 // on concurrency and the retransmission cache.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.init()
