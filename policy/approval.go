@@ -42,6 +42,7 @@ type pending struct {
 	key      string        // user, gateway and place: one link per login
 	done     chan struct{} // closed when decided
 	approved bool
+	unsent   *Result // why the link could not be sent, for the logins sharing it
 }
 
 // approvals are the held logins, in memory: a held request does not
@@ -124,7 +125,7 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		var sent bool
 		if res, sent = e.sendLink(ctx, req, t, u, p, method); !sent {
 			release()
-			e.drop(p)
+			e.unsent(p, res)
 			return res
 		}
 	}
@@ -179,11 +180,13 @@ func (e *Engine) await(ctx context.Context, req Request, t *Tenant, u store.User
 		e.drop(p)
 	}
 	e.approvals.mu.Lock()
-	approved := p.approved
+	approved, unsent := p.approved, p.unsent
 	e.approvals.mu.Unlock()
 	m := t.Messages
 	res.User, res.Tenant = u.Name, t.Name
 	switch {
+	case unsent != nil:
+		res.Decision, res.Reason, res.Message = unsent.Decision, unsent.Reason, unsent.Message
 	case approved:
 		if err := e.approved(req, t, u); err != nil {
 			e.log.ErrorContext(ctx, "record approval", "user", u.Name, "err", err)
@@ -231,6 +234,16 @@ func (e *Engine) pendingFor(req Request, t *Tenant, u store.User) (*pending, boo
 	e.approvals.byToken[token] = p
 	e.approvals.byKey[key] = p
 	return p, true, nil
+}
+
+// unsent ends an approval whose link could not be sent: the logins that
+// share it are rejected as the one that tried to send it was.
+func (e *Engine) unsent(p *pending, why Result) {
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	e.forget(p)
+	p.unsent = &why
+	close(p.done)
 }
 
 // drop ends an approval that can no longer be decided.

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +137,45 @@ func TestIOShare(t *testing.T) {
 	check(t, <-first, want{policy.Challenge, "challenge", "Enter the code sent to +31 6*****78 (or type resend)", policy.MethodSMS})
 	f.decisions++ // bob's first, decided outside f.decide
 	check(t, f.decide(login("sam", ipX)), want{policy.Challenge, "challenge", "Enter the code sent to +31 6*****70 (or type resend)", policy.MethodSMS})
+}
+
+// failingAfter takes each message, waits until released, then fails.
+type failingAfter struct{ blockingSender }
+
+func (f failingAfter) Send(ctx context.Context, m sms.Message) (string, error) {
+	f.blockingSender.Send(ctx, m)
+	return "", errors.New("provider down")
+}
+
+// TestHoldLinkNotSent: when the link of a held login cannot be sent, the
+// logins that share it are rejected at once too, instead of waiting out
+// the hold (and its cap) for a link nobody got.
+func TestHoldLinkNotSent(t *testing.T) {
+	slow := failingAfter{blockingSender{entered: make(chan sms.Message, 1), release: make(chan struct{})}}
+	f := newFixture(t, func(c *policy.Config) {
+		c.PublicURL = "https://otp.example.com"
+		c.After = func(time.Duration) <-chan time.Time { return nil } // the hold never runs out here
+		c.Senders = allChannels(slow)
+	})
+	first := make(chan policy.Result, 1)
+	go func() { first <- f.engine.Decide(context.Background(), heldVia("bob", "rdgw", "PC-1")) }()
+	<-slow.entered
+	second := f.engine.Decide(context.Background(), heldVia("bob", "rdgw", "PC-1"))
+	if second.Wait == nil {
+		t.Fatalf("the second login: got %s (%s), want held on the first one's link", second.Decision, second.Reason)
+	}
+	close(slow.release)
+	check(t, <-first, want{policy.Reject, "delivery_failed", msgs.DeliveryFailed, policy.MethodSMS})
+	shared := make(chan policy.Result, 1)
+	go func() { shared <- second.Wait() }()
+	select {
+	case res := <-shared:
+		check(t, res, want{policy.Reject, "delivery_failed", msgs.DeliveryFailed, policy.MethodSMS})
+	case <-time.After(10 * time.Second):
+		f.engine.StopHolds()
+		t.Fatalf("the login sharing an unsent link was still held; got %s after StopHolds", (<-shared).Reason)
+	}
+	if got := f.engine.Held(); got != 0 {
+		t.Errorf("Held: got %d, want 0", got)
+	}
 }
