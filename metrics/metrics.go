@@ -28,6 +28,8 @@ type Sources struct {
 	Dropped []func() map[string]uint64
 	// LiveChallenges counts the challenges waiting for an answer.
 	LiveChallenges func() int
+	// Held counts the logins held for approval.
+	Held func() int
 }
 
 // New makes the metrics, with the Go runtime's and the process's.
@@ -51,6 +53,11 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "otpgate_live_challenges", Help: "Challenges in the store, not yet answered or pruned.",
 		}, func() float64 { return float64(src.LiveChallenges()) }))
+	}
+	if src.Held != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_held_logins", Help: "Logins held for approval, each waiting for its user's answer without a request worker.",
+		}, func() float64 { return float64(src.Held()) }))
 	}
 	if len(src.Dropped) > 0 {
 		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",

@@ -231,9 +231,12 @@ type turn struct {
 // cannot, the old code stays valid under a new State and the user is told
 // why.
 func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
-	defer e.lockUser(c.u.Name)()
-
 	t, m, old := c.t, c.t.Messages, c.old
+	unlock, ok := e.lockUser(c.u.Name)
+	if !ok {
+		return e.keep(t, old, "busy", m.DeliveryFailed)
+	}
+	defer unlock()
 	if old.Enrol == enrolAskPhone {
 		return e.enrolPhone(ctx, c)
 	}

@@ -65,7 +65,15 @@ func rdg(user string) policy.Request {
 func (h *holdFixture) held(req policy.Request) (<-chan policy.Result, string) {
 	h.t.Helper()
 	out := make(chan policy.Result, 1)
-	go func() { out <- h.engine.Decide(context.Background(), req) }()
+	go func() {
+		res := h.engine.Decide(context.Background(), req)
+		if res.Wait == nil {
+			h.t.Errorf("got %s (%s), want a held login", res.Decision, res.Reason)
+		} else {
+			res = res.Wait()
+		}
+		out <- res
+	}()
 	select {
 	case m := <-h.sent:
 		return out, m.Text[strings.LastIndex(m.Text, "https://"):]

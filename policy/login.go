@@ -117,7 +117,12 @@ func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *sto
 			e.log.ErrorContext(ctx, "no checker for the first factor", "first_factor", req.FirstFactor, "client", req.Client)
 			return reject("first_factor_unavailable", m.Unavailable), false
 		}
+		done, ok := e.io.try()
+		if !ok {
+			return e.busy(req, t, ""), false
+		}
 		id, err := checker.CheckPassword(ctx, req.User, req.Password)
+		done()
 		switch {
 		case errors.Is(err, ErrBadPassword):
 			return reject("bad_password", m.BadPassword), false

@@ -109,6 +109,12 @@ type Result struct {
 	// User and Tenant are the normalised name and the tenant that decided.
 	User   string
 	Tenant string
+	// Wait, when not nil, means the login is held for approval and not
+	// decided yet: Wait blocks until it is (approved, denied, timed out or
+	// stopped by StopHolds) and returns the decision, recorded like any
+	// other. Until then the other fields say nothing. The caller must call
+	// Wait once: the hold counts against its caps until it returns.
+	Wait func() Result
 }
 
 // Sender delivers a code to a user through one channel, and says which
@@ -128,6 +134,8 @@ type Engine struct {
 
 	observer   Observer
 	approvals  approvals
+	held       holds   // held logins, counted against their caps
+	io         ioSlots // decisions waiting on I/O
 	challenges *live.Table
 	claims     atomic.Uint64 // numbers the answers that may use a TOTP step
 	publicURL  string
@@ -176,6 +184,11 @@ type Config struct {
 	// Observer is told of every decision and delivery, for metrics; nil
 	// means nobody is.
 	Observer Observer
+	// HoldLimits cap the logins held for approval at once.
+	HoldLimits HoldLimits
+	// MaxIO bounds the decisions that may wait on something outside
+	// otpgate at once (see ioSlots); zero means no bound.
+	MaxIO int
 }
 
 // Observer hears what the engine does, for metrics.
@@ -192,7 +205,8 @@ func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
 		sending: map[string]*userLock{}, challenges: live.NewTable(),
 		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
-		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
+		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}},
+		held:      newHolds(c.HoldLimits), io: newIOSlots(c.MaxIO)}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold
 	}
@@ -237,6 +251,17 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant,
 			Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
+	if res.Wait != nil { // held: recorded once decided
+		wait := res.Wait
+		res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
+		return res
+	}
+	return e.decided(ctx, req, res, start)
+}
+
+// decided completes a decision begun at start: pre-approval, the audit
+// log, the observer.
+func (e *Engine) decided(ctx context.Context, req Request, res Result, start time.Time) Result {
 	if res.User == "" {
 		res.User = store.NormalizeName(req.User)
 	}
@@ -336,10 +361,16 @@ func fill(msg string, kv ...string) string {
 	return strings.NewReplacer(kv...).Replace(msg)
 }
 
-// lockUser waits until no other challenge of user is being started, and
-// returns the function that lets the next one go. Other users never wait:
-// a slow provider holds up only the user it is sending to.
-func (e *Engine) lockUser(user string) (unlock func()) {
+// lockUser takes one of the I/O slots, without waiting (ok is false when
+// all are taken), then waits until no other challenge of user is being
+// started, and returns the function that lets the next one go. Other
+// users never wait: a slow provider holds up only the user it is sending
+// to, and at most MaxIO requests wait on providers at all.
+func (e *Engine) lockUser(user string) (unlock func(), ok bool) {
+	done, ok := e.io.try()
+	if !ok {
+		return nil, false
+	}
 	e.sendingMu.Lock()
 	l := e.sending[user]
 	if l == nil {
@@ -356,7 +387,8 @@ func (e *Engine) lockUser(user string) (unlock func()) {
 			delete(e.sending, user)
 		}
 		e.sendingMu.Unlock()
-	}
+		done()
+	}, true
 }
 
 // isNotFound reports whether err is the store's ErrNotFound.

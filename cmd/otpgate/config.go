@@ -58,6 +58,10 @@ type radiusConfig struct {
 	Upstream         upstreamConfig `mapstructure:"upstream"`
 	DuplicateWindow  time.Duration  `mapstructure:"duplicate_window"`
 	MaxConcurrent    int            `mapstructure:"max_concurrent"`
+	MaxConcurrentIO  int            `mapstructure:"max_concurrent_io"`
+	MaxHeld          int            `mapstructure:"max_held"`
+	MaxHeldPerClient int            `mapstructure:"max_held_per_client"`
+	MaxHeldPerUser   int            `mapstructure:"max_held_per_user"`
 }
 
 type upstreamConfig struct {
@@ -175,6 +179,8 @@ type settings struct {
 	listen           []string
 	duplicateWindow  time.Duration
 	maxConcurrent    int
+	maxIO            int
+	holdLimits       policy.HoldLimits
 	storePath        string
 	keyFile          string
 	adminSocket      string
@@ -302,6 +308,7 @@ func (c *config) check() (*settings, error) {
 	if s.maxConcurrent < 0 {
 		p.add("radius.max_concurrent", "must not be negative")
 	}
+	c.checkCapacity(s, &p)
 	if c.Store.Path == "" {
 		s.storePath = c.path("otpgate.db")
 	}
@@ -351,6 +358,31 @@ func (c *config) check() (*settings, error) {
 	}
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
+}
+
+// checkCapacity fills in how the request workers are shared: the share that
+// may wait on I/O (three quarters of max_concurrent by default, so that a
+// quarter stays for requests that need none), and the caps on held logins.
+func (c *config) checkCapacity(s *settings, p *problems) {
+	rc := c.Radius
+	workers := cmp.Or(s.maxConcurrent, 256)
+	s.maxIO = cmp.Or(rc.MaxConcurrentIO, max(1, workers*3/4))
+	if s.maxIO < 1 || s.maxIO > workers {
+		p.add("radius.max_concurrent_io", "%d is out of range, want 1 to radius.max_concurrent (%d), and less to keep workers for requests that need no I/O", s.maxIO, workers)
+	}
+	s.holdLimits = policy.HoldLimits{
+		PerUser:   cmp.Or(rc.MaxHeldPerUser, 10),
+		PerClient: cmp.Or(rc.MaxHeldPerClient, 500),
+		Total:     cmp.Or(rc.MaxHeld, 1000),
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"radius.max_held", s.holdLimits.Total}, {"radius.max_held_per_client", s.holdLimits.PerClient}, {"radius.max_held_per_user", s.holdLimits.PerUser}} {
+		if f.v < 1 || f.v > 100_000 {
+			p.add(f.key, "%d is out of range, want 1 to 100000", f.v)
+		}
+	}
 }
 
 func (c *config) checkClient(key string, cc clientConfig, tenants map[string]bool, p *problems) *radius.Client {

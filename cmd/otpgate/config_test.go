@@ -55,6 +55,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if s.delivery.SMS[0] != "console" || !s.delivery.AllowConsole {
 		t.Errorf("got sms delivery %v (allow_console %v), want console, allowed", s.delivery.SMS, s.delivery.AllowConsole)
 	}
+	// A quarter of the workers is kept for requests that need no I/O.
+	if s.maxIO != 192 || s.holdLimits != (policy.HoldLimits{PerUser: 10, PerClient: 500, Total: 1000}) {
+		t.Errorf("got max_concurrent_io %d, hold caps %+v, want 192 and 10/500/1000", s.maxIO, s.holdLimits)
+	}
 }
 
 func TestLoadConfigIssueShape(t *testing.T) {
@@ -195,6 +199,8 @@ func TestLoadConfigBad(t *testing.T) {
 		{"bad-values.yml", []string{
 			`radius.listen[0]: "nohost" is not host:port`,
 			"radius.duplicate_window: 10m0s is out of range",
+			"radius.max_concurrent_io: 9 is out of range, want 1 to radius.max_concurrent (8)",
+			"radius.max_held_per_user: -1 is out of range, want 1 to 100000",
 			`tenants[0] (t).mode: "sometimes" is not one of off, optional, required`,
 			`tenants[0] (t).office_networks[0]: "192.0.2.0/33" is not an address or CIDR network`,
 			`tenants[0] (t).methods[1]: "pigeon" is not one of totp, sms, email, voice`,
@@ -223,6 +229,7 @@ func TestLoadConfigBad(t *testing.T) {
 			"delivery.providers[2] (b): type http needs an http block",
 			"delivery.providers[3] (c): smtp.tls",
 			"delivery.providers[4] (d).timeout: 2m0s is out of range",
+			"delivery.providers[4] (d).max_in_flight: -1 is out of range",
 			`delivery.providers[4] (d): http.params[0]: "novalue" is not name=value`,
 			"delivery.providers[5] (e): command.",
 			`delivery.sms[1]: "nowhere" is not a provider`,

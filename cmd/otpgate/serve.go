@@ -84,6 +84,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		m = metrics.New(metrics.Sources{
 			Dropped:        []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
 			LiveChallenges: func() int { return engine.Challenges() },
+			Held:           func() int { return engine.Held() },
 		})
 	}
 	var observer policy.Observer
@@ -93,6 +94,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
+		HoldLimits: s.holdLimits, MaxIO: s.maxIO,
 	})
 	srv = &radius.Server{
 		Handler:         radius.Decide(engine),
@@ -263,6 +265,9 @@ func restartNeeded(cur, next *settings) []string {
 	}
 	if !same(cur.accountingListen, next.accountingListen) {
 		out = append(out, "radius.accounting_listen")
+	}
+	if cur.maxConcurrent != next.maxConcurrent || cur.maxIO != next.maxIO || cur.holdLimits != next.holdLimits {
+		out = append(out, "radius.max_concurrent, max_concurrent_io or max_held*")
 	}
 	if cur.storePath != next.storePath || cur.keyFile != next.keyFile {
 		out = append(out, "store")
