@@ -92,3 +92,33 @@ func TestTOTPFarCodeAloneThroughRADIUS(t *testing.T) {
 		w.clock.Advance(otp.Period)
 	}
 }
+
+func TestTOTPResyncAppendedToThePassword(t *testing.T) {
+	// A gateway that takes the code after the password: a code too far out
+	// is refused with the reason, and the next login with the next code
+	// learns the drift.
+	c := newClock()
+	s := startServerAt(t, appendConfig, c.Now)
+	var out, errOut strings.Builder
+	if err := run(t.Context(), []string{"user", "add", "tom", "--tenant", "acme", "--password-stdin", "--config", s.config},
+		strings.NewReader("hunter2\n"), &out, &errOut); err != nil {
+		t.Fatalf("user add tom: %v %s", err, errOut.String())
+	}
+	s.cli(t, "user", "totp", "tom", "--secret", testSecret)
+	phone := func() string {
+		code, err := otp.TOTPCode(testSecret, c.Now().Add(-2*otp.Period))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	login := func(pw string) *radius.Packet {
+		return mustExchange(t, s.addrs[0], request{user: "tom", password: pw, callingStation: "203.0.113.5"})
+	}
+	expect(t, login("hunter2"+phone()), radius.CodeAccessReject, clockOff)
+	c.Advance(otp.Period)
+	expect(t, login("hunter2"+phone()), radius.CodeAccessAccept, "")
+	c.Advance(otp.Period)
+	expect(t, mustExchange(t, s.addrs[0], request{user: "tom", password: "hunter2" + phone(), callingStation: "203.0.113.6"}),
+		radius.CodeAccessAccept, "")
+}
