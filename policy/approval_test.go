@@ -3,7 +3,6 @@ package policy_test
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -103,10 +102,8 @@ func TestHoldApproved(t *testing.T) {
 	if err := h.engine.Resolve(token(link), true); !errors.Is(err, policy.ErrApprovalGone) {
 		t.Errorf("second use of the link: got %v, want ErrApprovalGone", err)
 	}
-	// Same user, same machine, recently approved: no new link.
-	r := rdg("bob")
-	r.IP = netip.Addr{}
-	check(t, h.engine.Decide(context.Background(), r), want{policy.Accept, "reconnect", msgs.Reconnected, ""})
+	// Same user, same address, recently approved: no new link.
+	check(t, h.engine.Decide(context.Background(), rdg("bob")), want{policy.Accept, "reconnect", msgs.Reconnected, ""})
 }
 
 func TestHoldDeniedAndTimeout(t *testing.T) {

@@ -39,13 +39,11 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 			return nil
 		}
 		now := e.now()
-		within := func(place string) bool {
-			at, ok := tx.ProvenFrom(name, place)
-			return ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
-		}
-		if t.ReconnectWindow > 0 {
-			proven = (req.IP.IsValid() && within(ipKey(req.IP).String())) ||
-				(req.Machine != "" && within(machinePlace(req.Machine)))
+		// The reconnect window is the address's: a computer name
+		// (req.Machine) is whatever the client says, so it proves nothing.
+		if t.ReconnectWindow > 0 && req.IP.IsValid() {
+			at, ok := tx.Proven(name, ipKey(req.IP))
+			proven = ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
 		}
 		if req.NoChallenge {
 			until, ok := tx.Preapproved(name)
@@ -220,8 +218,6 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		case proven:
 			return accept("reconnect", m.Reconnected)
 		}
-	} else if proven { // by machine name
-		return accept("reconnect", m.Reconnected)
 	}
 	if req.NoChallenge {
 		if preapproved {

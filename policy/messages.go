@@ -18,6 +18,7 @@ type Messages struct {
 	TOTPPrompt        string
 	TOTPLink          string
 	TOTPLinked        string
+	TOTPNext          string
 	AskPhone          string
 	BadPhone          string
 	RecoveryUsed      string
@@ -67,6 +68,8 @@ func (m *Messages) field(key string) *string {
 		return &m.TOTPLink
 	case "totp_linked":
 		return &m.TOTPLinked
+	case "totp_next":
+		return &m.TOTPNext
 	case "ask_phone":
 		return &m.AskPhone
 	case "bad_phone":
@@ -139,7 +142,7 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
+	"totp_next", "ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
 	"approval_timeout", "sign_in_first", "code_in_password", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
@@ -208,6 +211,7 @@ var catalogs = map[string]Messages{
 		TOTPPrompt:        "Enter the code from your authenticator app",
 		TOTPLink:          "Enter the code from your authenticator app to finish linking it",
 		TOTPLinked:        "Your authenticator app is linked.",
+		TOTPNext:          "Your phone's clock seems off; enter the next code from your authenticator app",
 		AskPhone:          "Enter your mobile number to receive a login code",
 		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
@@ -248,6 +252,7 @@ var catalogs = map[string]Messages{
 		TOTPPrompt:        "Voer de code uit uw authenticator-app in",
 		TOTPLink:          "Voer de code uit uw authenticator-app in om de koppeling te voltooien",
 		TOTPLinked:        "Uw authenticator-app is gekoppeld.",
+		TOTPNext:          "De klok van uw telefoon lijkt niet te kloppen; voer de volgende code uit uw authenticator-app in",
 		AskPhone:          "Voer uw mobiele nummer in om een inlogcode te ontvangen",
 		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",

@@ -73,8 +73,9 @@ type Request struct {
 	// IP is the end user's address; the zero Addr when the gateway sent none.
 	IP netip.Addr
 	// Machine is the end user's computer name when the gateway sends one
-	// (RD Gateway's MS-Machine-Name); it stands in for the IP in the
-	// reconnect window.
+	// (RD Gateway's MS-Machine-Name). The client chooses it: it is shown
+	// on the approval page and tells held logins apart, but it is never a
+	// trusted place (the reconnect window is the IP's).
 	Machine string
 	// NoChallenge marks a gateway that cannot show a challenge: the login
 	// is held for approval out of band instead.

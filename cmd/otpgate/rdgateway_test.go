@@ -231,10 +231,10 @@ func TestRDGatewayApproveInBrowser(t *testing.T) {
 	if !strings.Contains(result, "has been used or has expired") {
 		t.Errorf("second use of the link: got %q", result)
 	}
-	// Same user, same machine, recently approved: in at once.
-	p := <-sendHeld(t, w.addrs[0], "127.0.0.1", rdgRequest(t, "hank", "LAPTOP-HANK", ""), 1, 5*time.Second)
+	// Same user, same address, recently approved: in at once.
+	p := <-sendHeld(t, w.addrs[0], "127.0.0.1", rdgRequest(t, "hank", "LAPTOP-HANK", "203.0.113.9"), 1, 5*time.Second)
 	if p.first == nil || p.first.Code != radius.CodeAccessAccept {
-		t.Errorf("a login from the approved machine got %v, want Access-Accept", codeName(p.first))
+		t.Errorf("a login from the approved address got %v, want Access-Accept", codeName(p.first))
 	}
 }
 
