@@ -58,6 +58,9 @@ func replyMessage(p *radius.Packet) string { return rfc2865.ReplyMessage_GetStri
 
 func mustExchange(t *testing.T, addr string, req request) *radius.Packet {
 	t.Helper()
+	if req.wait == 0 {
+		req.wait = answerWait
+	}
 	p, _, err := exchange(t, addr, req)
 	if err != nil {
 		t.Fatalf("%s: %v", req.user, err)
