@@ -43,6 +43,11 @@ type Challenge struct {
 	Enrol string
 	// To is the phone number being enrolled, for Enrol "phone".
 	To string
+	// NoFirstFactor marks a challenge asked on the sign-in page before any
+	// first factor was proved: only an authenticator app's code or a
+	// recovery code answers it, and wrong answers count against the page
+	// only.
+	NoFirstFactor bool
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time
 }
