@@ -81,14 +81,16 @@ func (s *Server) Handler() http.Handler {
 }
 
 // headers sets what every page sends: no caching, no framing, no
-// referrer, nothing loaded from elsewhere, and, over TLS, HTTPS only from
+// referrer to other sites, nothing loaded from elsewhere, and, over TLS, HTTPS only from
 // now on.
 func headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: under no-referrer browsers send
+		// "Origin: null" with our own forms, which sameOrigin refuses.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		if r.TLS != nil {

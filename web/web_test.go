@@ -205,7 +205,7 @@ func TestPagesHeaders(t *testing.T) {
 		resp.Body.Close()
 		for k, want := range map[string]string{
 			"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store",
-			"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+			"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
 		} {
 			if got := resp.Header.Get(k); !strings.Contains(got, want) {
 				t.Errorf("%s: got %q, want %q", k, got, want)
