@@ -14,6 +14,7 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
+	"github.com/otpgate/otpgate/directory/ldaptest"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -374,5 +375,41 @@ func TestSignInPasswordFirst(t *testing.T) {
 	}
 	if p, reason := w.rdLogin(t, "sam"); p == nil || p.Code != radius.CodeAccessAccept || reason != "preapproved" {
 		t.Fatalf("sam's RD Gateway login got %s (%s), want Access-Accept (preapproved)", codeName(p), reason)
+	}
+}
+
+// TestSignInLDAP: with web.password: ldap the page checks the password
+// against the directory, as a gateway with password: ldap would, before
+// anything is sent.
+func TestSignInLDAP(t *testing.T) {
+	dir := ldaptest.Start(t)
+	c := newClock()
+	w := &signInWorld{clock: c, server: startServerAt(t, fmt.Sprintf(signInConfig, ", password: ldap")+fmt.Sprintf(`
+ldap:
+  servers: ["%s"]
+  timeout: 2s
+  bind_dn: "uid={user},ou=people,dc=example,dc=com"
+`, dir.URL), c.Now)}
+	w.cli(t, "user", "add", "alice", "--tenant", "acme", "--phone", "+31612345678")
+
+	b := w.browser(t, fixed("192.0.2.7")) // the office: it skips nothing
+	b.submit("name", "alice", "password", "not-hers")
+	wrong := blanked(b.page, "alice")
+	b.submit("name", "mallory", "password", "right")
+	if !strings.Contains(b.page, "Wrong user name or password") || blanked(b.page, "mallory") != wrong || w.deliveries(t) != 0 {
+		t.Fatalf("wrong passwords got\n%s\n(%d deliveries), want the same refusal for both and nothing sent", b.page, w.deliveries(t))
+	}
+	mark := w.logLen()
+	b.submit("name", "alice", "password", "right")
+	if !strings.Contains(b.page, "Enter the code sent to &#43;31 6*****78") {
+		t.Fatalf("the directory's password got\n%s", b.page)
+	}
+	code := regexp.MustCompile(`\d{6}`).FindString(field(w.waitLog(t, mark, "console delivery"), "text"))
+	b.submit("code", code)
+	if !strings.Contains(b.page, `id="result">Done.`) {
+		t.Fatalf("the sent code got\n%s", b.page)
+	}
+	if p, reason := w.rdLogin(t, "alice"); p == nil || p.Code != radius.CodeAccessAccept || reason != "preapproved" {
+		t.Fatalf("alice's RD Gateway login got %s (%s), want Access-Accept (preapproved)", codeName(p), reason)
 	}
 }
