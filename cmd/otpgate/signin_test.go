@@ -246,7 +246,11 @@ func TestSignInSameForEveryName(t *testing.T) {
 			mark := w.logLen()
 
 			var first, firstName string
-			for _, name := range []string{"ghost", "nora", "tina", "sam", "sam", "sam", "sam"} {
+			names := []string{"ghost", "nora", "tina", "sam"}
+			if tc.password == "" {
+				names = append(names, "sam", "sam", "sam") // as many as the daily budget
+			}
+			for _, name := range names {
 				b := w.browser(t, rotating())
 				status, page := b.submit("name", name, "password", tc.typed)
 				if status != http.StatusOK {
