@@ -199,7 +199,7 @@ type Observer interface {
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
-		sending: map[string]*userLock{}, signInGuard: signInFailures{names: map[string]*signInRecord{}}, challenges: live.NewTable(),
+		sending: map[string]*userLock{}, challenges: live.NewTable(),
 		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
 		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
 	if e.holdFor <= 0 {

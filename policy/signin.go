@@ -158,7 +158,7 @@ func (e *Engine) signedIn(ctx context.Context, req Request, res Result) Result {
 
 // signInFailures locks a name out of the sign-in page (only) after too
 // many wrong codes without a first factor. It lives in memory: a restart
-// forgets it, as it forgets the challenges.
+// forgets it, as it forgets the challenges. The zero value is ready.
 type signInFailures struct {
 	mu    sync.Mutex
 	names map[string]*signInRecord
