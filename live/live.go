@@ -49,6 +49,11 @@ type Challenge struct {
 	// give or take one. Two such codes in a row learn NextDrift.
 	NextStep  int64
 	NextDrift int
+	// NoFirstFactor marks a challenge asked on the sign-in page before any
+	// first factor was proved: only an authenticator app's code or a
+	// recovery code answers it, and wrong answers count against the page
+	// only.
+	NoFirstFactor bool
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time
 }

@@ -31,6 +31,11 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
+	if ch.NoFirstFactor {
+		res, err := e.answerCodeOnly(req, ch)
+		res.User = name
+		return res, err
+	}
 	u, stamp, err := e.userStamped(name)
 	if isNotFound(err) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
@@ -384,7 +389,9 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 	if reason == "totp_far" {
 		ch.NextStep, ch.NextDrift = step+1, int(step-otp.Step(now))
 	}
-	if lock := t.Lockout; lock.Failures > 0 {
+	// Without a first factor (the sign-in page's code-only question), wrong
+	// answers count against that page only (see signInFailures).
+	if lock := t.Lockout; lock.Failures > 0 && !ch.NoFirstFactor {
 		recent := u.Failures[:0:0]
 		for _, f := range u.Failures {
 			if now.Sub(f) < lock.Window {

@@ -133,11 +133,11 @@ func TestPreapproval(t *testing.T) {
 	h := newHoldFixture(t)
 	web := func(u string) policy.Request {
 		r := login(u, ipY)
-		r.Client, r.Preapprove = "web", true
+		r.Client, r.SignIn = "web", true
 		return r
 	}
 	res := h.decide(web("alice"))
-	check(t, res, want{policy.Challenge, "challenge", msgs.TOTPPrompt, "totp"})
+	check(t, res, want{policy.Challenge, "challenge_code_only", msgs.SignInCode, "totp"})
 	a := web("alice")
 	a.State, a.Password = res.State, h.code()
 	check(t, h.decide(a), want{policy.Accept, "totp_ok_preapproved", "", "totp"})

@@ -25,6 +25,9 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 	if name == "" {
 		return reject("no_user_name", e.messages(req.Tenant).BadPassword), nil
 	}
+	if req.SignIn && codeOnly(req) {
+		return e.askCodeOnly(req)
+	}
 	var u store.User
 	var proven, known, preapproved bool
 	err := e.db.View(func(tx *store.Tx) error {
@@ -56,8 +59,9 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 	}
 
 	// A locked-out user hears so whatever the password, so that the
-	// answer does not tell whether it was right (PRODUCT.md step 3d).
-	if known && e.now().Before(u.LockedUntil) {
+	// answer does not tell whether it was right (PRODUCT.md step 3d). The
+	// sign-in page tells only after the password (signInSecondFactor).
+	if known && e.now().Before(u.LockedUntil) && !req.SignIn {
 		return Result{Decision: Reject, Reason: "locked", User: name, Tenant: tenantName(u, req),
 			Message: e.messages(tenantName(u, req), req.Tenant).Locked}, nil
 	}
@@ -185,6 +189,9 @@ func (e *Engine) learn(t *Tenant, name string, u *store.User, known *bool, id Id
 // secondFactor applies the tenant's mode, the trusted places and, when
 // none lets the user through, starts a challenge.
 func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u store.User, known, proven, preapproved bool) Result {
+	if req.SignIn {
+		return e.signInSecondFactor(ctx, req, t, u, known)
+	}
 	m := t.Messages
 	if !known && !t.AllowUnknownUsers {
 		return reject("unknown_user", m.BadPassword)

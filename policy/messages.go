@@ -27,6 +27,7 @@ type Messages struct {
 	Denied            string
 	ApprovalTimeout   string
 	SignInFirst       string
+	SignInCode        string
 	CodeInPassword    string
 	CodeSentAppend    string
 	CodeSent          string
@@ -86,6 +87,8 @@ func (m *Messages) field(key string) *string {
 		return &m.ApprovalTimeout
 	case "sign_in_first":
 		return &m.SignInFirst
+	case "sign_in_code":
+		return &m.SignInCode
 	case "code_in_password":
 		return &m.CodeInPassword
 	case "code_sent_append":
@@ -143,7 +146,7 @@ func (m *Messages) field(key string) *string {
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
 	"totp_next", "ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
-	"approval_timeout", "sign_in_first", "code_in_password", "code_sent_append", "code_sent", "call_placed",
+	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -220,6 +223,7 @@ var catalogs = map[string]Messages{
 		Denied:            "The login was denied.",
 		ApprovalTimeout:   "The login was not approved in time. Please log in again.",
 		SignInFirst:       "Sign in at {url} first, then log in again.",
+		SignInCode:        "Enter the code from your authenticator app, or a recovery code",
 		CodeInPassword:    "Type your password followed by your code, or by sms to get one.",
 		CodeSentAppend:    "Code sent to {destination}; log in again with your password followed by the code.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
@@ -261,6 +265,7 @@ var catalogs = map[string]Messages{
 		Denied:            "De aanmelding is geweigerd.",
 		ApprovalTimeout:   "De aanmelding is niet op tijd goedgekeurd. Log opnieuw in.",
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
+		SignInCode:        "Voer de code uit uw authenticator-app in, of een herstelcode",
 		CodeInPassword:    "Typ uw wachtwoord gevolgd door uw code, of gevolgd door sms om er een te krijgen.",
 		CodeSentAppend:    "Code verstuurd naar {destination}; log opnieuw in met uw wachtwoord gevolgd door de code.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",

@@ -225,7 +225,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if webLn != nil {
-		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
+		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
 		hs := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
@@ -275,7 +275,8 @@ func restartNeeded(cur, next *settings) []string {
 	if cur.adminSocket != next.adminSocket {
 		out = append(out, "admin.socket")
 	}
-	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert {
+	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert ||
+		cur.web.password != next.web.password || cur.web.tenant != next.web.tenant {
 		out = append(out, "web")
 	}
 	if cur.logLevel != next.logLevel || cur.logFormat != next.logFormat {
