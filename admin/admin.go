@@ -106,19 +106,34 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// Do runs one command.
-func (s *Service) Do(req Request) Reply {
+// Do runs one command given by by. A command that changes something is
+// recorded in the audit log, done or failed; when its entry cannot be
+// written the reply says so as an error. Output and Error are printable
+// text: see [Printable].
+func (s *Service) Do(by Actor, req Request) Reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out, uri, err := s.do(req)
+	out, uri, imported, err := s.do(req)
+	rep := Reply{Output: printableText(out), URI: uri}
 	if err != nil {
 		var u usageError
-		return Reply{Output: out, Error: err.Error(), Usage: errors.As(err, &u)}
+		rep.Error, rep.Usage = err.Error(), errors.As(err, &u)
 	}
-	return Reply{Output: out, URI: uri}
+	if audited[req.Op] {
+		if aerr := s.record(by, req, imported, err); aerr != nil {
+			if err == nil {
+				rep.Error = "done, but its audit entry was not written: " + aerr.Error()
+			} else {
+				rep.Error += "\n(and its audit entry was not written: " + aerr.Error() + ")"
+			}
+			rep.Usage = false
+		}
+	}
+	rep.Error = printableText(rep.Error)
+	return rep
 }
 
-func (s *Service) do(req Request) (out, uri string, err error) {
+func (s *Service) do(req Request) (out, uri string, imported []store.User, err error) {
 	switch req.Op {
 	case "user add":
 		out, err = s.addUser(req.Name, req.User)
@@ -137,7 +152,7 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 			out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
 		}
 	case "user import":
-		out, err = s.importUsers(req.Data)
+		out, imported, err = s.importUsers(req.Data)
 	case "user export":
 		out, err = s.exportUsers(req.WithSecrets)
 	case "user recovery-codes":
@@ -150,7 +165,7 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 		out, err = s.backup(req.Path)
 	case "reload":
 		if s.Reload == nil {
-			return "", "", usagef("no server is running with this configuration, so there is nothing to reload; start it with: otpgate serve")
+			return "", "", nil, usagef("no server is running with this configuration, so there is nothing to reload; start it with: otpgate serve")
 		}
 		var tenants []policy.Tenant
 		tenants, out, err = s.Reload()
@@ -166,7 +181,7 @@ func (s *Service) do(req Request) (out, uri string, err error) {
 	default:
 		err = usagef("unknown command %q", req.Op)
 	}
-	return out, uri, err
+	return out, uri, imported, err
 }
 
 func (s *Service) now() time.Time {
@@ -198,8 +213,8 @@ func checkName(name string) error {
 	if name == "" {
 		return usagef("a user name is needed, for example: otpgate user add alice")
 	}
-	if len(name) > 253 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return usagef("user name %q: at most 253 bytes and no control characters", name)
+	if len(name) > 253 || Printable(name) != name {
+		return usagef("user name %q: at most 253 bytes, and no control or invisible characters", name)
 	}
 	return nil
 }

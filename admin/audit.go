@@ -47,15 +47,41 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 		}
 		return b.String(), nil
 	}
+	// Every field is escaped: a User-Name is what a stranger sent.
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tUSER\tCLIENT\tIP\tDECISION\tREASON\tMETHOD")
+	fmt.Fprintln(w, "TIME\tUSER\tCLIENT\tIP\tDECISION\tREASON\tMETHOD/ACT")
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), orText(e.User, "-"),
-			e.Client, orText(e.IP, "-"), e.Decision, e.Reason, orText(e.Method, "-"))
+		last := orText(e.Method, "-")
+		if e.Admin != nil {
+			last = actText(*e.Admin)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339),
+			Printable(orText(e.User, "-")), Printable(orText(e.Client, "-")), Printable(orText(e.IP, "-")),
+			Printable(e.Decision), Printable(e.Reason), Printable(last))
 	}
 	w.Flush()
 	return b.String(), nil
+}
+
+// actText is an administrator's command as "user set phone,method by uid
+// 1000 (alice) via admin socket", and why it failed.
+func actText(a store.AdminAct) string {
+	t := a.Op
+	if len(a.Fields) > 0 {
+		t += " " + strings.Join(a.Fields, ",")
+	}
+	if a.File != "" {
+		t += " " + a.File
+	}
+	if a.By != "" {
+		t += " by " + a.By
+	}
+	t += " via " + a.Via
+	if a.Error != "" {
+		t += ": " + a.Error
+	}
+	return t
 }
 
 // backup writes a consistent copy of the store to path while it serves.

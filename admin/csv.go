@@ -21,24 +21,24 @@ var csvHeader = []string{"name", "tenant", "phone", "email", "method", "backup_m
 // importUsers adds the users of a CSV file with csvHeader's columns (any
 // order, by the header; home IPs separated by spaces or semicolons). It is
 // all or nothing: a bad row names its line and nothing is imported.
-func (s *Service) importUsers(data []byte) (string, error) {
+func (s *Service) importUsers(data []byte) (string, []store.User, error) {
 	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
 	r.TrimLeadingSpace = true
 	header, err := r.Read()
 	if err != nil {
-		return "", usagef("import: the file has no header line; it starts with: %s", strings.Join(csvHeader, ","))
+		return "", nil, usagef("import: the file has no header line; it starts with: %s", strings.Join(csvHeader, ","))
 	}
 	col := map[string]int{}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if !slices.Contains(csvHeader, h) {
-			return "", usagef("import: line 1: unknown column %q; the columns are %s", h, strings.Join(csvHeader, ","))
+			return "", nil, usagef("import: line 1: unknown column %q; the columns are %s", h, strings.Join(csvHeader, ","))
 		}
 		col[h] = i
 	}
 	if _, ok := col["name"]; !ok {
-		return "", usagef("import: line 1: no name column")
+		return "", nil, usagef("import: line 1: no name column")
 	}
 	now := s.now()
 	var users []store.User
@@ -56,7 +56,7 @@ func (s *Service) importUsers(data []byte) (string, error) {
 		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
+				return cellValue(strings.TrimSpace(rec[i]))
 			}
 			return ""
 		}
@@ -76,7 +76,7 @@ func (s *Service) importUsers(data []byte) (string, error) {
 		}
 	}
 	if err := errors.Join(problems...); err != nil {
-		return "", usageError{"import: nothing imported:\n" + err.Error()}
+		return "", nil, usageError{"import: nothing imported:\n" + err.Error()}
 	}
 	err = s.DB.Update(func(tx *store.Tx) error {
 		for _, u := range users {
@@ -92,9 +92,9 @@ func (s *Service) importUsers(data []byte) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return fmt.Sprintf("imported %d user(s)\n", len(users)), nil
+	return fmt.Sprintf("imported %d user(s)\n", len(users)), users, nil
 }
 
 // userFromRow checks one row as "user add" would check its flags.
@@ -155,7 +155,11 @@ func (s *Service) exportUsers(withSecrets bool) (string, error) {
 			for i, p := range u.HomeIPs {
 				ips[i] = prefixText(p)
 			}
-			return w.Write([]string{u.Name, u.Tenant, u.Phone, u.Email, u.Method, u.BackupMethod, secret, strings.Join(ips, " ")})
+			rec := []string{u.Name, u.Tenant, u.Phone, u.Email, u.Method, u.BackupMethod, secret, strings.Join(ips, " ")}
+			for i, f := range rec {
+				rec[i] = cellText(f)
+			}
+			return w.Write(rec)
 		})
 	})
 	w.Flush()
@@ -163,4 +167,38 @@ func (s *Service) exportUsers(withSecrets bool) (string, error) {
 		return "", err
 	}
 	return b.String(), w.Error()
+}
+
+// cellText writes a value for a CSV cell that a spreadsheet will open:
+// escaped as [Printable] writes it, and with an apostrophe before a value
+// that a spreadsheet would take for a formula (one starting with =, +, -
+// or @, after any apostrophes), so that it is shown as text and not
+// computed. A phone number in E.164 form (+ and digits, as the store keeps
+// them) is left as it is: a spreadsheet reads it as a number, and import
+// takes it back unchanged. cellValue undoes the apostrophe.
+func cellText(v string) string {
+	v = Printable(v)
+	if isE164(v) {
+		return v
+	}
+	if rest := strings.TrimLeft(v, "'"); rest != "" && strings.ContainsRune("=+-@", rune(rest[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+// cellValue is the value of a cell that cellText wrote.
+func cellValue(v string) string {
+	if rest := strings.TrimLeft(v, "'"); rest != v && rest != "" && strings.ContainsRune("=+-@", rune(rest[0])) {
+		return v[1:]
+	}
+	return v
+}
+
+// isE164 reports whether v is + and 1 to 15 digits.
+func isE164(v string) bool {
+	if len(v) < 2 || len(v) > 16 || v[0] != '+' {
+		return false
+	}
+	return !strings.ContainsFunc(v[1:], func(r rune) bool { return r < '0' || r > '9' })
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,7 +55,8 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			if err := checkPeer(c); err != nil {
+			by, err := peer(c)
+			if err != nil {
 				log.Warn("admin connection refused", "err", err)
 				return
 			}
@@ -64,8 +66,13 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error(), Usage: true})
 				return
 			}
-			log.Info("admin command", "op", req.Op, "user", req.Name)
-			json.NewEncoder(c).Encode(doSafely(svc, req, log))
+			rep := doSafely(svc, by, req, log)
+			if rep.Error != "" {
+				log.Warn("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "failed", "err", firstLine(rep.Error))
+			} else {
+				log.Info("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "ok")
+			}
+			json.NewEncoder(c).Encode(rep)
 		}()
 	}
 }
@@ -91,12 +98,17 @@ func Call(path string, req Request) (Reply, error) {
 
 // doSafely runs a command and turns a panic in it into an error, to the
 // client and in the log: one command fails, the server lives on.
-func doSafely(svc *Service, req Request, log *slog.Logger) (rep Reply) {
+func doSafely(svc *Service, by Actor, req Request, log *slog.Logger) (rep Reply) {
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error("admin command failed", "op", req.Op, "err", fmt.Sprint(v))
+			log.Error("admin command failed", "op", req.Op, "by", by.String(), "err", fmt.Sprint(v))
 			rep = Reply{Error: fmt.Sprintf("%s failed: internal error: %v", req.Op, v)}
 		}
 	}()
-	return svc.Do(req)
+	return svc.Do(by, req)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -170,7 +170,7 @@ func (s *Service) showUser(name string) (string, error) {
 	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, v) }
+	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, Printable(v)) }
 	row("name", u.Name)
 	row("tenant", u.Tenant)
 	row("2fa", orText(u.TwoFactor, "as tenant"))
@@ -218,9 +218,10 @@ func (s *Service) listUsers() (string, error) {
 			if u.BackupMethod != "" {
 				method += "," + u.BackupMethod
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, method,
-				orText(u.TwoFactor, "tenant"), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil || u.PendingTOTP != nil],
-				orText(u.Phone, "-"), orText(u.Email, "-"))
+			// Names and addresses may come from a directory or a login: escaped.
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(u.Name), Printable(u.Tenant), Printable(method),
+				Printable(orText(u.TwoFactor, "tenant")), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil || u.PendingTOTP != nil],
+				Printable(orText(u.Phone, "-")), Printable(orText(u.Email, "-")))
 			return nil
 		})
 	})

@@ -28,6 +28,8 @@ type Sources struct {
 	Dropped []func() map[string]uint64
 	// LiveChallenges counts the challenges waiting for an answer.
 	LiveChallenges func() int
+	// Held counts the logins held for approval.
+	Held func() int
 	// AuditDropped counts the audit entries that could not be written.
 	AuditDropped func() uint64
 }
@@ -53,6 +55,11 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "otpgate_live_challenges", Help: "Challenges in the store, not yet answered or pruned.",
 		}, func() float64 { return float64(src.LiveChallenges()) }))
+	}
+	if src.Held != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_held_logins", Help: "Logins held for approval, each waiting for its user's answer without a request worker.",
+		}, func() float64 { return float64(src.Held()) }))
 	}
 	if src.AuditDropped != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

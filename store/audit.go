@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Entry is one decision in the audit log.
+// Entry is one decision in the audit log, or one administrator's command.
 type Entry struct {
 	Time time.Time `json:"time"`
 	// User is the login name as normalised; empty when none was sent.
@@ -19,9 +19,11 @@ type Entry struct {
 	Client string `json:"client"`
 	// IP is the end user's address; empty when the gateway sent none.
 	IP string `json:"ip,omitempty"`
-	// Decision is "accept", "reject" or "challenge".
+	// Decision is "accept", "reject" or "challenge"; "accounting" for a
+	// session event; "admin" for an administrator's command.
 	Decision string `json:"decision"`
-	// Reason says why, as a stable word such as "office_network".
+	// Reason says why, as a stable word such as "office_network"; for an
+	// administrator's command, "ok" or "failed".
 	Reason string `json:"reason"`
 	// Method is the second factor involved, if any.
 	Method string `json:"method,omitempty"`
@@ -29,6 +31,32 @@ type Entry struct {
 	Provider string `json:"provider,omitempty"`
 	// Session is the gateway's session id, for accounting entries.
 	Session string `json:"session,omitempty"`
+	// Admin is the administrator's command, when Decision is "admin"; nil
+	// for every other entry, so that the entries of logins encode as they
+	// always did, and older entries decode with it nil.
+	Admin *AdminAct `json:"admin,omitempty"`
+}
+
+// AdminAct is what an administrator did: the User of its entry is the user
+// the command changed, empty when it changed none (reload, backup). It
+// holds names of fields, never their values.
+type AdminAct struct {
+	// Op is the command, such as "user set".
+	Op string `json:"op"`
+	// Fields names what the command changed or was asked to change, such
+	// as "phone" or "totp"; empty when it has no parts (user delete).
+	Fields []string `json:"fields,omitempty"`
+	// By is who gave it, as "uid 1000 (alice)"; empty when no one can be
+	// named (a SIGHUP).
+	By string `json:"by,omitempty"`
+	// Via is how it came: "admin socket", "local" (the CLI opened the
+	// store itself) or "sighup".
+	Via string `json:"via"`
+	// File is the file a backup was written to; empty otherwise.
+	File string `json:"file,omitempty"`
+	// Error is the first line of the error of a failed command; empty
+	// when it succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // Audit queues an entry for the audit log and returns at once. Queued

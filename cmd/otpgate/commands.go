@@ -257,7 +257,7 @@ func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
 		return admin.Reply{}, err
 	}
 	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer}
-	rep := svc.Do(req)
+	rep := svc.Do(admin.LocalActor(), req)
 	if err := db.Close(); err != nil {
 		return rep, fmt.Errorf("close store: %w", err)
 	}

@@ -41,6 +41,13 @@ func TestReload(t *testing.T) {
 		t.Fatalf("reload of a bad file: got %v", err)
 	}
 	expect(t, login("198.51.100.5"), radius.CodeAccessChallenge, "")
+	// The CLI found that before asking the server; by SIGHUP the server
+	// finds it.
+	mark := s.logLen()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.waitLog(t, mark, "reload failed; the running configuration stays")
 
 	// A new office network, by otpgate reload.
 	write(strings.Replace(string(config), "office_networks: [192.0.2.0/24]", "office_networks: [192.0.2.0/24, 198.51.100.0/24]", 1))
@@ -53,12 +60,30 @@ func TestReload(t *testing.T) {
 
 	// A new text, by SIGHUP, as systemctl reload sends.
 	write(strings.Replace(string(config), "office_networks: [192.0.2.0/24]", "office_networks: [192.0.2.0/24, 198.51.100.0/24], messages: {office_ip: \"Welcome at the office\"}", 1))
-	mark := s.logLen()
+	mark = s.logLen()
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	s.waitLog(t, mark, "SIGHUP: reloaded")
 	expect(t, login("198.51.100.5"), radius.CodeAccessAccept, "Welcome at the office")
+
+	// Each reload is in the audit log: who asked, and whether it took.
+	var acts []string
+	for _, l := range strings.Split(squash(s.cli(t, "audit", "--limit", "0")), "\n") {
+		if _, act, ok := strings.Cut(l, " - - - admin "); ok && strings.Contains(act, "reload") {
+			acts = append(acts, act)
+		}
+	}
+	want := []string{"failed reload via sighup: reload failed; the running configuration stays: config " + s.config + ": tenants[0] (acme).max_attempts: 99 is out of range",
+		"ok reload by " + me(t) + " via admin socket", "ok reload via sighup"}
+	if len(acts) != len(want) {
+		t.Fatalf("got reloads %q, want %q", acts, want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(acts[i], want[i]) {
+			t.Errorf("got %q, want %q", acts[i], want[i])
+		}
+	}
 }
 
 func TestReloadWithoutServer(t *testing.T) {

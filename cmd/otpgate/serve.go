@@ -84,6 +84,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		m = metrics.New(metrics.Sources{
 			Dropped:        []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
 			LiveChallenges: func() int { return engine.Challenges() },
+			Held:           func() int { return engine.Held() },
 			AuditDropped:   db.AuditDropped,
 		})
 	}
@@ -94,6 +95,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
+		HoldLimits: s.holdLimits, MaxIO: s.maxIO,
 	})
 	srv = &radius.Server{
 		Handler:         radius.Decide(engine),
@@ -178,7 +180,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if rep := svc.Do(admin.Request{Op: "reload"}); rep.Error == "" {
+				if rep := svc.Do(admin.SignalActor(), admin.Request{Op: "reload"}); rep.Error == "" {
 					log.Info("SIGHUP: " + strings.TrimSpace(rep.Output))
 				}
 			}
@@ -228,7 +230,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if webLn != nil {
-		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
+		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
 		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
@@ -269,13 +271,17 @@ func restartNeeded(cur, next *settings) []string {
 	if !same(cur.accountingListen, next.accountingListen) {
 		out = append(out, "radius.accounting_listen")
 	}
+	if cur.maxConcurrent != next.maxConcurrent || cur.maxIO != next.maxIO || cur.holdLimits != next.holdLimits {
+		out = append(out, "radius.max_concurrent, max_concurrent_io or max_held*")
+	}
 	if cur.storePath != next.storePath || cur.keyFile != next.keyFile {
 		out = append(out, "store")
 	}
 	if cur.adminSocket != next.adminSocket {
 		out = append(out, "admin.socket")
 	}
-	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert {
+	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert ||
+		cur.web.password != next.web.password || cur.web.tenant != next.web.tenant {
 		out = append(out, "web")
 	}
 	if cur.logLevel != next.logLevel || cur.logFormat != next.logFormat {
