@@ -238,7 +238,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 		return db.guarded(fn, func() error { return fn(&Tx{kv: db.etcd.reader(), db: db}) })
 	}
 	return db.guarded(fn, func() error {
-		return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{kv: &boltKV{tx: tx, db: db}, tx: tx, db: db}) })
+		return db.bolt.View(func(tx *bolt.Tx) error { return fn(db.boltTx(tx)) })
 	})
 }
 
@@ -339,8 +339,8 @@ func (db *DB) commit(batch []op) {
 	var steps *boltKV
 	err := db.guarded(db.commit, func() error {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
-			steps = &boltKV{tx: tx, db: db}
-			t := &Tx{kv: steps, tx: tx, db: db}
+			t := db.boltTx(tx)
+			steps = &t.bolt
 			for i, o := range batch {
 				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
 					failed = i
@@ -364,8 +364,9 @@ func (db *DB) commit(batch []op) {
 		for i, o := range batch {
 			errs[i] = db.guarded(o.fn, func() error {
 				return db.bolt.Update(func(tx *bolt.Tx) error {
-					steps = &boltKV{tx: tx, db: db}
-					return o.fn(&Tx{kv: steps, tx: tx, db: db})
+					t := db.boltTx(tx)
+					steps = &t.bolt
+					return o.fn(t)
 				})
 			})
 			if errs[i] == nil {
@@ -401,6 +402,14 @@ type Tx struct {
 	// audit holds the entries AppendAudit encoded in a transaction on
 	// etcd, written to the file once it is committed.
 	audit [][]byte
+	bolt  boltKV // kv in a transaction on the file: one allocation for both
+}
+
+// boltTx is a transaction on the file.
+func (db *DB) boltTx(tx *bolt.Tx) *Tx {
+	t := &Tx{tx: tx, db: db, bolt: boltKV{tx: tx, db: db}}
+	t.kv = &t.bolt
+	return t
 }
 
 // Meta returns a value from the store's own settings, or nil.

@@ -89,6 +89,27 @@ func Start(bin, dir string) (*Server, error) {
 	return s, nil
 }
 
+// Restart starts a stopped server again, on the same ports and data.
+func (s *Server) Restart() error {
+	cmd := exec.Command(s.cmd.Path, s.cmd.Args[1:]...)
+	log, err := os.OpenFile(filepath.Join(s.dir, "etcd.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	s.cmd, s.done = cmd, make(chan error, 1)
+	go func() { s.done <- cmd.Wait(); log.Close() }()
+	if err := s.wait(20 * time.Second); err != nil {
+		s.Stop()
+		return fmt.Errorf("etcd did not start again: %v", err)
+	}
+	return nil
+}
+
 // wait returns once etcd answers a read through its quorum.
 func (s *Server) wait(limit time.Duration) error {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: limit, Logger: zap.NewNop()})
@@ -115,11 +136,22 @@ func (s *Server) wait(limit time.Duration) error {
 	}
 }
 
-// Stop kills etcd and waits for it to exit.
+// Stop kills etcd (SIGKILL) and waits for it to exit.
 func (s *Server) Stop() {
 	s.cmd.Process.Kill()
 	<-s.done
 	s.done <- nil // for a second Stop
+}
+
+// StartT starts a server of the test's own, stopped when the test ends.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start(Binary(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 var shared struct {
