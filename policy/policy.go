@@ -100,6 +100,12 @@ type Result struct {
 	Message string
 	// State is set on a Challenge.
 	State string
+	// Timeout is, on a Challenge, how long it can still be answered; zero
+	// means not said.
+	Timeout time.Duration
+	// Echo is, on a Challenge, whether the answer may be shown as it is
+	// typed: a phone number may, a code may not.
+	Echo bool
 	// Reason is a stable word for logs and the audit log.
 	Reason string
 	// Method is the second factor involved, if any.
@@ -251,6 +257,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant,
 			Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
+	if res.Decision == Challenge {
+		res.Timeout, res.Echo = e.asked(res.State)
+	}
 	if res.Wait != nil { // held: recorded once decided
 		wait := res.Wait
 		res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
@@ -280,6 +289,16 @@ func (e *Engine) decided(ctx context.Context, req Request, res Result, start tim
 		e.observer.Decided(req.Client, res, time.Since(start))
 	}
 	return res
+}
+
+// asked says how long the challenge with State id can still be answered,
+// and whether its answer may be shown as it is typed.
+func (e *Engine) asked(id string) (time.Duration, bool) {
+	ch, ok := e.challenges.Get(id)
+	if !ok {
+		return 0, false
+	}
+	return max(0, ch.Expires.Sub(e.now())), ch.Enrol == enrolAskPhone
 }
 
 // delivered tells the observer of a delivery.

@@ -480,6 +480,10 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 	return cl
 }
 
+// maxMessage is the most bytes a message may have: enough for a
+// paragraph, and room in a 4096-byte answer for two joined together.
+const maxMessage = 1000
+
 func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Tenant {
 	t := policy.Tenant{
 		Name:            tc.Name,
@@ -600,8 +604,8 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 	t.Messages = msgs
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {
-		if msg := all[name]; len(msg) > 253 {
-			p.add(key+".messages."+name, "is %d bytes; a Reply-Message holds at most 253", len(msg))
+		if msg := all[name]; len(msg) > maxMessage {
+			p.add(key+".messages."+name, "is %d bytes, want at most %d (a text goes over several Reply-Messages of 253 bytes, and the whole answer must fit in 4096)", len(msg), maxMessage)
 		}
 	}
 	return t
