@@ -153,3 +153,22 @@ func serverURL(s string) (*url.URL, error) {
 	}
 	return u, nil
 }
+
+// GroupName is the form a group's DN takes in an Identity's Groups, and in
+// which configured groups are compared with them: its parts in lower case,
+// without the spaces around them ("cn=vpn admins,ou=groups,dc=example,dc=com").
+func GroupName(dn string) (string, error) {
+	d, err := ldap.ParseDN(dn)
+	if err != nil || len(d.RDNs) == 0 {
+		return "", fmt.Errorf("%q is not a group's DN such as CN=VPN Admins,OU=Groups,DC=corp,DC=example,DC=com", dn)
+	}
+	rdns := make([]string, len(d.RDNs))
+	for i, r := range d.RDNs {
+		parts := make([]string, len(r.Attributes))
+		for j, a := range r.Attributes {
+			parts[j] = strings.ToLower(a.Type) + "=" + ldap.EscapeDN(strings.ToLower(a.Value))
+		}
+		rdns[i] = strings.Join(parts, "+")
+	}
+	return strings.Join(rdns, ","), nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func TestCheckPassword(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, err := d.CheckPassword(context.Background(), tt.user, tt.pw)
+			id, err := d.CheckPassword(context.Background(), tt.user, tt.pw, nil)
 			switch tt.wantErr {
 			case nil:
 				if err != nil {
@@ -132,7 +133,7 @@ func TestCheckPassword(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), tt.pw) {
 				t.Errorf("got error %q, want one without the password", err)
 			}
-			if id != tt.want {
+			if !reflect.DeepEqual(id, tt.want) {
 				t.Errorf("got %+v, want %+v", id, tt.want)
 			}
 		})
@@ -167,7 +168,7 @@ func TestNoServerAsked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.CheckPassword(context.Background(), tt.user, tt.pw); !errors.Is(err, policy.ErrBadPassword) {
+			if _, err := d.CheckPassword(context.Background(), tt.user, tt.pw, nil); !errors.Is(err, policy.ErrBadPassword) {
 				t.Errorf("got %v, want %v", err, policy.ErrBadPassword)
 			}
 			if l.contacted(t) {
@@ -191,13 +192,13 @@ func TestCancel(t *testing.T) {
 		<-silent.conns
 		cancel()
 	}()
-	if _, err := d.CheckPassword(ctx, "alice", "right"); !errors.Is(err, context.Canceled) {
+	if _, err := d.CheckPassword(ctx, "alice", "right", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want %v", err, context.Canceled)
 	}
 	if next.contacted(t) {
 		t.Errorf("got a connection to the next server, want none")
 	}
-	if _, err := d.CheckPassword(ctx, "alice", "right"); !errors.Is(err, context.Canceled) {
+	if _, err := d.CheckPassword(ctx, "alice", "right", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled before: got %v, want %v", err, context.Canceled)
 	}
 	if silent.contacted(t) {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/sms"
@@ -91,6 +92,15 @@ type Request struct {
 	CodeSeparator string
 	// Code is the code split off the password (set by the engine).
 	Code string
+	// Reply are the gateway's own reply attributes for its Accepts.
+	Reply []dictionary.Reply
+	// NAS are the gateway's attributes that describe the login, passed on
+	// to a password checker that forwards them (upstream RADIUS).
+	NAS []dictionary.Attribute
+
+	// given is what the first factor said of the user (set by the
+	// engine), which a challenge keeps for its Accept.
+	given Identity
 }
 
 // Result is the answer to a Request.
@@ -100,6 +110,13 @@ type Result struct {
 	Message string
 	// State is set on a Challenge.
 	State string
+	// Reply are, on an Accept, the attributes for the gateway to act on
+	// (a group name, a filter, a session's limits), Class among them.
+	Reply []dictionary.Attribute
+	// Class is, on an Accept, the Class attribute sent (one otpgate made
+	// to name the login, unless the reply attributes set one), which the
+	// gateway's accounting sends back.
+	Class string
 	// Timeout is, on a Challenge, how long it can still be answered; zero
 	// means not said.
 	Timeout time.Duration
@@ -274,6 +291,12 @@ func (e *Engine) decided(ctx context.Context, req Request, res Result, start tim
 	if res.User == "" {
 		res.User = store.NormalizeName(req.User)
 	}
+	if res.Decision == Accept {
+		if err := e.withClass(&res); err != nil {
+			e.log.ErrorContext(ctx, "make a Class", "user", res.User, "err", err)
+			res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: e.messages(res.Tenant, req.Tenant).Unavailable}
+		}
+	}
 	if req.Preapprove && res.Decision == Accept {
 		if t := e.rules().tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
 			if err := e.preapprove(res.User, t); err != nil {
@@ -320,6 +343,7 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 	err := e.db.Audit(store.Entry{
 		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
 		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
+		Class: res.Class,
 	})
 	if err != nil {
 		e.log.ErrorContext(ctx, "audit write failed", "err", err)

@@ -18,6 +18,7 @@ const (
 	typeReplyMessage         radius.Type = 18
 	typeVendorSpecific       radius.Type = 26
 	typeState                radius.Type = 24
+	typeClass                radius.Type = 25
 	typeSessionTimeout       radius.Type = 27
 	typeCallingStationID     radius.Type = 31
 	typeProxyState           radius.Type = 33

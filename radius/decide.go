@@ -10,6 +10,7 @@ import (
 
 	"layeh.com/radius"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 )
 
@@ -37,6 +38,10 @@ func Decide(d Decider) Handler {
 			CodeInPassword: c.CodeInPassword,
 			CodeSeparator:  c.CodeSeparator,
 			Machine:        machineName(r.Packet),
+			Reply:          c.Reply,
+		}
+		if c.FirstFactor == policy.FirstFactorRADIUS {
+			req.NAS = nasAttributes(r.Packet)
 		}
 		if pw, ok := r.Lookup(typeUserPassword); ok {
 			plain, err := radius.UserPassword(pw, c.Secret, r.Authenticator[:])
@@ -71,6 +76,13 @@ func response(res policy.Result) *Response {
 	if res.State != "" {
 		resp.Attributes.Add(typeState, radius.Attribute(res.State))
 	}
+	if res.Decision == policy.Accept {
+		for _, a := range res.Reply {
+			if !dictionary.Reserved(a.Key) {
+				resp.Attributes = append(resp.Attributes, avpOf(a))
+			}
+		}
+	}
 	if res.Decision == policy.Challenge {
 		// How long the gateway should wait for the answer (RFC 2865
 		// §5.27), and whether to show what the user types (§5.42).
@@ -101,6 +113,7 @@ func Account(a Accounter) func(ctx context.Context, r *Request) {
 			Client: r.Client.Name,
 			User:   r.Client.UserName(string(r.Get(typeUserName))),
 			ID:     string(r.Get(typeAcctSessionID)),
+			Class:  string(r.Get(typeClass)),
 		}
 		if v := r.Get(typeAcctStatusType); len(v) == 4 {
 			s.Status = int(v[0])<<24 | int(v[1])<<16 | int(v[2])<<8 | int(v[3])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -152,7 +153,7 @@ func TestDecideRequest(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("Decide calls: got %d, want 1", len(got))
 			}
-			if got[0] != tc.want {
+			if !reflect.DeepEqual(got[0], tc.want) {
 				t.Errorf("policy.Request:\ngot  %+v\nwant %+v", got[0], tc.want)
 			}
 		})
@@ -338,7 +339,7 @@ func TestDecideOverUDP(t *testing.T) {
 	}
 	want := policy.Request{Client: c.Name, Tenant: "acme", User: "alice", Password: "correct horse",
 		IP: netip.MustParseAddr("203.0.113.9")}
-	if got := d.requests(); len(got) != 1 || got[0] != want {
+	if got := d.requests(); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("policy.Requests:\ngot  %+v\nwant [%+v]", got, want)
 	}
 }

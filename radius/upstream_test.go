@@ -58,7 +58,7 @@ func TestUpstream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := &Upstream{Servers: tt.servers, Timeout: 300 * time.Millisecond}
-			_, err := u.CheckPassword(context.Background(), tt.user, tt.pw)
+			_, err := u.CheckPassword(context.Background(), tt.user, tt.pw, nil)
 			switch {
 			case tt.want == errOther:
 				if err == nil || errors.Is(err, policy.ErrBadPassword) {

@@ -19,6 +19,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
@@ -65,8 +66,10 @@ type radiusConfig struct {
 }
 
 type upstreamConfig struct {
-	Servers []upstreamServerConfig `mapstructure:"servers"`
-	Timeout time.Duration          `mapstructure:"timeout"`
+	Servers        []upstreamServerConfig `mapstructure:"servers"`
+	Timeout        time.Duration          `mapstructure:"timeout"`
+	PassAttributes *[]string              `mapstructure:"pass_attributes"`
+	DropAttributes []string               `mapstructure:"drop_attributes"`
 }
 
 type upstreamServerConfig struct {
@@ -127,6 +130,7 @@ type clientConfig struct {
 	LimitProxyState             bool          `mapstructure:"limit_proxy_state"`
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
+	ReplyAttributes             []string      `mapstructure:"reply_attributes"`
 }
 
 type tenantConfig struct {
@@ -152,6 +156,9 @@ type tenantConfig struct {
 	CreateUsers     bool              `mapstructure:"create_users"`
 	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
+	ReplyAttributes []string            `mapstructure:"reply_attributes"`
+	GroupReplies    map[string][]string `mapstructure:"group_replies"`
+	RequiredGroups  []string            `mapstructure:"required_groups"`
 }
 
 type lockoutConfig struct {
@@ -356,6 +363,12 @@ func (c *config) check() (*settings, error) {
 	if len(c.Clients) == 0 {
 		p.add("clients", "at least one client (gateway) is needed")
 	}
+	ldapClient := slices.ContainsFunc(s.clients, func(cl *radius.Client) bool { return cl.FirstFactor == policy.FirstFactorLDAP })
+	for i, t := range s.tenants {
+		if (len(t.RequiredGroups) > 0 || len(t.GroupReplies) > 0) && !ldapClient {
+			p.add(fmt.Sprintf("tenants[%d] (%s)", i, t.Name), "group_replies and required_groups need the directory's groups, which only a client with password: ldap reads, and there is none")
+		}
+	}
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
 }
@@ -477,7 +490,22 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		p.add(key+".otp_separator", "only means something with otp_in_password: append")
 	}
 	cl.LimitProxyState = cc.LimitProxyState
+	cl.Reply = replyAttributes(key+".reply_attributes", cc.ReplyAttributes, p)
 	return cl
+}
+
+// replyAttributes checks a list of "Name=value" reply attributes.
+func replyAttributes(key string, list []string, p *problems) []dictionary.Reply {
+	var out []dictionary.Reply
+	for i, s := range list {
+		r, err := dictionary.ParseReply(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // maxMessage is the most bytes a message may have: enough for a
@@ -602,6 +630,8 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	t.Messages = msgs
+	t.Reply = replyAttributes(key+".reply_attributes", tc.ReplyAttributes, p)
+	t.GroupReplies, t.RequiredGroups = checkGroups(key, tc, p)
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {
 		if msg := all[name]; len(msg) > maxMessage {
@@ -618,6 +648,22 @@ func (c *config) checkUpstream(p *problems) *radius.Upstream {
 		return nil
 	}
 	u := &radius.Upstream{Timeout: cmp.Or(uc.Timeout, 5*time.Second)}
+	keys := func(key string, names []string) []dictionary.Key {
+		out := []dictionary.Key{}
+		for i, n := range names {
+			d, err := dictionary.Lookup(n)
+			if err != nil {
+				p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+				continue
+			}
+			out = append(out, d.Key())
+		}
+		return out
+	}
+	if uc.PassAttributes != nil {
+		u.Pass = keys("radius.upstream.pass_attributes", *uc.PassAttributes)
+	}
+	u.Drop = keys("radius.upstream.drop_attributes", uc.DropAttributes)
 	if u.Timeout < 0 || u.Timeout > time.Minute {
 		p.add("radius.upstream.timeout", "%s is out of range, want up to 1m", uc.Timeout)
 	}

@@ -2,9 +2,13 @@ package main
 
 import (
 	"crypto/x509"
+	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/directory"
 	"github.com/otpgate/otpgate/policy"
 )
@@ -61,4 +65,32 @@ func (c *config) checkLDAP(p *problems) policy.PasswordChecker {
 		return nil
 	}
 	return d
+}
+
+// checkGroups checks a tenant's group_replies and required_groups: each
+// group a directory name (DN), written as the directory package compares
+// them.
+func checkGroups(key string, tc tenantConfig, p *problems) (map[string][]dictionary.Reply, []string) {
+	var replies map[string][]dictionary.Reply
+	for _, g := range slices.Sorted(maps.Keys(tc.GroupReplies)) {
+		name, err := directory.GroupName(g)
+		if err != nil {
+			p.add(key+".group_replies", "%v", err)
+			continue
+		}
+		if replies == nil {
+			replies = map[string][]dictionary.Reply{}
+		}
+		replies[name] = append(replies[name], replyAttributes(fmt.Sprintf("%s.group_replies[%q]", key, g), tc.GroupReplies[g], p)...)
+	}
+	var required []string
+	for i, g := range tc.RequiredGroups {
+		name, err := directory.GroupName(g)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.required_groups[%d]", key, i), "%v", err)
+			continue
+		}
+		required = append(required, name)
+	}
+	return replies, required
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,3 +119,191 @@ func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
 // promptType is Prompt (RFC 2869 §5.10).
 const promptType radius.Type = 76
+
+const replyConfig = `
+radius: {listen: ["127.0.0.1:0"], accounting_listen: ["127.0.0.1:0"]}
+store: {path: "{{dir}}/otpgate.db"}
+clients:
+  - {name: forti, address: 127.0.0.1/32, secret: testing123, tenant: acme-branch,
+     client_ip_attribute: Calling-Station-Id,
+     reply_attributes: ["Fortinet-Group-Name=vpn-users", "Fortinet-Group-Name=vpn-{tenant}", "Idle-Timeout=900"]}
+tenants:
+  - name: acme
+    office_networks: [192.0.2.0/24]
+    methods: [totp]
+    reply_attributes: ["Filter-Id={user}-{method}", "Session-Timeout=28800", "Framed-IP-Address=10.8.0.1", "Idle-Timeout=600", "25461:5=pa-{user}"]
+  - {name: acme-branch, parent: acme}
+`
+
+// vsa returns the values of a vendor's attribute in p.
+func vsa(p *radius.Packet, vendor uint32, typ byte) []string {
+	var out []string
+	for _, a := range p.Attributes {
+		if a.Type != rfc2865.VendorSpecific_Type {
+			continue
+		}
+		id, v, err := radius.VendorSpecific(a.Attribute)
+		if err != nil || id != vendor || len(v) < 2 || v[0] != typ {
+			continue
+		}
+		out = append(out, string(v[2:v[1]]))
+	}
+	return out
+}
+
+// TestReplyAttributes: an Accept carries the tenant's reply attributes
+// (inherited through parent), the client's over them, and the user's over
+// both, with {user}, {tenant} and {method} filled in; the Challenge before
+// it carries none of them.
+func TestReplyAttributes(t *testing.T) {
+	s := startServer(t, replyConfig)
+	s.cli(t, "user", "add", "alice", "--tenant", "acme-branch")
+	s.cli(t, "user", "totp", "alice", "--secret", testSecret)
+	s.cli(t, "user", "add", "bob", "--tenant", "acme-branch")
+	s.cli(t, "user", "totp", "bob", "--secret", testSecret)
+	s.cli(t, "user", "set", "bob", "--reply", "Idle-Timeout=60", "--reply", "Fortinet-Group-Name=admins")
+	addr := s.addrs[0]
+
+	ch := mustExchange(t, addr, request{user: "alice", password: "pw", callingStation: "203.0.113.5"})
+	expect(t, ch, radius.CodeAccessChallenge, "")
+	if got := rfc2865.FilterID_GetString(ch); got != "" {
+		t.Errorf("the Challenge carries Filter-Id %q", got)
+	}
+	acc := mustExchange(t, addr, request{user: "alice", password: totpNow(t), callingStation: "203.0.113.5", state: string(rfc2865.State_Get(ch))})
+	expect(t, acc, radius.CodeAccessAccept, "")
+	if got := rfc2865.FilterID_GetString(acc); got != "alice-totp" {
+		t.Errorf("Filter-Id: got %q, want alice-totp", got)
+	}
+	if got := rfc2865.SessionTimeout_Get(acc); got != 28800 {
+		t.Errorf("Session-Timeout: got %d, want 28800", got)
+	}
+	if got := rfc2865.FramedIPAddress_Get(acc); got.String() != "10.8.0.1" {
+		t.Errorf("Framed-IP-Address: got %s, want 10.8.0.1", got)
+	}
+	if v, _ := rfc2865.IdleTimeout_Gets(acc); len(v) != 1 || v[0] != 900 {
+		t.Errorf("Idle-Timeout: got %v, want the client's [900] over the tenant's", v)
+	}
+	if got := vsa(acc, 12356, 1); !slices.Equal(got, []string{"vpn-users", "vpn-acme-branch"}) {
+		t.Errorf("Fortinet-Group-Name: got %q, want both of the client's", got)
+	}
+	if got := vsa(acc, 25461, 5); !slices.Equal(got, []string{"pa-alice"}) {
+		t.Errorf("25461:5: got %q, want pa-alice", got)
+	}
+
+	// bob's own replace the client's and the tenant's of the same names;
+	// from the office, without a code: {method} is empty.
+	acc = mustExchange(t, addr, request{user: "bob", password: "pw", callingStation: "192.0.2.9"})
+	expect(t, acc, radius.CodeAccessAccept, "HQ IP Allowed!")
+	if v, _ := rfc2865.IdleTimeout_Gets(acc); len(v) != 1 || v[0] != 60 {
+		t.Errorf("bob's Idle-Timeout: got %v, want [60]", v)
+	}
+	if got := vsa(acc, 12356, 1); !slices.Equal(got, []string{"admins"}) {
+		t.Errorf("bob's Fortinet-Group-Name: got %q, want [admins]", got)
+	}
+	if got := rfc2865.FilterID_GetString(acc); got != "bob-" {
+		t.Errorf("bob's Filter-Id: got %q, want bob-", got)
+	}
+	show := s.cli(t, "user", "show", "bob")
+	if !strings.Contains(show, "Idle-Timeout=60 Fortinet-Group-Name=admins") {
+		t.Errorf("user show:\n%s", show)
+	}
+	s.cli(t, "user", "set", "bob", "--clear-reply")
+	acc = mustExchange(t, addr, request{user: "bob", password: "pw", callingStation: "192.0.2.9"})
+	if got := vsa(acc, 12356, 1); len(got) != 2 {
+		t.Errorf("after --clear-reply: Fortinet-Group-Name %q, want the client's two", got)
+	}
+
+	// radclient, reading them by name.
+	out := radclient(t, addr, `User-Name = "bob"`, `User-Password = "pw"`, `Calling-Station-Id = "192.0.2.9"`, `Message-Authenticator = 0x00`)
+	for _, want := range []string{`Filter-Id = "bob-"`, `Session-Timeout = 28800`, `Fortinet-Group-Name = "vpn-users"`,
+		`Fortinet-Group-Name = "vpn-acme-branch"`, `Framed-IP-Address = 10.8.0.1`, `PaloAlto-User-Group = "pa-bob"`, `Class = 0x`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("radclient does not show %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestReplyAttributesRefused: the CLI refuses a value that does not fit
+// its attribute, an unknown name and what otpgate sets itself, and says
+// what to type.
+func TestReplyAttributesRefused(t *testing.T) {
+	s := startServer(t, replyConfig)
+	s.cli(t, "user", "add", "carol", "--tenant", "acme")
+	for _, tc := range []struct{ arg, want string }{
+		{"Session-Timeout=long", `"long" is not a number`},
+		{"Framed-IP-Address=10.0.0", "is not an IPv4 address"},
+		{"No-Such-Thing=1", `unknown attribute "No-Such-Thing"`},
+		{"State=x", "otpgate sets State itself"},
+		{"Reply-Message=hello", "otpgate sets Reply-Message itself"},
+		{"Filter-Id", "Name=value"},
+	} {
+		out, err := s.cliErr("user", "set", "carol", "--reply", tc.arg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--reply %s: got %v:\n%s\nwant it refused with %q", tc.arg, err, out, tc.want)
+		}
+	}
+	if show := s.cli(t, "user", "show", "carol"); !strings.Contains(show, "reply:") || strings.Contains(show, "Session-Timeout") {
+		t.Errorf("a refused --reply was stored:\n%s", show)
+	}
+}
+
+// TestClassJoinsAccounting: every Accept carries a Class that names the
+// login, and the gateway's accounting, which sends it back, is joined to
+// the login by it in the audit log.
+func TestClassJoinsAccounting(t *testing.T) {
+	s := startServer(t, replyConfig)
+	s.cli(t, "user", "add", "dave", "--tenant", "acme")
+	s.cli(t, "user", "totp", "dave", "--secret", testSecret)
+	addr := s.addrs[0]
+	a1 := mustExchange(t, addr, request{user: "dave", password: "pw", callingStation: "192.0.2.9"})
+	a2 := mustExchange(t, addr, request{user: "dave", password: "pw", callingStation: "192.0.2.9"})
+	c1, c2 := string(rfc2865.Class_Get(a1)), string(rfc2865.Class_Get(a2))
+	if !strings.HasPrefix(c1, "otpgate:") || len(c1) != len("otpgate:")+32 || c1 == c2 {
+		t.Fatalf("Class: got %q and %q, want a distinct otpgate:<128 bits> each", c1, c2)
+	}
+	out := radclientCmd(t, s.acct, "acct", `User-Name = "dave"`, `Acct-Status-Type = Start`,
+		`Acct-Session-Id = "s-1"`, `Class = 0x`+hexOf([]byte(c1)))
+	if got := received(t, out); got != "Accounting-Response" {
+		t.Fatalf("got %s:\n%s", got, out)
+	}
+	audit := s.cli(t, "audit", "--json", "--user", "dave")
+	var accept, start bool
+	for _, l := range strings.Split(audit, "\n") {
+		accept = accept || strings.Contains(l, `"decision":"accept"`) && strings.Contains(l, `"class":"`+c1+`"`)
+		start = start || strings.Contains(l, `"reason":"session_start"`) && strings.Contains(l, `"class":"`+c1+`"`)
+	}
+	if !accept || !start {
+		t.Errorf("audit log: login with Class %s found %v, its session start %v:\n%s", c1, accept, start, audit)
+	}
+}
+
+// TestLoadConfigReplyBad: check-config checks every reply attribute's name
+// and value, and every group's name, each mistake naming its key.
+func TestLoadConfigReplyBad(t *testing.T) {
+	_, err := loadConfig(filepath.Join("testdata", "bad-reply.yml"))
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	for _, w := range []string{
+		`radius.upstream.pass_attributes[1]: unknown attribute "Nope-Attr"`,
+		`radius.upstream.drop_attributes[0]: "1:2:3" is not a vendor attribute`,
+		`clients[0].reply_attributes[0]: Session-Timeout: "soon" is not a number`,
+		`clients[0].reply_attributes[2]: otpgate sets Proxy-State itself`,
+		`tenants[0] (t).reply_attributes[0]: Framed-IP-Address: "2001:db8::1" is not an IPv4 address`,
+		`tenants[0] (t).reply_attributes[1]: "Filter-Id" is not Name=value`,
+		`tenants[0] (t).reply_attributes[3]: Session-Timeout: {user}, {tenant} and {method} only go in text values`,
+		`tenants[0] (t).group_replies["cn=vpn admins,ou=groups,dc=corp,dc=example,dc=com"][1]: Idle-Timeout: "never" is not a number`,
+		`tenants[0] (t).group_replies: "not a dn" is not a group's DN`,
+		`tenants[0] (t).required_groups[1]: "also not a dn" is not a group's DN`,
+		"tenants[0] (t): group_replies and required_groups need the directory's groups, which only a client with password: ldap reads",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	for _, notWant := range []string{"reply_attributes[2]: Fortinet", "Class=OU", "required_groups[0]"} {
+		if strings.Contains(err.Error(), notWant) {
+			t.Errorf("error has %q, which is right:\n%v", notWant, err)
+		}
+	}
+}
