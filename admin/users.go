@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/dictionary"
+	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/store"
 )
 
