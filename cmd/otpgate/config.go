@@ -134,28 +134,33 @@ type clientConfig struct {
 }
 
 type tenantConfig struct {
-	Name            string              `mapstructure:"name"`
-	Mode            string              `mapstructure:"mode"`
-	OfficeNetworks  []string            `mapstructure:"office_networks"`
-	Methods         []string            `mapstructure:"methods"`
-	CodeDigits      int                 `mapstructure:"code_digits"`
-	CodeTTL         time.Duration       `mapstructure:"code_ttl"`
-	MaxAttempts     int                 `mapstructure:"max_attempts"`
-	ReconnectWindow time.Duration       `mapstructure:"reconnect_window"`
-	ResendCooldown  *time.Duration      `mapstructure:"resend_cooldown"`
-	UnknownUsers    string              `mapstructure:"unknown_users"`
-	Language        string              `mapstructure:"language"`
-	CountryCode     string              `mapstructure:"country_code"`
-	Limits          limitsConfig        `mapstructure:"limits"`
-	Lockout         lockoutConfig       `mapstructure:"lockout"`
-	Enrolment       bool                `mapstructure:"enrolment"`
-	AskPhone        bool                `mapstructure:"ask_phone"`
-	RememberIPFor   time.Duration       `mapstructure:"remember_ip_for"`
-	MaxRemembered   int                 `mapstructure:"max_remembered_ips"`
-	Parent          string              `mapstructure:"parent"`
-	CreateUsers     bool                `mapstructure:"create_users"`
-	Preapproval     *time.Duration      `mapstructure:"preapproval_window"`
-	Messages        map[string]string   `mapstructure:"messages"`
+	Name            string            `mapstructure:"name"`
+	Mode            string            `mapstructure:"mode"`
+	OfficeNetworks  []string          `mapstructure:"office_networks"`
+	Methods         []string          `mapstructure:"methods"`
+	CodeDigits      int               `mapstructure:"code_digits"`
+	CodeTTL         time.Duration     `mapstructure:"code_ttl"`
+	MaxAttempts     int               `mapstructure:"max_attempts"`
+	ReconnectWindow time.Duration     `mapstructure:"reconnect_window"`
+	ResendCooldown  *time.Duration    `mapstructure:"resend_cooldown"`
+	UnknownUsers    string            `mapstructure:"unknown_users"`
+	Language        string            `mapstructure:"language"`
+	CountryCode     string            `mapstructure:"country_code"`
+	Limits          limitsConfig      `mapstructure:"limits"`
+	Lockout         lockoutConfig     `mapstructure:"lockout"`
+	Enrolment       bool              `mapstructure:"enrolment"`
+	AskPhone        bool              `mapstructure:"ask_phone"`
+	RememberIPFor   time.Duration     `mapstructure:"remember_ip_for"`
+	MaxRemembered   int               `mapstructure:"max_remembered_ips"`
+	Parent          string            `mapstructure:"parent"`
+	CreateUsers     bool              `mapstructure:"create_users"`
+	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
+	Messages        map[string]string `mapstructure:"messages"`
+	Replies         tenantReplies     `mapstructure:",squash"`
+}
+
+// tenantReplies are what a tenant's Accepts carry.
+type tenantReplies struct {
 	ReplyAttributes []string            `mapstructure:"reply_attributes"`
 	GroupReplies    map[string][]string `mapstructure:"group_replies"`
 	RequiredGroups  []string            `mapstructure:"required_groups"`
@@ -630,7 +635,7 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	t.Messages = msgs
-	t.Reply = replyAttributes(key+".reply_attributes", tc.ReplyAttributes, p)
+	t.Reply = replyAttributes(key+".reply_attributes", tc.Replies.ReplyAttributes, p)
 	t.GroupReplies, t.RequiredGroups = checkGroups(key, tc, p)
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {

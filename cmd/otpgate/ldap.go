@@ -72,7 +72,7 @@ func (c *config) checkLDAP(p *problems) policy.PasswordChecker {
 // them.
 func checkGroups(key string, tc tenantConfig, p *problems) (map[string][]dictionary.Reply, []string) {
 	var replies map[string][]dictionary.Reply
-	for _, g := range slices.Sorted(maps.Keys(tc.GroupReplies)) {
+	for _, g := range slices.Sorted(maps.Keys(tc.Replies.GroupReplies)) {
 		name, err := directory.GroupName(g)
 		if err != nil {
 			p.add(key+".group_replies", "%v", err)
@@ -81,10 +81,10 @@ func checkGroups(key string, tc tenantConfig, p *problems) (map[string][]diction
 		if replies == nil {
 			replies = map[string][]dictionary.Reply{}
 		}
-		replies[name] = append(replies[name], replyAttributes(fmt.Sprintf("%s.group_replies[%q]", key, g), tc.GroupReplies[g], p)...)
+		replies[name] = append(replies[name], replyAttributes(fmt.Sprintf("%s.group_replies[%q]", key, g), tc.Replies.GroupReplies[g], p)...)
 	}
 	var required []string
-	for i, g := range tc.RequiredGroups {
+	for i, g := range tc.Replies.RequiredGroups {
 		name, err := directory.GroupName(g)
 		if err != nil {
 			p.add(fmt.Sprintf("%s.required_groups[%d]", key, i), "%v", err)
