@@ -51,6 +51,22 @@ type Config struct {
 	// the Identity; empty means "mobile" and "mail", "-" means none.
 	PhoneAttribute, EmailAttribute string
 
+	// GroupAttribute names the attribute of the user's entry that lists
+	// the groups the user is in; empty means "memberOf", "-" none.
+	GroupAttribute string
+	// GroupSearchBase, when set, finds the user's groups by a search
+	// under it with GroupSearchFilter, for servers without memberOf, or
+	// for Active Directory's nested groups in one search with the filter
+	// (member:1.2.840.113556.1.4.1941:={dn}). Empty means no search.
+	GroupSearchBase string
+	// GroupSearchFilter finds the groups a DN is a member of, {dn}
+	// standing for it, escaped for a filter; empty means "(member={dn})".
+	GroupSearchFilter string
+	// NestedGroups also counts the groups the user's groups are in, and
+	// theirs, up to ten levels: with GroupSearchBase by searching again
+	// for each group, else by reading each group's GroupAttribute.
+	NestedGroups bool
+
 	// StripDomain turns "CORP\alice" into "alice" before {user} is filled
 	// in; false leaves the name as given.
 	StripDomain bool
@@ -131,6 +147,25 @@ func New(c Config) (*Directory, error) {
 	}
 	if d.c.EmailAttribute == "" {
 		d.c.EmailAttribute = "mail"
+	}
+	if d.c.GroupAttribute == "" {
+		d.c.GroupAttribute = "memberOf"
+	}
+	if d.c.GroupSearchFilter == "" {
+		d.c.GroupSearchFilter = "(member={dn})"
+	}
+	if !strings.Contains(d.c.GroupSearchFilter, "{dn}") {
+		bad("group_search_filter", "%q has no {dn}", c.GroupSearchFilter)
+	} else if _, err := ldap.CompileFilter(strings.ReplaceAll(d.c.GroupSearchFilter, "{dn}", "x")); err != nil {
+		bad("group_search_filter", "%q is not a filter: %v", c.GroupSearchFilter, err)
+	}
+	if c.GroupSearchBase != "" {
+		if _, err := ldap.ParseDN(c.GroupSearchBase); err != nil {
+			bad("group_search_base", "%q is not a DN: %v", c.GroupSearchBase, err)
+		}
+	}
+	if c.NestedGroups && c.GroupSearchBase == "" && d.c.GroupAttribute == "-" {
+		bad("nested_groups", "needs group_search_base or a group_attribute")
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err

@@ -29,6 +29,15 @@ type ldapConfig struct {
 	EmailAttribute  string        `mapstructure:"email_attribute"`
 	StripDomain     *bool         `mapstructure:"strip_domain"`
 	StripRealm      bool          `mapstructure:"strip_realm"`
+	Groups          ldapGroups    `mapstructure:",squash"`
+}
+
+// ldapGroups are how the user's groups are read.
+type ldapGroups struct {
+	GroupAttribute    string `mapstructure:"group_attribute"`
+	GroupSearchBase   string `mapstructure:"group_search_base"`
+	GroupSearchFilter string `mapstructure:"group_search_filter"`
+	NestedGroups      bool   `mapstructure:"nested_groups"`
 }
 
 // checkLDAP builds the directory when one is configured.
@@ -59,6 +68,8 @@ func (c *config) checkLDAP(p *problems) policy.PasswordChecker {
 		ServiceDN: lc.ServiceDN, ServicePassword: pw,
 		PhoneAttribute: lc.PhoneAttribute, EmailAttribute: lc.EmailAttribute,
 		StripDomain: lc.StripDomain == nil || *lc.StripDomain, StripRealm: lc.StripRealm,
+		GroupAttribute: lc.Groups.GroupAttribute, GroupSearchBase: lc.Groups.GroupSearchBase,
+		GroupSearchFilter: lc.Groups.GroupSearchFilter, NestedGroups: lc.Groups.NestedGroups,
 	})
 	if err != nil {
 		p.add("ldap", "%v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
+
+	"github.com/otpgate/otpgate/directory/ldaptest"
 )
 
 // integerAttr reads an attribute of type integer, and whether it is there.
@@ -305,5 +308,141 @@ func TestLoadConfigReplyBad(t *testing.T) {
 		if strings.Contains(err.Error(), notWant) {
 			t.Errorf("error has %q, which is right:\n%v", notWant, err)
 		}
+	}
+}
+
+// TestUpstreamReplyAttributes: FreeRADIUS as the upstream checks the
+// password only for logins whose gateway attributes match (as an NPS
+// network policy would), and its Accept's Class, Filter-Id (made from the
+// gateway's attributes it was sent) and Fortinet VSA reach the gateway in
+// otpgate's Accept, through the challenge for a code; its Reply-Message
+// does not, and the tenant's Session-Timeout replaces its own.
+func TestUpstreamReplyAttributes(t *testing.T) {
+	upstream := startFreeRADIUSUsers(t, "upstream-secret", `alice Cleartext-Password := "right", NAS-Port-Type == Virtual
+	Class := "nps-class-42",
+	Filter-Id := "from-%{NAS-Identifier}-%{Called-Station-Id}-%{NAS-IP-Address}-%{Calling-Station-Id}",
+	Fortinet-Group-Name := "vpn-staff",
+	Session-Timeout := 3600,
+	Reply-Message := "upstream says hi"
+`)
+	s := startServer(t, fmt.Sprintf(`
+radius:
+  listen: ["127.0.0.1:0"]
+  upstream:
+    timeout: 2s
+    servers: [{address: "%s", secret: upstream-secret}]
+store: {path: "{{dir}}/otpgate.db"}
+clients:
+  - {name: forti, address: 127.0.0.1/32, secret: testing123, tenant: acme, password: radius,
+     client_ip_attribute: Calling-Station-Id}
+tenants:
+  - {name: acme, methods: [totp], reply_attributes: ["Session-Timeout=7200"]}
+`, upstream))
+	s.cli(t, "user", "add", "alice", "--tenant", "acme")
+	s.cli(t, "user", "totp", "alice", "--secret", testSecret)
+	addr := s.addrs[0]
+	nas := radius.Attributes{
+		{Type: rfc2865.NASIdentifier_Type, Attribute: radius.Attribute("forti1")},
+		{Type: rfc2865.NASIPAddress_Type, Attribute: radius.Attribute{10, 1, 2, 3}},
+		{Type: rfc2865.CalledStationID_Type, Attribute: radius.Attribute("vpn.example")},
+	}
+	virtual := &radius.AVP{Type: rfc2865.NASPortType_Type, Attribute: radius.Attribute{0, 0, 0, 5}}
+
+	// Without NAS-Port-Type = Virtual the upstream's policy does not match.
+	expect(t, mustExchange(t, addr, request{user: "alice", password: "right", callingStation: "203.0.113.5", attrs: nas}),
+		radius.CodeAccessReject, "Wrong user name or password")
+
+	withPort := append(slices.Clone(nas), virtual)
+	ch := mustExchange(t, addr, request{user: "alice", password: "right", callingStation: "203.0.113.5", attrs: withPort})
+	expect(t, ch, radius.CodeAccessChallenge, "Enter the code from your authenticator app")
+	if _, ok := ch.Lookup(rfc2865.Class_Type); ok {
+		t.Errorf("the Challenge carries the upstream's Class")
+	}
+	acc := mustExchange(t, addr, request{user: "alice", password: totpNow(t), callingStation: "203.0.113.5", state: string(rfc2865.State_Get(ch))})
+	expect(t, acc, radius.CodeAccessAccept, "")
+	if got := string(rfc2865.Class_Get(acc)); got != "nps-class-42" {
+		t.Errorf("Class: got %q, want the upstream's", got)
+	}
+	if v, _ := rfc2865.Class_Gets(acc); len(v) != 1 {
+		t.Errorf("Class: got %d, want one", len(v))
+	}
+	if got, want := rfc2865.FilterID_GetString(acc), "from-forti1-vpn.example-10.1.2.3-203.0.113.5"; got != want {
+		t.Errorf("Filter-Id: got %q, want %q (the gateway's attributes as the upstream saw them)", got, want)
+	}
+	if got := vsa(acc, 12356, 1); !slices.Equal(got, []string{"vpn-staff"}) {
+		t.Errorf("Fortinet-Group-Name: got %q, want [vpn-staff]", got)
+	}
+	if v, _ := rfc2865.SessionTimeout_Gets(acc); len(v) != 1 || v[0] != 7200 {
+		t.Errorf("Session-Timeout: got %v, want the tenant's [7200] instead of the upstream's", v)
+	}
+	if got := replyMessages(acc); len(got) != 0 {
+		t.Errorf("Reply-Message: got %q, want none (not the upstream's)", got)
+	}
+	audit := s.cli(t, "audit", "--json", "--user", "alice")
+	if !strings.Contains(audit, `"class":"nps-class-42"`) {
+		t.Errorf("the audit log does not record the Class sent:\n%s", audit)
+	}
+}
+
+// TestLDAPGroups: with the slapd test directory's groups (memberOf,
+// nested), a user in none of the tenant's required groups is rejected
+// before any code is sent, and a user's groups, nested ones too, give the
+// group_replies on the Accept after the challenge.
+func TestLDAPGroups(t *testing.T) {
+	dir := ldaptest.Start(t)
+	s := startServer(t, fmt.Sprintf(`
+radius: {listen: ["127.0.0.1:0"]}
+store: {path: "{{dir}}/otpgate.db"}
+ldap:
+  servers: ["%s"]
+  bind_dn: "uid={user},ou=people,dc=example,dc=com"
+  nested_groups: true
+clients:
+  - {name: forti, address: 127.0.0.1/32, secret: testing123, tenant: acme, password: ldap,
+     client_ip_attribute: Calling-Station-Id}
+tenants:
+  - name: acme
+    office_networks: [192.0.2.0/24]
+    methods: [totp, sms]
+    country_code: "31"
+    create_users: true
+    required_groups: ["CN=Everyone, OU=Groups, DC=example, DC=com"]
+    reply_attributes: ["Fortinet-Group-Name=vpn-users"]
+    group_replies:
+      "CN=VPN Admins,OU=Groups,DC=example,DC=com": ["Fortinet-Group-Name=vpn-admins", "Filter-Id=admins"]
+      "cn=staff,ou=groups,dc=example,dc=com": ["Fortinet-Group-Name=staff"]
+delivery: {allow_console: true, sms: [console]}
+`, dir.URL))
+	addr := s.addrs[0]
+
+	// carol is in no group: rejected, even from the office, nothing sent.
+	expect(t, mustExchange(t, addr, request{user: "carol", password: "carols-pw", callingStation: "203.0.113.5"}),
+		radius.CodeAccessReject, "Wrong user name or password")
+	if strings.Contains(s.logText(), "console delivery") {
+		t.Errorf("a code was sent to a user outside the required groups:\n%s", s.logText())
+	}
+	if audit := s.cli(t, "audit", "--user", "carol"); !strings.Contains(audit, "not_in_required_group") {
+		t.Errorf("audit:\n%s", audit)
+	}
+
+	// alice is in VPN Admins, and through it in Staff and Everyone.
+	ch := mustExchange(t, addr, request{user: "alice", password: "right", callingStation: "203.0.113.5"})
+	expect(t, ch, radius.CodeAccessChallenge, "Enter the code sent to +31 6*****78 (or type resend)")
+	acc := mustExchange(t, addr, request{user: "alice", password: s.lastCode(t, "+31612345678"), callingStation: "203.0.113.5",
+		state: string(rfc2865.State_Get(ch))})
+	expect(t, acc, radius.CodeAccessAccept, "")
+	if got := vsa(acc, 12356, 1); !slices.Equal(got, []string{"vpn-admins", "staff"}) {
+		t.Errorf("alice's Fortinet-Group-Name: got %q, want her groups' [vpn-admins staff] over the tenant's", got)
+	}
+	if got := rfc2865.FilterID_GetString(acc); got != "admins" {
+		t.Errorf("alice's Filter-Id: got %q, want admins", got)
+	}
+	// bob is in Staff, and through it in Everyone; from the office.
+	s.cli(t, "user", "add", "bob", "--tenant", "acme")
+	s.cli(t, "user", "totp", "bob", "--secret", testSecret)
+	acc = mustExchange(t, addr, request{user: "bob", password: "bobs-pw", callingStation: "192.0.2.5"})
+	expect(t, acc, radius.CodeAccessAccept, "HQ IP Allowed!")
+	if got := vsa(acc, 12356, 1); !slices.Equal(got, []string{"staff"}) {
+		t.Errorf("bob's Fortinet-Group-Name: got %q, want [staff]", got)
 	}
 }
