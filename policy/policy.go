@@ -399,9 +399,35 @@ func reject(reason, msg string) Result { return Result{Decision: Reject, Reason:
 
 func accept(reason, msg string) Result { return Result{Decision: Accept, Reason: reason, Message: msg} }
 
-// fill replaces {name} placeholders in a message.
+// fill replaces {name} placeholders in a message. For a number it also
+// picks the form a word takes with it: {name:one|other} becomes one when
+// the number is 1 and other else ("{tries} {tries:try|tries} left").
 func fill(msg string, kv ...string) string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		msg = plural(msg, strings.TrimSuffix(kv[i], "}")+":", kv[i+1])
+	}
 	return strings.NewReplacer(kv...).Replace(msg)
+}
+
+// plural replaces each open+"one|other}" in msg by one when n is "1", by
+// other else.
+func plural(msg, open, n string) string {
+	for {
+		i := strings.Index(msg, open)
+		if i < 0 {
+			return msg
+		}
+		end := strings.IndexByte(msg[i:], '}')
+		if end < 0 {
+			return msg
+		}
+		one, other, _ := strings.Cut(msg[i+len(open):i+end], "|")
+		form := other
+		if n == "1" {
+			form = one
+		}
+		msg = msg[:i] + form + msg[i+end+1:]
+	}
 }
 
 // lockUser takes one of the I/O slots, without waiting (ok is false when

@@ -283,6 +283,11 @@ func (c *config) check() (*settings, error) {
 	if len(s.listen) == 0 {
 		s.listen = []string{"127.0.0.1:1812"}
 	}
+	if strings.Contains(s.issuer, ":") {
+		// The otpauth label is issuer:account; apps split it at the first
+		// colon, encoded or not, and would show a different issuer.
+		p.add("totp.issuer", "%q has a colon, which authenticator apps take for the end of the issuer; leave it out, such as %q", s.issuer, strings.ReplaceAll(s.issuer, ":", ""))
+	}
 	for i, a := range s.listen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			p.add(fmt.Sprintf("radius.listen[%d]", i), "%q is not host:port, for example 127.0.0.1:1812 or [::]:1812", a)

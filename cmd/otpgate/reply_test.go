@@ -446,3 +446,13 @@ delivery: {allow_console: true, sms: [console]}
 		t.Errorf("bob's Fortinet-Group-Name: got %q, want [staff]", got)
 	}
 }
+
+// TestIssuerColon: an issuer with a colon would break the otpauth label
+// (issuer:account), so check-config refuses it and says what to write.
+func TestIssuerColon(t *testing.T) {
+	_, path := writeConfig(t, strings.Replace(e2eConfig, "store:", "totp: {issuer: \"Acme: VPN\"}\nstore:", 1))
+	out, errOut, code := cliRun(t, path, "", "check-config")
+	if code == 0 || !strings.Contains(out+errOut, `totp.issuer: "Acme: VPN" has a colon`) || !strings.Contains(out+errOut, `"Acme VPN"`) {
+		t.Errorf("check-config: exit %d:\n%s%s", code, out, errOut)
+	}
+}
