@@ -1,5 +1,6 @@
 // The attributes below are taken from the FreeRADIUS 3.2 dictionaries (RFC 2865,
-// 2866, 2868, 2869, 3162, VLAN from RFC 3580, and the vendors' files): names and numbers.
+// 2866, 2868, 2869, 3162, VLAN from RFC 3580, Management-Privilege-Level from RFC 5607,
+// and the vendors' files): names and numbers.
 
 package dictionary
 
@@ -86,6 +87,7 @@ var attributes = []Def{
 	{Name: "Tunnel-Preference", Vendor: 0, Type: 83, Kind: Integer, Tagged: true},
 	{Name: "Tunnel-Client-Auth-Id", Vendor: 0, Type: 90, Kind: Text, Tagged: true},
 	{Name: "Tunnel-Server-Auth-Id", Vendor: 0, Type: 91, Kind: Text, Tagged: true},
+	{Name: "Management-Privilege-Level", Vendor: 0, Type: 136, Kind: Integer}, // RFC 5607
 	{Name: "MS-CHAP-Response", Vendor: 311, Type: 1, Kind: Octets},
 	{Name: "MS-CHAP-Error", Vendor: 311, Type: 2, Kind: Text},
 	{Name: "MS-CHAP-CPW-1", Vendor: 311, Type: 3, Kind: Octets},
