@@ -114,3 +114,23 @@ func TestDictionary(t *testing.T) {
 		t.Errorf("Name: got %s", got)
 	}
 }
+
+// FuzzParse: whatever an administrator types, Parse does not panic, and
+// what it accepts encodes, templates filled with anything, within an
+// attribute.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"Filter-Id=admins", "Session-Timeout=0x10", "Framed-IPv6-Prefix=2001:db8::/0",
+		"12356:1=g-{user}", "Tunnel-Type=VLAN", "Class=0x", "Service-Type=framed-user"} {
+		f.Add(s, "alice")
+	}
+	f.Fuzz(func(t *testing.T, s, user string) {
+		r, err := Parse(s)
+		if err != nil {
+			return
+		}
+		a := r.Attribute(Vars{User: user, Tenant: user, Method: user})
+		if len(a.Value) > r.max() || (a.Vendor == 0 && a.Type == 0) {
+			t.Fatalf("Parse(%q): %d bytes for %v", s, len(a.Value), a.Key)
+		}
+	})
+}
