@@ -135,6 +135,7 @@ func changeFields(ch *UserChange) []string {
 		{"tenant", ch.Tenant != nil}, {"phone", ch.Phone != nil}, {"email", ch.Email != nil},
 		{"method", ch.Method != nil}, {"backup_method", ch.BackupMethod != nil},
 		{"2fa", ch.TwoFactor != nil}, {"home_ips", ch.ClearHomeIPs || len(ch.AddHomeIPs) > 0},
+		{"reply", ch.ClearReply || len(ch.AddReply) > 0},
 		{"password", ch.PasswordHash != nil},
 	} {
 		if x.set {

@@ -54,6 +54,11 @@ type UserChange struct {
 	TwoFactor    *string  `json:"two_factor,omitempty"`
 	AddHomeIPs   []string `json:"add_home_ips,omitempty"`
 	ClearHomeIPs bool     `json:"clear_home_ips,omitempty"`
+	// AddReply are reply attributes ("Filter-Id=admins") to add; one of
+	// an attribute the user has replaces it. ClearReply removes them all
+	// first.
+	AddReply   []string `json:"add_reply,omitempty"`
+	ClearReply bool     `json:"clear_reply,omitempty"`
 	// PasswordHash is a bcrypt hash made by the CLI, so that the password
 	// itself never crosses the socket.
 	PasswordHash *string `json:"password_hash,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/store"
 )
@@ -145,6 +146,10 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 			u.HomeIPs = append(u.HomeIPs, p)
 		}
 	}
+	if ch.ClearReply {
+		u.Reply = nil
+	}
+	problems = append(problems, addReply(u, ch.AddReply)...)
 	if ch.PasswordHash != nil {
 		u.PasswordHash = *ch.PasswordHash
 	}
@@ -183,6 +188,7 @@ func (s *Service) showUser(name string) (string, error) {
 		ips[i] = prefixText(p)
 	}
 	row("home ips", orText(strings.Join(ips, " "), "none"))
+	row("reply", orText(strings.Join(u.Reply, " "), "none"))
 	now := s.now()
 	row("totp", totpText(u))
 	row("recovery codes", fmt.Sprintf("%d left", len(u.Recovery)))
@@ -286,4 +292,33 @@ func prefixText(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// addReply adds reply attributes to u: those given replace what u has of
+// the same attributes, and several of one attribute given at once are all
+// kept.
+func addReply(u *store.User, add []string) []error {
+	var problems []error
+	var keys []dictionary.Key
+	var fresh []string
+	for _, s := range add {
+		r, err := dictionary.ParseReply(s)
+		if err != nil {
+			problems = append(problems, usagef("--reply %q: %v", s, err))
+			continue
+		}
+		keys = append(keys, r.Key())
+		fresh = append(fresh, r.String())
+	}
+	if len(problems) > 0 || len(fresh) == 0 {
+		return problems
+	}
+	var kept []string
+	for _, s := range u.Reply {
+		if r, err := dictionary.Parse(s); err != nil || !slices.Contains(keys, r.Key()) {
+			kept = append(kept, s)
+		}
+	}
+	u.Reply = append(kept, fresh...)
+	return nil
 }

@@ -62,7 +62,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("answer challenge: %w", err)
 	}
-	return res, nil
+	return e.withReply(ctx, res, req, t, u, Identity{Reply: ch.Reply, Groups: ch.Groups}), nil
 }
 
 // userStamped reads the user called name and the stamp of their record.
@@ -261,7 +261,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	}
 	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: method, EndUserIP: old.EndUserIP,
-		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL),
+		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL), Reply: old.Reply, Groups: old.Groups,
 	}
 	if method == MethodTOTP && c.u.PendingTOTP != nil {
 		ch.Enrol = enrolLink
@@ -312,6 +312,7 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: MethodSMS, EndUserIP: old.EndUserIP,
 		Attempts: old.Attempts, Expires: e.now().Add(t.CodeTTL), Enrol: enrolPhone, To: number,
+		Reply: old.Reply, Groups: old.Groups,
 	}
 	out, err := e.issue(ctx, t, c.u, &ch)
 	switch {

@@ -36,7 +36,7 @@ func TestLockout(t *testing.T) {
 	res := f.decide(login("alice", ipX))
 	res = f.decide(answer("alice", res.State, wrong, ipX))
 	check(t, res, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"})
-	check(t, f.decide(answer("alice", res.State, wrong, ipX)), want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"})
+	check(t, f.decide(answer("alice", res.State, wrong, ipX)), want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"})
 	res = f.decide(login("alice", ipY))
 	check(t, f.decide(answer("alice", res.State, wrong, ipY)), want{policy.Reject, "locked", msgs.Locked, "totp"})
 	if u := f.user("alice"); !u.LockedUntil.Equal(start.Add(30 * time.Minute)) {

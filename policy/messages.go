@@ -8,7 +8,9 @@ import (
 // Messages are the texts users see: in Reply-Message, and in the codes
 // sent to them. Placeholders in braces are filled in where they occur:
 // {destination} the masked phone number or address a code went to,
-// {tries} the attempts left, {seconds} the wait before a resend,
+// {tries} the attempts left, {seconds} the wait before a resend, {left}
+// the recovery codes left ({tries:one|other} and the like pick a word's
+// form for the number: one for 1, other else),
 // {method} and {failed} the name of a method, {code} the code (only in
 // CodeText and VoiceText, which are what is sent).
 type Messages struct {
@@ -232,10 +234,10 @@ var catalogs = map[string]Messages{
 		CodeText:          "Your login code is {code}",
 		VoiceText:         "Your login code is {code}. Once more: {code}.",
 		BackupUsed:        "Sending by {failed} failed.",
-		ResendWait:        "Please wait {seconds} seconds before asking for a new code.",
+		ResendWait:        "Please wait {seconds} {seconds:second|seconds} before asking for a new code.",
 		ResendTOTP:        "An authenticator app code cannot be resent.",
 		MethodUnavailable: "Your account has no {method} set up.",
-		WrongCode:         "Wrong code, {tries} tries left",
+		WrongCode:         "Wrong code, {tries} {tries:try|tries} left",
 		TooManyWrong:      "Wrong code. Please log in again.",
 		CodeExpired:       "Your code has expired. Please log in again.",
 		NoSecondFactor:    "Two-factor authentication is required but not set up for your account. Contact your administrator.",
@@ -274,10 +276,10 @@ var catalogs = map[string]Messages{
 		CodeText:          "Uw inlogcode is {code}",
 		VoiceText:         "Uw inlogcode is {code}. Nogmaals: {code}.",
 		BackupUsed:        "Versturen per {failed} is mislukt.",
-		ResendWait:        "Wacht {seconds} seconden voordat u een nieuwe code aanvraagt.",
+		ResendWait:        "Wacht {seconds} {seconds:seconde|seconden} voordat u een nieuwe code aanvraagt.",
 		ResendTOTP:        "Een code uit een authenticator-app kan niet opnieuw worden verstuurd.",
 		MethodUnavailable: "Voor uw account is geen {method} ingesteld.",
-		WrongCode:         "Onjuiste code, nog {tries} pogingen",
+		WrongCode:         "Onjuiste code, nog {tries} {tries:poging|pogingen}",
 		TooManyWrong:      "Onjuiste code. Log opnieuw in.",
 		CodeExpired:       "Uw code is verlopen. Log opnieuw in.",
 		NoSecondFactor:    "Tweestapsverificatie is verplicht, maar niet ingesteld voor uw account. Neem contact op met uw beheerder.",

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/dictionary"
 )
 
 // Client is one gateway allowed to send requests.
@@ -45,6 +47,9 @@ type Client struct {
 	CodeInPassword string
 	// CodeSeparator, when set, stands between password and code.
 	CodeSeparator string
+	// Reply are the attributes every Accept through this gateway carries
+	// (over the tenant's; a user's own go over them).
+	Reply []dictionary.Reply
 }
 
 // UserName applies the client's name rules to a User-Name.

@@ -105,3 +105,24 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAttributes: an upstream server's answer, taken apart into the
+// attributes to pass on, never panics, and each attribute passed on
+// encodes back into no more than an attribute holds.
+func FuzzAttributes(f *testing.F) {
+	f.Add([]byte{25, 7, 'n', 'p', 's', '-', '1'})
+	f.Add([]byte{26, 16, 0, 0, 0x30, 0x44, 1, 6, 'v', 'p', 'n', '1', 3, 4, 'v', 'd'})
+	f.Add([]byte{26, 8, 0, 0, 0x30, 0x44, 1, 9})
+	f.Fuzz(func(t *testing.T, attrs []byte) {
+		raw := append(header(radius.CodeAccessAccept, 20+len(attrs)), attrs...)
+		p, err := radius.Parse(raw, testSecret)
+		if err != nil {
+			return
+		}
+		for _, a := range attributes(p) {
+			if avp := avpOf(a); len(avp.Attribute) > 253 {
+				t.Fatalf("%v: %d bytes encoded", a.Key, len(avp.Attribute))
+			}
+		}
+	})
+}

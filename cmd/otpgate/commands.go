@@ -39,7 +39,7 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 
 const userUsage = `otpgate user: manage users
   otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
-  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
+  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips] [--reply Name=value]... [--clear-reply]
   otpgate user show NAME
   otpgate user list
   otpgate user delete NAME
@@ -131,11 +131,14 @@ func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.Us
 	backup := fs.String("backup-method", "", "second factor used when the primary cannot be delivered: `totp|sms|email|voice`, or none")
 	var homeIPs listFlag
 	fs.Var(&homeIPs, "home-ip", "an `IP` or network the user may log in from without a code (repeatable)")
+	var reply listFlag
+	fs.Var(&reply, "reply", "a reply attribute for the user's Accepts, `Name=value` such as Filter-Id=admins; it replaces the tenant's and the client's of that name (repeatable)")
 	var twoFA *string
-	var clear *bool
+	var clear, clearReply *bool
 	if isSet {
 		twoFA = fs.String("2fa", "", "`on`, off, or tenant (follow the tenant's mode)")
 		clear = fs.Bool("clear-home-ips", false, "remove all home IPs (before adding any --home-ip)")
+		clearReply = fs.Bool("clear-reply", false, "remove all the user's reply attributes (before adding any --reply)")
 	}
 	return func(set map[string]bool) *admin.UserChange {
 		ch := &admin.UserChange{}
@@ -145,9 +148,11 @@ func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.Us
 		ch.Method = ptrIf(set["method"], *method)
 		ch.BackupMethod = ptrIf(set["backup-method"], *backup)
 		ch.AddHomeIPs = homeIPs
+		ch.AddReply = reply
 		if isSet {
 			ch.TwoFactor = ptrIf(set["2fa"], *twoFA)
 			ch.ClearHomeIPs = *clear
+			ch.ClearReply = *clearReply
 		}
 		return ch
 	}

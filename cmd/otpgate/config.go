@@ -19,6 +19,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
@@ -65,8 +66,10 @@ type radiusConfig struct {
 }
 
 type upstreamConfig struct {
-	Servers []upstreamServerConfig `mapstructure:"servers"`
-	Timeout time.Duration          `mapstructure:"timeout"`
+	Servers        []upstreamServerConfig `mapstructure:"servers"`
+	Timeout        time.Duration          `mapstructure:"timeout"`
+	PassAttributes *[]string              `mapstructure:"pass_attributes"`
+	DropAttributes []string               `mapstructure:"drop_attributes"`
 }
 
 type upstreamServerConfig struct {
@@ -128,6 +131,7 @@ type clientConfig struct {
 	LimitProxyState             bool          `mapstructure:"limit_proxy_state"`
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
+	ReplyAttributes             []string      `mapstructure:"reply_attributes"`
 }
 
 type tenantConfig struct {
@@ -153,6 +157,14 @@ type tenantConfig struct {
 	CreateUsers     bool              `mapstructure:"create_users"`
 	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
+	Replies         tenantReplies     `mapstructure:",squash"`
+}
+
+// tenantReplies are what a tenant's Accepts carry.
+type tenantReplies struct {
+	ReplyAttributes []string            `mapstructure:"reply_attributes"`
+	GroupReplies    map[string][]string `mapstructure:"group_replies"`
+	RequiredGroups  []string            `mapstructure:"required_groups"`
 }
 
 type lockoutConfig struct {
@@ -275,6 +287,11 @@ func (c *config) check() (*settings, error) {
 	if len(s.listen) == 0 {
 		s.listen = []string{"127.0.0.1:1812"}
 	}
+	if strings.Contains(s.issuer, ":") {
+		// The otpauth label is issuer:account; apps split it at the first
+		// colon, encoded or not, and would show a different issuer.
+		p.add("totp.issuer", "%q has a colon, which authenticator apps take for the end of the issuer; leave it out, such as %q", s.issuer, strings.ReplaceAll(s.issuer, ":", ""))
+	}
 	for i, a := range s.listen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			p.add(fmt.Sprintf("radius.listen[%d]", i), "%q is not host:port, for example 127.0.0.1:1812 or [::]:1812", a)
@@ -359,6 +376,12 @@ func (c *config) check() (*settings, error) {
 	}
 	if len(c.Clients) == 0 {
 		p.add("clients", "at least one client (gateway) is needed")
+	}
+	ldapClient := slices.ContainsFunc(s.clients, func(cl *radius.Client) bool { return cl.FirstFactor == policy.FirstFactorLDAP })
+	for i, t := range s.tenants {
+		if (len(t.RequiredGroups) > 0 || len(t.GroupReplies) > 0) && !ldapClient {
+			p.add(fmt.Sprintf("tenants[%d] (%s)", i, t.Name), "group_replies and required_groups need the directory's groups, which only a client with password: ldap reads, and there is none")
+		}
 	}
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
@@ -481,8 +504,27 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		p.add(key+".otp_separator", "only means something with otp_in_password: append")
 	}
 	cl.LimitProxyState = cc.LimitProxyState
+	cl.Reply = replyAttributes(key+".reply_attributes", cc.ReplyAttributes, p)
 	return cl
 }
+
+// replyAttributes checks a list of "Name=value" reply attributes.
+func replyAttributes(key string, list []string, p *problems) []dictionary.Reply {
+	var out []dictionary.Reply
+	for i, s := range list {
+		r, err := dictionary.ParseReply(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// maxMessage is the most bytes a message may have: enough for a
+// paragraph, and room in a 4096-byte answer for two joined together.
+const maxMessage = 1000
 
 func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Tenant {
 	t := policy.Tenant{
@@ -602,10 +644,12 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	t.Messages = msgs
+	t.Reply = replyAttributes(key+".reply_attributes", tc.Replies.ReplyAttributes, p)
+	t.GroupReplies, t.RequiredGroups = checkGroups(key, tc, p)
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {
-		if msg := all[name]; len(msg) > 253 {
-			p.add(key+".messages."+name, "is %d bytes; a Reply-Message holds at most 253", len(msg))
+		if msg := all[name]; len(msg) > maxMessage {
+			p.add(key+".messages."+name, "is %d bytes, want at most %d (a text goes over several Reply-Messages of 253 bytes, and the whole answer must fit in 4096)", len(msg), maxMessage)
 		}
 	}
 	return t
@@ -618,6 +662,22 @@ func (c *config) checkUpstream(p *problems) *radius.Upstream {
 		return nil
 	}
 	u := &radius.Upstream{Timeout: cmp.Or(uc.Timeout, 5*time.Second)}
+	keys := func(key string, names []string) []dictionary.Key {
+		out := []dictionary.Key{}
+		for i, n := range names {
+			d, err := dictionary.Lookup(n)
+			if err != nil {
+				p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+				continue
+			}
+			out = append(out, d.Key())
+		}
+		return out
+	}
+	if uc.PassAttributes != nil {
+		u.Pass = keys("radius.upstream.pass_attributes", *uc.PassAttributes)
+	}
+	u.Drop = keys("radius.upstream.drop_attributes", uc.DropAttributes)
 	if u.Timeout < 0 || u.Timeout > time.Minute {
 		p.add("radius.upstream.timeout", "%s is out of range, want up to 1m", uc.Timeout)
 	}

@@ -30,7 +30,7 @@ Usage:
   otpgate check-config [--config FILE]   check a configuration file
   otpgate check-store [FILE]             read the store (or a copy) through and check every page
   otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
-  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
+  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips] [--reply Name=value]... [--clear-reply]
   otpgate user show NAME
   otpgate user list
   otpgate user delete NAME
