@@ -133,6 +133,8 @@ func checkShownIntact(t *testing.T, s *server, f upgradeFacts) {
 	}
 }
 
+// checkLogins logs in with every kind of user the older build left, at its
+// clock, each as it would have been answered there.
 func checkLogins(t *testing.T, s *server, c *clock, f upgradeFacts) {
 	send := func(user, password, ip, state, from string) *radius.Packet {
 		t.Helper()
@@ -222,8 +224,9 @@ func checkLogins(t *testing.T, s *server, c *clock, f upgradeFacts) {
 
 // exchangeRetrying sends req as a gateway does: the same packet from the
 // same port again while no answer comes, which the server answers from its
-// cache of answers. Checking a bcrypt password under the race detector
-// can take longer than one wait.
+// cache of answers. Checking a bcrypt password under the race detector,
+// on a busy machine, can take several waits (TestAppendMode meets the
+// same); a gateway would retry as long.
 func exchangeRetrying(t *testing.T, addr string, req request) *radius.Packet {
 	t.Helper()
 	raw := encodeRequest(t, req)
@@ -240,13 +243,14 @@ func exchangeRetrying(t *testing.T, addr string, req request) *radius.Packet {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for range 4 {
+	const tries = 20 // of 1.5 s each
+	for range tries {
 		p, _, err := roundTrip(t, conn, raw, req.secret)
 		if err == nil {
 			return p
 		}
 	}
-	t.Fatalf("%s: no answer to 4 tries", req.user)
+	t.Fatalf("%s: no answer to %d tries", req.user, tries)
 	return nil
 }
 
