@@ -85,6 +85,8 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		want = 0
 		fs.BoolVar(&req.WithSecrets, "with-secrets", false, "include TOTP secrets (anyone with the file can make codes)")
 	case "import":
+		fs.BoolVar(&req.Update, "update", false, "also change users that exist (all or nothing, as adding is)")
+		fs.BoolVar(&req.AllowShortSecret, "allow-short-secret", false, "accept totp_secret values of 80 to 127 bits, moved from another system")
 		pos, err := parse(fs, args, -1)
 		if err != nil {
 			return err
@@ -101,6 +103,7 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "totp":
 		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
 		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")
+		fs.BoolVar(&req.AllowShortSecret, "allow-short-secret", false, "accept a --secret of 80 to 127 bits, moved from another system (new secrets need 128)")
 		png := fs.String("png", "", "also write the QR code to this PNG `FILE`")
 		finish = func(rep admin.Reply) error {
 			if *png == "" || rep.URI == "" {
