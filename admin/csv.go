@@ -99,6 +99,12 @@ func (s *Service) importUsers(data []byte, opt Import) (string, []store.User, er
 	err = s.DB.Update(func(tx *store.Tx) error {
 		seen := map[string]int{}
 		for _, rw := range rows {
+			name, _ := rw.get("name")
+			if first, dup := seen[store.NormalizeName(name)]; dup && name != "" {
+				problems = append(problems, fmt.Errorf("line %d: %s is also on line %d", rw.line, clip(store.NormalizeName(name)), first))
+				continue
+			}
+			seen[store.NormalizeName(name)] = rw.line
 			u, exists, note, err := s.userFromRow(tx, rw.get, now, opt)
 			if err != nil {
 				for _, e := range splitErrors(err) {
@@ -106,11 +112,6 @@ func (s *Service) importUsers(data []byte, opt Import) (string, []store.User, er
 				}
 				continue
 			}
-			if first, dup := seen[u.Name]; dup {
-				problems = append(problems, fmt.Errorf("line %d: %s is also on line %d", rw.line, u.Name, first))
-				continue
-			}
-			seen[u.Name] = rw.line
 			if exists {
 				updated++
 			} else {

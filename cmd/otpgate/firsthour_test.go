@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,4 +72,116 @@ func TestUsersThatCannotLogIn(t *testing.T) {
 		{args: []string{"user", "set", "bob", "--method", "totp"}, status: 0, want: []string{"updated user bob"}},
 		{args: []string{"user", "set", "bob", "--method", "totp"}, status: 0, want: []string{"user bob already had these settings; nothing changed"}},
 	})
+}
+
+// TestExportImportRoundTrip: what export writes, import takes back, with
+// and without secrets, into the same store (with --update) or another,
+// and every field comes back as it was.
+func TestExportImportRoundTrip(t *testing.T) {
+	dir, cfg := writeConfig(t, cliConfig)
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, status := cliRun(t, cfg, "", args...)
+		if status != 0 {
+			t.Fatalf("otpgate %s: status %d\n%s%s", strings.Join(args, " "), status, out, errOut)
+		}
+		return out
+	}
+	must("user", "add", "ann", "--tenant", "acme", "--phone", "+31612345678", "--email", "ann@example.com", "--method", "sms", "--backup-method", "email", "--home-ip", "198.51.100.7", "--home-ip", "203.0.113.0/29")
+	must("user", "set", "ann", "--2fa", "off")
+	must("user", "add", "ben", "--tenant", "acme", "--phone", "+31612345679")
+	must("user", "totp", "ben", "--secret", testSecret) // totp, backup sms
+	must("user", "add", "cat", "--tenant", "other")
+	must("user", "set", "cat", "--2fa", "on")
+	must("user", "add", "kim", "--tenant", "acme", "--phone", "+31612345670", "--backup-method", "sms") // once exported as sms,sms
+	must("user", "add", "nora", "--tenant", "nl", "--phone", "0687654321", "--method", "voice", "--backup-method", "sms")
+	must("user", "add", "=cmd", "--tenant", "acme", "--email", "-x@example.com")
+
+	plain := must("user", "export")
+	secrets := must("user", "export", "--with-secrets")
+	for _, want := range []string{
+		"name,tenant,phone,email,method,backup_method,totp_secret,home_ips,2fa",
+		"ann,acme,+31612345678,ann@example.com,sms,email,,198.51.100.7 203.0.113.0/29,off",
+		"ben,acme,+31612345679,,totp,sms,,,",
+		"cat,other,,,,,,,on",
+		"kim,acme,+31612345670,,sms,,,,",
+		"nora,nl,+31687654321,,voice,sms,,,",
+		"'=cmd,acme,,'-x@example.com,email,,,,",
+	} {
+		if !strings.Contains(plain, want+"\n") {
+			t.Errorf("export lacks %q:\n%s", want, plain)
+		}
+	}
+	if !strings.Contains(secrets, "ben,acme,+31612345679,,totp,sms,"+testSecret+",,\n") {
+		t.Errorf("export --with-secrets lacks ben's secret:\n%s", secrets)
+	}
+	file := filepath.Join(dir, "users.csv")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Into the same store: refused without --update, naming every user.
+	write(plain)
+	_, errOut, status := cliRun(t, cfg, "", "user", "import", file)
+	if status != 2 || !strings.Contains(errOut, "line 3: user ann exists; give --update") || !strings.Contains(errOut, "line 2: user =cmd exists") {
+		t.Errorf("import of existing users: got %d\n%s", status, errOut)
+	}
+	// With --update: nothing changes, and ben keeps his app though the
+	// file has no secrets.
+	if out := must("user", "import", "--update", file); !strings.Contains(out, "imported 6 user(s): 0 added, 6 updated") {
+		t.Errorf("import --update: got %q", out)
+	}
+	if again := must("user", "export", "--with-secrets"); again != secrets {
+		t.Errorf("export after import --update of its own export:\n%s\nwant\n%s", again, secrets)
+	}
+	if show := squash(must("user", "show", "ann")); !strings.Contains(show, "home ips: 198.51.100.7 203.0.113.0/29") || !strings.Contains(show, "2fa: off") {
+		t.Errorf("ann after the round trip:\n%s", show)
+	}
+
+	// Into another store, with secrets: the same users, the same export.
+	_, cfg2 := writeConfig(t, cliConfig)
+	write(secrets)
+	if out, errOut, status := cliRun(t, cfg2, "", "user", "import", file); status != 0 || !strings.Contains(out, "imported 6 user(s)") {
+		t.Fatalf("import into a new store: got %d %q %q", status, out, errOut)
+	}
+	if out, _, _ := cliRun(t, cfg2, "", "user", "export", "--with-secrets"); out != secrets {
+		t.Errorf("export of the new store:\n%s\nwant\n%s", out, secrets)
+	}
+	if out, _, _ := cliRun(t, cfg2, "", "user", "show", "ben"); !strings.Contains(squash(out), "totp: active") {
+		t.Errorf("ben in the new store:\n%s", out)
+	}
+
+	// --update changes what the file says; a file with mistakes changes
+	// nothing and names every one of them, by column.
+	write("name,phone,method,home_ips,2fa\n" +
+		"ann,+31612345600,,,\n" +
+		"ben,12,,,\n" +
+		"cat,,pigeon,,\n" +
+		"kim,,,not-an-ip,maybe\n" +
+		"nora,+447700900123,,,\n" +
+		"ann,,,,\n")
+	_, errOut, status = cliRun(t, cfg, "", "user", "import", "--update", file)
+	for _, want := range []string{
+		`line 3: phone: "12"`,
+		`line 4: method "pigeon": want one of totp, sms, email, voice`,
+		`line 5: home_ips "not-an-ip"`,
+		`line 5: 2fa "maybe": want on, off or tenant`,
+		"line 6: phone +447700900123: tenant nl sends codes only to country code 31",
+		"line 7: ann is also on line 2",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("bad --update: want %q in\n%s", want, errOut)
+		}
+	}
+	if status != 2 || strings.Contains(errOut, "--") {
+		t.Errorf("bad --update: got status %d, and errors must name columns, not flags:\n%s", status, errOut)
+	}
+	write("name,phone,home_ips\nann,+31612345600,\n")
+	must("user", "import", "--update", file)
+	if show := squash(must("user", "show", "ann")); !strings.Contains(show, "phone: +31612345600") || !strings.Contains(show, "home ips: none") ||
+		!strings.Contains(show, "email: ann@example.com") || !strings.Contains(show, "2fa: off") {
+		t.Errorf("ann after --update of phone and home_ips only:\n%s", show)
+	}
 }
