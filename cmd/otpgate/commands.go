@@ -25,12 +25,22 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	s, err := loadConfig(*configPath)
+	s, found, err := readConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	for _, w := range s.deliveryWarnings() {
+	// What serve would refuse beyond the file itself, reported with the
+	// file's problems in one run.
+	p := problems{found}
+	warnings := append(s.preflight(&p), s.secretWarnings()...)
+	if found == nil {
+		warnings = append(warnings, s.deliveryWarnings()...)
+	}
+	for _, w := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if err := errors.Join(p...); err != nil {
+		return fmt.Errorf("config %s:\n%w", orDefault(*configPath, "embedded defaults"), err)
 	}
 	fmt.Fprintf(stdout, "configuration OK: %d client(s), %d tenant(s), listening on %s, store %s\n",
 		len(s.clients), len(s.tenants), strings.Join(s.listen, " "), s.storePath)

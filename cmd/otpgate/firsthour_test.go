@@ -1,10 +1,12 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // step is one CLI command and what it must print (in stdout and stderr,
@@ -183,5 +185,95 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if show := squash(must("user", "show", "ann")); !strings.Contains(show, "phone: +31612345600") || !strings.Contains(show, "home ips: none") ||
 		!strings.Contains(show, "email: ann@example.com") || !strings.Contains(show, "2fa: off") {
 		t.Errorf("ann after --update of phone and home_ips only:\n%s", show)
+	}
+}
+
+// TestCheckConfigAllAtOnce: one run of check-config names every problem
+// in the file and what serve would refuse beyond it, each by its key and
+// with the fix.
+func TestCheckConfigAllAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	// A port in use now: a warning, since it may be free at start.
+	busy, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	os.WriteFile(filepath.Join(dir, "gw.secret"), []byte("# the gateway's secret\nreally-long-shared-secret\n"), 0o600)
+	cfg := filepath.Join(dir, "otpgate.yaml")
+	os.WriteFile(cfg, []byte(`
+tenant: x
+radius: {listen: ["`+busy.LocalAddr().String()+`"], lisen: x}
+http: {listen: ""}
+store: {path: `+dir+`/missing/otpgate.db}
+clients:
+  - {name: gw, address: 10.0.0.300, secret_file: gw.secret, tenant: t}
+  - {name: nps, address: 192.0.2.7, secret: short-secret, tenant: t}
+tenants:
+  - {name: t, ofice_networks: [10.0.0.0/8], code_ttl: "3 minutes", reconnect_window: 180, audit: x}
+`), 0o600)
+	out, errOut, status := cliRun(t, cfg, "", "check-config")
+	for _, want := range []string{
+		"tenant: unknown key; did you mean tenants?",
+		"radius.lisen: unknown key; did you mean listen?",
+		"tenants[0].ofice_networks: unknown key; did you mean office_networks?",
+		"tenants[0].audit: unknown key; the keys here are ",
+		`tenants[0].code_ttl: "3 minutes" is not a duration: write a number and a unit, such as 180s, 3m, 1h30m or 7d (units: ms, s, m, h, d)`,
+		"tenants[0].reconnect_window: 180 has no unit: a number needs a unit, such as 180s",
+		`clients[0].address: "10.0.0.300" is not an address`,
+		"clients[0].secret_file: " + filepath.Join(dir, "gw.secret") + " has 2 lines that are not empty; it must hold only the secret, on its first line (no comments)",
+		"store.path: the directory " + filepath.Join(dir, "missing") + " does not exist",
+		"warning: radius.listen[0]: cannot listen on " + busy.LocalAddr().String() + " now (bind: address already in use)",
+		"warning: clients[1] (nps): the shared secret is 12 characters; use 16 or more (RFC 2865 §3)",
+	} {
+		if !strings.Contains(out+errOut, want) {
+			t.Errorf("check-config lacks %q:\n%s%s", want, out, errOut)
+		}
+	}
+	if status != 1 {
+		t.Errorf("check-config: got status %d, want 1", status)
+	}
+	if strings.Contains(out, "warning: clients[0]") {
+		t.Errorf("a long secret was warned about:\n%s", out)
+	}
+
+	// A secret file's first line is the secret; a CRLF file too.
+	os.WriteFile(filepath.Join(dir, "gw.secret"), []byte("really-long-shared-secret\r\n\n"), 0o600)
+	os.WriteFile(cfg, []byte(`
+store: {path: `+dir+`/otpgate.db}
+radius: {listen: ["127.0.0.1:0"]}
+http: {listen: ""}
+clients: [{name: gw, address: 10.0.0.1, secret_file: gw.secret, tenant: t}]
+tenants: [{name: t, code_ttl: 0, audit_keep: 1}]
+`), 0o600)
+	out, errOut, status = cliRun(t, cfg, "", "check-config")
+	if status != 1 || !strings.Contains(errOut, "tenants[0].audit_keep: unknown key") {
+		t.Errorf("got %d:\n%s%s", status, out, errOut)
+	}
+	os.WriteFile(cfg, []byte(`
+store: {path: `+dir+`/otpgate.db}
+radius: {listen: ["127.0.0.1:0"]}
+http: {listen: ""}
+clients: [{name: gw, address: 10.0.0.1, secret_file: gw.secret, tenant: t}]
+tenants: [{name: t, code_ttl: 0, audit: {keep: 90d}}]
+audit: {keep: 90d}
+`), 0o600)
+	s, err := loadConfig(cfg)
+	if err == nil {
+		t.Fatalf("loadConfig took tenants[0].audit")
+	}
+	os.WriteFile(cfg, []byte(`
+store: {path: `+dir+`/otpgate.db}
+radius: {listen: ["127.0.0.1:0"]}
+http: {listen: ""}
+clients: [{name: gw, address: 10.0.0.1, secret_file: gw.secret, tenant: t}]
+tenants: [{name: t, code_ttl: 0}]
+audit: {keep: 90d}
+`), 0o600)
+	if s, err = loadConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.clients[0].Secret) != "really-long-shared-secret" || s.auditKeep != 90*24*time.Hour || s.tenants[0].CodeTTL != 3*time.Minute {
+		t.Errorf("got secret %q, audit.keep %s, code_ttl %s", s.clients[0].Secret, s.auditKeep, s.tenants[0].CodeTTL)
 	}
 }
