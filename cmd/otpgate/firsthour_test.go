@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +281,97 @@ audit: {keep: 90d}
 	}
 	if string(s.clients[0].Secret) != "really-long-shared-secret" || s.auditKeep != 90*24*time.Hour || s.tenants[0].CodeTTL != 3*time.Minute {
 		t.Errorf("got secret %q, audit.keep %s, code_ttl %s", s.clients[0].Secret, s.auditKeep, s.tenants[0].CodeTTL)
+	}
+}
+
+// TestCLISameEverywhere: every command answers --help, -h and help
+// COMMAND with its own usage on standard output and exit status 0;
+// --config goes before or after the command; mistakes say what to type.
+func TestCLISameEverywhere(t *testing.T) {
+	dir, cfg := writeConfig(t, cliConfig)
+	cli := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+		return out.String(), errOut.String(), exitCode(err, &errOut)
+	}
+	for _, cmd := range [][]string{
+		{"serve"}, {"check-config"}, {"user", "add"}, {"user", "set"}, {"user", "show"}, {"user", "list"}, {"user", "delete"},
+		{"user", "totp"}, {"user", "import"}, {"user", "export"}, {"user", "recovery-codes"}, {"user", "reset"}, {"user", "unlock"},
+		{"audit"}, {"reload"}, {"backup"}, {"version"},
+	} {
+		name := strings.Join(cmd, " ")
+		for _, args := range [][]string{append(slices.Clone(cmd), "--help"), append(slices.Clone(cmd), "-h"), append([]string{"help"}, cmd...)} {
+			out, errOut, status := cli(args...)
+			if status != 0 || errOut != "" || !strings.Contains(out, "Usage:\n  otpgate "+name) || strings.Contains(out, "otpgate: RADIUS") {
+				t.Errorf("otpgate %s: got status %d, stdout\n%s\nstderr %q; want its own usage and 0", strings.Join(args, " "), status, out, errOut)
+			}
+		}
+	}
+	if out, _, status := cli("user", "add", "--help"); status != 0 || !strings.Contains(out, "-phone NUMBER") {
+		t.Errorf("user add --help lists no flags: %d\n%s", status, out)
+	}
+	for _, args := range [][]string{{"user", "--help"}, {"help", "user"}, {"user", "-h"}} {
+		if out, errOut, status := cli(args...); status != 0 || !strings.Contains(out, "otpgate user add NAME") || errOut != "" {
+			t.Errorf("otpgate %s: got %d\n%s%s", strings.Join(args, " "), status, out, errOut)
+		}
+	}
+	// --config before the command.
+	if out, errOut, status := cli("--config", cfg, "user", "add", "zoe", "--tenant", "acme", "--email", "zoe@example.com"); status != 0 || !strings.Contains(out, "added user zoe") {
+		t.Errorf("--config before the command: got %d\n%s%s", status, out, errOut)
+	}
+	if out, _, status := cli("--config="+cfg, "user", "list"); status != 0 || !strings.Contains(out, "zoe") {
+		t.Errorf("--config= before the command: got %d\n%s", status, out)
+	}
+	runSteps(t, cfg, []step{
+		{args: []string{"check-config", cfg}, status: 2, want: []string{"otpgate check-config takes the file as a flag: otpgate check-config --config " + cfg}},
+		{args: []string{"audit", "--since", "1d"}, status: 0, want: []string{"user add", "zoe"}},
+		{args: []string{"audit", "--since", "7d", "--user", "zoe"}, status: 0, want: []string{"zoe"}},
+		{args: []string{"audit", "--since", "1 day"}, status: 2, want: []string{`"1 day" is not a duration: write a number and a unit, such as 180s, 3m, 1h30m or 7d`}},
+		{args: []string{"user", "show", "nosuch"}, status: 1, want: []string{"no user nosuch"}},
+		{args: []string{"user", "set", "zoe"}, status: 2, want: []string{"nothing to change: give what to change, such as otpgate user set zoe --phone"}},
+		{args: []string{"user", "set", "zoe", "--email", "zoe@example.com"}, status: 0, want: []string{"user zoe already had these settings; nothing changed"}},
+		{args: []string{"user", "totp", "zoe", "--confirm", "abc"}, status: 2, want: []string{`--confirm "abc": a code is the 6 digits the authenticator app shows`}},
+		{args: []string{"user", "totp", "zoe", "--secret", "JBSWY3DPEHPK3PXP"}, status: 2, want: []string{"--secret: the secret is 80 bits; a new one needs at least 128 (RFC 4226 §4)", "--allow-short-secret"}},
+		{args: []string{"user", "totp", "zoe", "--secret", "JBSWY3DPEHPK3PXP", "--allow-short-secret"}, status: 0, want: []string{"TOTP secret imported for zoe"}},
+		{args: []string{"user", "list"}, status: 0, want: []string{"zoe acme totp,email tenant yes"}},
+		{args: []string{"user", "add", strings.Repeat("n", 10000), "--tenant", "acme"}, status: 2, want: []string{"at most 253 bytes", "(10000 bytes)"}},
+		{args: []string{"user", "show", strings.Repeat("n", 10000)}, status: 1, want: []string{"(10000 bytes)"}},
+	})
+	if out, errOut, _ := cliRun(t, cfg, "", "user", "add", strings.Repeat("n", 10000), "--tenant", "acme"); len(out+errOut) > 1000 {
+		t.Errorf("a 10000-byte name is echoed whole: %d bytes of output", len(out+errOut))
+	}
+	if out, _, _ := cliRun(t, cfg, "", "audit"); len(out) > 5000 {
+		t.Errorf("a 10000-byte name reached the audit log whole: %d bytes", len(out))
+	}
+
+	// Reading where there is no store makes none.
+	empty := t.TempDir()
+	noStore := filepath.Join(empty, "otpgate.yaml")
+	os.WriteFile(noStore, []byte(strings.ReplaceAll(cliConfig, "{{dir}}", empty)), 0o600)
+	for _, args := range [][]string{{"user", "list"}, {"user", "show", "alice"}, {"audit"}, {"user", "export"}} {
+		_, errOut, status := cliRun(t, noStore, "", args...)
+		if status != 1 || !strings.Contains(errOut, "no store at "+filepath.Join(empty, "otpgate.db")+" (from store.path in "+noStore+")") || !strings.Contains(errOut, "--config /etc/otpgate/otpgate.yaml") {
+			t.Errorf("otpgate %s without a store: got %d %q", strings.Join(args, " "), status, errOut)
+		}
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 1 {
+		t.Errorf("reading commands left files behind: %v", entries)
+	}
+	_ = dir
+}
+
+func TestVersionText(t *testing.T) {
+	bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/otpgate/otpgate", Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-11-30T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	if got, want := versionText(bi), "otpgate v1.2.3 (commit 0123456789ab of 2026-11-30T10:00:00Z, modified) "+runtime.Version(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := versionText(nil); got != "otpgate devel "+runtime.Version() {
+		t.Errorf("got %q without build info", got)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "otpgate ") {
+		t.Errorf("otpgate version: %v %q", err, out.String())
 	}
 }
