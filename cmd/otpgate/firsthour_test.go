@@ -375,3 +375,47 @@ func TestVersionText(t *testing.T) {
 		t.Errorf("otpgate version: %v %q", err, out.String())
 	}
 }
+
+// TestLogsOperatorsRead: no warning for channels only a tenant in mode off
+// allows; decision lines without empty fields; reading over the admin
+// socket is not logged at info.
+func TestLogsOperatorsRead(t *testing.T) {
+	config := `
+radius: {listen: ["127.0.0.1:0"]}
+store: {path: "{{dir}}/otpgate.db"}
+clients:
+  - {name: gw, address: 127.0.0.1/32, secret: testing123, tenant: free}
+tenants:
+  - {name: acme, methods: [totp, sms]}
+  - {name: free, mode: "off", methods: [voice, email]}
+`
+	_, cfg := writeConfig(t, config)
+	out, errOut, status := cliRun(t, cfg, "", "check-config")
+	if status != 0 || !strings.Contains(out, "warning: tenant acme allows sms, but delivery.sms names no provider") ||
+		strings.Contains(out, "voice") || strings.Contains(out, "delivery.email") {
+		t.Errorf("check-config: got %d\n%s%s\nwant a warning for acme's sms only", status, out, errOut)
+	}
+
+	s := startServer(t, config)
+	if strings.Contains(s.logText(), "voice") {
+		t.Errorf("serve warned about a channel only a tenant in mode off allows:\n%s", s.logText())
+	}
+	s.cli(t, "user", "add", "ann", "--tenant", "free")
+	resp, _, err := exchange(t, s.addrs[0], request{user: "ann", password: "x"})
+	if err != nil || codeName(resp) != "Access-Accept" {
+		t.Fatalf("got %v %v", resp, err)
+	}
+	line := s.waitLog(t, 0, `msg=decision user=ann`)
+	if strings.Contains(line, `=""`) || !strings.Contains(line, "reason=tenant_2fa_off") {
+		t.Errorf("decision line with empty fields: %s", line)
+	}
+	n := s.logLen()
+	s.cli(t, "user", "show", "ann")
+	s.cli(t, "user", "list")
+	s.cli(t, "audit")
+	s.cli(t, "user", "unlock", "ann")
+	s.waitLog(t, n, `op="user unlock"`)
+	if logs := s.logText(); strings.Contains(logs, `op="user show"`) || strings.Contains(logs, `op="user list"`) || strings.Contains(logs, "op=audit") {
+		t.Errorf("reading commands logged at info:\n%s", logs)
+	}
+}
