@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/policy"
 )
 
 // step is one CLI command and what it must print (in stdout and stderr,
@@ -417,5 +419,19 @@ tenants:
 	s.waitLog(t, n, `op="user unlock"`)
 	if logs := s.logText(); strings.Contains(logs, `op="user show"`) || strings.Contains(logs, `op="user list"`) || strings.Contains(logs, "op=audit") {
 		t.Errorf("reading commands logged at info:\n%s", logs)
+	}
+}
+
+// TestExampleNamesEveryMessage: config.example.yaml's messages list every
+// key the code takes, so an admin sees all they can change.
+func TestExampleNamesEveryMessage(t *testing.T) {
+	b, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range policy.MessageKeys() {
+		if !strings.Contains(string(b), "\n      "+k+": ") {
+			t.Errorf("config.example.yaml's messages lack %s", k)
+		}
 	}
 }
