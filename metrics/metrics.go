@@ -28,6 +28,10 @@ type Sources struct {
 	Dropped []func() map[string]uint64
 	// LiveChallenges counts the challenges waiting for an answer.
 	LiveChallenges func() int
+	// Held counts the logins held for approval.
+	Held func() int
+	// AuditDropped counts the audit entries that could not be written.
+	AuditDropped func() uint64
 }
 
 // New makes the metrics, with the Go runtime's and the process's.
@@ -52,6 +56,16 @@ func New(src Sources) *Metrics {
 			Name: "otpgate_live_challenges", Help: "Challenges in the store, not yet answered or pruned.",
 		}, func() float64 { return float64(src.LiveChallenges()) }))
 	}
+	if src.Held != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_held_logins", Help: "Logins held for approval, each waiting for its user's answer without a request worker.",
+		}, func() float64 { return float64(src.Held()) }))
+	}
+	if src.AuditDropped != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "otpgate_audit_dropped_total", Help: "Audit entries that could not be written (the store could not be written).",
+		}, func() float64 { return float64(src.AuditDropped()) }))
+	}
 	if len(src.Dropped) > 0 {
 		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",
 			"Packets dropped without an answer, by cause.", []string{"cause"}, nil)})
@@ -72,7 +86,7 @@ func (m *Metrics) Delivered(channel, provider, result string) {
 }
 
 // Handler serves /metrics and /healthz; healthy reports whether the store
-// can be written.
+// can be written (and audit entries are not being dropped).
 func (m *Metrics) Handler(healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))

@@ -42,6 +42,7 @@ type pending struct {
 	key      string        // user, gateway and place: one link per login
 	done     chan struct{} // closed when decided
 	approved bool
+	unsent   *Result // why the link could not be sent, for the logins sharing it
 }
 
 // approvals are the held logins, in memory: a held request does not
@@ -88,8 +89,10 @@ func (e *Engine) forget(p *pending) {
 }
 
 // hold asks u to approve a login from a gateway that cannot prompt: a
-// one-time link goes to their SMS or e-mail, and the login waits for the
-// answer. A repeated login while one waits shares its link.
+// one-time link goes to their SMS or e-mail, and the login is held until
+// they answer. A repeated login while one is held shares its link. The
+// Result it returns is held (its Wait waits for the answer), unless the
+// login is rejected at once.
 func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) Result {
 	m := t.Messages
 	if e.publicURL == "" {
@@ -106,36 +109,67 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 	if method == "" {
 		return reject("no_link_method", fill(m.SignInFirst, "{url}", e.publicURL+"/signin"))
 	}
+	release, full := e.held.take(u.Name, req.Client)
+	if full != "" {
+		e.log.WarnContext(ctx, "too many held logins; rejected at once ("+full+")", "user", u.Name, "client", req.Client)
+		return Result{Decision: Reject, Reason: "hold_limit", Method: method, Message: m.Unavailable}
+	}
 	p, fresh, err := e.pendingFor(req, t, u)
 	if err != nil {
+		release()
 		e.log.ErrorContext(ctx, "approval failed", "user", u.Name, "err", err)
 		return reject("error", m.Unavailable)
 	}
 	res := Result{Method: method}
 	if fresh {
-		to := u.Phone
-		if method == MethodEmail {
-			to = u.Email
+		var sent bool
+		if res, sent = e.sendLink(ctx, req, t, u, p, method); !sent {
+			release()
+			e.unsent(p, res)
+			return res
 		}
-		refused, err := e.reserve(t, u.Name, method, to, e.now())
-		if err != nil || refused != "" {
-			e.drop(p)
-			if err != nil {
-				return Result{Decision: Reject, Reason: "error", Method: method, Message: m.Unavailable}
-			}
-			return Result{Decision: Reject, Reason: refused, Method: method, Message: refusalMessage(m, refused)}
-		}
-		link := e.publicURL + "/a/" + p.Token
-		msg := message(t, method, to, "")
-		msg.Text = fill(m.ApprovalText, "{gateway}", req.Client, "{link}", link)
-		provider, err := e.rules().senders[method].Send(ctx, msg)
-		if err != nil {
-			e.drop(p)
-			e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)
-			return Result{Decision: Reject, Reason: "delivery_failed", Method: method, Message: m.DeliveryFailed}
-		}
-		res.Provider = provider
 	}
+	res.Wait = func() Result {
+		defer release()
+		return e.await(ctx, req, t, u, p, res)
+	}
+	return res
+}
+
+// sendLink sends the link of a new approval to u by method and returns
+// the provider that took it, or, when it could not, the Reject that says
+// why.
+func (e *Engine) sendLink(ctx context.Context, req Request, t *Tenant, u store.User, p *pending, method string) (Result, bool) {
+	m := t.Messages
+	done, ok := e.io.try()
+	if !ok {
+		return e.busy(req, t, method), false
+	}
+	defer done()
+	to := u.Phone
+	if method == MethodEmail {
+		to = u.Email
+	}
+	refused, err := e.reserve(t, u.Name, method, to, e.now())
+	switch {
+	case err != nil:
+		return Result{Decision: Reject, Reason: "error", Method: method, Message: m.Unavailable}, false
+	case refused != "":
+		return Result{Decision: Reject, Reason: refused, Method: method, Message: refusalMessage(m, refused)}, false
+	}
+	msg := message(t, method, to, "")
+	msg.Text = fill(m.ApprovalText, "{gateway}", req.Client, "{link}", e.publicURL+"/a/"+p.Token)
+	provider, err := e.rules().senders[method].Send(ctx, msg)
+	if err != nil {
+		e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)
+		return Result{Decision: Reject, Reason: "delivery_failed", Method: method, Message: m.DeliveryFailed}, false
+	}
+	return Result{Method: method, Provider: provider}, true
+}
+
+// await waits for the answer to a held login: the link used, the hold run
+// out, or the server stopping.
+func (e *Engine) await(ctx context.Context, req Request, t *Tenant, u store.User, p *pending, res Result) Result {
 	select {
 	case <-p.done:
 	case <-e.after(p.Expires.Sub(e.now())):
@@ -146,9 +180,13 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		e.drop(p)
 	}
 	e.approvals.mu.Lock()
-	approved := p.approved
+	approved, unsent := p.approved, p.unsent
 	e.approvals.mu.Unlock()
+	m := t.Messages
+	res.User, res.Tenant = u.Name, t.Name
 	switch {
+	case unsent != nil:
+		res.Decision, res.Reason, res.Message = unsent.Decision, unsent.Reason, unsent.Message
 	case approved:
 		if err := e.approved(req, t, u); err != nil {
 			e.log.ErrorContext(ctx, "record approval", "user", u.Name, "err", err)
@@ -198,6 +236,16 @@ func (e *Engine) pendingFor(req Request, t *Tenant, u store.User) (*pending, boo
 	return p, true, nil
 }
 
+// unsent ends an approval whose link could not be sent: the logins that
+// share it are rejected as the one that tried to send it was.
+func (e *Engine) unsent(p *pending, why Result) {
+	e.approvals.mu.Lock()
+	defer e.approvals.mu.Unlock()
+	e.forget(p)
+	p.unsent = &why
+	close(p.done)
+}
+
 // drop ends an approval that can no longer be decided.
 func (e *Engine) drop(p *pending) {
 	e.approvals.mu.Lock()
@@ -206,20 +254,14 @@ func (e *Engine) drop(p *pending) {
 }
 
 // approved records an approved login like a proved code: the reconnect
-// window for its IP or machine, and a remembered IP.
+// window for its IP, and a remembered IP. The computer name is not
+// recorded: the client chooses it, so it is no place to trust.
 func (e *Engine) approved(req Request, t *Tenant, u store.User) error {
 	now := e.now()
 	return e.db.Update(func(tx *store.Tx) error {
-		if t.ReconnectWindow > 0 {
-			if req.IP.IsValid() {
-				if err := tx.PutProven(u.Name, ipKey(req.IP), now); err != nil {
-					return err
-				}
-			}
-			if req.Machine != "" {
-				if err := tx.PutProvenFrom(u.Name, machinePlace(req.Machine), now); err != nil {
-					return err
-				}
+		if t.ReconnectWindow > 0 && req.IP.IsValid() {
+			if err := tx.PutProven(u.Name, ipKey(req.IP), now); err != nil {
+				return err
 			}
 		}
 		if t.RememberIPFor > 0 && req.IP.IsValid() && !t.inOffice(req.IP) {
@@ -244,16 +286,14 @@ func (e *Engine) preapprove(user string, t *Tenant) error {
 	return nil
 }
 
-// place is where a login comes from, for telling logins apart.
+// place is where a login comes from, for telling held logins apart (not
+// for trusting them): its IP, else the computer name it gave.
 func place(req Request) string {
 	if req.IP.IsValid() {
 		return ipKey(req.IP).String()
 	}
-	return machinePlace(req.Machine)
+	return "machine:" + req.Machine
 }
-
-// machinePlace is the proven place of a machine name.
-func machinePlace(name string) string { return "machine:" + name }
 
 func isClosed(c chan struct{}) bool {
 	select {

@@ -15,7 +15,11 @@ import (
 // until one can be used: a method whose code cannot be sent, or whose
 // sending a limit forbids, gives way to the next.
 func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) (Result, error) {
-	defer e.lockUser(u.Name)()
+	unlock, ok := e.lockUser(u.Name)
+	if !ok {
+		return e.busy(req, t, methods[0]), nil
+	}
+	defer unlock()
 
 	if res, ok := e.reuse(req, t, u); ok {
 		return res, nil
@@ -164,6 +168,8 @@ func prompt(m Messages, ch live.Challenge) string {
 	switch {
 	case ch.Enrol == enrolAskPhone:
 		return m.AskPhone
+	case ch.NextStep != 0:
+		return m.TOTPNext
 	case ch.Enrol == enrolLink:
 		return m.TOTPLink
 	}

@@ -60,7 +60,9 @@ type Request struct {
 	// Tenant is the gateway's tenant, used for users who have none of
 	// their own and for unknown users.
 	Tenant string
-	// FirstFactor is FirstFactorGateway or FirstFactorLocal.
+	// FirstFactor is who checks the password: FirstFactorGateway,
+	// FirstFactorLocal, FirstFactorLDAP, FirstFactorRADIUS, or, on the
+	// sign-in page only, FirstFactorNone.
 	FirstFactor string
 	// User is the login name, already stripped of any domain or realm the
 	// gateway's settings remove.
@@ -73,17 +75,21 @@ type Request struct {
 	// IP is the end user's address; the zero Addr when the gateway sent none.
 	IP netip.Addr
 	// Machine is the end user's computer name when the gateway sends one
-	// (RD Gateway's MS-Machine-Name); it stands in for the IP in the
-	// reconnect window.
+	// (RD Gateway's MS-Machine-Name). The client chooses it: it is shown
+	// on the approval page and tells held logins apart, but it is never a
+	// trusted place (the reconnect window is the IP's).
 	Machine string
 	// NoChallenge marks a gateway that cannot show a challenge: the login
 	// is held for approval out of band instead.
 	NoChallenge bool
 	// Hold is how long to hold such a login; zero means Config.Hold.
 	Hold time.Duration
-	// Preapprove marks a login on otpgate's own sign-in page: an Accept
-	// pre-approves the user's logins through gateways that cannot prompt.
-	Preapprove bool
+	// SignIn marks a login on otpgate's own sign-in page, where a code
+	// proved pre-approves the user's logins through gateways that cannot
+	// prompt. No trusted place skips anything there, nothing is sent
+	// before a first factor is proved, and without one wrong codes count
+	// only against the page (see signin.go).
+	SignIn bool
 	// CodeInPassword is CodeAppend for gateways whose users type the code
 	// after the password; "" means a challenge asks for it.
 	CodeInPassword string
@@ -109,6 +115,12 @@ type Result struct {
 	// User and Tenant are the normalised name and the tenant that decided.
 	User   string
 	Tenant string
+	// Wait, when not nil, means the login is held for approval and not
+	// decided yet: Wait blocks until it is (approved, denied, timed out or
+	// stopped by StopHolds) and returns the decision, recorded like any
+	// other. Until then the other fields say nothing. The caller must call
+	// Wait once: the hold counts against its caps until it returns.
+	Wait func() Result
 }
 
 // Sender delivers a code to a user through one channel, and says which
@@ -128,6 +140,8 @@ type Engine struct {
 
 	observer   Observer
 	approvals  approvals
+	held       holds   // held logins, counted against their caps
+	io         ioSlots // decisions waiting on I/O
 	challenges *live.Table
 	claims     atomic.Uint64 // numbers the answers that may use a TOTP step
 	publicURL  string
@@ -140,6 +154,10 @@ type Engine struct {
 	// logins at once cannot both send a code (see lockUser).
 	sendingMu sync.Mutex
 	sending   map[string]*userLock
+
+	// signInGuard counts wrong codes on the sign-in page without a first
+	// factor (see signin.go).
+	signInGuard signInFailures
 }
 
 // userLock is held while a user's challenge is being started.
@@ -176,6 +194,11 @@ type Config struct {
 	// Observer is told of every decision and delivery, for metrics; nil
 	// means nobody is.
 	Observer Observer
+	// HoldLimits cap the logins held for approval at once.
+	HoldLimits HoldLimits
+	// MaxIO bounds the decisions that may wait on something outside
+	// otpgate at once (see ioSlots); zero means no bound.
+	MaxIO int
 }
 
 // Observer hears what the engine does, for metrics.
@@ -192,7 +215,8 @@ func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
 		sending: map[string]*userLock{}, challenges: live.NewTable(),
 		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
-		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}}}
+		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}},
+		held:      newHolds(c.HoldLimits), io: newIOSlots(c.MaxIO)}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold
 	}
@@ -237,18 +261,22 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant,
 			Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
+	if res.Wait != nil { // held: recorded once decided
+		wait := res.Wait
+		res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
+		return res
+	}
+	return e.decided(ctx, req, res, start)
+}
+
+// decided completes a decision begun at start: pre-approval, the audit
+// log, the observer.
+func (e *Engine) decided(ctx context.Context, req Request, res Result, start time.Time) Result {
 	if res.User == "" {
 		res.User = store.NormalizeName(req.User)
 	}
-	if req.Preapprove && res.Decision == Accept {
-		if t := e.rules().tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
-			if err := e.preapprove(res.User, t); err != nil {
-				e.log.ErrorContext(ctx, "pre-approval failed", "user", res.User, "err", err)
-				res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: t.Messages.Unavailable}
-			} else {
-				res.Reason += "_preapproved"
-			}
-		}
+	if req.SignIn {
+		res = e.signedIn(ctx, req, res)
 	}
 	e.record(ctx, req, res)
 	if e.observer != nil {
@@ -341,10 +369,16 @@ func fill(msg string, kv ...string) string {
 	return strings.NewReplacer(kv...).Replace(msg)
 }
 
-// lockUser waits until no other challenge of user is being started, and
-// returns the function that lets the next one go. Other users never wait:
-// a slow provider holds up only the user it is sending to.
-func (e *Engine) lockUser(user string) (unlock func()) {
+// lockUser takes one of the I/O slots, without waiting (ok is false when
+// all are taken), then waits until no other challenge of user is being
+// started, and returns the function that lets the next one go. Other
+// users never wait: a slow provider holds up only the user it is sending
+// to, and at most MaxIO requests wait on providers at all.
+func (e *Engine) lockUser(user string) (unlock func(), ok bool) {
+	done, ok := e.io.try()
+	if !ok {
+		return nil, false
+	}
 	e.sendingMu.Lock()
 	l := e.sending[user]
 	if l == nil {
@@ -361,7 +395,8 @@ func (e *Engine) lockUser(user string) (unlock func()) {
 			delete(e.sending, user)
 		}
 		e.sendingMu.Unlock()
-	}
+		done()
+	}, true
 }
 
 // isNotFound reports whether err is the store's ErrNotFound.

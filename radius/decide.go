@@ -46,21 +46,29 @@ func Decide(d Decider) Handler {
 			req.IP = c.ClientIP(r.Packet)
 		}
 		res := d.Decide(ctx, req)
-		resp := &Response{Code: radius.CodeAccessReject}
-		switch res.Decision {
-		case policy.Accept:
-			resp.Code = radius.CodeAccessAccept
-		case policy.Challenge:
-			resp.Code = radius.CodeAccessChallenge
+		if res.Wait != nil { // held for approval: park it, free the worker
+			return &Response{Later: func() *Response { return response(res.Wait()) }}
 		}
-		if res.Message != "" {
-			resp.Attributes.Add(typeReplyMessage, radius.Attribute(truncate(res.Message, maxAttr)))
-		}
-		if res.State != "" {
-			resp.Attributes.Add(typeState, radius.Attribute(res.State))
-		}
-		return resp
+		return response(res)
 	})
+}
+
+// response is the answer that carries a decision.
+func response(res policy.Result) *Response {
+	resp := &Response{Code: radius.CodeAccessReject}
+	switch res.Decision {
+	case policy.Accept:
+		resp.Code = radius.CodeAccessAccept
+	case policy.Challenge:
+		resp.Code = radius.CodeAccessChallenge
+	}
+	if res.Message != "" {
+		resp.Attributes.Add(typeReplyMessage, radius.Attribute(truncate(res.Message, maxAttr)))
+	}
+	if res.State != "" {
+		resp.Attributes.Add(typeState, radius.Attribute(res.State))
+	}
+	return resp
 }
 
 // Accounter records sessions; *policy.Engine is one.

@@ -70,7 +70,11 @@ func FuzzHandle(f *testing.F) {
 		s := &Server{Handler: Decide(echoDecider{}), Accounting: func(context.Context, *Request) {}, Clients: NewClients([]*Client{client})}
 		s.init()
 		conn := &capture{}
-		s.handle(context.Background(), conn, netip.MustParseAddrPort("127.0.0.1:5000"), raw)
+		var parked sync.WaitGroup
+		parked.Add(1)
+		s.handle(context.Background(), conn, netip.MustParseAddrPort("127.0.0.1:5000"), raw, &parked)
+		parked.Done()
+		parked.Wait()
 		if n := s.drops.snapshot()["panic"]; n != 0 {
 			t.Fatalf("the handler panicked on %x", raw)
 		}

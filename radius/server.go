@@ -36,6 +36,15 @@ type Request struct {
 type Response struct {
 	Code       radius.Code
 	Attributes radius.Attributes
+	// Later, when not nil, parks the request instead of answering it now
+	// (Code and Attributes are then ignored): its worker goes back to the
+	// pool at once, and the Server answers with what Later returns, in a
+	// goroutine of its own, exactly as if the handler had returned it; a
+	// nil Response from Later means no answer. Until then the request
+	// stays "in progress" in the retransmission cache, so copies of it are
+	// dropped; afterwards they get the cached answer. Later must return
+	// in bounded time: Serve waits for parked requests before returning.
+	Later func() *Response
 }
 
 // Handler answers requests. A nil Response means no answer at all.
@@ -116,8 +125,8 @@ func (s *Server) Dropped() map[string]uint64 {
 func (s *Server) Retransmissions() uint64 { return s.retransmits.Load() }
 
 // Serve reads requests from conn until ctx is done, then waits for the
-// requests in flight to be answered and returns. It does not close conn.
-// Serve may be called for several sockets at once; they share the bound
+// requests in flight, parked ones too, to be answered and returns. It
+// does not close conn. Serve may be called for several sockets at once; they share the bound
 // on concurrency and the retransmission cache.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.init()
@@ -184,7 +193,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		go func() {
 			defer inflight.Done()
 			for ok := true; ok; d, ok = <-jobs {
-				s.handle(work, conn, d.from, d.raw)
+				s.handle(work, conn, d.from, d.raw, &inflight)
 				<-s.sem
 			}
 		}()
@@ -197,9 +206,11 @@ type datagram struct {
 	raw  []byte
 }
 
-// handle takes one datagram from arrival to answer. from is the sender's
-// address as the socket reported it, where the answer goes.
-func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.AddrPort, raw []byte) {
+// handle takes one datagram from arrival to answer, or to parked. from is
+// the sender's address as the socket reported it, where the answer goes. A
+// parked request is counted in parked until it is answered; the caller
+// must itself be counted there, so that Add never starts from zero.
+func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.AddrPort, raw []byte, parked *sync.WaitGroup) {
 	src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	clients := s.clients.Load()
 	if clients == nil {
@@ -267,20 +278,34 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.Add
 		writeTo(conn, cached, from)
 		return
 	}
-	resp := s.serveSafely(ctx, &Request{Client: client, Remote: src, Packet: pkt})
+	r := &Request{Client: client, Remote: src, Packet: pkt}
+	resp := s.serveSafely(ctx, r)
+	if resp != nil && resp.Later != nil {
+		// Parked: this worker is free; the answer comes when Later returns.
+		later := resp.Later
+		parked.Go(func() { s.answer(conn, from, key, r, s.laterSafely(r, later)) })
+		return
+	}
+	s.answer(conn, from, key, r, resp)
+}
+
+// answer encodes resp to r, caches it for retransmissions and sends it to
+// from; a nil resp means no answer, and a retransmission is then decided
+// afresh.
+func (s *Server) answer(conn net.PacketConn, from netip.AddrPort, key replayKey, r *Request, resp *Response) {
 	if resp == nil {
 		s.cache.forget(key)
 		return
 	}
-	b, err := encodeResponse(resp.Code, resp.Attributes, pkt, client.Secret)
+	b, err := encodeResponse(resp.Code, resp.Attributes, r.Packet, r.Client.Secret)
 	if err != nil {
 		s.cache.forget(key)
-		s.Log.Error("encode response", "client", client.Name, "err", err)
+		s.Log.Error("encode response", "client", r.Client.Name, "err", err)
 		return
 	}
 	s.cache.finish(key, b, s.Now())
 	if err := writeTo(conn, b, from); err != nil {
-		s.Log.Warn("write response", "client", client.Name, "err", err)
+		s.Log.Warn("write response", "client", r.Client.Name, "err", err)
 	}
 }
 
@@ -320,6 +345,23 @@ func (s *Server) serveSafely(ctx context.Context, r *Request) (resp *Response) {
 		return &Response{Code: radius.CodeAccountingResponse}
 	}
 	return s.Handler.ServeRADIUS(ctx, r)
+}
+
+// laterSafely waits for the answer of a parked request and turns a panic
+// into no answer. A Response that asks to be parked again is no answer.
+func (s *Server) laterSafely(r *Request, later func() *Response) (resp *Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.drops.add("panic", r.Remote)
+			s.Log.Error("handler panic", "client", r.Client.Name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			resp = nil
+		}
+	}()
+	if resp = later(); resp != nil && resp.Later != nil {
+		s.Log.Error("a parked request was parked again; not answered", "client", r.Client.Name)
+		return nil
+	}
+	return resp
 }
 
 // hasAttr reports whether a well-formed packet carries an attribute of type t.

@@ -59,6 +59,10 @@ type radiusConfig struct {
 	Upstream         upstreamConfig `mapstructure:"upstream"`
 	DuplicateWindow  time.Duration  `mapstructure:"duplicate_window"`
 	MaxConcurrent    int            `mapstructure:"max_concurrent"`
+	MaxConcurrentIO  int            `mapstructure:"max_concurrent_io"`
+	MaxHeld          int            `mapstructure:"max_held"`
+	MaxHeldPerClient int            `mapstructure:"max_held_per_client"`
+	MaxHeldPerUser   int            `mapstructure:"max_held_per_user"`
 }
 
 type upstreamConfig struct {
@@ -101,6 +105,7 @@ type webConfig struct {
 	TLSKey         string   `mapstructure:"tls_key"`
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	Tenant         string   `mapstructure:"tenant"`
+	Password       string   `mapstructure:"password"`
 }
 
 type totpConfig struct {
@@ -169,6 +174,9 @@ type webSettings struct {
 	listen, publicURL, cert, key string
 	trustedProxies               []netip.Prefix
 	tenant                       string
+	// password is the sign-in page's first factor: local, ldap, radius,
+	// or none (no password; app and recovery codes only).
+	password string
 }
 
 // settings is a checked configuration, in the types the packages take.
@@ -176,6 +184,8 @@ type settings struct {
 	listen           []string
 	duplicateWindow  time.Duration
 	maxConcurrent    int
+	maxIO            int
+	holdLimits       policy.HoldLimits
 	storePath        string
 	keyFile          string
 	adminSocket      string
@@ -316,6 +326,7 @@ func (c *config) check() (*settings, error) {
 	if s.maxConcurrent < 0 {
 		p.add("radius.max_concurrent", "must not be negative")
 	}
+	c.checkCapacity(s, &p)
 	if c.Store.Path == "" {
 		s.storePath = c.path("otpgate.db")
 	}
@@ -365,6 +376,31 @@ func (c *config) check() (*settings, error) {
 	}
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
+}
+
+// checkCapacity fills in how the request workers are shared: the share that
+// may wait on I/O (three quarters of max_concurrent by default, so that a
+// quarter stays for requests that need none), and the caps on held logins.
+func (c *config) checkCapacity(s *settings, p *problems) {
+	rc := c.Radius
+	workers := cmp.Or(s.maxConcurrent, 256)
+	s.maxIO = cmp.Or(rc.MaxConcurrentIO, max(1, workers*3/4))
+	if s.maxIO < 1 || s.maxIO > workers {
+		p.add("radius.max_concurrent_io", "%d is out of range, want 1 to radius.max_concurrent (%d), and less to keep workers for requests that need no I/O", s.maxIO, workers)
+	}
+	s.holdLimits = policy.HoldLimits{
+		PerUser:   cmp.Or(rc.MaxHeldPerUser, 10),
+		PerClient: cmp.Or(rc.MaxHeldPerClient, 500),
+		Total:     cmp.Or(rc.MaxHeld, 1000),
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"radius.max_held", s.holdLimits.Total}, {"radius.max_held_per_client", s.holdLimits.PerClient}, {"radius.max_held_per_user", s.holdLimits.PerUser}} {
+		if f.v < 1 || f.v > 100_000 {
+			p.add(f.key, "%d is out of range, want 1 to 100000", f.v)
+		}
+	}
 }
 
 func (c *config) checkClient(key string, cc clientConfig, tenants map[string]bool, p *problems) *radius.Client {
@@ -623,6 +659,20 @@ func (c *config) checkWeb(s *settings, tenants map[string]bool, p *problems) web
 	w := webSettings{
 		listen: c.Web.Listen, publicURL: strings.TrimRight(c.Web.PublicURL, "/"),
 		cert: c.path(c.Web.TLSCert), key: c.path(c.Web.TLSKey), tenant: c.Web.Tenant,
+		password: orDefault(c.Web.Password, policy.FirstFactorNone),
+	}
+	switch w.password {
+	case policy.FirstFactorNone, policy.FirstFactorLocal:
+	case policy.FirstFactorLDAP:
+		if len(c.LDAP.Servers) == 0 {
+			p.add("web.password", "ldap needs a directory under ldap.servers")
+		}
+	case policy.FirstFactorRADIUS:
+		if len(c.Radius.Upstream.Servers) == 0 {
+			p.add("web.password", "radius needs upstream servers under radius.upstream.servers")
+		}
+	default:
+		p.add("web.password", "%q is not one of local, ldap, radius, none (the sign-in page cannot trust a gateway)", c.Web.Password)
 	}
 	if w.listen != "" {
 		if _, _, err := net.SplitHostPort(w.listen); err != nil {
@@ -656,6 +706,9 @@ func (c *config) checkWeb(s *settings, tenants map[string]bool, p *problems) web
 		p.add("web.tenant", "%q is not a configured tenant", w.tenant)
 	}
 	for i, cl := range s.clients {
+		if cl.Name == "web" && w.listen != "" {
+			p.add(fmt.Sprintf("clients[%d].name", i), "%q is the sign-in page's name in the audit log; choose another", cl.Name)
+		}
 		if cl.NoChallenge && w.listen == "" {
 			p.add(fmt.Sprintf("clients[%d].challenge", i), "client %s cannot prompt, so its users approve logins on otpgate's web page: set web.listen and web.public_url", cl.Name)
 		}

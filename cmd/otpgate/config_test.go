@@ -36,8 +36,35 @@ func TestLoadConfigExample(t *testing.T) {
 	if s.clients[2].FirstFactor != policy.FirstFactorLocal {
 		t.Errorf("client vpn: got first factor %q, want local", s.clients[2].FirstFactor)
 	}
-	if s.web.publicURL != "https://otp.example.com" || s.web.listen == "" {
+	if s.web.publicURL != "https://otp.example.com" || s.web.listen == "" || s.web.password != policy.FirstFactorNone {
 		t.Errorf("web read as %+v", s.web)
+	}
+}
+
+// TestLoadConfigWebPassword: the sign-in page's first factor is one
+// otpgate can check, or none; never the gateway's.
+func TestLoadConfigWebPassword(t *testing.T) {
+	for _, tc := range []struct{ web, want string }{
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com"}`, ""},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: local}`, ""},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: gateway}`,
+			`web.password: "gateway" is not one of local, ldap, radius, none`},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: ldap}`,
+			"web.password: ldap needs a directory under ldap.servers"},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: radius}`,
+			"web.password: radius needs upstream servers under radius.upstream.servers"},
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte("clients: [{name: gw, address: 127.0.0.1, secret: s, tenant: t}]\ntenants: [{name: t}]\nweb: "+tc.web+"\n"), 0o600)
+		s, err := loadConfig(path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.web, err)
+		case tc.want == "" && !strings.Contains(tc.web, "password") && s.web.password != policy.FirstFactorNone:
+			t.Errorf("%s: got password %q, want none by default", tc.web, s.web.password)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want %q", tc.web, err, tc.want)
+		}
 	}
 }
 
@@ -54,6 +81,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if s.delivery.SMS[0] != "console" || !s.delivery.AllowConsole {
 		t.Errorf("got sms delivery %v (allow_console %v), want console, allowed", s.delivery.SMS, s.delivery.AllowConsole)
+	}
+	// A quarter of the workers is kept for requests that need no I/O.
+	if s.maxIO != 192 || s.holdLimits != (policy.HoldLimits{PerUser: 10, PerClient: 500, Total: 1000}) {
+		t.Errorf("got max_concurrent_io %d, hold caps %+v, want 192 and 10/500/1000", s.maxIO, s.holdLimits)
 	}
 }
 
@@ -195,6 +226,8 @@ func TestLoadConfigBad(t *testing.T) {
 		{"bad-values.yml", []string{
 			`radius.listen[0]: "nohost" is not host:port`,
 			"radius.duplicate_window: 10m0s is out of range",
+			"radius.max_concurrent_io: 9 is out of range, want 1 to radius.max_concurrent (8)",
+			"radius.max_held_per_user: -1 is out of range, want 1 to 100000",
 			`tenants[0] (t).mode: "sometimes" is not one of off, optional, required`,
 			`tenants[0] (t).office_networks[0]: "192.0.2.0/33" is not an address or CIDR network`,
 			`tenants[0] (t).methods[1]: "pigeon" is not one of totp, sms, email, voice`,
@@ -223,6 +256,7 @@ func TestLoadConfigBad(t *testing.T) {
 			"delivery.providers[2] (b): type http needs an http block",
 			"delivery.providers[3] (c): smtp.tls",
 			"delivery.providers[4] (d).timeout: 2m0s is out of range",
+			"delivery.providers[4] (d).max_in_flight: -1 is out of range",
 			`delivery.providers[4] (d): http.params[0]: "novalue" is not name=value`,
 			"delivery.providers[5] (e): command.",
 			`delivery.sms[1]: "nowhere" is not a provider`,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -26,12 +27,15 @@ type deliveryConfig struct {
 }
 
 type providerConfig struct {
-	Name    string         `mapstructure:"name"`
-	Type    string         `mapstructure:"type"`
-	Timeout time.Duration  `mapstructure:"timeout"`
-	HTTP    *httpConfig    `mapstructure:"http"`
-	Command *commandConfig `mapstructure:"command"`
-	SMTP    *smtpConfig    `mapstructure:"smtp"`
+	Name    string        `mapstructure:"name"`
+	Type    string        `mapstructure:"type"`
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxInFlight bounds the messages the provider is sending at once;
+	// zero means 32.
+	MaxInFlight int            `mapstructure:"max_in_flight"`
+	HTTP        *httpConfig    `mapstructure:"http"`
+	Command     *commandConfig `mapstructure:"command"`
+	SMTP        *smtpConfig    `mapstructure:"smtp"`
 }
 
 type httpConfig struct {
@@ -99,6 +103,9 @@ func (c *config) checkDelivery(tenants []policy.Tenant, p *problems) {
 		if pc.Timeout < 0 || pc.Timeout > time.Minute {
 			p.add(key+".timeout", "%s is out of range, want up to 1m", pc.Timeout)
 		}
+		if pc.MaxInFlight < 0 || pc.MaxInFlight > 10_000 {
+			p.add(key+".max_in_flight", "%d is out of range, want 1 to 10000 (0: the default, 32)", pc.MaxInFlight)
+		}
 		if _, err := c.buildProvider(pc, nil); err != nil {
 			p.add(key, "%v", err)
 		}
@@ -157,7 +164,7 @@ func (c *config) senders(log *slog.Logger) (map[string]policy.Sender, error) {
 		if err != nil {
 			return nil, fmt.Errorf("delivery provider %s: %w", pc.Name, err)
 		}
-		built[pc.Name] = pr
+		built[pc.Name] = sms.Limit(pr, cmp.Or(pc.MaxInFlight, 32))
 	}
 	out := map[string]policy.Sender{}
 	for ch, names := range c.Delivery.chains() {
