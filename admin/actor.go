@@ -82,7 +82,7 @@ func (s *Service) record(by Actor, req Request, changed []store.User, err error)
 			entries = append(entries, e)
 		}
 	} else {
-		e.User, e.Admin = store.NormalizeName(req.Name), &act
+		e.User, e.Admin = clip(store.NormalizeName(req.Name)), &act
 		entries = append(entries, e)
 	}
 	return s.DB.Update(func(tx *store.Tx) error {

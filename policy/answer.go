@@ -305,7 +305,7 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	if err != nil {
 		old.Attempts++
 		if old.Attempts >= t.MaxAttempts {
-			return Result{Decision: Reject, Reason: "bad_phone_final", Method: old.Method, Tenant: t.Name, Message: m.TooManyWrong}, nil
+			return Result{Decision: Reject, Reason: "bad_phone_final", Method: old.Method, Tenant: t.Name, Message: m.TooManyBadPhones}, nil
 		}
 		return e.keep(t, old, "bad_phone", m.BadPhone)
 	}
@@ -362,11 +362,15 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 		case "totp_linked":
 			res.Message = m.TOTPLinked
 		}
+		enrolled := reason == "totp_linked"
 		if ch.Enrol == enrolPhone {
-			u.Phone, dirty = ch.To, true
+			u.Phone, dirty, enrolled = ch.To, true, true
 		}
 		if u.Method == "" && reason != "recovery_code" {
-			u.Method, dirty = ch.Method, true // enrolled at login
+			u.Method, dirty, enrolled = ch.Method, true, true // enrolled at login
+		}
+		if enrolled {
+			u.Updated = now // user show's "updated" tells of it
 		}
 		u.Failures = nil
 		if ip := ch.EndUserIP; ip.IsValid() {

@@ -202,3 +202,28 @@ func TestEnrolmentAsksPhone(t *testing.T) {
 		t.Errorf("got %+v, want the number saved and SMS as method", u)
 	}
 }
+
+// TestEnrolmentTooManyBadPhones: the last of too many answers that are no
+// phone number is told so, not "Wrong code" (no code was involved); an
+// enrolment at login moves the record's Updated time.
+func TestEnrolmentTooManyBadPhones(t *testing.T) {
+	f := newFixture(t, withTenantChange("acme", func(t *policy.Tenant) { t.Enrolment, t.AskPhone, t.CountryCode = true, true, "31" }))
+	res := f.decide(login("dave", ipX))
+	for range 2 {
+		res = f.decide(answer("dave", res.State, "not a number", ipX))
+		check(t, res, want{policy.Challenge, "bad_phone", msgs.BadPhone + " " + msgs.AskPhone, "sms"})
+	}
+	res = f.decide(answer("dave", res.State, "not a number", ipX))
+	check(t, res, want{policy.Reject, "bad_phone_final", msgs.TooManyBadPhones, "sms"})
+	if strings.Contains(res.Message, "code") {
+		t.Errorf("got %q after wrong phone numbers", res.Message)
+	}
+
+	f.addUsers(store.User{Name: "xena", Tenant: "acme", Phone: "+31600000001", Created: start, Updated: start})
+	f.advance(time.Hour)
+	res = f.decide(login("xena", ipX))
+	check(t, f.decide(answer("xena", res.State, f.sender.messages()[0].Code, ipX)), want{policy.Accept, "code_ok", "", "sms"})
+	if u := f.user("xena"); !u.Updated.Equal(start.Add(time.Hour)) {
+		t.Errorf("got updated %v after enrolment at login, want %v", u.Updated, start.Add(time.Hour))
+	}
+}

@@ -77,7 +77,7 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		var bad bool
 		req, bad = e.splitCode(req, t, u)
 		if bad && !e.trusted(t, u, req, proven) {
-			return Result{Decision: Reject, Reason: "code_missing", User: name, Tenant: t.Name, Message: t.Messages.CodeInPassword}, nil
+			return Result{Decision: Reject, Reason: "code_missing", User: name, Tenant: t.Name, Message: e.codeInPassword(t, u)}, nil
 		}
 	}
 	res, id, ok := e.firstFactor(ctx, req, t, &u, &known)

@@ -23,6 +23,7 @@ type Messages struct {
 	TOTPNext          string
 	AskPhone          string
 	BadPhone          string
+	TooManyBadPhones  string
 	RecoveryUsed      string
 	Locked            string
 	ApprovalText      string
@@ -31,6 +32,7 @@ type Messages struct {
 	SignInFirst       string
 	SignInCode        string
 	CodeInPassword    string
+	CodeInPasswordApp string
 	CodeSentAppend    string
 	CodeSent          string
 	CallPlaced        string
@@ -77,6 +79,8 @@ func (m *Messages) field(key string) *string {
 		return &m.AskPhone
 	case "bad_phone":
 		return &m.BadPhone
+	case "too_many_bad_phones":
+		return &m.TooManyBadPhones
 	case "recovery_used":
 		return &m.RecoveryUsed
 	case "locked":
@@ -93,6 +97,8 @@ func (m *Messages) field(key string) *string {
 		return &m.SignInCode
 	case "code_in_password":
 		return &m.CodeInPassword
+	case "code_in_password_app":
+		return &m.CodeInPasswordApp
 	case "code_sent_append":
 		return &m.CodeSentAppend
 	case "code_sent":
@@ -147,8 +153,8 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"totp_next", "ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
-	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_sent_append", "code_sent", "call_placed",
+	"totp_next", "ask_phone", "bad_phone", "too_many_bad_phones", "recovery_used", "locked", "approval_text", "denied",
+	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_in_password_app", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -219,6 +225,7 @@ var catalogs = map[string]Messages{
 		TOTPNext:          "Your phone's clock seems off; enter the next code from your authenticator app",
 		AskPhone:          "Enter your mobile number to receive a login code",
 		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
+		TooManyBadPhones:  "That was not a mobile number. Please log in again.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
 		Locked:            "Your account is locked after too many wrong codes. Please try again later or contact your administrator.",
 		ApprovalText:      "Someone is logging in to {gateway} as you. To approve it, open {link}",
@@ -227,6 +234,7 @@ var catalogs = map[string]Messages{
 		SignInFirst:       "Sign in at {url} first, then log in again.",
 		SignInCode:        "Enter the code from your authenticator app, or a recovery code",
 		CodeInPassword:    "Type your password followed by your code, or by sms to get one.",
+		CodeInPasswordApp: "Type your password followed by the code from your authenticator app.",
 		CodeSentAppend:    "Code sent to {destination}; log in again with your password followed by the code.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
 		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
@@ -261,6 +269,7 @@ var catalogs = map[string]Messages{
 		TOTPNext:          "De klok van uw telefoon lijkt niet te kloppen; voer de volgende code uit uw authenticator-app in",
 		AskPhone:          "Voer uw mobiele nummer in om een inlogcode te ontvangen",
 		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
+		TooManyBadPhones:  "Dat was geen mobiel nummer. Log opnieuw in.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
 		Locked:            "Uw account is geblokkeerd na te veel onjuiste codes. Probeer het later opnieuw of neem contact op met uw beheerder.",
 		ApprovalText:      "Er wordt als u ingelogd op {gateway}. Keur dit goed via {link}",
@@ -269,6 +278,7 @@ var catalogs = map[string]Messages{
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
 		SignInCode:        "Voer de code uit uw authenticator-app in, of een herstelcode",
 		CodeInPassword:    "Typ uw wachtwoord gevolgd door uw code, of gevolgd door sms om er een te krijgen.",
+		CodeInPasswordApp: "Typ uw wachtwoord gevolgd door de code uit uw authenticator-app.",
 		CodeSentAppend:    "Code verstuurd naar {destination}; log opnieuw in met uw wachtwoord gevolgd door de code.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
 		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",

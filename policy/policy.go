@@ -339,10 +339,15 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 	if req.IP.IsValid() {
 		ip = req.IP.Unmap().String()
 	}
-	e.log.LogAttrs(ctx, slog.LevelInfo, "decision",
-		slog.String("user", res.User), slog.String("client", req.Client), slog.String("ip", ip),
-		slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
-		slog.String("method", res.Method), slog.String("provider", res.Provider))
+	attrs := []slog.Attr{slog.String("user", res.User), slog.String("client", req.Client)}
+	// Fields a decision does not have (no IP, no method) are left out.
+	for _, a := range []slog.Attr{slog.String("ip", ip), slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
+		slog.String("method", res.Method), slog.String("provider", res.Provider)} {
+		if a.Value.String() != "" {
+			attrs = append(attrs, a)
+		}
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 	err := e.db.Audit(store.Entry{
 		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
 		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,

@@ -264,7 +264,7 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.Add
 			return
 		}
 	case err != nil:
-		s.drops.add("bad_message_authenticator", src)
+		s.drops.add("bad_message_authenticator", src, "client", client.Name)
 		return
 	}
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -222,42 +223,55 @@ type settings struct {
 // loadConfig reads and checks a configuration file; path "" means the
 // embedded defaults. Every problem found is reported, each naming its key.
 func loadConfig(path string) (*settings, error) {
+	s, more, err := readConfig(path)
+	if err == nil && more != nil {
+		err = fmt.Errorf("config %s:\n%w", orDefault(path, "embedded defaults"), more)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readConfig is loadConfig for check-config, which goes on to look for
+// more: it returns the settings as far as they could be checked, with the
+// problems found (nil if none), or an error when the file cannot be read.
+func readConfig(path string) (*settings, error, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	var c config
 	name := "embedded defaults"
 	if path == "" {
 		if err := v.ReadConfig(bytes.NewReader(defaultsYAML)); err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		c.dir = "."
 	} else {
 		name = path
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
+			return nil, nil, fmt.Errorf("read config: %w", err)
 		}
 		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", path, err)
+			return nil, nil, fmt.Errorf("read config %s: %w", path, err)
 		}
 		c.dir = filepath.Dir(path)
 	}
 	c.inherit = inheritTenants(v)
-	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
+	// Unknown keys, values of the wrong type and values out of range are
+	// all found in one pass, so that one run names every problem.
+	var decoding problems
+	unknownKeys(v.AllSettings(), reflect.TypeOf(c), "", &decoding)
+	err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		durationHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
-		// mapstructure lists every bad key; drop its preamble.
-		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n")
-		return nil, fmt.Errorf("config %s:\n  %s", name, strings.ReplaceAll(msg, "\n", "\n  "))
+		decodeProblems(err, &decoding)
 	}
 	s, err := c.check()
-	if err != nil {
-		return nil, fmt.Errorf("config %s:\n%w", name, err)
-	}
 	s.path = path
-	return s, nil
+	return s, errors.Join(append(decoding, err)...), nil
 }
 
 // problems collects configuration mistakes, each naming its key.
@@ -457,14 +471,7 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 	case cc.Secret != "" && cc.SecretFile != "":
 		p.add(key+".secret", "give secret or secret_file, not both")
 	case cc.SecretFile != "":
-		b, err := os.ReadFile(c.path(cc.SecretFile))
-		if err != nil {
-			p.add(key+".secret_file", "%v", err)
-		}
-		cl.Secret = bytes.TrimRight(b, "\r\n")
-		if err == nil && len(cl.Secret) == 0 {
-			p.add(key+".secret_file", "%s is empty", cc.SecretFile)
-		}
+		cl.Secret = readSecretFile(c.path(cc.SecretFile), key+".secret_file", p)
 	case cc.Secret != "":
 		cl.Secret = []byte(cc.Secret)
 	default:
@@ -695,11 +702,7 @@ func (c *config) checkUpstream(p *problems) *radius.Upstream {
 		case sc.Secret != "" && sc.SecretFile != "":
 			p.add(key+".secret", "give secret or secret_file, not both")
 		case sc.SecretFile != "":
-			b, err := os.ReadFile(c.path(sc.SecretFile))
-			if err != nil {
-				p.add(key+".secret_file", "%v", err)
-			}
-			secret = bytes.TrimRight(b, "\r\n")
+			secret = readSecretFile(c.path(sc.SecretFile), key+".secret_file", p)
 		case sc.Secret != "":
 			secret = []byte(sc.Secret)
 		default:

@@ -61,7 +61,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
-	for _, w := range s.deliveryWarnings() {
+	for _, w := range append(s.deliveryWarnings(), s.secretWarnings()...) {
 		log.Warn(w)
 	}
 	db, key, err := openStoreWith(s, store.Options{Timeout: time.Second, Log: log, Now: now})
