@@ -72,7 +72,7 @@ func FuzzHandle(f *testing.F) {
 		conn := &capture{}
 		var parked sync.WaitGroup
 		parked.Add(1)
-		s.handle(context.Background(), conn, netip.MustParseAddrPort("127.0.0.1:5000"), raw, &parked)
+		s.handle(context.Background(), peer{conn: conn, addr: netip.MustParseAddrPort("127.0.0.1:5000")}, raw, &parked)
 		parked.Done()
 		parked.Wait()
 		if n := s.drops.snapshot()["panic"]; n != 0 {
