@@ -360,7 +360,7 @@ func (s *Server) answer(to peer, key replayKey, r *Request, resp *Response) {
 		return
 	}
 	s.cache.finish(key, b, s.Now())
-	if err := to.write(b); err != nil {
+	if err := to.write(b); err != nil && to.tls == nil { // TLS counts its own
 		s.Log.Warn("write response", "client", r.Client.Name, "err", err)
 	}
 }

@@ -119,8 +119,8 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, conn *tls.Conn, sr
 	defer s.radsec.release(client.Name)
 	conn.SetDeadline(time.Time{})
 
-	c := &tlsConn{raw: raw, conn: conn, id: s.radsec.serial.Add(1), names: names,
-		timeout: s.TLSWriteTimeout, out: make(chan []byte, 256), done: make(chan struct{})}
+	c := &tlsConn{raw: raw, conn: conn, id: s.radsec.serial.Add(1), names: names, timeout: s.TLSWriteTimeout,
+		out: make(chan []byte, 256), done: make(chan struct{}), failed: func() { s.drops.add("tls_write_failed", src) }}
 	var writer sync.WaitGroup
 	writer.Go(c.writeLoop)
 	defer writer.Wait()
@@ -195,9 +195,11 @@ type tlsConn struct {
 	id      uint64   // numbers the connection for the retransmission cache
 	names   []string // the client certificate's names
 	timeout time.Duration
+	failed  func() // counts an answer lost to a failed write
 
-	out  chan []byte   // answers to send
-	done chan struct{} // closed when no more answers will be queued
+	out    chan []byte   // answers to send
+	done   chan struct{} // closed when no more answers will be queued
+	broken atomic.Bool   // a write failed: the connection is closed
 
 	wg   sync.WaitGroup // requests read and not yet answered
 	busy atomic.Int64   // how many
@@ -213,20 +215,30 @@ func (c *tlsConn) Go(f func()) {
 	})
 }
 
-// errQueueFull says a client has not taken as many answers as it can have
-// requests in flight (256 identifiers): it is not reading.
-var errQueueFull = errors.New("radsec client does not read its answers; connection closed")
+// errConnBroken says an answer could not be sent: the connection failed,
+// or its client did not take as many answers as it can have requests in
+// flight (256 identifiers).
+var errConnBroken = errors.New("radsec connection closed: a write failed or its client does not read")
 
 // write queues an answer. It never blocks: a client too slow to take its
 // answers loses its connection.
 func (c *tlsConn) write(b []byte) error {
-	select {
-	case c.out <- b:
-		return nil
-	default:
-		c.raw.Close()
-		return errQueueFull
+	if !c.broken.Load() {
+		select {
+		case c.out <- b:
+			return nil
+		default:
+			c.fail()
+		}
 	}
+	c.failed()
+	return errConnBroken
+}
+
+// fail closes the connection after a write failed; the reader stops too.
+func (c *tlsConn) fail() {
+	c.broken.Store(true)
+	c.raw.Close()
 }
 
 // writeLoop sends the queued answers until done is closed and the queue
@@ -235,7 +247,8 @@ func (c *tlsConn) writeLoop() {
 	send := func(b []byte) bool {
 		c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 		if _, err := c.conn.Write(b); err != nil {
-			c.raw.Close() // the reader stops too
+			c.fail()
+			c.failed()
 			return false
 		}
 		return true
@@ -366,14 +379,17 @@ func MatchTLSName(pattern, name string) bool {
 	return true
 }
 
-// CheckTLSName checks a tls_name pattern: a name, where "*" may stand only
-// for a whole label, and not for the last one.
+// CheckTLSName checks a tls_name pattern: a name without empty labels,
+// where "*" may stand only for a whole label, and not for the last one.
 func CheckTLSName(pattern string) error {
 	if strings.TrimSpace(pattern) != pattern || pattern == "" {
 		return fmt.Errorf("%q is not a certificate name such as fw1.example.com or *.gw.example.com", pattern)
 	}
 	labels := strings.Split(pattern, ".")
 	for i, l := range labels {
+		if l == "" {
+			return fmt.Errorf("%q has an empty label", pattern)
+		}
 		if strings.Contains(l, "*") && (l != "*" || i == len(labels)-1) {
 			return fmt.Errorf("%q: * stands only for a whole label that is not the last, as in *.gw.example.com", pattern)
 		}
