@@ -75,13 +75,13 @@ func (p *pki) issue(t testing.TB, cn string, dns ...string) tls.Certificate {
 
 // tlsHarness is a Server answering RadSec on a loopback listener.
 type tlsHarness struct {
-	srv  *Server
-	addr string
+	srv   *Server
+	addr  string
 	ca    *pki
 	clock *fakeClock
 	log   *logRecorder
-	stop context.CancelFunc
-	done chan error
+	stop  context.CancelFunc
+	done  chan error
 }
 
 // tlsClient is a RadSec client entry for certificate name "gw.example.com"
