@@ -26,16 +26,24 @@ const TLSSecret = "radsec"
 // done, then closes ln, stops reading, answers the requests in flight,
 // parked ones too, closes the connections and returns. config carries the
 // server's certificate and the CAs client certificates must chain to
-// (ClientCAs); ServeTLS requires a verified client certificate and TLS 1.2
-// or later whatever config says. A connection is matched to a client by
+// (ClientCAs), or a GetConfigForClient that returns them; ServeTLS
+// requires a verified client certificate and TLS 1.2 or later whatever
+// config says. A connection is matched to a client by
 // its certificate's names and its address (Clients.LookupTLS); its
 // requests then take the same path as UDP ones, sharing MaxConcurrent,
 // the retransmission cache (per connection) and the drop counters.
 func (s *Server) ServeTLS(ctx context.Context, ln net.Listener, config *tls.Config) error {
 	s.init()
-	cfg := config.Clone()
-	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
-	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg := strict(config)
+	if get := config.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if c == nil || err != nil {
+				return nil, err
+			}
+			return strict(c), nil
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var conns sync.WaitGroup
@@ -74,6 +82,15 @@ func (s *Server) ServeTLS(ctx context.Context, ln net.Listener, config *tls.Conf
 			s.serveConn(ctx, nc, tls.Server(nc, cfg), src)
 		})
 	}
+}
+
+// strict is a copy of c that takes TLS 1.2 or later and a verified client
+// certificate.
+func strict(c *tls.Config) *tls.Config {
+	c = c.Clone()
+	c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	return c
 }
 
 // TLSConnections returns the number of RadSec connections open, handshakes
