@@ -25,6 +25,7 @@ import (
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
 )
 
 // testCA issues certificates written as PEM files into a temp dir.
@@ -116,11 +117,11 @@ func startRadSec(t *testing.T, address string) (*server, *testCA) {
 	return s, ca
 }
 
-// radsecExchange sends an Access-Request over a RadSec connection, as
-// gateways do: secret "radsec", no Message-Authenticator.
-func radsecExchange(t *testing.T, c *tls.Conn, id byte, attrs ...func(*radius.Packet)) *radius.Packet {
+// radsecExchange sends a request over a RadSec connection, as gateways
+// do: secret "radsec", no Message-Authenticator.
+func radsecExchange(t *testing.T, c *tls.Conn, code radius.Code, id byte, attrs ...func(*radius.Packet)) *radius.Packet {
 	t.Helper()
-	p := radius.New(radius.CodeAccessRequest, []byte("radsec"))
+	p := radius.New(code, []byte("radsec"))
 	p.Identifier = id
 	for _, a := range attrs {
 		a(p)
@@ -145,7 +146,9 @@ func radsecExchange(t *testing.T, c *tls.Conn, id byte, attrs ...func(*radius.Pa
 	if !radius.IsAuthenticResponse(resp, raw, []byte("radsec")) {
 		t.Fatalf("response authenticator does not verify")
 	}
-	checkResponseMA(t, resp, raw, []byte("radsec"))
+	if code != radius.CodeAccountingRequest {
+		checkResponseMA(t, resp, raw, []byte("radsec"))
+	}
 	ans, err := radius.Parse(resp, []byte("radsec"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +158,8 @@ func radsecExchange(t *testing.T, c *tls.Conn, id byte, attrs ...func(*radius.Pa
 
 // TestRadSecChallengeFlow runs the real server with RadSec and a gateway
 // written here: the TOTP challenge flow on one TLS connection, without
-// Message-Authenticator, and the metrics count the connection.
+// Message-Authenticator, Status-Server and accounting on the same
+// connection, and the metrics count the connection.
 func TestRadSecChallengeFlow(t *testing.T) {
 	s, ca := startRadSec(t, "127.0.0.1/32")
 	cert, key := ca.issue(t, "fw1", "fw1.gw.example.com")
@@ -174,21 +178,33 @@ func TestRadSecChallengeFlow(t *testing.T) {
 		rfc2865.UserName_SetString(p, "lena")
 		rfc2865.CallingStationID_SetString(p, "203.0.113.50")
 	}
-	resp := radsecExchange(t, c, 1, user, func(p *radius.Packet) { rfc2865.UserPassword_SetString(p, "pw") })
+	resp := radsecExchange(t, c, radius.CodeAccessRequest, 1, user, func(p *radius.Packet) { rfc2865.UserPassword_SetString(p, "pw") })
 	if resp.Code != radius.CodeAccessChallenge {
 		t.Fatalf("first leg: got %s, want Access-Challenge", resp.Code)
 	}
 	state := rfc2865.State_Get(resp)
-	resp = radsecExchange(t, c, 2, user, func(p *radius.Packet) {
+	resp = radsecExchange(t, c, radius.CodeAccessRequest, 2, user, func(p *radius.Packet) {
 		rfc2865.UserPassword_SetString(p, totpNow(t))
 		rfc2865.State_Set(p, state)
 	})
 	if resp.Code != radius.CodeAccessAccept {
 		t.Fatalf("answer: got %s (%q), want Access-Accept", resp.Code, replyMessage(resp))
 	}
+	if resp := radsecExchange(t, c, radius.CodeStatusServer, 3); resp.Code != radius.CodeAccessAccept {
+		t.Errorf("Status-Server: got %s, want Access-Accept", resp.Code)
+	}
+	resp = radsecExchange(t, c, radius.CodeAccountingRequest, 4, user, func(p *radius.Packet) {
+		rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
+		rfc2866.AcctSessionID_SetString(p, "sess-tls")
+	})
+	if resp.Code != radius.CodeAccountingResponse {
+		t.Errorf("Accounting-Request: got %s, want Accounting-Response", resp.Code)
+	}
 	audit := s.cli(t, "audit", "--json", "--user", "lena")
-	if !strings.Contains(audit, `"client":"fortigate"`) {
-		t.Errorf("audit does not name the RadSec client:\n%s", audit)
+	for _, want := range []string{`"client":"fortigate"`, `"reason":"session_start"`, `"session":"sess-tls"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit lacks %s:\n%s", want, audit)
+		}
 	}
 	if _, m := httpGet(t, "http://"+s.metrics+"/metrics"); !strings.Contains(m, "otpgate_radsec_connections 1") {
 		t.Errorf("metrics lack otpgate_radsec_connections 1:\n%s", grepLines(m, "radsec"))
@@ -527,4 +543,55 @@ func (l *lockedBuilder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestLoadConfigExampleRadSec keeps the example's RadSec settings true to
+// the code: with tls_listen set, its files in place and its commented
+// RadSec client taken in, it loads.
+func TestLoadConfigExampleRadSec(t *testing.T) {
+	b, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newTestCA(t, "ca")
+	cert, key := ca.issue(t, "otpgate")
+	y := string(b)
+	for old, repl := range map[string]string{
+		"tls_listen: []":                                     `tls_listen: ["127.0.0.1:2083"]`,
+		"tls_cert: /etc/otpgate/radsec.crt":                  "tls_cert: " + cert,
+		"tls_key: /etc/otpgate/radsec.key":                   "tls_key: " + key,
+		"tls_client_ca: /etc/otpgate/radsec-gateways-ca.pem": "tls_client_ca: " + ca.file,
+	} {
+		if !strings.Contains(y, old) {
+			t.Fatalf("the example lacks %q", old)
+		}
+		y = strings.Replace(y, old, repl, 1)
+	}
+	var lines []string
+	in := false
+	for _, l := range strings.Split(y, "\n") {
+		if strings.HasPrefix(l, "  # - name: customer1-fortigate") {
+			in = true
+		}
+		if in && !strings.HasPrefix(l, "  # ") {
+			in = false
+		}
+		if in {
+			l = "  " + l[4:]
+		}
+		lines = append(lines, l)
+	}
+	path := filepath.Join(t.TempDir(), "example.yaml")
+	os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600)
+	s, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := s.clients[len(s.clients)-1]
+	if last.Name != "customer1-fortigate" || last.TLSName != "fw1.customer1.example.net" || string(last.Secret) != "radsec" {
+		t.Errorf("the example's RadSec client read as %s %q %q", last.Name, last.TLSName, last.Secret)
+	}
+	if s.radsec.idle != 5*time.Minute || s.radsec.maxConns != 1024 || s.radsec.maxPerClient != 32 {
+		t.Errorf("RadSec limits read as %+v", s.radsec)
+	}
 }

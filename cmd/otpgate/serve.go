@@ -78,14 +78,15 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}()
 
 	var m *metrics.Metrics
-	var srv, acct *radius.Server // the listeners, for their drop counters
+	var srv, acct, rsrv *radius.Server // the listeners, for their drop counters
 	var engine *policy.Engine
 	if s.httpListen != "" {
 		m = metrics.New(metrics.Sources{
-			Dropped:        []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
+			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() },
+				func() map[string]uint64 { return rsrv.Dropped() }},
 			LiveChallenges: func() int { return engine.Challenges() },
 			Held:           func() int { return engine.Held() },
-			RadSec:         func() int { return srv.TLSConnections() },
+			RadSec:         func() int { return rsrv.TLSConnections() },
 		})
 	}
 	var observer policy.Observer
@@ -99,6 +100,17 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	})
 	srv = &radius.Server{
 		Handler:         radius.Decide(engine),
+		Clients:         radius.NewClients(s.clients),
+		MaxConcurrent:   s.maxConcurrent,
+		DuplicateWindow: s.duplicateWindow,
+		Now:             now,
+		Log:             log,
+	}
+	// RadSec carries accounting on the same connections (RFC 6614 §2.3),
+	// and clients mark a server dead that leaves it unanswered.
+	rsrv = &radius.Server{
+		Handler:         srv.Handler,
+		Accounting:      radius.Account(engine),
 		Clients:         radius.NewClients(s.clients),
 		MaxConcurrent:   s.maxConcurrent,
 		DuplicateWindow: s.duplicateWindow,
@@ -163,6 +175,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		engine.Reload(ns.tenants, senders, ns.checkers())
 		srv.SetClients(radius.NewClients(ns.clients))
 		acct.SetClients(radius.NewClients(ns.clients))
+		rsrv.SetClients(radius.NewClients(ns.clients))
 		radsec.reload(ns.radsec)
 		var b strings.Builder
 		fmt.Fprintf(&b, "reloaded %s: %d client(s), %d tenant(s)\n", orDefault(s.path, "the embedded defaults"), len(ns.clients), len(ns.tenants))
@@ -213,7 +226,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			log.Info("listening", "addr", c.LocalAddr().String())
 		}
 	}
-	radsec.serve(ctx, &wg, srv, log)
+	radsec.serve(ctx, &wg, rsrv, log)
 	if m != nil {
 		ln, err := net.Listen("tcp", s.httpListen)
 		if err != nil {
