@@ -112,12 +112,16 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, conn *tls.Conn, sr
 	err := conn.HandshakeContext(hctx)
 	cancel()
 	s.radsec.handshaken(src.Addr())
+	peers := conn.ConnectionState().PeerCertificates
+	if err == nil && len(peers) == 0 { // strict makes sure of one; fail closed all the same
+		err = errors.New("no client certificate")
+	}
 	if err != nil {
 		s.drops.add("tls_handshake_failed", src)
 		s.Log.Debug("radsec handshake failed", "src", src.String(), "err", err)
 		return
 	}
-	names := CertNames(conn.ConnectionState().PeerCertificates[0])
+	names := CertNames(peers[0])
 	clients := s.clients.Load()
 	if clients == nil {
 		clients = s.Clients

@@ -93,6 +93,13 @@ func tlsClient() *Client {
 // startTLS runs srv's ServeTLS on 127.0.0.1 until the test ends.
 func startTLS(t *testing.T, srv *Server) *tlsHarness {
 	t.Helper()
+	return startTLSWith(t, srv, nil)
+}
+
+// startTLSWith is startTLS with the config ServeTLS gets made by wrap
+// from the plain one: certificate and client CAs, nothing else.
+func startTLSWith(t *testing.T, srv *Server, wrap func(*tls.Config) *tls.Config) *tlsHarness {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +113,9 @@ func startTLS(t *testing.T, srv *Server) *tlsHarness {
 		srv.Log = slog.New(h.log)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{h.ca.issue(t, "otpgate.example.com", "otpgate.example.com")}, ClientCAs: h.ca.pool}
+	if wrap != nil {
+		cfg = wrap(cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
 	go func() { h.done <- srv.ServeTLS(ctx, ln, cfg) }()
@@ -319,4 +329,30 @@ func (h *tlsHarness) waitDrop(t *testing.T, cause string) {
 			t.Fatalf("no %q drop logged; drops so far: %v", cause, h.srv.Dropped())
 		}
 	}
+}
+
+// TestTLSStrictConfig: a config from GetConfigForClient (as a reload puts
+// in force) that asks for no client certificate and allows TLS 1.0 still
+// gets neither.
+func TestTLSStrictConfig(t *testing.T) {
+	h := startTLSWith(t, &Server{Handler: countingHandler(new(atomic.Int64)), Clients: NewClients([]*Client{tlsClient()})},
+		func(c *tls.Config) *tls.Config {
+			c.ClientAuth, c.MinVersion = tls.NoClientCert, tls.VersionTLS10
+			return &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return c, nil }}
+		})
+	good := h.ca.issue(t, "x", "gw.example.com")
+	for _, tc := range []struct {
+		name string
+		cert *tls.Certificate
+		max  uint16
+	}{{"no certificate", nil, 0}, {"TLS 1.1", &good, tls.VersionTLS11}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if c, err := h.dial(t, tc.cert, tc.max); err == nil {
+				write(t, c, tlsRequest(t, 1, "alice"))
+				wantClosed(t, c)
+			}
+			h.waitDrop(t, "tls_handshake_failed")
+		})
+	}
+	answered(t, h.connect(t), 1)
 }
