@@ -4,7 +4,8 @@
 // the library leaves out: it drops packets from unknown sources, checks
 // Message-Authenticator (RFC 3579), answers retransmissions from a cache
 // (RFC 5080), copies Proxy-State into responses, bounds concurrency and
-// survives a panicking handler.
+// survives a panicking handler. ServeTLS does the same for RADIUS over TLS
+// (RadSec, RFC 6614).
 package radius
 
 import (
