@@ -103,7 +103,7 @@ func (s *Server) TLSConnections() int {
 
 // serveConn runs one RadSec connection: handshake, match, then read
 // requests until the client closes it, it is idle, stalls or misbehaves,
-// or ctx is done; then it waits for the answers owed and closes it.
+// which closes it, or ctx is done, which sends the answers owed first.
 func (s *Server) serveConn(ctx context.Context, raw net.Conn, conn *tls.Conn, src netip.AddrPort) {
 	defer conn.Close()
 	deadline := time.Now().Add(s.TLSHandshakeTimeout)
@@ -149,6 +149,12 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, conn *tls.Conn, sr
 	defer c.wg.Wait()
 	s.Log.Debug("radsec connection", "client", client.Name, "src", src.String())
 	s.readConn(ctx, c, peer{addr: src, tls: c})
+	if ctx.Err() == nil {
+		// The client closed it, went idle or misbehaved: close it now;
+		// answers still owed have nowhere to go. On shutdown they are
+		// sent first.
+		raw.Close()
+	}
 }
 
 // readConn reads requests off a connection and hands each to a worker
@@ -188,6 +194,9 @@ func (s *Server) readConn(ctx context.Context, c *tlsConn, to peer) {
 		pkt := make([]byte, length)
 		copy(pkt, hdr[:])
 		c.conn.SetReadDeadline(time.Now().Add(s.TLSHandshakeTimeout))
+		if ctx.Err() != nil {
+			return
+		}
 		if _, err := io.ReadFull(c.conn, pkt[4:]); err != nil {
 			if ctx.Err() == nil && isTimeout(err) {
 				s.drops.add("tls_stalled", to.addr)

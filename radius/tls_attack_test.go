@@ -119,11 +119,11 @@ func TestTLSConnectionCaps(t *testing.T) {
 		answered(t, good, 1)
 		h.dialRaw(t)
 		h.dialRaw(t)
-		if got := h.srv.TLSConnections(); got != 3 {
-			t.Errorf("TLSConnections: got %d, want 3", got)
-		}
 		wantClosed(t, h.dialRaw(t))
 		h.waitDrop(t, "tls_too_many_connections")
+		if got := h.srv.TLSConnections(); got != 3 { // accepted in order: the two before are counted
+			t.Errorf("TLSConnections: got %d, want 3", got)
+		}
 		answered(t, good, 2) // the one in place still works
 	})
 }
@@ -242,4 +242,18 @@ func TestTLSClientNotReading(t *testing.T) {
 	case <-time.After(answerWait):
 		t.Fatal("the stuck client's writes still go through")
 	}
+}
+
+// TestTLSBadLengthClosesAtOnce: a connection that breaks its framing is
+// closed at once, even with a request of its own still held.
+func TestTLSBadLengthClosesAtOnce(t *testing.T) {
+	ph := &parkingHandler{parked: make(chan struct{}, 1), release: make(chan *Response, 1)}
+	h := startTLS(t, &Server{Handler: ph, Clients: NewClients([]*Client{tlsClient()})})
+	t.Cleanup(func() { ph.release <- nil })
+	c := h.connect(t)
+	write(t, c, tlsRequest(t, 1, "held"))
+	<-ph.parked
+	write(t, c, header(radius.CodeAccessRequest, 65535))
+	wantClosed(t, c)
+	h.waitDrop(t, "tls_bad_length")
 }
