@@ -66,7 +66,7 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error(), Usage: true})
 				return
 			}
-			rep := svc.Do(by, req)
+			rep := doSafely(svc, by, req, log)
 			if rep.Error != "" {
 				log.Warn("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "failed", "err", firstLine(rep.Error))
 			} else {
@@ -94,6 +94,18 @@ func Call(path string, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("read admin reply: %w", err)
 	}
 	return rep, nil
+}
+
+// doSafely runs a command and turns a panic in it into an error, to the
+// client and in the log: one command fails, the server lives on.
+func doSafely(svc *Service, by Actor, req Request, log *slog.Logger) (rep Reply) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("admin command failed", "op", req.Op, "by", by.String(), "err", fmt.Sprint(v))
+			rep = Reply{Error: fmt.Sprintf("%s failed: internal error: %v", req.Op, v)}
+		}
+	}()
+	return svc.Do(by, req)
 }
 
 func firstLine(s string) string {

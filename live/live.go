@@ -43,6 +43,17 @@ type Challenge struct {
 	Enrol string
 	// To is the phone number being enrolled, for Enrol "phone".
 	To string
+	// NextStep, when not zero, is the only TOTP step whose code answers
+	// the challenge: the one after a code found further from the drift
+	// learned than a step, at NextDrift steps from the server's clock
+	// give or take one. Two such codes in a row learn NextDrift.
+	NextStep  int64
+	NextDrift int
+	// NoFirstFactor marks a challenge asked on the sign-in page before any
+	// first factor was proved: only an authenticator app's code or a
+	// recovery code answers it, and wrong answers count against the page
+	// only.
+	NoFirstFactor bool
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time
 }

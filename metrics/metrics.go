@@ -32,6 +32,8 @@ type Sources struct {
 	Held func() int
 	// RadSec counts the RadSec (RADIUS over TLS) connections open.
 	RadSec func() int
+	// AuditDropped counts the audit entries that could not be written.
+	AuditDropped func() uint64
 }
 
 // New makes the metrics, with the Go runtime's and the process's.
@@ -66,6 +68,11 @@ func New(src Sources) *Metrics {
 			Name: "otpgate_radsec_connections", Help: "RadSec (RADIUS over TLS) connections open, handshakes under way included.",
 		}, func() float64 { return float64(src.RadSec()) }))
 	}
+	if src.AuditDropped != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "otpgate_audit_dropped_total", Help: "Audit entries that could not be written (the store could not be written).",
+		}, func() float64 { return float64(src.AuditDropped()) }))
+	}
 	if len(src.Dropped) > 0 {
 		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",
 			"Packets dropped without an answer, by cause.", []string{"cause"}, nil)})
@@ -86,7 +93,7 @@ func (m *Metrics) Delivered(channel, provider, result string) {
 }
 
 // Handler serves /metrics and /healthz; healthy reports whether the store
-// can be written.
+// can be written (and audit entries are not being dropped).
 func (m *Metrics) Handler(healthy func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))

@@ -23,7 +23,8 @@ const Period = 30 * time.Second
 // Digits is the length of TOTP codes.
 const Digits = 6
 
-// Skew is how many steps before and after the current one are accepted.
+// Skew is how many steps before and after the expected one are accepted:
+// the current step, moved by the drift learned for the phone.
 const Skew = 1
 
 // Step is the TOTP time step that contains t.
@@ -37,7 +38,8 @@ func MatchTOTP(secret, code string, now time.Time) (step int64, ok bool) {
 }
 
 // MaxDrift is the most steps a phone's clock may be learned to be off:
-// two minutes either way.
+// two minutes either way. A code found that far out is not accepted
+// alone; the code after it must follow (see policy).
 const MaxDrift = 4
 
 // MatchTOTPNear is MatchTOTP around the step now+drift, with skew steps
@@ -61,6 +63,12 @@ func MatchTOTPNear(secret, code string, now time.Time, drift, skew int) (step in
 		}
 	}
 	return step, ok
+}
+
+// MatchTOTPStep reports whether code is secret's code for step.
+func MatchTOTPStep(secret, code string, step int64) bool {
+	_, ok := MatchTOTPNear(secret, code, time.Unix(step*int64(Period/time.Second), 0), 0, 0)
+	return ok
 }
 
 // TOTPCode is the code for secret at time t, for tests and for confirming

@@ -442,3 +442,20 @@ func TestMatchTOTPNear(t *testing.T) {
 		t.Errorf("with drift +2: got a match for a late code")
 	}
 }
+
+func TestMatchTOTPStep(t *testing.T) {
+	const secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+	now := time.Unix(1111111111, 0)
+	code, err := otp.TOTPCode(secret, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !otp.MatchTOTPStep(secret, code, otp.Step(now)) {
+		t.Errorf("got no match at its own step")
+	}
+	for _, s := range []int64{otp.Step(now) - 1, otp.Step(now) + 1} {
+		if otp.MatchTOTPStep(secret, code, s) {
+			t.Errorf("got a match at step %d, want only %d", s, otp.Step(now))
+		}
+	}
+}

@@ -31,6 +31,11 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
+	if ch.NoFirstFactor {
+		res, err := e.answerCodeOnly(req, ch)
+		res.User = name
+		return res, err
+	}
 	u, stamp, err := e.userStamped(name)
 	if isNotFound(err) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
@@ -346,9 +351,6 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 		// The record is written when more changes than the step used,
 		// which goes to the store's list of steps (see store.Tx.UseStep).
 		dirty := hadFailures || reason == "recovery_code" || reason == "totp_linked" || reason == "totp_resync"
-		if reason == "totp_resync" {
-			reason = "totp_ok"
-		}
 		if step != 0 {
 			o.step, o.until = step, stepGone(step)
 		}
@@ -380,8 +382,16 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 		}
 		return o, nil
 	}
+	// A wrong answer, or a TOTP code too far out to be accepted alone,
+	// counts as an attempt; after the latter only the next code will do.
 	ch.Attempts++
-	if lock := t.Lockout; lock.Failures > 0 {
+	ch.NextStep, ch.NextDrift = 0, 0
+	if reason == "totp_far" {
+		ch.NextStep, ch.NextDrift = step+1, int(step-otp.Step(now))
+	}
+	// Without a first factor (the sign-in page's code-only question), wrong
+	// answers count against that page only (see signInFailures).
+	if lock := t.Lockout; lock.Failures > 0 && !ch.NoFirstFactor {
 		recent := u.Failures[:0:0]
 		for _, f := range u.Failures {
 			if now.Sub(f) < lock.Window {
@@ -411,6 +421,9 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 	ch.ID = id
 	res.Decision, res.Reason, res.State = Challenge, reason, id
 	res.Message = fill(m.WrongCode, "{tries}", strconv.Itoa(left))
+	if ch.NextStep != 0 {
+		res.Message = prompt(m, ch)
+	}
 	o.res, o.again = res, &ch
 	return o, nil
 }
@@ -418,8 +431,10 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 // verify checks code for the challenge, or as one of u's recovery codes,
 // and changes u as a success requires (the TOTP step used, the drift
 // learned, a linked TOTP made active, a recovery code spent). It returns
-// the TOTP step a code matched, and the reason "totp_resync" for a TOTP
-// code found away from the drift learned so far, which it learns anew.
+// the TOTP step a code matched, and the reason "totp_resync" for the
+// second of two codes in a row that learn the phone's drift anew. A TOTP
+// code found too far out to be accepted alone is not ok, with the reason
+// "totp_far" and its step (see matchTOTP).
 func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.Time) (ok bool, reason string, step int64, err error) {
 	if i := e.matchRecovery(*u, code); i >= 0 {
 		u.Recovery = slices.Delete(slices.Clone(u.Recovery), i, i+1)
@@ -434,19 +449,20 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 		if tot == nil {
 			return false, "no_totp", 0, nil
 		}
-		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now)
+		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now, ch)
 		if err != nil || reason != "" {
-			return false, reason, 0, err
+			return false, reason, step, err
+		}
+		drift, reason := tot.Drift, "totp_ok"
+		if ch.NextStep != 0 {
+			drift, reason = ch.NextDrift, "totp_resync"
 		}
 		if ch.Enrol == enrolLink {
-			activate(u, step, now)
+			activate(u, step, drift)
 			return true, "totp_linked", step, nil
 		}
 		t := *tot
-		t.LastStep, reason = step, "totp_ok"
-		if d := int(step - otp.Step(now)); d < t.Drift-otp.Skew || d > t.Drift+otp.Skew {
-			t.Drift, reason = d, "totp_resync"
-		}
+		t.LastStep, t.Drift = step, drift
 		u.TOTP = &t
 		return true, reason, step, nil
 	default:
@@ -459,8 +475,9 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 
 // stepGone is when no window of codes reaches step any more, whatever
 // drift is learned meanwhile: neither the one around the drift (at most
-// MaxDrift off) nor the one around the server's clock (see matchTOTP),
-// with a step to spare.
+// MaxDrift off), nor the one around the server's clock where a code far
+// out is found, nor the next code after it (see matchTOTP), with a step
+// to spare.
 func stepGone(step int64) time.Time {
 	last := step + otp.Skew + otp.MaxDrift + 2
 	return time.Unix(last*int64(otp.Period/time.Second), 0)

@@ -254,20 +254,14 @@ func (e *Engine) drop(p *pending) {
 }
 
 // approved records an approved login like a proved code: the reconnect
-// window for its IP or machine, and a remembered IP.
+// window for its IP, and a remembered IP. The computer name is not
+// recorded: the client chooses it, so it is no place to trust.
 func (e *Engine) approved(req Request, t *Tenant, u store.User) error {
 	now := e.now()
 	return e.db.Update(func(tx *store.Tx) error {
-		if t.ReconnectWindow > 0 {
-			if req.IP.IsValid() {
-				if err := tx.PutProven(u.Name, ipKey(req.IP), now); err != nil {
-					return err
-				}
-			}
-			if req.Machine != "" {
-				if err := tx.PutProvenFrom(u.Name, machinePlace(req.Machine), now); err != nil {
-					return err
-				}
+		if t.ReconnectWindow > 0 && req.IP.IsValid() {
+			if err := tx.PutProven(u.Name, ipKey(req.IP), now); err != nil {
+				return err
 			}
 		}
 		if t.RememberIPFor > 0 && req.IP.IsValid() && !t.inOffice(req.IP) {
@@ -292,16 +286,14 @@ func (e *Engine) preapprove(user string, t *Tenant) error {
 	return nil
 }
 
-// place is where a login comes from, for telling logins apart.
+// place is where a login comes from, for telling held logins apart (not
+// for trusting them): its IP, else the computer name it gave.
 func place(req Request) string {
 	if req.IP.IsValid() {
 		return ipKey(req.IP).String()
 	}
-	return machinePlace(req.Machine)
+	return "machine:" + req.Machine
 }
-
-// machinePlace is the proven place of a machine name.
-func machinePlace(name string) string { return "machine:" + name }
 
 func isClosed(c chan struct{}) bool {
 	select {

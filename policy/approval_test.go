@@ -3,7 +3,6 @@ package policy_test
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -103,10 +102,8 @@ func TestHoldApproved(t *testing.T) {
 	if err := h.engine.Resolve(token(link), true); !errors.Is(err, policy.ErrApprovalGone) {
 		t.Errorf("second use of the link: got %v, want ErrApprovalGone", err)
 	}
-	// Same user, same machine, recently approved: no new link.
-	r := rdg("bob")
-	r.IP = netip.Addr{}
-	check(t, h.engine.Decide(context.Background(), r), want{policy.Accept, "reconnect", msgs.Reconnected, ""})
+	// Same user, same address, recently approved: no new link.
+	check(t, h.engine.Decide(context.Background(), rdg("bob")), want{policy.Accept, "reconnect", msgs.Reconnected, ""})
 }
 
 func TestHoldDeniedAndTimeout(t *testing.T) {
@@ -136,11 +133,11 @@ func TestPreapproval(t *testing.T) {
 	h := newHoldFixture(t)
 	web := func(u string) policy.Request {
 		r := login(u, ipY)
-		r.Client, r.Preapprove = "web", true
+		r.Client, r.SignIn = "web", true
 		return r
 	}
 	res := h.decide(web("alice"))
-	check(t, res, want{policy.Challenge, "challenge", msgs.TOTPPrompt, "totp"})
+	check(t, res, want{policy.Challenge, "challenge_code_only", msgs.SignInCode, "totp"})
 	a := web("alice")
 	a.State, a.Password = res.State, h.code()
 	check(t, h.decide(a), want{policy.Accept, "totp_ok_preapproved", "", "totp"})

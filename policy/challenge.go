@@ -168,6 +168,8 @@ func prompt(m Messages, ch live.Challenge) string {
 	switch {
 	case ch.Enrol == enrolAskPhone:
 		return m.AskPhone
+	case ch.NextStep != 0:
+		return m.TOTPNext
 	case ch.Enrol == enrolLink:
 		return m.TOTPLink
 	}

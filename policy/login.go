@@ -25,6 +25,9 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 	if name == "" {
 		return reject("no_user_name", e.messages(req.Tenant).BadPassword), nil
 	}
+	if req.SignIn && codeOnly(req) {
+		return e.askCodeOnly(req)
+	}
 	var u store.User
 	var proven, known, preapproved bool
 	err := e.db.View(func(tx *store.Tx) error {
@@ -39,13 +42,11 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 			return nil
 		}
 		now := e.now()
-		within := func(place string) bool {
-			at, ok := tx.ProvenFrom(name, place)
-			return ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
-		}
-		if t.ReconnectWindow > 0 {
-			proven = (req.IP.IsValid() && within(ipKey(req.IP).String())) ||
-				(req.Machine != "" && within(machinePlace(req.Machine)))
+		// The reconnect window is the address's: a computer name
+		// (req.Machine) is whatever the client says, so it proves nothing.
+		if t.ReconnectWindow > 0 && req.IP.IsValid() {
+			at, ok := tx.Proven(name, ipKey(req.IP))
+			proven = ok && !at.After(now) && now.Sub(at) < t.ReconnectWindow
 		}
 		if req.NoChallenge {
 			until, ok := tx.Preapproved(name)
@@ -58,8 +59,9 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 	}
 
 	// A locked-out user hears so whatever the password, so that the
-	// answer does not tell whether it was right (PRODUCT.md step 3d).
-	if known && e.now().Before(u.LockedUntil) {
+	// answer does not tell whether it was right (PRODUCT.md step 3d). The
+	// sign-in page tells only after the password (signInSecondFactor).
+	if known && e.now().Before(u.LockedUntil) && !req.SignIn {
 		return Result{Decision: Reject, Reason: "locked", User: name, Tenant: tenantName(u, req),
 			Message: e.messages(tenantName(u, req), req.Tenant).Locked}, nil
 	}
@@ -187,6 +189,9 @@ func (e *Engine) learn(t *Tenant, name string, u *store.User, known *bool, id Id
 // secondFactor applies the tenant's mode, the trusted places and, when
 // none lets the user through, starts a challenge.
 func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u store.User, known, proven, preapproved bool) Result {
+	if req.SignIn {
+		return e.signInSecondFactor(ctx, req, t, u, known)
+	}
 	m := t.Messages
 	if !known && !t.AllowUnknownUsers {
 		return reject("unknown_user", m.BadPassword)
@@ -220,8 +225,6 @@ func (e *Engine) secondFactor(ctx context.Context, req Request, t *Tenant, u sto
 		case proven:
 			return accept("reconnect", m.Reconnected)
 		}
-	} else if proven { // by machine name
-		return accept("reconnect", m.Reconnected)
 	}
 	if req.NoChallenge {
 		if preapproved {

@@ -18,6 +18,7 @@ type Messages struct {
 	TOTPPrompt        string
 	TOTPLink          string
 	TOTPLinked        string
+	TOTPNext          string
 	AskPhone          string
 	BadPhone          string
 	RecoveryUsed      string
@@ -26,6 +27,7 @@ type Messages struct {
 	Denied            string
 	ApprovalTimeout   string
 	SignInFirst       string
+	SignInCode        string
 	CodeInPassword    string
 	CodeSentAppend    string
 	CodeSent          string
@@ -67,6 +69,8 @@ func (m *Messages) field(key string) *string {
 		return &m.TOTPLink
 	case "totp_linked":
 		return &m.TOTPLinked
+	case "totp_next":
+		return &m.TOTPNext
 	case "ask_phone":
 		return &m.AskPhone
 	case "bad_phone":
@@ -83,6 +87,8 @@ func (m *Messages) field(key string) *string {
 		return &m.ApprovalTimeout
 	case "sign_in_first":
 		return &m.SignInFirst
+	case "sign_in_code":
+		return &m.SignInCode
 	case "code_in_password":
 		return &m.CodeInPassword
 	case "code_sent_append":
@@ -139,8 +145,8 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
-	"approval_timeout", "sign_in_first", "code_in_password", "code_sent_append", "code_sent", "call_placed",
+	"totp_next", "ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
+	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -208,6 +214,7 @@ var catalogs = map[string]Messages{
 		TOTPPrompt:        "Enter the code from your authenticator app",
 		TOTPLink:          "Enter the code from your authenticator app to finish linking it",
 		TOTPLinked:        "Your authenticator app is linked.",
+		TOTPNext:          "Your phone's clock seems off; enter the next code from your authenticator app",
 		AskPhone:          "Enter your mobile number to receive a login code",
 		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
@@ -216,6 +223,7 @@ var catalogs = map[string]Messages{
 		Denied:            "The login was denied.",
 		ApprovalTimeout:   "The login was not approved in time. Please log in again.",
 		SignInFirst:       "Sign in at {url} first, then log in again.",
+		SignInCode:        "Enter the code from your authenticator app, or a recovery code",
 		CodeInPassword:    "Type your password followed by your code, or by sms to get one.",
 		CodeSentAppend:    "Code sent to {destination}; log in again with your password followed by the code.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
@@ -248,6 +256,7 @@ var catalogs = map[string]Messages{
 		TOTPPrompt:        "Voer de code uit uw authenticator-app in",
 		TOTPLink:          "Voer de code uit uw authenticator-app in om de koppeling te voltooien",
 		TOTPLinked:        "Uw authenticator-app is gekoppeld.",
+		TOTPNext:          "De klok van uw telefoon lijkt niet te kloppen; voer de volgende code uit uw authenticator-app in",
 		AskPhone:          "Voer uw mobiele nummer in om een inlogcode te ontvangen",
 		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
@@ -256,6 +265,7 @@ var catalogs = map[string]Messages{
 		Denied:            "De aanmelding is geweigerd.",
 		ApprovalTimeout:   "De aanmelding is niet op tijd goedgekeurd. Log opnieuw in.",
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
+		SignInCode:        "Voer de code uit uw authenticator-app in, of een herstelcode",
 		CodeInPassword:    "Typ uw wachtwoord gevolgd door uw code, of gevolgd door sms om er een te krijgen.",
 		CodeSentAppend:    "Code verstuurd naar {destination}; log opnieuw in met uw wachtwoord gevolgd door de code.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",

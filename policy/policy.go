@@ -60,7 +60,9 @@ type Request struct {
 	// Tenant is the gateway's tenant, used for users who have none of
 	// their own and for unknown users.
 	Tenant string
-	// FirstFactor is FirstFactorGateway or FirstFactorLocal.
+	// FirstFactor is who checks the password: FirstFactorGateway,
+	// FirstFactorLocal, FirstFactorLDAP, FirstFactorRADIUS, or, on the
+	// sign-in page only, FirstFactorNone.
 	FirstFactor string
 	// User is the login name, already stripped of any domain or realm the
 	// gateway's settings remove.
@@ -73,17 +75,21 @@ type Request struct {
 	// IP is the end user's address; the zero Addr when the gateway sent none.
 	IP netip.Addr
 	// Machine is the end user's computer name when the gateway sends one
-	// (RD Gateway's MS-Machine-Name); it stands in for the IP in the
-	// reconnect window.
+	// (RD Gateway's MS-Machine-Name). The client chooses it: it is shown
+	// on the approval page and tells held logins apart, but it is never a
+	// trusted place (the reconnect window is the IP's).
 	Machine string
 	// NoChallenge marks a gateway that cannot show a challenge: the login
 	// is held for approval out of band instead.
 	NoChallenge bool
 	// Hold is how long to hold such a login; zero means Config.Hold.
 	Hold time.Duration
-	// Preapprove marks a login on otpgate's own sign-in page: an Accept
-	// pre-approves the user's logins through gateways that cannot prompt.
-	Preapprove bool
+	// SignIn marks a login on otpgate's own sign-in page, where a code
+	// proved pre-approves the user's logins through gateways that cannot
+	// prompt. No trusted place skips anything there, nothing is sent
+	// before a first factor is proved, and without one wrong codes count
+	// only against the page (see signin.go).
+	SignIn bool
 	// CodeInPassword is CodeAppend for gateways whose users type the code
 	// after the password; "" means a challenge asks for it.
 	CodeInPassword string
@@ -148,6 +154,10 @@ type Engine struct {
 	// logins at once cannot both send a code (see lockUser).
 	sendingMu sync.Mutex
 	sending   map[string]*userLock
+
+	// signInGuard counts wrong codes on the sign-in page without a first
+	// factor (see signin.go).
+	signInGuard signInFailures
 }
 
 // userLock is held while a user's challenge is being started.
@@ -265,15 +275,8 @@ func (e *Engine) decided(ctx context.Context, req Request, res Result, start tim
 	if res.User == "" {
 		res.User = store.NormalizeName(req.User)
 	}
-	if req.Preapprove && res.Decision == Accept {
-		if t := e.rules().tenants[res.Tenant]; t != nil && t.PreapprovalWindow > 0 {
-			if err := e.preapprove(res.User, t); err != nil {
-				e.log.ErrorContext(ctx, "pre-approval failed", "user", res.User, "err", err)
-				res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: t.Messages.Unavailable}
-			} else {
-				res.Reason += "_preapproved"
-			}
-		}
+	if req.SignIn {
+		res = e.signedIn(ctx, req, res)
 	}
 	e.record(ctx, req, res)
 	if e.observer != nil {

@@ -212,11 +212,12 @@ func (f *fixture) codeAt(at time.Time) string {
 	return c
 }
 
-// wrongCode is a 6-digit code that no step within the skew accepts now.
+// wrongCode is a 6-digit code that no step within otp.MaxDrift matches
+// now, not even as one too far out to be accepted alone.
 func (f *fixture) wrongCode() string {
 	f.t.Helper()
 	for _, c := range []string{"000000", "111111", "222222", "333333"} {
-		if _, ok := otp.MatchTOTP(totpSecret, c, f.now); !ok {
+		if _, ok := otp.MatchTOTPNear(totpSecret, c, f.now, 0, otp.MaxDrift+1); !ok {
 			return c
 		}
 	}

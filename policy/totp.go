@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/store"
@@ -17,48 +18,85 @@ var ErrNoPendingTOTP = errors.New("no authenticator app is being linked")
 // ErrWrongCode is returned by ConfirmTOTP for a code that does not match.
 var ErrWrongCode = errors.New("the code does not match")
 
-// ConfirmTOTP makes u's pending TOTP active when code is right for it, as
-// a right code at login does; the caller stores u.
+// ConfirmTOTP makes u's pending TOTP active when code is right for it,
+// within otp.MaxDrift of now, and learns how far the phone's clock is
+// off; the caller stores u. It serves an administrator who has the
+// user's phone in front of them, not a login: a login takes a code this
+// far out only with the next one after it (see matchTOTP).
 func ConfirmTOTP(key *secret.Key, u *store.User, code string, now time.Time) error {
 	if u.PendingTOTP == nil {
 		return ErrNoPendingTOTP
 	}
-	step, reason, err := matchTOTP(key, u.Name, u.PendingTOTP, code, now)
+	secretText, err := openTOTP(key, u.Name, u.PendingTOTP)
 	if err != nil {
 		return err
 	}
-	if reason != "" {
+	step, ok := otp.MatchTOTPNear(secretText, code, now, 0, otp.MaxDrift)
+	if !ok || step <= u.PendingTOTP.LastStep {
 		return ErrWrongCode
 	}
-	activate(u, step, now)
+	activate(u, step, int(step-otp.Step(now)))
 	return nil
 }
 
-// matchTOTP checks code against tot: around the drift learned so far
-// first, then anywhere within otp.MaxDrift, for a phone whose clock has
-// moved since. It returns the step matched, or why not as an audit reason.
-func matchTOTP(key *secret.Key, user string, tot *store.TOTP, code string, now time.Time) (int64, string, error) {
-	secretText, err := key.Open(tot.Sealed, totpContext(user))
+// matchTOTP checks code against tot as the answer to ch. A code is
+// accepted within otp.Skew steps of the drift learned for the phone, or,
+// when ch waits for the code after one found further out, only if it is
+// that next code, still at the offset the first was found at. A code
+// found further out than a step from the drift, but within otp.MaxDrift
+// of the server's clock, is not accepted alone: the reason is
+// "totp_far", with its step, and the next code must follow it. A step
+// not after tot.LastStep is a replay. It returns the step matched and,
+// when the code is not accepted, why as an audit reason.
+func matchTOTP(key *secret.Key, user string, tot *store.TOTP, code string, now time.Time, ch live.Challenge) (int64, string, error) {
+	secretText, err := openTOTP(key, user, tot)
 	if err != nil {
-		return 0, "", fmt.Errorf("open totp secret of %s: %w", user, err)
+		return 0, "", err
 	}
-	step, ok := otp.MatchTOTPNear(string(secretText), code, now, tot.Drift, otp.Skew)
-	if !ok {
-		step, ok = otp.MatchTOTPNear(string(secretText), code, now, 0, otp.MaxDrift)
+	var step int64
+	ok, far := false, false
+	if ch.NextStep != 0 {
+		step = ch.NextStep
+		ok = otp.MatchTOTPStep(secretText, code, step) && abs(step-otp.Step(now)-int64(ch.NextDrift)) <= otp.Skew
+	} else {
+		step, ok = otp.MatchTOTPNear(secretText, code, now, tot.Drift, otp.Skew)
+		if !ok {
+			step, ok = otp.MatchTOTPNear(secretText, code, now, 0, otp.MaxDrift)
+			far = ok
+		}
 	}
 	switch {
 	case !ok:
 		return 0, "wrong_code", nil
 	case step <= tot.LastStep:
 		return 0, "totp_replay", nil
+	case far:
+		return step, "totp_far", nil
 	}
 	return step, "", nil
 }
 
-// activate makes u's pending TOTP the one in use, proved at step.
-func activate(u *store.User, step int64, now time.Time) {
+// openTOTP returns the base32 secret of tot, sealed for user.
+func openTOTP(key *secret.Key, user string, tot *store.TOTP) (string, error) {
+	secretText, err := key.Open(tot.Sealed, totpContext(user))
+	if err != nil {
+		return "", fmt.Errorf("open totp secret of %s: %w", user, err)
+	}
+	return string(secretText), nil
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// activate makes u's pending TOTP the one in use, proved at step, from a
+// phone whose clock is drift steps off.
+func activate(u *store.User, step int64, drift int) {
 	t := *u.PendingTOTP
-	t.LastStep, t.Drift = step, int(step-otp.Step(now))
+	t.LastStep, t.Drift = step, drift
 	UseTOTP(u, &t)
 }
 

@@ -2,7 +2,9 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -59,7 +61,9 @@ type AdminAct struct {
 
 // Audit queues an entry for the audit log and returns at once. Queued
 // entries are written with the next commit and all are on disk once Close
-// returns.
+// returns. An entry that cannot be written (the disk is full) is dropped,
+// counted (AuditDropped) and reported in the log, at error level, at most
+// once per DropReportEvery.
 func (db *DB) Audit(e Entry) error {
 	// Encoded here, in the caller's goroutine, to keep the commit short.
 	v, err := json.Marshal(e)
@@ -103,7 +107,80 @@ func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
 	return out, nil
 }
 
-// Flush returns once every audit entry queued before the call is on disk.
+// Flush returns once every audit entry queued before the call is on disk
+// or dropped (see AuditDropped): a full disk does not keep the audit log
+// from being read. It fails only when the store is closed.
 func (db *DB) Flush() error {
-	return db.Update(func(*Tx) error { return nil })
+	if err := db.Update(func(*Tx) error { return nil }); errors.Is(err, ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// DropReportEvery is the least time between two log lines about dropped
+// audit entries; each line says how many were dropped since the last.
+const DropReportEvery = 10 * time.Second
+
+// auditDrops counts the audit entries that could not be written, and
+// reports them in the log: the first at once, then at most one line per
+// DropReportEvery with how many since the last, written at the first
+// commit after that time has passed. A disk that is nearly full lets some
+// commits through (bbolt reuses the pages it freed) and not others, so
+// the reports are spaced by time, not by the failing and succeeding.
+type auditDrops struct {
+	mu       sync.Mutex
+	total    uint64
+	unlogged uint64    // dropped since the last report
+	logged   time.Time // when the last report was written; zero: none yet
+	failing  error     // why the last was dropped; nil once one is written since
+	last     error     // why the last was dropped
+	told     bool      // a report was written since the last "written again"
+}
+
+// note counts the audit entries of one commit: written, or dropped
+// because of why.
+func (d *auditDrops) note(db *DB, written, dropped int, why error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dropped > 0 {
+		d.total += uint64(dropped)
+		d.unlogged += uint64(dropped)
+		d.failing, d.last = why, why
+	} else if written > 0 && d.failing != nil {
+		d.failing = nil
+		if d.told {
+			db.log.Info("audit entries are written again", "dropped_total", d.total)
+			d.told = false
+		}
+	}
+	if d.unlogged == 0 {
+		return
+	}
+	if now := db.now(); d.logged.IsZero() || now.Sub(d.logged) >= DropReportEvery {
+		db.log.Error("audit entries dropped: the store cannot be written", "entries", d.unlogged, "total", d.total, "err", d.last)
+		d.unlogged, d.logged, d.told = 0, now, true
+		if d.failing == nil { // a late report, and writes succeed already
+			db.log.Info("audit entries are written again", "dropped_total", d.total)
+			d.told = false
+		}
+	}
+}
+
+// AuditDropped returns how many audit entries could not be written since
+// the store was opened.
+func (db *DB) AuditDropped() uint64 {
+	db.dropped.mu.Lock()
+	defer db.dropped.mu.Unlock()
+	return db.dropped.total
+}
+
+// AuditFailing returns why the last audit entry was dropped, or nil when
+// none was or one has been written since.
+func (db *DB) AuditFailing() error {
+	db.dropped.mu.Lock()
+	defer db.dropped.mu.Unlock()
+	if db.dropped.failing == nil {
+		return nil
+	}
+	return fmt.Errorf("%d audit entries dropped, the last: %w", db.dropped.total, db.dropped.failing)
 }

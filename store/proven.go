@@ -12,7 +12,9 @@ func (tx *Tx) Proven(user string, ip netip.Addr) (time.Time, bool) {
 }
 
 // ProvenFrom returns when user last proved a code from place: an IP
-// address, or "machine:" and a machine name for gateways that send one.
+// address, or another key of the proven bucket. (Stores written before
+// computer names stopped counting hold "machine:" places too; nothing
+// reads them, and Prune removes them as they age.)
 func (tx *Tx) ProvenFrom(user, place string) (time.Time, bool) {
 	v := tx.tx.Bucket(bucketProven).Get(placeKey(user, place))
 	if len(v) != 8 {

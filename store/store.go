@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -44,20 +45,29 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBatch is the most functions committed in one transaction. Zero means 256.
 	MaxBatch int
+	// Log receives what the store reports on its own: a transaction
+	// that met a damaged page, audit entries dropped. Nil discards.
+	Log *slog.Logger
+	// Now is the clock that spaces those reports. Nil means time.Now.
+	Now func() time.Time
 }
 
 // DB is an open store. It is safe for concurrent use.
 type DB struct {
 	bolt     *bolt.DB
+	path     string
 	ops      chan op
 	maxBatch int
 	stopped  chan struct{}
+	log      *slog.Logger
+	now      func() time.Time
 
 	mu     sync.RWMutex // held for reading while queueing, for writing by Close
 	closed bool
 
 	steps   usedSteps
 	decoded decodedUsers
+	dropped auditDrops
 }
 
 // op is one queued write: a function and, when the caller waits, where to
@@ -67,7 +77,9 @@ type op struct {
 	done chan error // nil for fire-and-forget writes such as audit entries
 }
 
-// Open opens or creates the store at path.
+// Open opens or creates the store at path. It reads the buckets through
+// first (see walk), and refuses a damaged file with an error that wraps
+// ErrDamaged.
 func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = time.Second
@@ -75,50 +87,71 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = 256
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	b, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	if errors.Is(err, ErrDamaged) {
+		return nil, err
 	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		// Earlier builds kept challenges here; they live in
-		// memory now (package live).
-		for _, name := range [][]byte{[]byte("challenges"), []byte("live")} {
-			if tx.Bucket(name) != nil {
-				if err := tx.DeleteBucket(name); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 	if err != nil {
-		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{
 		bolt:     b,
+		path:     path,
 		ops:      make(chan op, opts.MaxBatch),
 		maxBatch: opts.MaxBatch,
 		stopped:  make(chan struct{}),
+		log:      slog.New(slog.DiscardHandler), // Open's own errors say it all
+		now:      opts.Now,
 	}
-	if err := db.loadSteps(); err != nil {
+	if err := db.walk(true); err != nil {
 		b.Close()
+		return nil, err
+	}
+	err = guard(path, func() error { return b.Update(createBuckets) })
+	if err == nil {
+		err = db.loadSteps()
+	}
+	if err != nil {
+		b.Close()
+		if errors.Is(err, ErrDamaged) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	db.log = opts.Log
 	go db.commitLoop()
 	return db, nil
 }
 
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	// Earlier builds kept challenges here; they live in
+	// memory now (package live).
+	for _, name := range [][]byte{[]byte("challenges"), []byte("live")} {
+		if tx.Bucket(name) != nil {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Path is the file the store lives in.
-func (db *DB) Path() string { return db.bolt.Path() }
+func (db *DB) Path() string { return db.path }
 
 // Close writes what is queued and closes the file. Writes after Close fail
 // with ErrClosed.
@@ -161,9 +194,12 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 // Queued returns how many writes wait for the commit loop.
 func (db *DB) Queued() int { return len(db.ops) }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. A damaged page met on the way
+// is an error that wraps ErrDamaged, not a panic.
 func (db *DB) View(fn func(*Tx) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
+	return db.guarded(fn, func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
+	})
 }
 
 // Update runs fn in a read-write transaction that may be shared with the
@@ -244,43 +280,56 @@ func waited(batch []op) bool {
 // commit runs a batch in one transaction. When one function fails the
 // transaction is rolled back and every function runs again in a
 // transaction of its own, so that one failure cannot take others with it.
+// A damaged page that a function or bbolt's commit meets is an error, for
+// that function or for all: never a panic that ends the loop.
 func (db *DB) commit(batch []op) {
+	errs := make([]error, len(batch))
 	failed := -1
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		t := &Tx{tx: tx, db: db}
-		for i, o := range batch {
-			if err := o.fn(t); err != nil {
-				failed = i
-				return err
+	err := db.guarded(db.commit, func() error {
+		return db.bolt.Update(func(tx *bolt.Tx) error {
+			t := &Tx{tx: tx, db: db}
+			for i, o := range batch {
+				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
+					failed = i
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
-	if err == nil {
-		for _, o := range batch {
-			report(o, nil)
-		}
-		return
-	}
-	if failed < 0 {
+	switch {
+	case err == nil:
+	case failed < 0:
 		// The commit itself failed (disk full, I/O error): nothing was written.
-		for _, o := range batch {
-			report(o, fmt.Errorf("commit: %w", err))
+		for i := range errs {
+			errs[i] = fmt.Errorf("commit: %w", err)
 		}
-		return
+	case len(batch) == 1:
+		errs[0] = err // the function's own error, as it returned it
+	default:
+		for i, o := range batch {
+			errs[i] = db.guarded(o.fn, func() error {
+				return db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx, db: db}) })
+			})
+		}
 	}
-	if len(batch) == 1 {
-		report(batch[0], err) // the function's own error, as it returned it
-		return
+	written, dropped := 0, 0
+	var why error
+	for i, o := range batch {
+		switch {
+		case o.done != nil:
+		case errs[i] != nil:
+			dropped++
+			why = errs[i]
+		default:
+			written++
+		}
 	}
-	for _, o := range batch {
-		report(o, db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx, db: db}) }))
-	}
-}
-
-func report(o op, err error) {
-	if o.done != nil {
-		o.done <- err
+	db.dropped.note(db, written, dropped, why) // before the waiters hear: Update is then a flush of the audit queue
+	for i, o := range batch {
+		if o.done != nil {
+			o.done <- errs[i]
+		}
 	}
 }
 
@@ -312,10 +361,12 @@ func (db *DB) Backup(path string) (int64, error) {
 		return 0, fmt.Errorf("backup: %w", err)
 	}
 	var n int64
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(f)
-		return err
+	err = db.guarded(db.Backup, func() error {
+		return db.bolt.View(func(tx *bolt.Tx) error {
+			var err error
+			n, err = tx.WriteTo(f)
+			return err
+		})
 	})
 	if err == nil {
 		err = f.Sync()
@@ -355,15 +406,4 @@ func (db *DB) PruneAudit(before time.Time) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Check runs bbolt's consistency check over the whole file.
-func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	})
 }

@@ -60,8 +60,9 @@ type TOTP struct {
 	// LastStep is the last 30-second step accepted; a code from this step
 	// or an earlier one is never accepted again.
 	LastStep int64 `json:"last_step"`
-	// Drift is how many steps the phone's clock was last found off by;
-	// codes are looked for around it.
+	// Drift is how many steps the phone's clock was last found off by
+	// (learned from two codes in a row); codes are accepted within a step
+	// of it. Zero means none.
 	Drift int `json:"drift,omitempty"`
 	// Created is when the secret was made.
 	Created time.Time `json:"created,omitzero"`

@@ -15,25 +15,27 @@ type page struct {
 	T        text
 	Approval *policy.Approval
 	SignIn   bool
-	CSRF     string
-	Name     string
-	State    string
-	Prompt   string
-	Error    string
-	Done     string
+	// AskPassword puts a password field in the sign-in form's first step.
+	AskPassword bool
+	CSRF        string
+	Name        string
+	State       string
+	Prompt      string
+	Error       string
+	Done        string
 }
 
 // text is a page's words in one language.
 type text struct {
-	Lang, Title                       string
-	ApproveHeading, ApproveIntro      string
-	Gateway, From, Machine, When      string
-	Approve, Deny                     string
-	Approved, Denied, Gone, Forbidden string
-	SignInHeading, SignInIntro        string
-	Name, Code, Next, SignIn          string
-	Preapproved, Failed, TooMany      string
-	NameNeeded                        string
+	Lang, Title                        string
+	ApproveHeading, ApproveIntro       string
+	Gateway, From, Machine, When       string
+	Approve, Deny                      string
+	Approved, Denied, Gone, Forbidden  string
+	SignInHeading, SignInIntro         string
+	Name, Password, Code, Next, SignIn string
+	Preapproved, Failed, TooMany       string
+	NameNeeded                         string
 }
 
 var catalog = map[string]text{
@@ -48,7 +50,7 @@ var catalog = map[string]text{
 		Gone:          "This link has been used or has expired. Log in again to get a new one.",
 		Forbidden:     "This form did not come from this page. Open the link again.",
 		SignInHeading: "Sign in", SignInIntro: "Prove a code here, then log in to the remote desktop within a few minutes.",
-		Name: "User name", Code: "Code", Next: "Next", SignIn: "Sign in",
+		Name: "User name", Password: "Password", Code: "Code", Next: "Next", SignIn: "Sign in",
 		Preapproved: "Done. Log in to the remote desktop within the next few minutes.",
 		Failed:      "That did not work. Please try again.",
 		TooMany:     "Too many attempts. Please wait a minute and try again.",
@@ -65,7 +67,7 @@ var catalog = map[string]text{
 		Gone:          "Deze link is al gebruikt of verlopen. Meld u opnieuw aan voor een nieuwe link.",
 		Forbidden:     "Dit formulier kwam niet van deze pagina. Open de link opnieuw.",
 		SignInHeading: "Aanmelden", SignInIntro: "Bevestig hier een code en meld u daarna binnen enkele minuten aan op het externe bureaublad.",
-		Name: "Gebruikersnaam", Code: "Code", Next: "Volgende", SignIn: "Aanmelden",
+		Name: "Gebruikersnaam", Password: "Wachtwoord", Code: "Code", Next: "Volgende", SignIn: "Aanmelden",
 		Preapproved: "Gelukt. Meld u binnen enkele minuten aan op het externe bureaublad.",
 		Failed:      "Dat is niet gelukt. Probeer het opnieuw.",
 		TooMany:     "Te veel pogingen. Wacht een minuut en probeer het opnieuw.",
@@ -154,6 +156,10 @@ button.deny{background:#b91c1c}
 {{- else}}
 <label for="name">{{.T.Name}}</label>
 <input id="name" name="name" autocomplete="username" autocapitalize="none" autofocus>
+{{- if .AskPassword}}
+<label for="password">{{.T.Password}}</label>
+<input id="password" name="password" type="password" autocomplete="current-password">
+{{- end}}
 <button id="submit">{{.T.Next}}</button>
 {{- end}}
 </form>

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,8 +32,15 @@ type Engine interface {
 // Server serves the pages.
 type Server struct {
 	Engine Engine
-	// Tenant is the tenant of users the sign-in page does not know.
+	// Tenant is the sign-in page's tenant: its words, limits and lockout
+	// apply until a first factor is proved, and to names it does not know.
 	Tenant string
+	// FirstFactor is how the sign-in page checks a password before it asks
+	// for a code: policy.FirstFactorLocal, FirstFactorLDAP or
+	// FirstFactorRADIUS. Anything else, the zero value too, means no
+	// password: only an authenticator app's code or a recovery code, and
+	// nothing sent (see policy.FirstFactorNone).
+	FirstFactor string
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed; empty means the connection's address is the user's.
 	TrustedProxies []netip.Prefix
@@ -73,15 +81,21 @@ func (s *Server) Handler() http.Handler {
 }
 
 // headers sets what every page sends: no caching, no framing, no
-// referrer, nothing loaded from elsewhere.
+// referrer to other sites, nothing loaded from elsewhere, and, over TLS, HTTPS only from
+// now on.
 func headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("Cache-Control", "no-store")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: under no-referrer browsers send
+		// "Origin: null" with our own forms, which sameOrigin refuses.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -94,7 +108,7 @@ func (s *Server) showApproval(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := texts(langOf(r, a.Lang))
-	s.render(w, http.StatusOK, page{T: t, Approval: &a, CSRF: s.csrf("approve:" + token)})
+	s.render(w, http.StatusOK, page{T: t, Approval: &a, CSRF: s.csrf(s.visitor(w, r), "approve:"+token)})
 }
 
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
@@ -122,75 +136,140 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, page{T: texts(langOf(r, "")), SignIn: true, CSRF: s.csrf("signin")})
+	s.render(w, http.StatusOK, s.signInPage(texts(langOf(r, "")), s.visitor(w, r)))
 }
 
-// signIn takes the sign-in form: a name (first step) or a name, State and
-// code (next steps). It goes through the same decision as a gateway's
-// login, as the client "web", and an Accept pre-approves the user.
+// signInPage is the sign-in form's first step: the name, and the password
+// where otpgate can check one.
+func (s *Server) signInPage(t text, visitor string) page {
+	return page{T: t, SignIn: true, AskPassword: !s.codeOnly(), CSRF: s.csrf(visitor, "signin")}
+}
+
+// codeOnly reports whether the sign-in page has no password to check.
+func (s *Server) codeOnly() bool {
+	switch s.FirstFactor {
+	case policy.FirstFactorLocal, policy.FirstFactorLDAP, policy.FirstFactorRADIUS:
+		return false
+	}
+	return true
+}
+
+// signIn takes the sign-in form: a name and a password (first step), or a
+// name, State and code (next steps). It goes through the same decision as
+// a gateway's login, as the client "web", with the first factor
+// configured for the page; only a code proved here pre-approves the user.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	t := texts(langOf(r, ""))
 	if !sameOrigin(r) || !s.csrfOK(r, "signin") {
 		s.render(w, http.StatusForbidden, page{T: t, Done: t.Forbidden})
 		return
 	}
+	visitor := s.visitorOf(r)
+	first := s.signInPage(t, visitor)
 	ip := s.clientIP(r)
 	if !s.limiter.allow(ip.String(), s.Now()) {
-		s.render(w, http.StatusTooManyRequests, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: t.TooMany})
+		first.Error = t.TooMany
+		s.render(w, http.StatusTooManyRequests, first)
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if name == "" {
-		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: t.NameNeeded})
+		first.Error = t.NameNeeded
+		s.render(w, http.StatusOK, first)
 		return
 	}
+	firstFactor := s.FirstFactor
+	if s.codeOnly() {
+		firstFactor = policy.FirstFactorNone
+	}
 	req := policy.Request{
-		Client: "web", Tenant: s.Tenant, FirstFactor: policy.FirstFactorGateway, User: name,
-		State: r.PostFormValue("state"), Password: r.PostFormValue("code"), IP: ip, Preapprove: true,
+		Client: "web", Tenant: s.Tenant, FirstFactor: firstFactor, User: name,
+		Password: r.PostFormValue("password"), IP: ip, SignIn: true,
+	}
+	if state := r.PostFormValue("state"); state != "" {
+		req.State, req.Password = state, r.PostFormValue("code")
 	}
 	res := s.Engine.Decide(r.Context(), req)
 	switch res.Decision {
 	case policy.Challenge:
-		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Name: name, State: res.State, Prompt: res.Message})
+		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf(visitor, "signin"), Name: name, State: res.State, Prompt: res.Message})
 	case policy.Accept:
 		s.render(w, http.StatusOK, page{T: t, Done: t.Preapproved})
 	default:
-		msg := res.Message
-		if msg == "" {
-			msg = t.Failed
+		first.Error = res.Message
+		if first.Error == "" {
+			first.Error = t.Failed
 		}
-		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf("signin"), Error: msg})
+		s.render(w, http.StatusOK, first)
 	}
 }
 
-// csrf is the form token for a purpose: an HMAC under a key made at start,
-// so a form from another site cannot carry it.
-func (s *Server) csrf(purpose string) string {
+// visitorCookie holds a random value per browser, to which the forms'
+// tokens are bound.
+const visitorCookie = "otpgate_visitor"
+
+// visitor returns the browser's visitor value, giving it one first when it
+// has none.
+func (s *Server) visitor(w http.ResponseWriter, r *http.Request) string {
+	if v := s.visitorOf(r); v != "" {
+		return v
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	v := hex.EncodeToString(b)
+	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: v, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	return v
+}
+
+// visitorOf returns the visitor value the request carries, or "".
+func (s *Server) visitorOf(r *http.Request) string {
+	c, err := r.Cookie(visitorCookie)
+	if err != nil || len(c.Value) != 32 {
+		return ""
+	}
+	if _, err := hex.DecodeString(c.Value); err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// csrf is the form token for a visitor and a purpose: an HMAC under a key
+// made at start, so that a form from another site, or another browser's
+// token, does not pass.
+func (s *Server) csrf(visitor, purpose string) string {
 	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(visitor))
+	m.Write([]byte{0})
 	m.Write([]byte(purpose))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (s *Server) csrfOK(r *http.Request, purpose string) bool {
+	visitor := s.visitorOf(r)
+	if visitor == "" {
+		return false
+	}
 	got, err := hex.DecodeString(r.PostFormValue("csrf"))
 	if err != nil {
 		return false
 	}
-	want, _ := hex.DecodeString(s.csrf(purpose))
+	want, _ := hex.DecodeString(s.csrf(visitor, purpose))
 	return hmac.Equal(got, want)
 }
 
 // sameOrigin refuses a form posted from another site, where the browser
-// says so.
+// says so, and from an opaque origin ("null": a sandboxed frame, a data:
+// URL, a redirect across sites).
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
 	default:
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		host := strings.TrimPrefix(strings.TrimPrefix(o, "https://"), "http://")
-		return host == r.Host
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host == r.Host
 	}
 	return true
 }

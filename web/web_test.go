@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
@@ -64,119 +65,222 @@ func newTestServer(t *testing.T) (*httptest.Server, *fakeEngine, *Server) {
 	return ts, f, s
 }
 
-func get(t *testing.T, u string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(u)
+// visitor is one browser: its own cookies, its own form tokens.
+type visitor struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newVisitor(t *testing.T, ts *httptest.Server) *visitor {
+	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	c := *ts.Client() // the server's transport, a jar of our own
+	c.Jar = jar
+	return &visitor{t: t, c: &c}
+}
+
+func (v *visitor) get(u string) (int, string) {
+	v.t.Helper()
+	resp, err := v.c.Get(u)
+	if err != nil {
+		v.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
 
-func post(t *testing.T, u string, form url.Values, header http.Header) (int, string) {
-	t.Helper()
+func (v *visitor) post(u string, form url.Values, header http.Header) (int, string) {
+	v.t.Helper()
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range header {
-		req.Header[k] = v
+	for k, vals := range header {
+		req.Header[k] = vals
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := v.c.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		v.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// csrfOf is the form token in a page.
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no form token in\n%s", body)
+	}
+	return m[1]
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
 func TestApprovalPage(t *testing.T) {
 	ts, f, _ := newTestServer(t)
-	status, body := get(t, ts.URL+"/a/"+tok)
+	v := newVisitor(t, ts)
+	status, body := v.get(ts.URL + "/a/" + tok)
 	if status != 200 || !strings.Contains(body, "Meldt u zich nu aan?") || !strings.Contains(body, "PC-1") || !strings.Contains(body, "203.0.113.9") {
 		t.Fatalf("got %d, want the Dutch approval page with the details:\n%s", status, body)
 	}
-	csrf := csrfRE.FindStringSubmatch(body)[1]
+	csrf := csrfOf(t, body)
 
 	// A post without the form's token, or from another site, decides nothing.
-	if status, _ := post(t, ts.URL+"/a/"+tok, url.Values{"action": {"approve"}}, nil); status != http.StatusForbidden {
+	if status, _ := v.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}}, nil); status != http.StatusForbidden {
 		t.Errorf("without csrf: got %d, want 403", status)
 	}
-	cross := http.Header{"Sec-Fetch-Site": {"cross-site"}}
-	if status, _ := post(t, ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, cross); status != http.StatusForbidden {
-		t.Errorf("cross-site: got %d, want 403", status)
-	}
-	other := http.Header{"Origin": {"https://evil.example"}}
-	if status, _ := post(t, ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, other); status != http.StatusForbidden {
-		t.Errorf("other origin: got %d, want 403", status)
+	for _, h := range []http.Header{
+		{"Sec-Fetch-Site": {"cross-site"}},
+		{"Origin": {"https://evil.example"}},
+		{"Origin": {"null"}},
+	} {
+		if status, _ := v.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, h); status != http.StatusForbidden {
+			t.Errorf("%v: got %d, want 403", h, status)
+		}
 	}
 	if len(f.resolved) != 0 {
 		t.Fatalf("a forged post decided the login: %v", f.resolved)
 	}
 
-	status, body = post(t, ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, nil)
+	status, body = v.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, http.Header{"Origin": {ts.URL}})
 	if status != 200 || !strings.Contains(body, "Goedgekeurd") || len(f.resolved) != 1 || !f.resolved[0] {
 		t.Fatalf("approve: got %d %v:\n%s", status, f.resolved, body)
 	}
-	status, body = post(t, ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, nil)
+	status, body = v.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {csrf}}, nil)
 	if status != http.StatusGone {
 		t.Errorf("second use: got %d, want 410:\n%s", status, body)
 	}
-	if status, _ := get(t, ts.URL+"/a/"+strings.Repeat("0", 32)); status != http.StatusGone {
+	if status, _ := v.get(ts.URL + "/a/" + strings.Repeat("0", 32)); status != http.StatusGone {
 		t.Errorf("an unknown link: got %d, want 410", status)
 	}
 }
 
-func TestPagesHeaders(t *testing.T) {
-	ts, _, _ := newTestServer(t)
-	resp, err := http.Get(ts.URL + "/signin")
-	if err != nil {
-		t.Fatal(err)
+// TestFormTokenIsPerVisitor: a form token is bound to its browser's
+// cookie. An attacker who loads the page gets a token of their own, which
+// does not pass with the victim's cookie, nor without one.
+func TestFormTokenIsPerVisitor(t *testing.T) {
+	ts, f, _ := newTestServer(t)
+	attacker, victim := newVisitor(t, ts), newVisitor(t, ts)
+	_, page := attacker.get(ts.URL + "/a/" + tok)
+	stolen := csrfOf(t, page)
+	_, page = victim.get(ts.URL + "/a/" + tok)
+	own := csrfOf(t, page)
+	if own == stolen {
+		t.Fatalf("two visitors got the same form token %s", own)
 	}
-	resp.Body.Close()
-	for k, want := range map[string]string{
-		"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store",
-		"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-	} {
-		if got := resp.Header.Get(k); !strings.Contains(got, want) {
-			t.Errorf("%s: got %q, want %q", k, got, want)
+	if status, _ := victim.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {stolen}}, nil); status != http.StatusForbidden {
+		t.Errorf("another visitor's token: got %d, want 403", status)
+	}
+	noCookie := &visitor{t: t, c: &http.Client{Transport: ts.Client().Transport}}
+	if status, _ := noCookie.post(ts.URL+"/a/"+tok, url.Values{"action": {"approve"}, "csrf": {stolen}}, nil); status != http.StatusForbidden {
+		t.Errorf("a token without its cookie: got %d, want 403", status)
+	}
+	_, page = victim.get(ts.URL + "/signin")
+	if status, _ := victim.post(ts.URL+"/signin", url.Values{"csrf": {csrfOf(t, page)}, "name": {"hank"}}, http.Header{"Origin": {"null"}}); status != http.StatusForbidden {
+		t.Errorf("sign-in from Origin null: got %d, want 403", status)
+	}
+	if len(f.resolved) != 0 || len(f.requests) != 0 {
+		t.Fatalf("a refused post reached the engine: %v %v", f.resolved, f.requests)
+	}
+	if status, _ := victim.post(ts.URL+"/a/"+tok, url.Values{"action": {"deny"}, "csrf": {own}}, nil); status != http.StatusOK || len(f.resolved) != 1 {
+		t.Errorf("the visitor's own token: got %d, %v; want 200 and the login decided", status, f.resolved)
+	}
+}
+
+func TestPagesHeaders(t *testing.T) {
+	f := &fakeEngine{}
+	plain := httptest.NewServer((&Server{Engine: f}).Handler())
+	defer plain.Close()
+	tls := httptest.NewTLSServer((&Server{Engine: f}).Handler())
+	defer tls.Close()
+	for _, ts := range []*httptest.Server{plain, tls} {
+		resp, err := ts.Client().Get(ts.URL + "/signin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for k, want := range map[string]string{
+			"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store",
+			"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+		} {
+			if got := resp.Header.Get(k); !strings.Contains(got, want) {
+				t.Errorf("%s: got %q, want %q", k, got, want)
+			}
+		}
+		hsts := resp.Header.Get("Strict-Transport-Security")
+		cookie := resp.Header.Get("Set-Cookie")
+		if ts == tls {
+			if hsts != "max-age=31536000" {
+				t.Errorf("over TLS: got Strict-Transport-Security %q, want max-age=31536000", hsts)
+			}
+			if !strings.Contains(cookie, "Secure") || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") {
+				t.Errorf("over TLS: got cookie %q, want Secure, HttpOnly, SameSite=Strict", cookie)
+			}
+		} else if hsts != "" {
+			t.Errorf("plain HTTP: got Strict-Transport-Security %q, want none", hsts)
 		}
 	}
 }
 
 func TestSignIn(t *testing.T) {
-	ts, f, _ := newTestServer(t)
-	_, body := get(t, ts.URL+"/signin")
-	csrf := csrfRE.FindStringSubmatch(body)[1]
-	_, body = post(t, ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, http.Header{"X-Forwarded-For": {"198.51.100.4, 127.0.0.9"}})
+	ts, f, s := newTestServer(t)
+	s.FirstFactor = policy.FirstFactorLDAP
+	v := newVisitor(t, ts)
+	_, body := v.get(ts.URL + "/signin")
+	if !strings.Contains(body, `name="password" type="password"`) {
+		t.Fatalf("got\n%s\nwant a password field", body)
+	}
+	csrf := csrfOf(t, body)
+	_, body = v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}, "password": {"pw"}}, http.Header{"X-Forwarded-For": {"198.51.100.4, 127.0.0.9"}})
 	if !strings.Contains(body, "Enter the code from your authenticator app") || !strings.Contains(body, `name="state" value="s1"`) {
 		t.Fatalf("got\n%s\nwant the prompt and the State", body)
 	}
-	_, body = post(t, ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}, "state": {"s1"}, "code": {"123456"}}, nil)
+	_, body = v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}, "state": {"s1"}, "code": {"123456"}}, nil)
 	if !strings.Contains(body, `id="result">Done.`) {
 		t.Fatalf("got\n%s\nwant Done", body)
 	}
 	r := f.requests[0]
-	if r.Client != "web" || r.Tenant != "acme" || !r.Preapprove || r.User != "hank" || r.IP != netip.MustParseAddr("198.51.100.4") {
-		t.Errorf("got request %+v, want a web pre-approval for hank from the forwarded address", r)
+	if r.Client != "web" || r.Tenant != "acme" || !r.SignIn || r.User != "hank" || r.Password != "pw" ||
+		r.FirstFactor != policy.FirstFactorLDAP || r.IP != netip.MustParseAddr("198.51.100.4") {
+		t.Errorf("got request %+v, want a web sign-in for hank with the password, from the forwarded address", r)
+	}
+	if r := f.requests[1]; r.Password != "123456" || r.State != "s1" || !r.SignIn {
+		t.Errorf("got request %+v, want the code as the answer", r)
 	}
 	// The sign-in page allows 3 attempts a minute per address; 127.0.0.1
 	// has made one (the code), the forwarded address another.
 	for i := 2; i <= 3; i++ {
-		if status, _ := post(t, ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, nil); status != http.StatusOK {
+		if status, _ := v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, nil); status != http.StatusOK {
 			t.Fatalf("attempt %d: got %d, want 200", i, status)
 		}
 	}
-	status, body := post(t, ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, nil)
+	status, body := v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, nil)
 	if status != http.StatusTooManyRequests || !strings.Contains(body, "Too many attempts") {
 		t.Errorf("fourth attempt: got %d, want 429:\n%s", status, body)
 	}
-	status, _ = post(t, ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, http.Header{"X-Forwarded-For": {"198.51.100.4"}})
+	status, _ = v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, http.Header{"X-Forwarded-For": {"198.51.100.4"}})
 	if status != http.StatusOK {
 		t.Errorf("another address: got %d, want 200", status)
+	}
+}
+
+func TestSignInWithoutAPasswordSendsNone(t *testing.T) {
+	for _, ff := range []string{"", policy.FirstFactorNone, policy.FirstFactorGateway, "bogus"} {
+		ts, f, s := newTestServer(t)
+		s.FirstFactor = ff
+		v := newVisitor(t, ts)
+		_, body := v.get(ts.URL + "/signin")
+		if strings.Contains(body, `name="password"`) {
+			t.Errorf("first factor %q: the form asks for a password it cannot check", ff)
+		}
+		v.post(ts.URL+"/signin", url.Values{"csrf": {csrfOf(t, body)}, "name": {"hank"}, "password": {"pw"}}, nil)
+		if r := f.requests[0]; r.FirstFactor != policy.FirstFactorNone || !r.SignIn {
+			t.Errorf("first factor %q: got request %+v, want FirstFactorNone", ff, r)
+		}
 	}
 }
 

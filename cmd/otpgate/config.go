@@ -105,6 +105,7 @@ type webConfig struct {
 	TLSKey         string   `mapstructure:"tls_key"`
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	Tenant         string   `mapstructure:"tenant"`
+	Password       string   `mapstructure:"password"`
 }
 
 type totpConfig struct {
@@ -174,6 +175,9 @@ type webSettings struct {
 	listen, publicURL, cert, key string
 	trustedProxies               []netip.Prefix
 	tenant                       string
+	// password is the sign-in page's first factor: local, ldap, radius,
+	// or none (no password; app and recovery codes only).
+	password string
 }
 
 // settings is a checked configuration, in the types the packages take.
@@ -671,6 +675,20 @@ func (c *config) checkWeb(s *settings, tenants map[string]bool, p *problems) web
 	w := webSettings{
 		listen: c.Web.Listen, publicURL: strings.TrimRight(c.Web.PublicURL, "/"),
 		cert: c.path(c.Web.TLSCert), key: c.path(c.Web.TLSKey), tenant: c.Web.Tenant,
+		password: orDefault(c.Web.Password, policy.FirstFactorNone),
+	}
+	switch w.password {
+	case policy.FirstFactorNone, policy.FirstFactorLocal:
+	case policy.FirstFactorLDAP:
+		if len(c.LDAP.Servers) == 0 {
+			p.add("web.password", "ldap needs a directory under ldap.servers")
+		}
+	case policy.FirstFactorRADIUS:
+		if len(c.Radius.Upstream.Servers) == 0 {
+			p.add("web.password", "radius needs upstream servers under radius.upstream.servers")
+		}
+	default:
+		p.add("web.password", "%q is not one of local, ldap, radius, none (the sign-in page cannot trust a gateway)", c.Web.Password)
 	}
 	if w.listen != "" {
 		if _, _, err := net.SplitHostPort(w.listen); err != nil {
@@ -704,6 +722,9 @@ func (c *config) checkWeb(s *settings, tenants map[string]bool, p *problems) web
 		p.add("web.tenant", "%q is not a configured tenant", w.tenant)
 	}
 	for i, cl := range s.clients {
+		if cl.Name == "web" && w.listen != "" {
+			p.add(fmt.Sprintf("clients[%d].name", i), "%q is the sign-in page's name in the audit log; choose another", cl.Name)
+		}
 		if cl.NoChallenge && w.listen == "" {
 			p.add(fmt.Sprintf("clients[%d].challenge", i), "client %s cannot prompt, so its users approve logins on otpgate's web page: set web.listen and web.public_url", cl.Name)
 		}

@@ -36,8 +36,35 @@ func TestLoadConfigExample(t *testing.T) {
 	if s.clients[2].FirstFactor != policy.FirstFactorLocal {
 		t.Errorf("client vpn: got first factor %q, want local", s.clients[2].FirstFactor)
 	}
-	if s.web.publicURL != "https://otp.example.com" || s.web.listen == "" {
+	if s.web.publicURL != "https://otp.example.com" || s.web.listen == "" || s.web.password != policy.FirstFactorNone {
 		t.Errorf("web read as %+v", s.web)
+	}
+}
+
+// TestLoadConfigWebPassword: the sign-in page's first factor is one
+// otpgate can check, or none; never the gateway's.
+func TestLoadConfigWebPassword(t *testing.T) {
+	for _, tc := range []struct{ web, want string }{
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com"}`, ""},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: local}`, ""},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: gateway}`,
+			`web.password: "gateway" is not one of local, ldap, radius, none`},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: ldap}`,
+			"web.password: ldap needs a directory under ldap.servers"},
+		{`{listen: "127.0.0.1:0", public_url: "https://otp.example.com", password: radius}`,
+			"web.password: radius needs upstream servers under radius.upstream.servers"},
+	} {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(path, []byte("clients: [{name: gw, address: 127.0.0.1, secret: s, tenant: t}]\ntenants: [{name: t}]\nweb: "+tc.web+"\n"), 0o600)
+		s, err := loadConfig(path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.web, err)
+		case tc.want == "" && !strings.Contains(tc.web, "password") && s.web.password != policy.FirstFactorNone:
+			t.Errorf("%s: got password %q, want none by default", tc.web, s.web.password)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want %q", tc.web, err, tc.want)
+		}
 	}
 }
 

@@ -232,14 +232,24 @@ type request struct {
 	attrs                                 radius.Attributes // more attributes, before Message-Authenticator
 	secret                                string
 	from                                  string // local address to send from; default any loopback
+	// wait is how long to wait for the answer; zero means noAnswerWait.
+	wait time.Duration
 }
+
+// noAnswerWait is how long a test waits before it takes silence for no
+// answer; answerWait is how long a test that needs an answer waits for it
+// (bcrypt under -race on a loaded machine takes seconds).
+const (
+	noAnswerWait = 1500 * time.Millisecond
+	answerWait   = 15 * time.Second
+)
 
 // exchange sends req to addr and returns the parsed answer and its raw
 // bytes; no answer within the timeout returns errNoAnswer.
 func exchange(t testing.TB, addr string, req request) (*radius.Packet, []byte, error) {
 	t.Helper()
 	raw := encodeRequest(t, req)
-	return sendRaw(t, addr, req.from, raw, req.secret)
+	return sendRawWait(t, addr, req.from, raw, req.secret, req.wait)
 }
 
 var errNoAnswer = errors.New("no answer")
@@ -287,6 +297,11 @@ func encodeRequest(t testing.TB, req request) []byte {
 
 func sendRaw(t testing.TB, addr, from string, raw []byte, secret string) (*radius.Packet, []byte, error) {
 	t.Helper()
+	return sendRawWait(t, addr, from, raw, secret, 0)
+}
+
+func sendRawWait(t testing.TB, addr, from string, raw []byte, secret string, wait time.Duration) (*radius.Packet, []byte, error) {
+	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -300,15 +315,23 @@ func sendRaw(t testing.TB, addr, from string, raw []byte, secret string) (*radiu
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	return roundTrip(t, conn, raw, secret)
+	return roundTripWait(t, conn, raw, secret, wait)
 }
 
 func roundTrip(t testing.TB, conn *net.UDPConn, raw []byte, secret string) (*radius.Packet, []byte, error) {
 	t.Helper()
+	return roundTripWait(t, conn, raw, secret, 0)
+}
+
+func roundTripWait(t testing.TB, conn *net.UDPConn, raw []byte, secret string, wait time.Duration) (*radius.Packet, []byte, error) {
+	t.Helper()
 	if _, err := conn.Write(raw); err != nil {
 		t.Fatal(err)
 	}
-	conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	if wait == 0 {
+		wait = noAnswerWait
+	}
+	conn.SetReadDeadline(time.Now().Add(wait))
 	buf := make([]byte, 4096)
 	n, err := conn.Read(buf)
 	var ne net.Error

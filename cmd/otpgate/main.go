@@ -28,6 +28,7 @@ const usage = `otpgate: RADIUS second-factor server
 Usage:
   otpgate serve        [--config FILE]   run the server
   otpgate check-config [--config FILE]   check a configuration file
+  otpgate check-store [FILE]             read the store (or a copy) through and check every page
   otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
   otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
   otpgate user show NAME
@@ -97,6 +98,8 @@ func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Re
 		return cmdServe(ctx, now, rest, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, stdout)
+	case "check-store":
+		return cmdCheckStore(rest, stdout)
 	case "user":
 		return cmdUser(rest, stdin, stdout, stderr)
 	case "audit":

@@ -46,7 +46,7 @@ func startRDG(t *testing.T) *rdgWorld {
 	config := fmt.Sprintf(`
 radius: {listen: ["127.0.0.1:0"]}
 store: {path: "{{dir}}/otpgate.db"}
-web: {listen: "127.0.0.1:%d", public_url: "%s"}
+web: {listen: "127.0.0.1:%d", public_url: "%s", password: local}
 clients:
   - {name: rdgw, address: 127.0.0.1/32, secret: testing123, tenant: acme, profile: rdgateway, hold: 20s,
      client_ip_attribute: Tunnel-Client-Endpoint}
@@ -231,10 +231,10 @@ func TestRDGatewayApproveInBrowser(t *testing.T) {
 	if !strings.Contains(result, "has been used or has expired") {
 		t.Errorf("second use of the link: got %q", result)
 	}
-	// Same user, same machine, recently approved: in at once.
-	p := <-sendHeld(t, w.addrs[0], "127.0.0.1", rdgRequest(t, "hank", "LAPTOP-HANK", ""), 1, 5*time.Second)
+	// Same user, same address, recently approved: in at once.
+	p := <-sendHeld(t, w.addrs[0], "127.0.0.1", rdgRequest(t, "hank", "LAPTOP-HANK", "203.0.113.9"), 1, 5*time.Second)
 	if p.first == nil || p.first.Code != radius.CodeAccessAccept {
-		t.Errorf("a login from the approved machine got %v, want Access-Accept", codeName(p.first))
+		t.Errorf("a login from the approved address got %v, want Access-Accept", codeName(p.first))
 	}
 }
 
@@ -270,14 +270,27 @@ func TestRDGatewayDenyAndTimeout(t *testing.T) {
 
 func TestRDGatewayPreapproval(t *testing.T) {
 	w := startRDG(t)
-	w.cli(t, "user", "add", "hank", "--tenant", "acme", "--phone", "0612345678")
+	var out, errOut strings.Builder
+	if err := run(t.Context(), []string{"user", "add", "hank", "--tenant", "acme", "--phone", "0612345678", "--password-stdin", "--config", w.config},
+		strings.NewReader("hunter2\n"), &out, &errOut); err != nil {
+		t.Fatalf("user add: %v %s", err, errOut.String())
+	}
 
-	w.browse(t, chromedp.Navigate(w.public+"/signin"), chromedp.WaitVisible(chromedp.CSS("#name")))
+	w.browse(t, chromedp.Navigate(w.public+"/signin"), chromedp.WaitVisible(chromedp.CSS("#password")))
 	if dir := os.Getenv("OTPGATE_SCREENSHOTS"); dir != "" {
 		w.screenshot(t, filepath.Join(dir, "sign-in-page.png"))
 	}
+	// A wrong password: refused, nothing sent.
 	mark := w.logLen()
-	w.browse(t, chromedp.SendKeys(chromedp.CSS("#name"), "hank"), chromedp.Click(chromedp.CSS("#submit")))
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#name"), "hank"), chromedp.SendKeys(chromedp.CSS("#password"), "hunter1"), chromedp.Click(chromedp.CSS("#submit")))
+	if msg := w.text(t, "#error"); msg != "Wrong user name or password" {
+		t.Errorf("a wrong password: got %q", msg)
+	}
+	if strings.Contains(strings.Join(strings.Split(w.logText(), "\n")[mark:], "\n"), "console delivery") {
+		t.Errorf("a code was sent after a wrong password")
+	}
+	mark = w.logLen()
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#name"), "hank"), chromedp.SendKeys(chromedp.CSS("#password"), "hunter2"), chromedp.Click(chromedp.CSS("#submit")))
 	prompt := w.text(t, "#prompt")
 	if prompt != "Enter the code sent to +31 6*****78 (or type resend)" {
 		t.Errorf("got prompt %q", prompt)

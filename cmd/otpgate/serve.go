@@ -64,7 +64,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	for _, w := range s.deliveryWarnings() {
 		log.Warn(w)
 	}
-	db, key, err := openStore(s, time.Second)
+	db, key, err := openStoreWith(s, store.Options{Timeout: time.Second, Log: log, Now: now})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w (is another otpgate serve running with this store?)", err)
 	}
@@ -87,6 +87,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			LiveChallenges: func() int { return engine.Challenges() },
 			Held:           func() int { return engine.Held() },
 			RadSec:         func() int { return rsrv.TLSConnections() },
+			AuditDropped:   db.AuditDropped,
 		})
 	}
 	var observer policy.Observer
@@ -233,7 +234,11 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
 		}
 		healthy := func() error {
-			return db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
+			err := db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
+			if ferr := db.AuditFailing(); ferr != nil { // after the Update, which waited for the audit entries queued before it
+				return ferr
+			}
+			return err
 		}
 		hs := &http.Server{Handler: m.Handler(healthy), ReadHeaderTimeout: 10 * time.Second}
 		wg.Go(func() {
@@ -250,8 +255,8 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if webLn != nil {
-		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
-		hs := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
+		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
 			var err error
@@ -304,7 +309,8 @@ func restartNeeded(cur, next *settings) []string {
 	if cur.adminSocket != next.adminSocket {
 		out = append(out, "admin.socket")
 	}
-	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert {
+	if cur.web.listen != next.web.listen || cur.web.publicURL != next.web.publicURL || cur.web.cert != next.web.cert ||
+		cur.web.password != next.web.password || cur.web.tenant != next.web.tenant {
 		out = append(out, "web")
 	}
 	if cur.logLevel != next.logLevel || cur.logFormat != next.logFormat {
@@ -382,26 +388,38 @@ func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []p
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			now := clock()
-			pruneAudit(db, now, keep, log)
-			if n := engine.PruneChallenges(); n > 0 {
-				log.Debug("forgot expired challenges", "challenges", n)
-			}
-			if n, err := db.Prune(now, now.Add(-longest)); err != nil {
-				log.Error("prune store", "err", err)
-			} else if n > 0 {
-				log.Debug("pruned store", "records", n)
-			}
-			pruneSteps(db, now, log)
+			safely(log, "prune", func() {
+				now := clock()
+				pruneAudit(db, now, keep, log)
+				if n := engine.PruneChallenges(); n > 0 {
+					log.Debug("forgot expired challenges", "challenges", n)
+				}
+				if n, err := db.Prune(now, now.Add(-longest)); err != nil {
+					log.Error("prune store", "err", err)
+				} else if n > 0 {
+					log.Debug("pruned store", "records", n)
+				}
+				pruneSteps(db, now, log)
+			})
 		}
 	}
 }
 
 // openStore opens the store and the key that seals its secrets. The key is
 // made on first use; a store whose secrets were sealed with another key,
-// or whose key file is gone, is refused rather than silently re-keyed.
+// or whose key file is gone, is refused rather than silently re-keyed; so
+// is an empty store file beside a key file: a store lost, not a new one.
 func openStore(s *settings, timeout time.Duration) (*store.DB, *secret.Key, error) {
-	db, err := store.Open(s.storePath, store.Options{Timeout: timeout})
+	return openStoreWith(s, store.Options{Timeout: timeout})
+}
+
+func openStoreWith(s *settings, opts store.Options) (*store.DB, *secret.Key, error) {
+	if fi, err := os.Stat(s.storePath); err == nil && fi.Size() == 0 {
+		if _, err := os.Stat(s.keyFile); err == nil {
+			return nil, nil, fmt.Errorf("store %s is empty, but its key file %s exists: the store was lost, not new; restore it from a copy made by otpgate backup (to start afresh with no users, move the key file away)", s.storePath, s.keyFile)
+		}
+	}
+	db, err := store.Open(s.storePath, opts)
 	if err != nil {
 		return nil, nil, err
 	}

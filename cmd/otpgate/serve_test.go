@@ -42,12 +42,13 @@ func totpNow(t *testing.T) string {
 	return code
 }
 
-// wrongTOTP returns a six-digit code that no step within the skew accepts.
+// wrongTOTP returns a six-digit code that no step within otp.MaxDrift
+// matches, not even as one too far out to be accepted alone.
 func wrongTOTP(t *testing.T) string {
 	t.Helper()
 	for n := 0; ; n++ {
 		c := fmt.Sprintf("%06d", n)
-		if _, ok := otp.MatchTOTP(testSecret, c, time.Now()); !ok {
+		if _, ok := otp.MatchTOTPNear(testSecret, c, time.Now(), 0, otp.MaxDrift+1); !ok {
 			return c
 		}
 	}
@@ -57,6 +58,9 @@ func replyMessage(p *radius.Packet) string { return rfc2865.ReplyMessage_GetStri
 
 func mustExchange(t *testing.T, addr string, req request) *radius.Packet {
 	t.Helper()
+	if req.wait == 0 {
+		req.wait = answerWait
+	}
 	p, _, err := exchange(t, addr, req)
 	if err != nil {
 		t.Fatalf("%s: %v", req.user, err)
