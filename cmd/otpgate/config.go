@@ -64,6 +64,7 @@ type radiusConfig struct {
 	MaxHeld          int            `mapstructure:"max_held"`
 	MaxHeldPerClient int            `mapstructure:"max_held_per_client"`
 	MaxHeldPerUser   int            `mapstructure:"max_held_per_user"`
+	radsecConfig     `mapstructure:",squash"`
 }
 
 type upstreamConfig struct {
@@ -130,6 +131,7 @@ type clientConfig struct {
 	OTPInPassword               string        `mapstructure:"otp_in_password"`
 	OTPSeparator                string        `mapstructure:"otp_separator"`
 	LimitProxyState             bool          `mapstructure:"limit_proxy_state"`
+	TLSName                     string        `mapstructure:"tls_name"`
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
 	ReplyAttributes             []string      `mapstructure:"reply_attributes"`
@@ -213,6 +215,7 @@ type settings struct {
 	auditKeep        time.Duration
 	httpListen       string
 	directory        policy.PasswordChecker
+	radsec           radsecSettings
 
 	// path is the file read; "" for the embedded defaults.
 	path string
@@ -344,6 +347,7 @@ func (c *config) check() (*settings, error) {
 		p.add("radius.max_concurrent", "must not be negative")
 	}
 	c.checkCapacity(s, &p)
+	s.radsec = c.checkRadSec(&p)
 	if c.Store.Path == "" {
 		s.storePath = c.path("otpgate.db")
 	}
@@ -374,7 +378,11 @@ func (c *config) check() (*settings, error) {
 	c.checkDelivery(s.tenants, &p)
 
 	names := map[string]bool{}
-	prefixes := map[netip.Prefix]string{}
+	type where struct {
+		prefix  netip.Prefix
+		tlsName string
+	}
+	prefixes := map[where]string{}
 	for i, cc := range c.Clients {
 		key := fmt.Sprintf("clients[%d]", i)
 		cl := c.checkClient(key, cc, tenants, &p)
@@ -382,10 +390,11 @@ func (c *config) check() (*settings, error) {
 			p.add(key+".name", "%q is used twice", cl.Name)
 		}
 		names[cl.Name] = true
-		if other, dup := prefixes[cl.Prefix]; dup && cl.Prefix.IsValid() {
+		w := where{cl.Prefix, strings.ToLower(cl.TLSName)}
+		if other, dup := prefixes[w]; dup && cl.Prefix.IsValid() {
 			p.add(key+".address", "%s is also the address of client %s", cl.Prefix, other)
 		}
-		prefixes[cl.Prefix] = cl.Name
+		prefixes[w] = cl.Name
 		s.clients = append(s.clients, cl)
 	}
 	if len(c.Clients) == 0 {
@@ -397,6 +406,7 @@ func (c *config) check() (*settings, error) {
 			p.add(fmt.Sprintf("tenants[%d] (%s)", i, t.Name), "group_replies and required_groups need the directory's groups, which only a client with password: ldap reads, and there is none")
 		}
 	}
+	c.checkRadSecClients(s, &p)
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
 }
@@ -466,6 +476,15 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		p.add(key+".address", "%v", err)
 	} else {
 		cl.Prefix = pr
+	}
+	if cc.TLSName != "" {
+		if err := radius.CheckTLSName(cc.TLSName); err != nil {
+			p.add(key+".tls_name", "%v", err)
+		}
+		cl.TLSName = cc.TLSName
+		if cc.Secret == "" && cc.SecretFile == "" {
+			cc.Secret = radius.TLSSecret // RFC 6614's fixed secret
+		}
 	}
 	switch {
 	case cc.Secret != "" && cc.SecretFile != "":
