@@ -82,7 +82,7 @@ func (s *Service) record(by Actor, req Request, changed []store.User, err error)
 			entries = append(entries, e)
 		}
 	} else {
-		e.User, e.Admin = store.NormalizeName(req.Name), &act
+		e.User, e.Admin = clip(store.NormalizeName(req.Name)), &act
 		entries = append(entries, e)
 	}
 	return s.DB.Update(func(tx *store.Tx) error {
@@ -135,6 +135,7 @@ func changeFields(ch *UserChange) []string {
 		{"tenant", ch.Tenant != nil}, {"phone", ch.Phone != nil}, {"email", ch.Email != nil},
 		{"method", ch.Method != nil}, {"backup_method", ch.BackupMethod != nil},
 		{"2fa", ch.TwoFactor != nil}, {"home_ips", ch.ClearHomeIPs || len(ch.AddHomeIPs) > 0},
+		{"reply", ch.ClearReply || len(ch.AddReply) > 0},
 		{"password", ch.PasswordHash != nil},
 	} {
 		if x.set {

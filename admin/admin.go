@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
@@ -38,6 +39,11 @@ type Request struct {
 	Path string `json:"path,omitempty"`
 	// Data is the CSV of "user import".
 	Data []byte `json:"data,omitempty"`
+	// Update lets "user import" change users that exist.
+	Update bool `json:"update,omitempty"`
+	// AllowShortSecret lets "user totp --secret" and "user import" take a
+	// secret of 80 to 127 bits, for migrations.
+	AllowShortSecret bool `json:"allow_short_secret,omitempty"`
 	// WithSecrets puts TOTP secrets in "user export".
 	WithSecrets bool `json:"with_secrets,omitempty"`
 	// Audit filters "audit".
@@ -54,6 +60,11 @@ type UserChange struct {
 	TwoFactor    *string  `json:"two_factor,omitempty"`
 	AddHomeIPs   []string `json:"add_home_ips,omitempty"`
 	ClearHomeIPs bool     `json:"clear_home_ips,omitempty"`
+	// AddReply are reply attributes ("Filter-Id=admins") to add; one of
+	// an attribute the user has replaces it. ClearReply removes them all
+	// first.
+	AddReply   []string `json:"add_reply,omitempty"`
+	ClearReply bool     `json:"clear_reply,omitempty"`
 	// PasswordHash is a bcrypt hash made by the CLI, so that the password
 	// itself never crosses the socket.
 	PasswordHash *string `json:"password_hash,omitempty"`
@@ -106,6 +117,25 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// failf is an error that depends on what the store holds (no such user,
+// one that exists already) rather than on how the command was typed: exit
+// status 1, not 2.
+func failf(format string, args ...any) error { return errors.New(fmt.Sprintf(format, args...)) }
+
+// clip shortens a name or value the admin gave for echoing it in an
+// error: at most 64 bytes, cut on a character boundary.
+func clip(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return s
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
 // Do runs one command given by by. A command that changes something is
 // recorded in the audit log, done or failed; when its entry cannot be
 // written the reply says so as an error. Output and Error are printable
@@ -149,10 +179,10 @@ func (s *Service) do(req Request) (out, uri string, imported []store.User, err e
 		if req.Code != "" {
 			out, err = s.confirmTOTP(req.Name, req.Code)
 		} else {
-			out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret)
+			out, uri, err = s.enrolTOTP(req.Name, req.TOTPSecret, req.AllowShortSecret)
 		}
 	case "user import":
-		out, imported, err = s.importUsers(req.Data)
+		out, imported, err = s.importUsers(req.Data, Import{Update: req.Update, AllowShortSecret: req.AllowShortSecret})
 	case "user export":
 		out, err = s.exportUsers(req.WithSecrets)
 	case "user recovery-codes":
@@ -214,13 +244,13 @@ func checkName(name string) error {
 		return usagef("a user name is needed, for example: otpgate user add alice")
 	}
 	if len(name) > 253 || Printable(name) != name {
-		return usagef("user name %q: at most 253 bytes, and no control or invisible characters", name)
+		return usagef("user name %q: at most 253 bytes (a RADIUS attribute's limit), and no control or invisible characters", clip(name))
 	}
 	return nil
 }
 
 // parseHomeIP accepts an address or a network.
-func parseHomeIP(s string) (netip.Prefix, error) {
+func parseHomeIP(label, s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return p.Masked(), nil
 	}
@@ -228,36 +258,33 @@ func parseHomeIP(s string) (netip.Prefix, error) {
 		a = a.Unmap()
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
-	return netip.Prefix{}, usagef("--home-ip %q: want an address such as 203.0.113.7 or a network such as 203.0.113.0/29", s)
+	return netip.Prefix{}, usagef("%s %q: want an address such as 203.0.113.7 or a network such as 203.0.113.0/29", label, clip(s))
 }
 
-// normalizePhone accepts an international number with + or 00 and 7 to 15
-// digits, spaces, dots, dashes and brackets allowed, and returns it in
-// E.164 form.
 // normalizePhone writes a number in E.164 form, taking numbers without a
 // country code to be in the tenant's country (cc, "" when it has none).
-func normalizePhone(s, cc string) (string, error) {
+func normalizePhone(label, s, cc string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", nil
 	}
 	p, err := phone.Parse(s, cc)
 	if err != nil {
-		return "", usagef("--phone: %v", err)
+		return "", usagef("%s: %v", label, err)
 	}
 	return p, nil
 }
 
-func checkEmail(s string) error {
+func checkEmail(label, s string) error {
 	at := strings.LastIndexByte(s, '@')
 	if s != "" && (at < 1 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>,;")) {
-		return usagef("--email %q: want an address such as alice@example.com", s)
+		return usagef("%s %q: want an address such as alice@example.com", label, clip(s))
 	}
 	return nil
 }
 
-func checkMethod(flag, m string) error {
+func checkMethod(label, m string) error {
 	if m != "" && !policy.IsMethod(m) {
-		return usagef("--%s %q: want one of %s", flag, m, strings.Join(policy.AllMethods, ", "))
+		return usagef("%s %q: want one of %s (or none)", label, clip(m), strings.Join(policy.AllMethods, ", "))
 	}
 	return nil
 }

@@ -67,10 +67,15 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				return
 			}
 			rep := doSafely(svc, by, req, log)
-			if rep.Error != "" {
-				log.Warn("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "failed", "err", firstLine(rep.Error))
-			} else {
-				log.Info("admin command", "op", req.Op, "user", req.Name, "by", by.String(), "outcome", "ok")
+			name := clip(req.Name)
+			switch {
+			case rep.Error != "":
+				log.Warn("admin command", "op", req.Op, "user", name, "by", by.String(), "outcome", "failed", "err", firstLine(rep.Error))
+			case !audited[req.Op]:
+				// Reading (user show, user list, audit) is routine: not at info.
+				log.Debug("admin command", "op", req.Op, "user", name, "by", by.String(), "outcome", "ok")
+			default:
+				log.Info("admin command", "op", req.Op, "user", name, "by", by.String(), "outcome", "ok")
 			}
 			json.NewEncoder(c).Encode(rep)
 		}()

@@ -17,13 +17,13 @@ import (
 // terminal. A new secret is pending until the user proves a code from it
 // (at login, or with --confirm); an imported one is in use already on the
 // user's phone, so it is active at once.
-func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
+func (s *Service) enrolTOTP(name, imported string, allowShort bool) (string, string, error) {
 	var secretText string
 	var err error
 	if imported != "" {
-		secretText, err = otp.NormalizeSecret(imported)
+		secretText, err = checkSecret("--secret", imported, allowShort, "user totp NAME --secret SECRET --allow-short-secret")
 		if err != nil {
-			return "", "", usagef("--secret: %v", err)
+			return "", "", err
 		}
 	} else {
 		rnd := s.Rand
@@ -81,8 +81,31 @@ func (s *Service) enrolTOTP(name, imported string) (string, string, error) {
 	return b.String(), uri, nil
 }
 
+// minSecretBits is the shortest secret taken without --allow-short-secret:
+// RFC 4226 §4 requires 128 bits and recommends 160, which is what
+// otpgate makes.
+const minSecretBits = 128
+
+// checkSecret reads a base32 TOTP secret given by the admin (label names
+// where). Secrets under 128 bits are refused unless allowShort; hint is
+// the command that allows one.
+func checkSecret(label, text string, allowShort bool, hint string) (string, error) {
+	norm, err := otp.NormalizeSecret(text)
+	if err != nil {
+		return "", usagef("%s: %v", label, err)
+	}
+	if bits := len(norm) * 5 / 8 * 8; bits < minSecretBits && !allowShort {
+		return "", usagef("%s: the secret is %d bits; a new one needs at least %d (RFC 4226 §4), as the 160-bit ones otpgate makes have. "+
+			"To move an enrolment made elsewhere with a shorter secret, use: otpgate %s", label, bits, minSecretBits, hint)
+	}
+	return norm, nil
+}
+
 // confirmTOTP activates a pending secret with a code from it.
 func (s *Service) confirmTOTP(name, code string) (string, error) {
+	if len(code) != 6 || strings.ContainsFunc(code, func(r rune) bool { return r < '0' || r > '9' }) {
+		return "", usagef("--confirm %q: a code is the 6 digits the authenticator app shows, such as 123456", clip(code))
+	}
 	err := s.DB.Update(func(tx *store.Tx) error {
 		u, err := s.user(tx, name)
 		if err != nil {
@@ -109,7 +132,7 @@ func (s *Service) confirmTOTP(name, code string) (string, error) {
 func (s *Service) user(tx *store.Tx, name string) (store.User, error) {
 	u, err := tx.User(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return u, usagef("no user %s; add one with: otpgate user add %s", store.NormalizeName(name), name)
+		return u, failf("no user %s; add one with: otpgate user add %s", clip(store.NormalizeName(name)), clip(name))
 	}
 	return u, err
 }

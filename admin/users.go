@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -30,16 +32,16 @@ func (s *Service) addUser(name string, ch *UserChange) (string, error) {
 		case 0:
 			return "", usagef("no tenants are configured; add one under tenants: in the config file")
 		default:
-			return "", usagef("say which tenant: otpgate user add %s --tenant NAME (one of %s)", name, s.tenantNames())
+			return "", usagef("say which tenant: otpgate user add %s --tenant NAME (one of %s)", clip(name), s.tenantNames())
 		}
 	}
-	if err := s.apply(&u, ch, now); err != nil {
+	note, err := s.apply(&u, ch, now, true, flagLabel)
+	if err != nil {
 		return "", err
 	}
-	defaultMethod(&u)
-	err := s.DB.Update(func(tx *store.Tx) error {
+	err = s.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.User(u.Name); err == nil {
-			return usagef("user %s exists; change it with: otpgate user set %s ...", u.Name, u.Name)
+			return failf("user %s exists; change it with: otpgate user set %s ...", u.Name, u.Name)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -48,41 +50,81 @@ func (s *Service) addUser(name string, ch *UserChange) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("added user %s (tenant %s)\n", u.Name, u.Tenant), nil
+	return fmt.Sprintf("added user %s (tenant %s)\n", u.Name, u.Tenant) + note + s.notes(u), nil
 }
 
 func (s *Service) setUser(name string, ch *UserChange) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	if ch == nil {
-		return "", usagef("nothing to change; see: otpgate user set --help")
+	if ch == nil || len(changeFields(ch)) == 0 {
+		return "", usagef("nothing to change: give what to change, such as otpgate user set %s --phone +31612345678; see: otpgate user set --help", clip(name))
 	}
+	var u store.User
+	var note string
+	same := false
 	err := s.DB.Update(func(tx *store.Tx) error {
-		u, err := tx.User(name)
-		if errors.Is(err, store.ErrNotFound) {
-			return usagef("no user %s; add one with: otpgate user add %s", store.NormalizeName(name), name)
-		}
+		var err error
+		u, err = s.user(tx, name)
 		if err != nil {
 			return err
 		}
-		if err := s.apply(&u, ch, s.now()); err != nil {
+		was := u
+		if note, err = s.apply(&u, ch, s.now(), false, flagLabel); err != nil {
 			return err
+		}
+		if same = sameUser(was, u); same {
+			return nil
 		}
 		return tx.PutUser(u)
 	})
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("updated user %s\n", store.NormalizeName(name)), nil
+	if same {
+		return fmt.Sprintf("user %s already had these settings; nothing changed\n", u.Name), nil
+	}
+	return fmt.Sprintf("updated user %s\n", u.Name) + note + s.notes(u), nil
 }
 
-// apply checks a change and makes it to u.
-func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
+// touchedBy reports the fields a change gives.
+func touchedBy(ch *UserChange) func(string) bool {
+	return func(field string) bool {
+		switch field {
+		case "tenant":
+			return ch.Tenant != nil
+		case "phone":
+			return ch.Phone != nil
+		case "email":
+			return ch.Email != nil
+		case "method":
+			return ch.Method != nil
+		case "backup_method":
+			return ch.BackupMethod != nil
+		}
+		return false
+	}
+}
+
+// sameUser reports whether a change left a user as they were.
+func sameUser(a, b store.User) bool {
+	a.Updated, b.Updated = time.Time{}, time.Time{}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+// apply checks a change and makes it to u: every problem at once, each
+// named by label, and the tenant's rules for what the user ends up with
+// (see fits). A user left without a method gets the default one. It
+// returns a note for the admin about what it chose.
+func (s *Service) apply(u *store.User, ch *UserChange, now time.Time, all bool, label labels) (string, error) {
 	var problems []error
+	unsure := false // a field failed, so the tenant's rules cannot be judged
 	if ch.Tenant != nil {
 		if s.tenant(*ch.Tenant) == nil {
-			problems = append(problems, usagef("--tenant %q: no such tenant; configured: %s", *ch.Tenant, s.tenantNames()))
+			problems = append(problems, usagef("%s %q: no such tenant; configured: %s", label("tenant"), clip(*ch.Tenant), s.tenantNames()))
+			unsure = true
 		} else {
 			u.Tenant = *ch.Tenant
 		}
@@ -92,19 +134,23 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		if t := s.tenant(u.Tenant); t != nil {
 			cc = t.CountryCode
 		}
-		p, err := normalizePhone(*ch.Phone, cc)
-		problems = append(problems, err)
+		p, err := normalizePhone(label("phone"), *ch.Phone, cc)
+		if err != nil {
+			problems, unsure = append(problems, err), true
+		}
 		u.Phone = p
 	}
 	if ch.Email != nil {
-		problems = append(problems, checkEmail(*ch.Email))
+		if err := checkEmail(label("email"), *ch.Email); err != nil {
+			problems, unsure = append(problems, err), true
+		}
 		u.Email = strings.TrimSpace(*ch.Email)
 	}
 	for _, f := range []struct {
-		flag string
-		v    *string
-		dst  *string
-	}{{"method", ch.Method, &u.Method}, {"backup-method", ch.BackupMethod, &u.BackupMethod}} {
+		field string
+		v     *string
+		dst   *string
+	}{{"method", ch.Method, &u.Method}, {"backup_method", ch.BackupMethod, &u.BackupMethod}} {
 		if f.v == nil {
 			continue
 		}
@@ -112,15 +158,12 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		if m == "none" {
 			m = ""
 		}
-		if err := checkMethod(f.flag, m); err != nil {
+		if err := checkMethod(label(f.field), m); err != nil {
 			problems = append(problems, err)
-		} else if t := s.tenant(u.Tenant); t != nil && m != "" && !slices.Contains(t.Methods, m) {
-			problems = append(problems, usagef("--%s %s: tenant %s allows %s", f.flag, m, t.Name, strings.Join(t.Methods, ", ")))
+			unsure = true
+			continue
 		}
 		*f.dst = m
-	}
-	if u.BackupMethod != "" && u.BackupMethod == u.Method {
-		problems = append(problems, usagef("--backup-method %s: that is the primary method already; choose another or none", u.BackupMethod))
 	}
 	if ch.TwoFactor != nil {
 		switch v := strings.ToLower(*ch.TwoFactor); v {
@@ -129,14 +172,14 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 		case "tenant", "default", "":
 			u.TwoFactor = ""
 		default:
-			problems = append(problems, usagef("--2fa %q: want on, off or tenant", *ch.TwoFactor))
+			problems = append(problems, usagef("%s %q: want on, off or tenant", label("2fa"), clip(*ch.TwoFactor)))
 		}
 	}
 	if ch.ClearHomeIPs {
 		u.HomeIPs, u.Remembered = nil, nil
 	}
 	for _, ip := range ch.AddHomeIPs {
-		p, err := parseHomeIP(ip)
+		p, err := parseHomeIP(label("home_ips"), ip)
 		if err != nil {
 			problems = append(problems, err)
 			continue
@@ -145,14 +188,30 @@ func (s *Service) apply(u *store.User, ch *UserChange, now time.Time) error {
 			u.HomeIPs = append(u.HomeIPs, p)
 		}
 	}
+	if ch.ClearReply {
+		u.Reply = nil
+	}
+	problems = append(problems, addReply(u, ch.AddReply)...)
 	if ch.PasswordHash != nil {
 		u.PasswordHash = *ch.PasswordHash
 	}
+	var note string
+	if ch.Method == nil {
+		if note = defaultMethod(u, s.tenant(u.Tenant)); note != "" {
+			note = "note: " + note + "\n"
+		}
+	}
+	if u.BackupMethod != "" && u.BackupMethod == u.Method {
+		problems = append(problems, usagef("%s %s: that is the primary method already; choose another or none", label("backup_method"), u.BackupMethod))
+	}
+	if !unsure {
+		problems = append(problems, s.fits(u, ch, all, label)...)
+	}
 	if err := errors.Join(problems...); err != nil {
-		return usageError{err.Error()}
+		return "", usageError{err.Error()}
 	}
 	u.Updated = now
-	return nil
+	return note, nil
 }
 
 func (s *Service) showUser(name string) (string, error) {
@@ -163,7 +222,7 @@ func (s *Service) showUser(name string) (string, error) {
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return "", usagef("no user %s; see who there is with: otpgate user list", store.NormalizeName(name))
+		return "", failf("no user %s; see who there is with: otpgate user list", clip(store.NormalizeName(name)))
 	}
 	if err != nil {
 		return "", err
@@ -183,8 +242,17 @@ func (s *Service) showUser(name string) (string, error) {
 		ips[i] = prefixText(p)
 	}
 	row("home ips", orText(strings.Join(ips, " "), "none"))
+	row("reply", orText(strings.Join(u.Reply, " "), "none"))
 	now := s.now()
 	row("totp", totpText(u))
+	switch blocked, advice := access(s.tenant(u.Tenant), u); {
+	case blocked != "":
+		row("can log in", "NO: "+blocked+"; "+advice)
+	case advice != "":
+		row("can log in", "yes; "+advice)
+	default:
+		row("can log in", "yes")
+	}
 	row("recovery codes", fmt.Sprintf("%d left", len(u.Recovery)))
 	switch {
 	case now.Before(u.LockedUntil):
@@ -211,17 +279,28 @@ func (s *Service) showUser(name string) (string, error) {
 func (s *Service) listUsers() (string, error) {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tTENANT\tMETHOD\t2FA\tTOTP\tPHONE\tEMAIL")
+	fmt.Fprintln(w, "NAME\tTENANT\tMETHOD\t2FA\tTOTP\tPHONE\tEMAIL\tCAN LOG IN")
 	err := s.DB.View(func(tx *store.Tx) error {
 		return tx.Users(func(u store.User) error {
 			method := orText(u.Method, "-")
 			if u.BackupMethod != "" {
 				method += "," + u.BackupMethod
 			}
+			totp := "no"
+			switch {
+			case u.TOTP != nil:
+				totp = "yes"
+			case u.PendingTOTP != nil:
+				totp = "pending"
+			}
+			login := "yes"
+			if blocked, _ := access(s.tenant(u.Tenant), u); blocked != "" {
+				login = "NO: " + blocked
+			}
 			// Names and addresses may come from a directory or a login: escaped.
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(u.Name), Printable(u.Tenant), Printable(method),
-				Printable(orText(u.TwoFactor, "tenant")), map[bool]string{true: "yes", false: "no"}[u.TOTP != nil || u.PendingTOTP != nil],
-				Printable(orText(u.Phone, "-")), Printable(orText(u.Email, "-")))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(u.Name), Printable(u.Tenant), Printable(method),
+				Printable(orText(u.TwoFactor, "tenant")), totp,
+				Printable(orText(u.Phone, "-")), Printable(orText(u.Email, "-")), Printable(login))
 			return nil
 		})
 	})
@@ -232,7 +311,7 @@ func (s *Service) listUsers() (string, error) {
 func (s *Service) deleteUser(name string) (string, error) {
 	err := s.DB.Update(func(tx *store.Tx) error { return tx.DeleteUser(name) })
 	if errors.Is(err, store.ErrNotFound) {
-		return "", usagef("no user %s; see who there is with: otpgate user list", store.NormalizeName(name))
+		return "", failf("no user %s; see who there is with: otpgate user list", clip(store.NormalizeName(name)))
 	}
 	if err != nil {
 		return "", err
@@ -257,22 +336,6 @@ func totpText(u store.User) string {
 	return orText(strings.Join(parts, "; "), "not enrolled")
 }
 
-// defaultMethod gives a user without a primary method the one they can
-// use: their authenticator app, else SMS to their phone, else e-mail.
-func defaultMethod(u *store.User) {
-	if u.Method != "" {
-		return
-	}
-	switch {
-	case u.TOTP != nil:
-		u.Method = policy.MethodTOTP
-	case u.Phone != "":
-		u.Method = policy.MethodSMS
-	case u.Email != "":
-		u.Method = policy.MethodEmail
-	}
-}
-
 func orText(s, empty string) string {
 	if s == "" {
 		return empty
@@ -286,4 +349,33 @@ func prefixText(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
+}
+
+// addReply adds reply attributes to u: those given replace what u has of
+// the same attributes, and several of one attribute given at once are all
+// kept.
+func addReply(u *store.User, add []string) []error {
+	var problems []error
+	var keys []dictionary.Key
+	var fresh []string
+	for _, s := range add {
+		r, err := dictionary.ParseReply(s)
+		if err != nil {
+			problems = append(problems, usagef("--reply %q: %v", s, err))
+			continue
+		}
+		keys = append(keys, r.Key())
+		fresh = append(fresh, r.String())
+	}
+	if len(problems) > 0 || len(fresh) == 0 {
+		return problems
+	}
+	var kept []string
+	for _, s := range u.Reply {
+		if r, err := dictionary.Parse(s); err != nil || !slices.Contains(keys, r.Key()) {
+			kept = append(kept, s)
+		}
+	}
+	u.Reply = append(kept, fresh...)
+	return nil
 }

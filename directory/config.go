@@ -51,6 +51,22 @@ type Config struct {
 	// the Identity; empty means "mobile" and "mail", "-" means none.
 	PhoneAttribute, EmailAttribute string
 
+	// GroupAttribute names the attribute of the user's entry that lists
+	// the groups the user is in; empty means "memberOf", "-" none.
+	GroupAttribute string
+	// GroupSearchBase, when set, finds the user's groups by a search
+	// under it with GroupSearchFilter, for servers without memberOf, or
+	// for Active Directory's nested groups in one search with the filter
+	// (member:1.2.840.113556.1.4.1941:={dn}). Empty means no search.
+	GroupSearchBase string
+	// GroupSearchFilter finds the groups a DN is a member of, {dn}
+	// standing for it, escaped for a filter; empty means "(member={dn})".
+	GroupSearchFilter string
+	// NestedGroups also counts the groups the user's groups are in, and
+	// theirs, up to ten levels: with GroupSearchBase by searching again
+	// for each group, else by reading each group's GroupAttribute.
+	NestedGroups bool
+
 	// StripDomain turns "CORP\alice" into "alice" before {user} is filled
 	// in; false leaves the name as given.
 	StripDomain bool
@@ -132,6 +148,25 @@ func New(c Config) (*Directory, error) {
 	if d.c.EmailAttribute == "" {
 		d.c.EmailAttribute = "mail"
 	}
+	if d.c.GroupAttribute == "" {
+		d.c.GroupAttribute = "memberOf"
+	}
+	if d.c.GroupSearchFilter == "" {
+		d.c.GroupSearchFilter = "(member={dn})"
+	}
+	if !strings.Contains(d.c.GroupSearchFilter, "{dn}") {
+		bad("group_search_filter", "%q has no {dn}", c.GroupSearchFilter)
+	} else if _, err := ldap.CompileFilter(strings.ReplaceAll(d.c.GroupSearchFilter, "{dn}", "x")); err != nil {
+		bad("group_search_filter", "%q is not a filter: %v", c.GroupSearchFilter, err)
+	}
+	if c.GroupSearchBase != "" {
+		if _, err := ldap.ParseDN(c.GroupSearchBase); err != nil {
+			bad("group_search_base", "%q is not a DN: %v", c.GroupSearchBase, err)
+		}
+	}
+	if c.NestedGroups && c.GroupSearchBase == "" && d.c.GroupAttribute == "-" {
+		bad("nested_groups", "needs group_search_base or a group_attribute")
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
@@ -152,4 +187,23 @@ func serverURL(s string) (*url.URL, error) {
 		u.Host = net.JoinHostPort(u.Hostname(), port)
 	}
 	return u, nil
+}
+
+// GroupName is the form a group's DN takes in an Identity's Groups, and in
+// which configured groups are compared with them: its parts in lower case,
+// without the spaces around them ("cn=vpn admins,ou=groups,dc=example,dc=com").
+func GroupName(dn string) (string, error) {
+	d, err := ldap.ParseDN(dn)
+	if err != nil || len(d.RDNs) == 0 {
+		return "", fmt.Errorf("%q is not a group's DN such as CN=VPN Admins,OU=Groups,DC=corp,DC=example,DC=com", dn)
+	}
+	rdns := make([]string, len(d.RDNs))
+	for i, r := range d.RDNs {
+		parts := make([]string, len(r.Attributes))
+		for j, a := range r.Attributes {
+			parts[j] = strings.ToLower(a.Type) + "=" + ldap.EscapeDN(strings.ToLower(a.Value))
+		}
+		rdns[i] = strings.Join(parts, "+")
+	}
+	return strings.Join(rdns, ","), nil
 }

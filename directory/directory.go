@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 )
 
@@ -32,7 +33,8 @@ type Directory struct {
 // two without asking any server. A wrong password is final: the next
 // server is asked only when one cannot answer. Any other error means no
 // server could answer; it names each and why, never the password.
-func (d *Directory) CheckPassword(ctx context.Context, user, password string) (policy.Identity, error) {
+// The gateway's attributes (nas) are not used.
+func (d *Directory) CheckPassword(ctx context.Context, user, password string, _ []dictionary.Attribute) (policy.Identity, error) {
 	user, ok := d.name(user)
 	if !ok || password == "" {
 		return policy.Identity{}, policy.ErrBadPassword

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func TestCheckPassword(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, err := d.CheckPassword(context.Background(), tt.user, tt.pw)
+			id, err := d.CheckPassword(context.Background(), tt.user, tt.pw, nil)
 			switch tt.wantErr {
 			case nil:
 				if err != nil {
@@ -132,7 +133,7 @@ func TestCheckPassword(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), tt.pw) {
 				t.Errorf("got error %q, want one without the password", err)
 			}
-			if id != tt.want {
+			if id.Phone != tt.want.Phone || id.Email != tt.want.Email {
 				t.Errorf("got %+v, want %+v", id, tt.want)
 			}
 		})
@@ -167,7 +168,7 @@ func TestNoServerAsked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.CheckPassword(context.Background(), tt.user, tt.pw); !errors.Is(err, policy.ErrBadPassword) {
+			if _, err := d.CheckPassword(context.Background(), tt.user, tt.pw, nil); !errors.Is(err, policy.ErrBadPassword) {
 				t.Errorf("got %v, want %v", err, policy.ErrBadPassword)
 			}
 			if l.contacted(t) {
@@ -191,13 +192,13 @@ func TestCancel(t *testing.T) {
 		<-silent.conns
 		cancel()
 	}()
-	if _, err := d.CheckPassword(ctx, "alice", "right"); !errors.Is(err, context.Canceled) {
+	if _, err := d.CheckPassword(ctx, "alice", "right", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want %v", err, context.Canceled)
 	}
 	if next.contacted(t) {
 		t.Errorf("got a connection to the next server, want none")
 	}
-	if _, err := d.CheckPassword(ctx, "alice", "right"); !errors.Is(err, context.Canceled) {
+	if _, err := d.CheckPassword(ctx, "alice", "right", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled before: got %v, want %v", err, context.Canceled)
 	}
 	if silent.contacted(t) {
@@ -386,4 +387,66 @@ func (s *listener) contacted(t *testing.T) bool {
 		others = true
 	}
 	return others
+}
+
+// TestGroups reads the user's groups from the slapd test directory: by
+// memberOf (the overlay), by a group search for servers without it, and
+// nested, by either; the names come as GroupName writes them.
+func TestGroups(t *testing.T) {
+	srv := ldaptest.Start(t)
+	const (
+		admins   = "cn=vpn admins,ou=groups,dc=example,dc=com"
+		staff    = "cn=staff,ou=groups,dc=example,dc=com"
+		everyone = "cn=everyone,ou=groups,dc=example,dc=com"
+	)
+	base := Config{Servers: []string{srv.URL}, BindDN: "uid={user},ou=people,dc=example,dc=com"}
+	tests := []struct {
+		name  string
+		set   func(c *Config)
+		user  string
+		pw    string
+		wants []string
+	}{
+		{"memberOf", func(c *Config) {}, "alice", "right", []string{admins}},
+		{"memberOf, nested", func(c *Config) { c.NestedGroups = true }, "alice", "right", []string{admins, staff, everyone}},
+		{"memberOf, nested, bob", func(c *Config) { c.NestedGroups = true }, "bob", "bobs-pw", []string{staff, everyone}},
+		{"search", func(c *Config) {
+			c.GroupAttribute, c.GroupSearchBase = "-", "ou=groups,dc=example,dc=com"
+		}, "alice", "right", []string{admins}},
+		{"search, nested", func(c *Config) {
+			c.GroupAttribute, c.GroupSearchBase, c.NestedGroups = "-", "ou=groups,dc=example,dc=com", true
+		}, "alice", "right", []string{admins, staff, everyone}},
+		{"search, own filter", func(c *Config) {
+			c.GroupAttribute, c.GroupSearchBase = "-", "ou=groups,dc=example,dc=com"
+			c.GroupSearchFilter = "(&(objectClass=groupOfNames)(cn=Staff)(member={dn}))"
+		}, "bob", "bobs-pw", []string{staff}},
+		{"none", func(c *Config) { c.GroupAttribute = "-" }, "alice", "right", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.set(&c)
+			d, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := d.CheckPassword(context.Background(), tt.user, tt.pw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(id.Groups, tt.wants) {
+				t.Errorf("groups: got %q, want %q", id.Groups, tt.wants)
+			}
+		})
+	}
+	// A search base that does not exist is an error, not "in no group".
+	c := base
+	c.GroupSearchBase = "ou=nowhere,dc=example,dc=com"
+	d, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CheckPassword(context.Background(), "alice", "right", nil); err == nil {
+		t.Errorf("a failing group search: got no error")
+	}
 }

@@ -59,6 +59,9 @@ func (d *Directory) ask(ctx context.Context, u *url.URL, user, password string) 
 	if err := ctx.Err(); err != nil {
 		return policy.Identity{}, err
 	}
+	if id.Groups, err = d.groups(conn, dn, id.Groups); err != nil {
+		return policy.Identity{}, err
+	}
 	return id, nil
 }
 
@@ -104,9 +107,12 @@ func (d *Directory) read(conn *ldap.Conn, dn string) (policy.Identity, bool) {
 	return policy.Identity{}, false
 }
 
-// identity takes the phone number and e-mail address from e.
+// identity takes the phone number, e-mail address and groups from e.
 func (d *Directory) identity(e *ldap.Entry) policy.Identity {
 	var id policy.Identity
+	if d.c.GroupAttribute != "-" {
+		id.Groups = e.GetEqualFoldAttributeValues(d.c.GroupAttribute)
+	}
 	if d.c.PhoneAttribute != "-" {
 		id.Phone = e.GetEqualFoldAttributeValue(d.c.PhoneAttribute)
 	}
@@ -122,7 +128,7 @@ const noAttributes = "1.1"
 // attributes are the attributes to read into an Identity.
 func (d *Directory) attributes() []string {
 	var attrs []string
-	for _, a := range []string{d.c.PhoneAttribute, d.c.EmailAttribute} {
+	for _, a := range []string{d.c.PhoneAttribute, d.c.EmailAttribute, d.c.GroupAttribute} {
 		if a != "-" {
 			attrs = append(attrs, a)
 		}

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/otpgate/otpgate/dictionary"
 )
 
 // Challenge is a question otpgate asked in an Access-Challenge. It is
@@ -56,6 +58,11 @@ type Challenge struct {
 	NoFirstFactor bool
 	// Expires is when the challenge stops being answerable.
 	Expires time.Time
+	// Reply and Groups are what the first factor of the login said (an
+	// upstream server's attributes, the user's directory groups), for the
+	// Accept that proving the challenge gives.
+	Reply  []dictionary.Attribute
+	Groups []string
 }
 
 // ErrNotFound: no challenge has that State (never asked, answered already,

@@ -30,6 +30,8 @@ type Sources struct {
 	LiveChallenges func() int
 	// Held counts the logins held for approval.
 	Held func() int
+	// RadSec counts the RadSec (RADIUS over TLS) connections open.
+	RadSec func() int
 	// AuditDropped counts the audit entries that could not be written.
 	AuditDropped func() uint64
 	// StoreUnavailable says why the shared store (etcd) takes no writes
@@ -63,6 +65,11 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "otpgate_held_logins", Help: "Logins held for approval, each waiting for its user's answer without a request worker.",
 		}, func() float64 { return float64(src.Held()) }))
+	}
+	if src.RadSec != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_radsec_connections", Help: "RadSec (RADIUS over TLS) connections open, handshakes under way included.",
+		}, func() float64 { return float64(src.RadSec()) }))
 	}
 	if src.AuditDropped != nil {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

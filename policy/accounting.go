@@ -19,6 +19,9 @@ type Session struct {
 	ID string
 	// IP is the end user's address, when the gateway said.
 	IP netip.Addr
+	// Class is the Class attribute, which the gateway copies from the
+	// Accept of the login (RFC 2865 §5.25); empty when it sent none.
+	Class string
 }
 
 // Account records a session event in the audit log.
@@ -33,7 +36,7 @@ func (e *Engine) Account(ctx context.Context, s Session) {
 	}
 	if err := e.db.Audit(store.Entry{
 		Time: e.now(), User: store.NormalizeName(s.User), Client: s.Client, IP: ip,
-		Decision: "accounting", Reason: reason, Session: s.ID,
+		Decision: "accounting", Reason: reason, Session: s.ID, Class: s.Class,
 	}); err != nil {
 		e.log.ErrorContext(ctx, "audit write failed", "err", err)
 	}

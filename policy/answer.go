@@ -63,7 +63,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("answer challenge: %w", err)
 	}
-	return res, nil
+	return e.withReply(ctx, res, req, t, u, Identity{Reply: ch.Reply, Groups: ch.Groups}), nil
 }
 
 // prove judges the answer to ch against the user as read in r, and
@@ -197,7 +197,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	}
 	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: method, EndUserIP: old.EndUserIP,
-		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL),
+		Attempts: old.Attempts, Expires: now.Add(t.CodeTTL), Reply: old.Reply, Groups: old.Groups,
 	}
 	if method == MethodTOTP && c.u.PendingTOTP != nil {
 		ch.Enrol = enrolLink
@@ -241,13 +241,14 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	if err != nil {
 		old.Attempts++
 		if old.Attempts >= t.MaxAttempts {
-			return Result{Decision: Reject, Reason: "bad_phone_final", Method: old.Method, Tenant: t.Name, Message: m.TooManyWrong}, nil
+			return Result{Decision: Reject, Reason: "bad_phone_final", Method: old.Method, Tenant: t.Name, Message: m.TooManyBadPhones}, nil
 		}
 		return e.keep(t, old, "bad_phone", m.BadPhone)
 	}
 	ch := live.Challenge{
 		User: old.User, Client: old.Client, Method: MethodSMS, EndUserIP: old.EndUserIP,
 		Attempts: old.Attempts, Expires: e.now().Add(t.CodeTTL), Enrol: enrolPhone, To: number,
+		Reply: old.Reply, Groups: old.Groups,
 	}
 	out, err := e.issue(ctx, t, c.u, &ch)
 	switch {
@@ -297,11 +298,15 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 		case "totp_linked":
 			res.Message = m.TOTPLinked
 		}
+		enrolled := reason == "totp_linked"
 		if ch.Enrol == enrolPhone {
-			u.Phone, dirty = ch.To, true
+			u.Phone, dirty, enrolled = ch.To, true, true
 		}
 		if u.Method == "" && reason != "recovery_code" {
-			u.Method, dirty = ch.Method, true // enrolled at login
+			u.Method, dirty, enrolled = ch.Method, true, true // enrolled at login
+		}
+		if enrolled {
+			u.Updated = now // user show's "updated" tells of it
 		}
 		u.Failures = nil
 		if ip := ch.EndUserIP; ip.IsValid() {

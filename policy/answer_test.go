@@ -53,7 +53,7 @@ func TestDecideTOTPReplay(t *testing.T) {
 
 	// An older step's code is no better.
 	older := f.decide(answer("alice", replay.State, f.codeAt(f.now.Add(-30*time.Second)), ipY))
-	check(t, older, want{policy.Challenge, "totp_replay", "Wrong code, 1 tries left", "totp"})
+	check(t, older, want{policy.Challenge, "totp_replay", "Wrong code, 1 try left", "totp"})
 
 	// The next step's code works once it comes.
 	f.advance(30 * time.Second)
@@ -83,7 +83,7 @@ func TestDecideWrongCode(t *testing.T) {
 	check(t, f.decide(answer("alice", s1, f.code(), ipX)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
 
 	r3 := f.decide(answer("alice", r2.State, wrong, ipX))
-	check(t, r3, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"})
+	check(t, r3, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"})
 	if r3.State == r2.State || r3.State == s1 {
 		t.Fatalf("got a State used before, want a new one")
 	}

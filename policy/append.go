@@ -85,12 +85,12 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 		return res
 	}
 	if req.Code == "" {
-		return reject("code_missing", m.CodeInPassword)
+		return reject("code_missing", e.codeInPassword(t, u))
 	}
 	ch, ok := e.challenges.TakeLive(u.Name, req.Client, ipKey(req.IP), e.now())
 	if !ok {
 		if !slices.Contains(methods, MethodTOTP) {
-			return reject("no_code_sent", m.CodeInPassword)
+			return reject("no_code_sent", e.codeInPassword(t, u))
 		}
 		ch = live.Challenge{User: u.Name, Client: req.Client, Method: MethodTOTP,
 			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL)}
@@ -138,4 +138,18 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// codeInPassword is the text that tells u how to type a code after the
+// password: one that offers "sms" only to a user who can be sent a code.
+func (e *Engine) codeInPassword(t *Tenant, u store.User) string {
+	for _, m := range e.methods(t, u) {
+		if m != MethodTOTP {
+			return t.Messages.CodeInPassword
+		}
+	}
+	if u.TOTP != nil || u.PendingTOTP != nil {
+		return t.Messages.CodeInPasswordApp
+	}
+	return t.Messages.CodeInPassword
 }

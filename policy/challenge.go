@@ -31,6 +31,7 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 		ch := live.Challenge{
 			User: u.Name, Client: req.Client, Method: method,
 			EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
+			Reply: req.given.Reply, Groups: req.given.Groups,
 		}
 		if method == MethodTOTP && u.PendingTOTP != nil {
 			ch.Enrol = enrolLink
@@ -158,6 +159,7 @@ func (e *Engine) askPhone(req Request, t *Tenant, u store.User) (Result, error) 
 	ch := live.Challenge{
 		ID: id, User: u.Name, Client: req.Client, Method: MethodSMS, Enrol: enrolAskPhone,
 		EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
+		Reply: req.given.Reply, Groups: req.given.Groups,
 	}
 	e.challenges.Put(ch)
 	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: id, Message: t.Messages.AskPhone}, nil

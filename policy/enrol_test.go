@@ -36,7 +36,7 @@ func TestLockout(t *testing.T) {
 	res := f.decide(login("alice", ipX))
 	res = f.decide(answer("alice", res.State, wrong, ipX))
 	check(t, res, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "totp"})
-	check(t, f.decide(answer("alice", res.State, wrong, ipX)), want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"})
+	check(t, f.decide(answer("alice", res.State, wrong, ipX)), want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"})
 	res = f.decide(login("alice", ipY))
 	check(t, f.decide(answer("alice", res.State, wrong, ipY)), want{policy.Reject, "locked", msgs.Locked, "totp"})
 	if u := f.user("alice"); !u.LockedUntil.Equal(start.Add(30 * time.Minute)) {
@@ -200,5 +200,30 @@ func TestEnrolmentAsksPhone(t *testing.T) {
 	check(t, f.decide(answer("dave", res.State, sent[0].Code, ipX)), want{policy.Accept, "code_ok", "", "sms"})
 	if u := f.user("dave"); u.Phone != "+31611112222" || u.Method != policy.MethodSMS {
 		t.Errorf("got %+v, want the number saved and SMS as method", u)
+	}
+}
+
+// TestEnrolmentTooManyBadPhones: the last of too many answers that are no
+// phone number is told so, not "Wrong code" (no code was involved); an
+// enrolment at login moves the record's Updated time.
+func TestEnrolmentTooManyBadPhones(t *testing.T) {
+	f := newFixture(t, withTenantChange("acme", func(t *policy.Tenant) { t.Enrolment, t.AskPhone, t.CountryCode = true, true, "31" }))
+	res := f.decide(login("dave", ipX))
+	for range 2 {
+		res = f.decide(answer("dave", res.State, "not a number", ipX))
+		check(t, res, want{policy.Challenge, "bad_phone", msgs.BadPhone + " " + msgs.AskPhone, "sms"})
+	}
+	res = f.decide(answer("dave", res.State, "not a number", ipX))
+	check(t, res, want{policy.Reject, "bad_phone_final", msgs.TooManyBadPhones, "sms"})
+	if strings.Contains(res.Message, "code") {
+		t.Errorf("got %q after wrong phone numbers", res.Message)
+	}
+
+	f.addUsers(store.User{Name: "xena", Tenant: "acme", Phone: "+31600000001", Created: start, Updated: start})
+	f.advance(time.Hour)
+	res = f.decide(login("xena", ipX))
+	check(t, f.decide(answer("xena", res.State, f.sender.messages()[0].Code, ipX)), want{policy.Accept, "code_ok", "", "sms"})
+	if u := f.user("xena"); !u.Updated.Equal(start.Add(time.Hour)) {
+		t.Errorf("got updated %v after enrolment at login, want %v", u.Updated, start.Add(time.Hour))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 )
 
@@ -14,7 +15,7 @@ type directory struct {
 	calls int
 }
 
-func (d *directory) CheckPassword(_ context.Context, user, password string) (policy.Identity, error) {
+func (d *directory) CheckPassword(_ context.Context, user, password string, _ []dictionary.Attribute) (policy.Identity, error) {
 	d.calls++
 	switch {
 	case d.down:

@@ -77,17 +77,21 @@ func (e *Engine) login(ctx context.Context, req Request) (Result, error) {
 		var bad bool
 		req, bad = e.splitCode(req, t, u)
 		if bad && !e.trusted(t, u, req, proven) {
-			return Result{Decision: Reject, Reason: "code_missing", User: name, Tenant: t.Name, Message: t.Messages.CodeInPassword}, nil
+			return Result{Decision: Reject, Reason: "code_missing", User: name, Tenant: t.Name, Message: e.codeInPassword(t, u)}, nil
 		}
 	}
-	res, ok := e.firstFactor(ctx, req, t, &u, &known)
+	res, id, ok := e.firstFactor(ctx, req, t, &u, &known)
 	if !ok {
 		res.User = name
 		return res, nil
 	}
+	if len(t.RequiredGroups) > 0 && !inGroup(id.Groups, t.RequiredGroups) {
+		return Result{Decision: Reject, Reason: "not_in_required_group", User: name, Tenant: t.Name, Message: t.Messages.BadPassword}, nil
+	}
+	req.given = id
 	res = e.secondFactor(ctx, req, t, u, known, proven, preapproved)
 	res.User, res.Tenant = name, t.Name
-	return res, nil
+	return e.withReply(ctx, res, req, t, u, id), nil
 }
 
 // tenantName is the tenant whose settings decide for u: their own, or the
@@ -99,8 +103,9 @@ func tenantName(u store.User, req Request) string {
 	return req.Tenant
 }
 
-// firstFactor checks the password where the gateway leaves that to us.
-func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *store.User, known *bool) (Result, bool) {
+// firstFactor checks the password where the gateway leaves that to us,
+// and returns what the directory or upstream server said of the user.
+func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *store.User, known *bool) (Result, Identity, bool) {
 	m := t.Messages
 	switch req.FirstFactor {
 	case FirstFactorLocal:
@@ -110,34 +115,34 @@ func (e *Engine) firstFactor(ctx context.Context, req Request, t *Tenant, u *sto
 		}
 		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
 		if err != nil || hash == dummyHash {
-			return reject("bad_password", m.BadPassword), false
+			return reject("bad_password", m.BadPassword), Identity{}, false
 		}
-		return Result{}, true
+		return Result{}, Identity{}, true
 	case FirstFactorLDAP, FirstFactorRADIUS:
 		checker := e.rules().checkers[req.FirstFactor]
 		if checker == nil {
 			e.log.ErrorContext(ctx, "no checker for the first factor", "first_factor", req.FirstFactor, "client", req.Client)
-			return reject("first_factor_unavailable", m.Unavailable), false
+			return reject("first_factor_unavailable", m.Unavailable), Identity{}, false
 		}
 		done, ok := e.io.try()
 		if !ok {
-			return e.busy(req, t, ""), false
+			return e.busy(req, t, ""), Identity{}, false
 		}
-		id, err := checker.CheckPassword(ctx, req.User, req.Password)
+		id, err := checker.CheckPassword(ctx, req.User, req.Password, req.NAS)
 		done()
 		switch {
 		case errors.Is(err, ErrBadPassword):
-			return reject("bad_password", m.BadPassword), false
+			return reject("bad_password", m.BadPassword), Identity{}, false
 		case err != nil:
 			e.log.WarnContext(ctx, "first factor unavailable", "first_factor", req.FirstFactor, "user", store.NormalizeName(req.User), "err", err)
-			return reject("first_factor_unavailable", m.Unavailable), false
+			return reject("first_factor_unavailable", m.Unavailable), Identity{}, false
 		}
 		if err := e.learn(t, store.NormalizeName(req.User), u, known, id); err != nil {
 			e.log.ErrorContext(ctx, "store what the directory knows", "user", store.NormalizeName(req.User), "err", err)
 		}
-		return Result{}, true
+		return Result{}, id, true
 	}
-	return Result{}, true
+	return Result{}, Identity{}, true
 }
 
 // learn fills in what the directory knows of a user whose password it

@@ -8,7 +8,9 @@ import (
 // Messages are the texts users see: in Reply-Message, and in the codes
 // sent to them. Placeholders in braces are filled in where they occur:
 // {destination} the masked phone number or address a code went to,
-// {tries} the attempts left, {seconds} the wait before a resend,
+// {tries} the attempts left, {seconds} the wait before a resend, {left}
+// the recovery codes left ({tries:one|other} and the like pick a word's
+// form for the number: one for 1, other else),
 // {method} and {failed} the name of a method, {code} the code (only in
 // CodeText and VoiceText, which are what is sent).
 type Messages struct {
@@ -21,6 +23,7 @@ type Messages struct {
 	TOTPNext          string
 	AskPhone          string
 	BadPhone          string
+	TooManyBadPhones  string
 	RecoveryUsed      string
 	Locked            string
 	ApprovalText      string
@@ -29,6 +32,7 @@ type Messages struct {
 	SignInFirst       string
 	SignInCode        string
 	CodeInPassword    string
+	CodeInPasswordApp string
 	CodeSentAppend    string
 	CodeSent          string
 	CallPlaced        string
@@ -75,6 +79,8 @@ func (m *Messages) field(key string) *string {
 		return &m.AskPhone
 	case "bad_phone":
 		return &m.BadPhone
+	case "too_many_bad_phones":
+		return &m.TooManyBadPhones
 	case "recovery_used":
 		return &m.RecoveryUsed
 	case "locked":
@@ -91,6 +97,8 @@ func (m *Messages) field(key string) *string {
 		return &m.SignInCode
 	case "code_in_password":
 		return &m.CodeInPassword
+	case "code_in_password_app":
+		return &m.CodeInPasswordApp
 	case "code_sent_append":
 		return &m.CodeSentAppend
 	case "code_sent":
@@ -145,8 +153,8 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"totp_next", "ask_phone", "bad_phone", "recovery_used", "locked", "approval_text", "denied",
-	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_sent_append", "code_sent", "call_placed",
+	"totp_next", "ask_phone", "bad_phone", "too_many_bad_phones", "recovery_used", "locked", "approval_text", "denied",
+	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_in_password_app", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
 	"delivery_failed", "limit_reached", "send_refused", "bad_password", "unavailable",
@@ -217,6 +225,7 @@ var catalogs = map[string]Messages{
 		TOTPNext:          "Your phone's clock seems off; enter the next code from your authenticator app",
 		AskPhone:          "Enter your mobile number to receive a login code",
 		BadPhone:          "That is not a mobile number; enter it like +31612345678.",
+		TooManyBadPhones:  "That was not a mobile number. Please log in again.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
 		Locked:            "Your account is locked after too many wrong codes. Please try again later or contact your administrator.",
 		ApprovalText:      "Someone is logging in to {gateway} as you. To approve it, open {link}",
@@ -225,6 +234,7 @@ var catalogs = map[string]Messages{
 		SignInFirst:       "Sign in at {url} first, then log in again.",
 		SignInCode:        "Enter the code from your authenticator app, or a recovery code",
 		CodeInPassword:    "Type your password followed by your code, or by sms to get one.",
+		CodeInPasswordApp: "Type your password followed by the code from your authenticator app.",
 		CodeSentAppend:    "Code sent to {destination}; log in again with your password followed by the code.",
 		CodeSent:          "Enter the code sent to {destination} (or type resend)",
 		CallPlaced:        "Answer the call to {destination} and enter the code you hear (or type resend)",
@@ -232,10 +242,10 @@ var catalogs = map[string]Messages{
 		CodeText:          "Your login code is {code}",
 		VoiceText:         "Your login code is {code}. Once more: {code}.",
 		BackupUsed:        "Sending by {failed} failed.",
-		ResendWait:        "Please wait {seconds} seconds before asking for a new code.",
+		ResendWait:        "Please wait {seconds} {seconds:second|seconds} before asking for a new code.",
 		ResendTOTP:        "An authenticator app code cannot be resent.",
 		MethodUnavailable: "Your account has no {method} set up.",
-		WrongCode:         "Wrong code, {tries} tries left",
+		WrongCode:         "Wrong code, {tries} {tries:try|tries} left",
 		TooManyWrong:      "Wrong code. Please log in again.",
 		CodeExpired:       "Your code has expired. Please log in again.",
 		NoSecondFactor:    "Two-factor authentication is required but not set up for your account. Contact your administrator.",
@@ -259,6 +269,7 @@ var catalogs = map[string]Messages{
 		TOTPNext:          "De klok van uw telefoon lijkt niet te kloppen; voer de volgende code uit uw authenticator-app in",
 		AskPhone:          "Voer uw mobiele nummer in om een inlogcode te ontvangen",
 		BadPhone:          "Dat is geen mobiel nummer; voer het in als +31612345678.",
+		TooManyBadPhones:  "Dat was geen mobiel nummer. Log opnieuw in.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
 		Locked:            "Uw account is geblokkeerd na te veel onjuiste codes. Probeer het later opnieuw of neem contact op met uw beheerder.",
 		ApprovalText:      "Er wordt als u ingelogd op {gateway}. Keur dit goed via {link}",
@@ -267,6 +278,7 @@ var catalogs = map[string]Messages{
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",
 		SignInCode:        "Voer de code uit uw authenticator-app in, of een herstelcode",
 		CodeInPassword:    "Typ uw wachtwoord gevolgd door uw code, of gevolgd door sms om er een te krijgen.",
+		CodeInPasswordApp: "Typ uw wachtwoord gevolgd door de code uit uw authenticator-app.",
 		CodeSentAppend:    "Code verstuurd naar {destination}; log opnieuw in met uw wachtwoord gevolgd door de code.",
 		CodeSent:          "Voer de code in die naar {destination} is gestuurd (of typ resend)",
 		CallPlaced:        "Neem de oproep naar {destination} aan en voer de code in die u hoort (of typ resend)",
@@ -274,10 +286,10 @@ var catalogs = map[string]Messages{
 		CodeText:          "Uw inlogcode is {code}",
 		VoiceText:         "Uw inlogcode is {code}. Nogmaals: {code}.",
 		BackupUsed:        "Versturen per {failed} is mislukt.",
-		ResendWait:        "Wacht {seconds} seconden voordat u een nieuwe code aanvraagt.",
+		ResendWait:        "Wacht {seconds} {seconds:seconde|seconden} voordat u een nieuwe code aanvraagt.",
 		ResendTOTP:        "Een code uit een authenticator-app kan niet opnieuw worden verstuurd.",
 		MethodUnavailable: "Voor uw account is geen {method} ingesteld.",
-		WrongCode:         "Onjuiste code, nog {tries} pogingen",
+		WrongCode:         "Onjuiste code, nog {tries} {tries:poging|pogingen}",
 		TooManyWrong:      "Onjuiste code. Log opnieuw in.",
 		CodeExpired:       "Uw code is verlopen. Log opnieuw in.",
 		NoSecondFactor:    "Tweestapsverificatie is verplicht, maar niet ingesteld voor uw account. Neem contact op met uw beheerder.",

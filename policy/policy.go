@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/sms"
@@ -97,6 +98,15 @@ type Request struct {
 	CodeSeparator string
 	// Code is the code split off the password (set by the engine).
 	Code string
+	// Reply are the gateway's own reply attributes for its Accepts.
+	Reply []dictionary.Reply
+	// NAS are the gateway's attributes that describe the login, passed on
+	// to a password checker that forwards them (upstream RADIUS).
+	NAS []dictionary.Attribute
+
+	// given is what the first factor said of the user (set by the
+	// engine), which a challenge keeps for its Accept.
+	given Identity
 }
 
 // Result is the answer to a Request.
@@ -106,6 +116,19 @@ type Result struct {
 	Message string
 	// State is set on a Challenge.
 	State string
+	// Reply are, on an Accept, the attributes for the gateway to act on
+	// (a group name, a filter, a session's limits), Class among them.
+	Reply []dictionary.Attribute
+	// Class is, on an Accept, the Class attribute sent (one otpgate made
+	// to name the login, unless the reply attributes set one), which the
+	// gateway's accounting sends back.
+	Class string
+	// Timeout is, on a Challenge, how long it can still be answered; zero
+	// means not said.
+	Timeout time.Duration
+	// Echo is, on a Challenge, whether the answer may be shown as it is
+	// typed: a phone number may, a code may not.
+	Echo bool
 	// Reason is a stable word for logs and the audit log.
 	Reason string
 	// Method is the second factor involved, if any.
@@ -260,6 +283,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant,
 			Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
+	if res.Decision == Challenge {
+		res.Timeout, res.Echo = e.asked(res.State)
+	}
 	if res.Wait != nil { // held: recorded once decided
 		wait := res.Wait
 		res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
@@ -277,11 +303,27 @@ func (e *Engine) decided(ctx context.Context, req Request, res Result, start tim
 	if req.SignIn {
 		res = e.signedIn(ctx, req, res)
 	}
+	if res.Decision == Accept {
+		if err := e.withClass(&res); err != nil {
+			e.log.ErrorContext(ctx, "make a Class", "user", res.User, "err", err)
+			res = Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: e.messages(res.Tenant, req.Tenant).Unavailable}
+		}
+	}
 	e.record(ctx, req, res)
 	if e.observer != nil {
 		e.observer.Decided(req.Client, res, time.Since(start))
 	}
 	return res
+}
+
+// asked says how long the challenge with State id can still be answered,
+// and whether its answer may be shown as it is typed.
+func (e *Engine) asked(id string) (time.Duration, bool) {
+	ch, ok := e.challenges.Get(id)
+	if !ok {
+		return 0, false
+	}
+	return max(0, ch.Expires.Sub(e.now())), ch.Enrol == enrolAskPhone
 }
 
 // delivered tells the observer of a delivery.
@@ -296,13 +338,19 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 	if req.IP.IsValid() {
 		ip = req.IP.Unmap().String()
 	}
-	e.log.LogAttrs(ctx, slog.LevelInfo, "decision",
-		slog.String("user", res.User), slog.String("client", req.Client), slog.String("ip", ip),
-		slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
-		slog.String("method", res.Method), slog.String("provider", res.Provider))
+	attrs := []slog.Attr{slog.String("user", res.User), slog.String("client", req.Client)}
+	// Fields a decision does not have (no IP, no method) are left out.
+	for _, a := range []slog.Attr{slog.String("ip", ip), slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
+		slog.String("method", res.Method), slog.String("provider", res.Provider)} {
+		if a.Value.String() != "" {
+			attrs = append(attrs, a)
+		}
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
 	err := e.db.Audit(store.Entry{
 		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
 		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
+		Class: res.Class,
 	})
 	if err != nil {
 		e.log.ErrorContext(ctx, "audit write failed", "err", err)
@@ -358,9 +406,35 @@ func reject(reason, msg string) Result { return Result{Decision: Reject, Reason:
 
 func accept(reason, msg string) Result { return Result{Decision: Accept, Reason: reason, Message: msg} }
 
-// fill replaces {name} placeholders in a message.
+// fill replaces {name} placeholders in a message. For a number it also
+// picks the form a word takes with it: {name:one|other} becomes one when
+// the number is 1 and other else ("{tries} {tries:try|tries} left").
 func fill(msg string, kv ...string) string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		msg = plural(msg, strings.TrimSuffix(kv[i], "}")+":", kv[i+1])
+	}
 	return strings.NewReplacer(kv...).Replace(msg)
+}
+
+// plural replaces each open+"one|other}" in msg by one when n is "1", by
+// other else.
+func plural(msg, open, n string) string {
+	for {
+		i := strings.Index(msg, open)
+		if i < 0 {
+			return msg
+		}
+		end := strings.IndexByte(msg[i:], '}')
+		if end < 0 {
+			return msg
+		}
+		one, other, _ := strings.Cut(msg[i+len(open):i+end], "|")
+		form := other
+		if n == "1" {
+			form = one
+		}
+		msg = msg[:i] + form + msg[i+end+1:]
+	}
 }
 
 // lockUser takes one of the I/O slots, without waiting (ok is false when

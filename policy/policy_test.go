@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,6 +253,10 @@ func (f *fixture) decide(req policy.Request) policy.Result {
 	want := store.Entry{
 		Time: f.now, User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
 		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
+		Class: res.Class,
+	}
+	if (res.Class != "") != (res.Decision == policy.Accept) {
+		f.t.Errorf("Class %q on %s, want one on every Accept and none else", res.Class, res.Decision)
 	}
 	got := es[0]
 	if !got.Time.Equal(want.Time) {
@@ -400,6 +405,9 @@ func TestDecideAudit(t *testing.T) {
 			t.Errorf("entry %d: got time %v, want %v", i, g.Time, w.Time)
 		}
 		g.Time, w.Time = time.Time{}, time.Time{}
+		if w.Decision == "accept" && strings.HasPrefix(g.Class, "otpgate:") {
+			w.Class = g.Class
+		}
 		if g != w {
 			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
 		}

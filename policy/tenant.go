@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/otpgate/otpgate/dictionary"
 )
 
 // Mode is how a tenant uses the second factor.
@@ -93,6 +95,15 @@ type Tenant struct {
 	AllowUnknownUsers bool
 	// Messages are the texts users see.
 	Messages Messages
+	// Reply are the attributes every Accept of the tenant's users carries
+	// (see Engine.replyFor for what else does).
+	Reply []dictionary.Reply
+	// GroupReplies are the attributes an Accept carries for each
+	// directory group the user is in, by the group's name in lower case.
+	GroupReplies map[string][]dictionary.Reply
+	// RequiredGroups, when not empty, reject a user who is in none of
+	// these directory groups before any code is sent.
+	RequiredGroups []string
 }
 
 // Limits cap the codes sent for one tenant. A zero count means no limit;

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash"
+	"slices"
 	"sync"
 
 	"layeh.com/radius"
@@ -91,6 +92,24 @@ func macMD5(secret []byte, parts ...[]byte) [md5.Size]byte {
 	return sum
 }
 
+// fit keeps a response within the 4096 bytes a RADIUS packet may have: a
+// text too long for what room is left after the other attributes (a proxy
+// chain's Proxy-States take their share) loses its last Reply-Messages.
+// Nothing else is dropped; a packet still too long fails to encode.
+func fit(attrs radius.Attributes) radius.Attributes {
+	size := 20
+	for _, a := range attrs {
+		size += 2 + len(a.Attribute)
+	}
+	for i := len(attrs) - 1; i >= 0 && size > radius.MaxPacketLength; i-- {
+		if attrs[i].Type == typeReplyMessage {
+			size -= 2 + len(attrs[i].Attribute)
+			attrs = slices.Delete(attrs, i, i+1)
+		}
+	}
+	return attrs
+}
+
 // md5s are MD5 hashes for the Response Authenticator.
 var md5s = sync.Pool{New: func() any { return md5.New() }}
 
@@ -115,6 +134,7 @@ func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packe
 			all = append(all, a)
 		}
 	}
+	all = fit(all)
 	p := &radius.Packet{Code: code, Identifier: req.Identifier, Authenticator: req.Authenticator, Attributes: all}
 	b, err := p.MarshalBinary() // header carries the request authenticator, as both hashes need
 	if err != nil {

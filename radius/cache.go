@@ -8,8 +8,8 @@ import (
 
 // replayCache remembers the answers to recent requests so that a
 // retransmission (RFC 5080 §2.2.2: same source address and port,
-// identifier and request authenticator) gets the same bytes again and the
-// decision does not run twice.
+// identifier and request authenticator; over TLS the same connection too)
+// gets the same bytes again and the decision does not run twice.
 type replayCache struct {
 	window time.Duration
 	max    int
@@ -30,6 +30,7 @@ type replaySlot struct {
 
 type replayKey struct {
 	src  netip.AddrPort
+	conn uint64 // the RadSec connection's number; 0 over UDP
 	id   byte
 	auth [16]byte
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/dictionary"
 )
 
 // Client is one gateway allowed to send requests.
@@ -13,8 +15,13 @@ type Client struct {
 	Name string
 	// Prefix is the address or network the gateway's packets come from.
 	Prefix netip.Prefix
-	// Secret is the RADIUS shared secret.
+	// Secret is the RADIUS shared secret; over TLS "radsec" (RFC 6614).
 	Secret []byte
+	// TLSName, when set, makes this a RadSec client: its requests come
+	// over TLS from a certificate whose name matches this pattern (see
+	// MatchTLSName), and from Prefix; it is never matched to UDP packets.
+	// "" means a UDP client.
+	TLSName string
 	// Tenant is the organisation for users who have none of their own.
 	Tenant string
 	// RequireMessageAuthenticator drops Access-Requests that carry no
@@ -45,6 +52,9 @@ type Client struct {
 	CodeInPassword string
 	// CodeSeparator, when set, stands between password and code.
 	CodeSeparator string
+	// Reply are the attributes every Accept through this gateway carries
+	// (over the tenant's; a user's own go over them).
+	Reply []dictionary.Reply
 }
 
 // UserName applies the client's name rules to a User-Name.
@@ -65,17 +75,31 @@ func (c *Client) UserName(name string) string {
 // Clients finds the client a packet came from. The most specific prefix
 // that contains the source address wins.
 type Clients struct {
-	list []*Client // most specific first
+	list []*Client // UDP clients, most specific first
+	tls  []*Client // RadSec clients, most specific first, exact names before patterns
 }
 
 // NewClients indexes clients for lookup.
 func NewClients(clients []*Client) *Clients {
-	list := slices.Clone(clients)
-	slices.SortStableFunc(list, func(a, b *Client) int { return b.Prefix.Bits() - a.Prefix.Bits() })
-	return &Clients{list: list}
+	cs := &Clients{}
+	for _, c := range clients {
+		if c.TLSName != "" {
+			cs.tls = append(cs.tls, c)
+		} else {
+			cs.list = append(cs.list, c)
+		}
+	}
+	slices.SortStableFunc(cs.list, func(a, b *Client) int { return b.Prefix.Bits() - a.Prefix.Bits() })
+	slices.SortStableFunc(cs.tls, func(a, b *Client) int {
+		if d := b.Prefix.Bits() - a.Prefix.Bits(); d != 0 {
+			return d
+		}
+		return strings.Count(a.TLSName, "*") - strings.Count(b.TLSName, "*")
+	})
+	return cs
 }
 
-// Lookup returns the client for addr, or nil when addr belongs to none.
+// Lookup returns the UDP client for addr, or nil when addr belongs to none.
 func (cs *Clients) Lookup(addr netip.Addr) *Client {
 	addr = addr.Unmap()
 	for _, c := range cs.list {
@@ -85,3 +109,23 @@ func (cs *Clients) Lookup(addr netip.Addr) *Client {
 	}
 	return nil
 }
+
+// LookupTLS returns the RadSec client for a connection from addr whose
+// certificate carries names (see CertNames), or nil when none has both.
+func (cs *Clients) LookupTLS(addr netip.Addr, names []string) *Client {
+	addr = addr.Unmap()
+	for _, c := range cs.tls {
+		if !c.Prefix.Contains(addr) {
+			continue
+		}
+		for _, n := range names {
+			if MatchTLSName(c.TLSName, n) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// HasTLS reports whether any client is a RadSec client.
+func (cs *Clients) HasTLS() bool { return len(cs.tls) > 0 }

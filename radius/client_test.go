@@ -92,3 +92,67 @@ func TestClientUserName(t *testing.T) {
 		})
 	}
 }
+
+func TestMatchTLSName(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"fw1.example.com", "fw1.example.com", true},
+		{"fw1.example.com", "FW1.Example.COM", true},
+		{"fw1.example.com", "fw2.example.com", false},
+		{"fw1.example.com", "fw1.example.com.evil.net", false},
+		{"*.gw.example.com", "fw1.gw.example.com", true},
+		{"*.gw.example.com", "gw.example.com", false},
+		{"*.gw.example.com", "a.b.gw.example.com", false},
+		{"*.gw.example.com", ".gw.example.com", false},
+		{"*.gw.example.com", "fw1.gw.example.org", false},
+		{"FGT60FTK21000001", "FGT60FTK21000001", true}, // a FortiGate's serial number as CN
+	} {
+		if got := MatchTLSName(tc.pattern, tc.name); got != tc.want {
+			t.Errorf("MatchTLSName(%q, %q): got %v, want %v", tc.pattern, tc.name, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", " fw1", "fw*.example.com", "*", "example.*", "a..*.b"} {
+		if CheckTLSName(bad) == nil {
+			t.Errorf("CheckTLSName(%q): got nil, want an error", bad)
+		}
+	}
+	for _, good := range []string{"fw1.example.com", "*.gw.example.com", "FGT60FTK21000001"} {
+		if err := CheckTLSName(good); err != nil {
+			t.Errorf("CheckTLSName(%q): %v", good, err)
+		}
+	}
+}
+
+// TestClientsLookupTLS: a RadSec client needs its name and its address;
+// UDP lookups never see it; the most specific address wins, then an exact
+// name over a pattern.
+func TestClientsLookupTLS(t *testing.T) {
+	anyV4 := netip.MustParsePrefix("0.0.0.0/0")
+	wild := &Client{Name: "wild", Prefix: anyV4, TLSName: "*.gw.example.com"}
+	exact := &Client{Name: "exact", Prefix: anyV4, TLSName: "fw1.gw.example.com"}
+	office := &Client{Name: "office", Prefix: netip.MustParsePrefix("203.0.113.0/24"), TLSName: "*.gw.example.com"}
+	udp := &Client{Name: "udp", Prefix: anyV4}
+	cs := NewClients([]*Client{wild, office, exact, udp})
+	for _, tc := range []struct {
+		addr  string
+		names []string
+		want  *Client
+	}{
+		{"198.51.100.1", []string{"fw2.gw.example.com"}, wild},
+		{"198.51.100.1", []string{"fw1.gw.example.com"}, exact},
+		{"203.0.113.7", []string{"fw1.gw.example.com"}, office},
+		{"::ffff:203.0.113.7", []string{"other", "fw9.gw.example.com"}, office},
+		{"198.51.100.1", []string{"gw.example.com"}, nil},
+		{"2001:db8::1", []string{"fw1.gw.example.com"}, nil},
+		{"198.51.100.1", nil, nil},
+	} {
+		if got := cs.LookupTLS(netip.MustParseAddr(tc.addr), tc.names); got != tc.want {
+			t.Errorf("LookupTLS(%s, %v): got %s, want %s", tc.addr, tc.names, clientName(got), clientName(tc.want))
+		}
+	}
+	if got := cs.Lookup(netip.MustParseAddr("203.0.113.7")); got != udp {
+		t.Errorf("Lookup: got %s, want udp (RadSec clients are not for UDP)", clientName(got))
+	}
+}

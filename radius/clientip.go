@@ -18,11 +18,14 @@ const (
 	typeReplyMessage         radius.Type = 18
 	typeVendorSpecific       radius.Type = 26
 	typeState                radius.Type = 24
+	typeClass                radius.Type = 25
+	typeSessionTimeout       radius.Type = 27
 	typeCallingStationID     radius.Type = 31
 	typeProxyState           radius.Type = 33
 	typeAcctStatusType       radius.Type = 40
 	typeAcctSessionID        radius.Type = 44
 	typeTunnelClientEndpoint radius.Type = 66
+	typePrompt               radius.Type = 76
 	typeMessageAuthenticator radius.Type = 80
 	typeFramedIPv6Address    radius.Type = 168
 )

@@ -2,7 +2,9 @@ package radius
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -151,7 +153,7 @@ func TestDecideRequest(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("Decide calls: got %d, want 1", len(got))
 			}
-			if got[0] != tc.want {
+			if !reflect.DeepEqual(got[0], tc.want) {
 				t.Errorf("policy.Request:\ngot  %+v\nwant %+v", got[0], tc.want)
 			}
 		})
@@ -234,23 +236,27 @@ func values(attrs radius.Attributes, typ radius.Type) []string {
 	return out
 }
 
+// TestDecideLongReplyMessage: a text longer than one attribute holds goes
+// over several Reply-Messages, none longer than 253 bytes, none cut inside
+// a character, which put together give the text again.
 func TestDecideLongReplyMessage(t *testing.T) {
+	// The case: a 174-byte resend_wait joined to a 170-byte
+	// code_sent, whose instruction ended up cut off.
+	wait := "You asked for a new code too soon: the code we sent a moment ago is still on its way and stays valid. Please wait 27 seconds before you ask for another one, or use the one you have."
+	sent := "We have sent a text message with a six-digit sign-in code to your mobile phone +31 6*****01. Enter the code here to continue, or type resend to get a new code sent to you."
 	tests := []struct {
-		name string
-		msg  string
-		want int // bytes kept
+		name  string
+		msg   string
+		parts int
 	}{
-		{"ASCII, 253", strings.Repeat("a", 253), 253},
-		{"ASCII, 254", strings.Repeat("a", 254), 253},
-		{"ASCII, 1000", strings.Repeat("a", 1000), 253},
-		{"2-byte characters", strings.Repeat("é", 200), 252},
-		{"2-byte characters after one ASCII", "a" + strings.Repeat("é", 200), 253},
-		{"3-byte characters", strings.Repeat("€", 100), 252},
-		{"3-byte characters after one ASCII", "a" + strings.Repeat("€", 100), 253},
-		{"3-byte characters after two ASCII", "ab" + strings.Repeat("€", 100), 251},
-		{"4-byte characters", strings.Repeat("😀", 70), 252},
-		{"4-byte characters after one ASCII", "a" + strings.Repeat("😀", 70), 253},
-		{"4-byte characters after two ASCII", "ab" + strings.Repeat("😀", 70), 250},
+		{"ASCII, 253", strings.Repeat("a", 253), 1},
+		{"ASCII, 254", strings.Repeat("a", 254), 2},
+		{"ASCII, 1000", strings.Repeat("a", 1000), 4},
+		{"2-byte characters", strings.Repeat("é", 200), 2},
+		{"3-byte characters after two ASCII", "ab" + strings.Repeat("€", 100), 2},
+		{"4-byte characters after two ASCII", "ab" + strings.Repeat("😀", 70), 2},
+		{"words", strings.Repeat("word ", 100), 2},
+		{"resend_wait and code_sent", wait + " " + sent, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,17 +265,19 @@ func TestDecideLongReplyMessage(t *testing.T) {
 			resp := Decide(d).ServeRADIUS(context.Background(),
 				&Request{Client: &Client{Name: "gw", Secret: testSecret}, Packet: p})
 			got := values(resp.Attributes, typeReplyMessage)
-			if len(got) != 1 {
-				t.Fatalf("Reply-Messages: got %d, want 1", len(got))
+			if len(got) != tc.parts {
+				t.Errorf("Reply-Messages: got %d, want %d", len(got), tc.parts)
 			}
-			if len(got[0]) != tc.want {
-				t.Errorf("length: got %d bytes, want %d", len(got[0]), tc.want)
+			for i, part := range got {
+				if len(part) > 253 || part == "" {
+					t.Errorf("part %d: %d bytes, want 1 to 253", i, len(part))
+				}
+				if !utf8.ValidString(part) {
+					t.Errorf("part %d is not valid UTF-8: %q", i, part)
+				}
 			}
-			if !utf8.ValidString(got[0]) {
-				t.Errorf("got invalid UTF-8 %q", got[0][len(got[0])-4:])
-			}
-			if !strings.HasPrefix(tc.msg, got[0]) {
-				t.Errorf("got %q, want a prefix of the message", got[0])
+			if all := strings.Join(got, ""); all != tc.msg {
+				t.Errorf("put together: got %q, want %q", all, tc.msg)
 			}
 			if _, err := encodeResponse(resp.Code, resp.Attributes, p, testSecret); err != nil {
 				t.Errorf("encode the response: %v", err)
@@ -278,25 +286,26 @@ func TestDecideLongReplyMessage(t *testing.T) {
 	}
 }
 
-func TestTruncate(t *testing.T) {
+func TestSplit(t *testing.T) {
 	tests := []struct {
 		s    string
 		n    int
-		want string
+		want []string
 	}{
-		{"", 3, ""},
-		{"abc", 5, "abc"},
-		{"abc", 3, "abc"},
-		{"abc", 2, "ab"},
-		{"abc", 0, ""},
-		{"héllo", 1, "h"},
-		{"héllo", 2, "h"},
-		{"héllo", 3, "hé"},
-		{"€", 2, ""},
+		{"", 8, nil},
+		{"abc", 8, []string{"abc"}},
+		{"abcdefgh", 8, []string{"abcdefgh"}},
+		{"abcdefghi", 8, []string{"abcdefgh", "i"}},
+		{"abcd efghi", 8, []string{"abcd ", "efghi"}}, // at the space in the second half
+		{"a bcdefghi", 8, []string{"a bcdefg", "hi"}}, // not at one in the first half
+		{"héllo wörld", 8, []string{"héllo ", "wörld"}},
+		{"aaaaaaa€", 8, []string{"aaaaaaa", "€"}},
+		{"aaaaaa😀", 8, []string{"aaaaaa", "😀"}},
+		{"\x80\x80\x80\x80\x80\x80\x80\x80\x80", 8, []string{"\x80\x80\x80\x80\x80\x80\x80\x80", "\x80"}}, // not UTF-8: cut at n
 	}
 	for _, tc := range tests {
-		if got := truncate(tc.s, tc.n); got != tc.want {
-			t.Errorf("truncate(%q, %d): got %q, want %q", tc.s, tc.n, got, tc.want)
+		if got := split(tc.s, tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("split(%q, %d): got %q, want %q", tc.s, tc.n, got, tc.want)
 		}
 	}
 }
@@ -330,7 +339,53 @@ func TestDecideOverUDP(t *testing.T) {
 	}
 	want := policy.Request{Client: c.Name, Tenant: "acme", User: "alice", Password: "correct horse",
 		IP: netip.MustParseAddr("203.0.113.9")}
-	if got := d.requests(); len(got) != 1 || got[0] != want {
+	if got := d.requests(); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 		t.Errorf("policy.Requests:\ngot  %+v\nwant [%+v]", got, want)
+	}
+}
+
+// TestServerAnswerFits: a long text and a request full of Proxy-States (a
+// long proxy chain, or someone making the answer grow) still give an
+// answer within 4096 bytes, with every Proxy-State and as much of the text
+// as fits.
+func TestServerAnswerFits(t *testing.T) {
+	c := loopbackClient(t, "127.0.0.1:0")
+	text := strings.Repeat("a long text ", 300) // 3600 bytes
+	h := startServer(t, "127.0.0.1:0", &Server{
+		Handler: Decide(&recordingDecider{res: policy.Result{Decision: policy.Challenge, Message: text, State: "s"}}),
+		Clients: NewClients([]*Client{c}),
+	})
+	for _, n := range []int{0, 8, 14} {
+		t.Run(fmt.Sprintf("%d Proxy-States", n), func(t *testing.T) {
+			req := radius.New(radius.CodeAccessRequest, c.Secret)
+			req.Add(typeUserName, radius.Attribute("alice"))
+			var want []string
+			for i := range n {
+				ps := fmt.Sprintf("%03d", i) + strings.Repeat("p", 250)
+				req.Add(typeProxyState, radius.Attribute(ps))
+				want = append(want, ps)
+			}
+			reqWire := signRequest(t, req, c.Secret)
+			conn := dial(t, h.addr)
+			wire := roundTrip(t, conn, reqWire)
+			if len(wire) > radius.MaxPacketLength {
+				t.Fatalf("answer: %d bytes, want at most %d", len(wire), radius.MaxPacketLength)
+			}
+			checkAnswer(t, wire, reqWire, c.Secret)
+			resp, err := radius.Parse(wire, c.Secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := values(resp.Attributes, typeProxyState); !slices.Equal(got, want) {
+				t.Errorf("Proxy-States: got %d, want %d", len(got), len(want))
+			}
+			got := strings.Join(values(resp.Attributes, typeReplyMessage), "")
+			if !strings.HasPrefix(text, got) || (n == 0) != (got == text) {
+				t.Errorf("text: got %d bytes of %d", len(got), len(text))
+			}
+			if string(resp.Get(typeState)) != "s" {
+				t.Errorf("State: got %q, want s", resp.Get(typeState))
+			}
+		})
 	}
 }

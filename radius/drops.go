@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"context"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -26,7 +27,9 @@ func newDropCounter(log *slog.Logger, now func() time.Time) *dropCounter {
 		total: map[string]uint64{}, quiet: map[string]uint64{}, logged: map[string]time.Time{}}
 }
 
-func (d *dropCounter) add(cause string, src netip.AddrPort) {
+// add counts a dropped packet; attrs are logged with it (such as the
+// client's name).
+func (d *dropCounter) add(cause string, src netip.AddrPort, attrs ...any) {
 	d.mu.Lock()
 	d.total[cause]++
 	d.quiet[cause]++
@@ -40,7 +43,18 @@ func (d *dropCounter) add(cause string, src netip.AddrPort) {
 	d.quiet[cause] = 0
 	d.logged[cause] = now
 	d.mu.Unlock()
-	d.log.Warn("packet dropped", "cause", cause, "src", src.String(), "count", n)
+	level := slog.LevelWarn
+	args := []any{"cause", cause, "src", src.String(), "count", n}
+	switch cause {
+	case "duplicate_in_progress":
+		// A gateway retransmits while a login is held or a code is sent:
+		// expected traffic, counted in the metrics, not a warning.
+		level = slog.LevelDebug
+		args = append(args, "why", "a retransmission of a request still being decided")
+	case "bad_message_authenticator":
+		args = append(args, "why", "wrong shared secret or a changed packet")
+	}
+	d.log.Log(context.Background(), level, "packet dropped", append(args, attrs...)...)
 }
 
 func (d *dropCounter) snapshot() map[string]uint64 {

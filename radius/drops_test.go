@@ -92,3 +92,42 @@ func TestDropCounter(t *testing.T) {
 		t.Errorf("snapshot is not a copy: got %d after changing it, want 5", got)
 	}
 }
+
+// levelRecorder keeps every record's level and attributes as text.
+type levelRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levelRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *levelRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *levelRecorder) Handle(_ context.Context, r slog.Record) error {
+	line := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	l.mu.Lock()
+	l.lines = append(l.lines, line)
+	l.mu.Unlock()
+	return nil
+}
+
+// TestDropLines: a retransmission during a held login is expected traffic
+// (debug, still counted); a bad Message-Authenticator says what it
+// usually means and which client sent it.
+func TestDropLines(t *testing.T) {
+	rec := &levelRecorder{}
+	d := newDropCounter(slog.New(rec), (&fakeClock{now: t0}).Now)
+	src := netip.MustParseAddrPort("192.0.2.1:1812")
+	d.add("duplicate_in_progress", src)
+	d.add("bad_message_authenticator", src, "client", "nps")
+	want := []string{
+		"DEBUG packet dropped cause=duplicate_in_progress src=192.0.2.1:1812 count=1 why=a retransmission of a request still being decided",
+		"WARN packet dropped cause=bad_message_authenticator src=192.0.2.1:1812 count=1 why=wrong shared secret or a changed packet client=nps",
+	}
+	if !slices.Equal(rec.lines, want) {
+		t.Errorf("got\n%q\nwant\n%q", rec.lines, want)
+	}
+	if got := d.snapshot()["duplicate_in_progress"]; got != 1 {
+		t.Errorf("duplicate_in_progress counted %d, want 1", got)
+	}
+}

@@ -38,7 +38,8 @@ func (echoDecider) Decide(_ context.Context, r policy.Request) policy.Result {
 // FuzzHandle feeds request handling arbitrary attributes in a packet with
 // a valid Message-Authenticator, so that the fuzzer gets past the checks
 // into parsing, the client-IP and machine-name readers and the answer.
-// Nothing may panic, and every answer must be authentic.
+// Nothing may panic, and every answer must be authentic, over UDP and over
+// RadSec.
 func FuzzHandle(f *testing.F) {
 	f.Add(byte(radius.CodeAccessRequest), []byte{1, 7, 'a', 'l', 'i', 'c', 'e'})
 	f.Add(byte(radius.CodeAccessRequest), []byte{31, 14, '1', '9', '2', '.', '0', '.', '2', '.', '7', ':', '8', '0'})
@@ -52,6 +53,8 @@ func FuzzHandle(f *testing.F) {
 	}
 	client := &Client{Name: "gw", Prefix: netip.MustParsePrefix("127.0.0.1/32"), Secret: testSecret,
 		RequireMessageAuthenticator: true, ClientIP: src, StripDomain: true, StripRealm: true, LimitProxyState: true}
+	overTLS := &Client{Name: "gw-tls", Prefix: netip.MustParsePrefix("127.0.0.0/8"), Secret: testSecret, TLSName: "gw.example.com",
+		ClientIP: src, StripDomain: true, StripRealm: true}
 	f.Fuzz(func(t *testing.T, code byte, attrs []byte) {
 		if len(attrs) > 4000 {
 			return
@@ -67,12 +70,12 @@ func FuzzHandle(f *testing.F) {
 		binary.BigEndian.PutUint16(raw[2:4], uint16(len(raw)))
 		copy(raw[len(raw)-16:], hmacMD5(raw, len(raw)-16, testSecret))
 
-		s := &Server{Handler: Decide(echoDecider{}), Accounting: func(context.Context, *Request) {}, Clients: NewClients([]*Client{client})}
+		s := &Server{Handler: Decide(echoDecider{}), Accounting: func(context.Context, *Request) {}, Clients: NewClients([]*Client{client, overTLS})}
 		s.init()
 		conn := &capture{}
 		var parked sync.WaitGroup
 		parked.Add(1)
-		s.handle(context.Background(), conn, netip.MustParseAddrPort("127.0.0.1:5000"), raw, &parked)
+		s.handle(context.Background(), peer{conn: conn, addr: netip.MustParseAddrPort("127.0.0.1:5000")}, raw, &parked)
 		parked.Done()
 		parked.Wait()
 		if n := s.drops.snapshot()["panic"]; n != 0 {
@@ -81,6 +84,20 @@ func FuzzHandle(f *testing.F) {
 		for _, resp := range conn.out {
 			if !radius.IsAuthenticResponse(resp, raw, testSecret) {
 				t.Fatalf("answer %x to %x is not authentic", resp, raw)
+			}
+		}
+
+		// The same over RadSec, where Message-Authenticator is not required.
+		tc := &tlsConn{names: []string{"gw.example.com"}, out: make(chan []byte, 4), failed: func() {}}
+		s.handle(context.Background(), peer{addr: netip.MustParseAddrPort("127.0.0.1:5000"), tls: tc}, raw, tc)
+		tc.wg.Wait()
+		if n := s.drops.snapshot()["panic"]; n != 0 {
+			t.Fatalf("the handler panicked over TLS on %x", raw)
+		}
+		close(tc.out)
+		for resp := range tc.out {
+			if !radius.IsAuthenticResponse(resp, raw, testSecret) {
+				t.Fatalf("answer over TLS %x to %x is not authentic", resp, raw)
 			}
 		}
 	})
@@ -102,6 +119,27 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 		if b := ParseEndpoint(a.String()); b != a {
 			t.Fatalf("ParseEndpoint(%q) = %v, but that parses as %v", s, a, b)
+		}
+	})
+}
+
+// FuzzAttributes: an upstream server's answer, taken apart into the
+// attributes to pass on, never panics, and each attribute passed on
+// encodes back into no more than an attribute holds.
+func FuzzAttributes(f *testing.F) {
+	f.Add([]byte{25, 7, 'n', 'p', 's', '-', '1'})
+	f.Add([]byte{26, 16, 0, 0, 0x30, 0x44, 1, 6, 'v', 'p', 'n', '1', 3, 4, 'v', 'd'})
+	f.Add([]byte{26, 8, 0, 0, 0x30, 0x44, 1, 9})
+	f.Fuzz(func(t *testing.T, attrs []byte) {
+		raw := append(header(radius.CodeAccessAccept, 20+len(attrs)), attrs...)
+		p, err := radius.Parse(raw, testSecret)
+		if err != nil {
+			return
+		}
+		for _, a := range attributes(p) {
+			if avp := avpOf(a); len(avp.Attribute) > 253 {
+				t.Fatalf("%v: %d bytes encoded", a.Key, len(avp.Attribute))
+			}
 		}
 	})
 }

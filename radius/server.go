@@ -4,11 +4,13 @@
 // the library leaves out: it drops packets from unknown sources, checks
 // Message-Authenticator (RFC 3579), answers retransmissions from a cache
 // (RFC 5080), copies Proxy-State into responses, bounds concurrency and
-// survives a panicking handler.
+// survives a panicking handler. ServeTLS does the same for RADIUS over TLS
+// (RadSec, RFC 6614).
 package radius
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -82,11 +84,28 @@ type Server struct {
 	// Defaults to discarding.
 	Log *slog.Logger
 
+	// TLSHandshakeTimeout bounds a RadSec handshake, and reading the rest
+	// of a packet once its first bytes have come. Defaults to 10 s.
+	TLSHandshakeTimeout time.Duration
+	// TLSIdleTimeout closes a RadSec connection that has sent nothing for
+	// this long while no answer is owed to it. Defaults to 5 min.
+	TLSIdleTimeout time.Duration
+	// TLSWriteTimeout bounds writing an answer to a RadSec connection; one
+	// that does not take its answers is closed. Defaults to 10 s.
+	TLSWriteTimeout time.Duration
+	// MaxTLSConns bounds the RadSec connections open at once, handshakes
+	// under way included. Defaults to 1024.
+	MaxTLSConns int
+	// MaxTLSConnsPerClient bounds the connections of one RadSec client,
+	// and the handshakes under way from one address. Defaults to 32.
+	MaxTLSConnsPerClient int
+
 	once    sync.Once
 	clients atomic.Pointer[Clients] // set by SetClients; nil means Clients
 	sem     chan struct{}
 	cache   *replayCache
 	drops   *dropCounter
+	radsec  tlsCounts
 
 	retransmits atomic.Uint64
 }
@@ -108,6 +127,11 @@ func (s *Server) init() {
 		if s.Log == nil {
 			s.Log = slog.New(slog.DiscardHandler)
 		}
+		s.TLSHandshakeTimeout = cmp.Or(s.TLSHandshakeTimeout, 10*time.Second)
+		s.TLSIdleTimeout = cmp.Or(s.TLSIdleTimeout, 5*time.Minute)
+		s.TLSWriteTimeout = cmp.Or(s.TLSWriteTimeout, 10*time.Second)
+		s.MaxTLSConns = cmp.Or(s.MaxTLSConns, 1024)
+		s.MaxTLSConnsPerClient = cmp.Or(s.MaxTLSConnsPerClient, 32)
 		s.sem = make(chan struct{}, s.MaxConcurrent)
 		s.cache = newReplayCache(s.DuplicateWindow, s.MaxDuplicates)
 		s.drops = newDropCounter(s.Log, s.Now)
@@ -193,7 +217,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		go func() {
 			defer inflight.Done()
 			for ok := true; ok; d, ok = <-jobs {
-				s.handle(work, conn, d.from, d.raw, &inflight)
+				s.handle(work, peer{conn: conn, addr: d.from}, d.raw, &inflight)
 				<-s.sem
 			}
 		}()
@@ -206,19 +230,50 @@ type datagram struct {
 	raw  []byte
 }
 
-// handle takes one datagram from arrival to answer, or to parked. from is
-// the sender's address as the socket reported it, where the answer goes. A
-// parked request is counted in parked until it is answered; the caller
-// must itself be counted there, so that Add never starts from zero.
-func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.AddrPort, raw []byte, parked *sync.WaitGroup) {
-	src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+// peer is where a request came from and where its answer goes: a UDP
+// sender, or a RadSec connection. It is passed by value, so that the UDP
+// path allocates nothing for it.
+type peer struct {
+	conn net.PacketConn // the UDP socket; nil over TLS
+	addr netip.AddrPort // the sender, as the socket reported it
+	tls  *tlsConn       // the RadSec connection; nil over UDP
+}
+
+// write sends an answer to the peer.
+func (p peer) write(b []byte) error {
+	if p.tls != nil {
+		return p.tls.write(b)
+	}
+	return writeTo(p.conn, b, p.addr)
+}
+
+// starter runs a parked request's answer in a goroutine it waits for;
+// *sync.WaitGroup is one.
+type starter interface{ Go(func()) }
+
+// handle takes one request from arrival to answer, or to parked. A parked
+// request is counted in parked until it is answered; the caller must
+// itself be counted there, so that Add never starts from zero.
+func (s *Server) handle(ctx context.Context, to peer, raw []byte, parked starter) {
+	src := netip.AddrPortFrom(to.addr.Addr().Unmap(), to.addr.Port())
 	clients := s.clients.Load()
 	if clients == nil {
 		clients = s.Clients
 	}
-	client := clients.Lookup(src.Addr())
+	var client *Client
+	var connID uint64
+	if to.tls != nil {
+		// Matched again per request, so that a reload that removes the
+		// client stops its connections too.
+		client, connID = clients.LookupTLS(src.Addr(), to.tls.names), to.tls.id
+	} else {
+		client = clients.Lookup(src.Addr())
+	}
 	if client == nil {
 		s.drops.add("unknown_client", src)
+		if to.tls != nil {
+			to.tls.raw.Close() // its client is gone on a reload: so is the connection
+		}
 		return
 	}
 	if len(raw) < 20 || len(raw) > radius.MaxPacketLength {
@@ -255,6 +310,8 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.Add
 		// the client requires it, or where a Proxy-State without one
 		// smells of BlastRADIUS (limit_proxy_state).
 		switch {
+		case to.tls != nil:
+			// Over TLS the channel carries integrity (RFC 6614 §2.3).
 		case code == radius.CodeStatusServer,
 			code == radius.CodeAccessRequest && client.RequireMessageAuthenticator:
 			s.drops.add("missing_message_authenticator", src)
@@ -264,18 +321,18 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.Add
 			return
 		}
 	case err != nil:
-		s.drops.add("bad_message_authenticator", src)
+		s.drops.add("bad_message_authenticator", src, "client", client.Name)
 		return
 	}
 
-	key := replayKey{src: src, id: pkt.Identifier, auth: pkt.Authenticator}
+	key := replayKey{src: src, conn: connID, id: pkt.Identifier, auth: pkt.Authenticator}
 	if cached, seen := s.cache.begin(key, s.Now()); seen {
 		if cached == nil {
 			s.drops.add("duplicate_in_progress", src)
 			return
 		}
 		s.retransmits.Add(1)
-		writeTo(conn, cached, from)
+		to.write(cached)
 		return
 	}
 	r := &Request{Client: client, Remote: src, Packet: pkt}
@@ -283,16 +340,16 @@ func (s *Server) handle(ctx context.Context, conn net.PacketConn, from netip.Add
 	if resp != nil && resp.Later != nil {
 		// Parked: this worker is free; the answer comes when Later returns.
 		later := resp.Later
-		parked.Go(func() { s.answer(conn, from, key, r, s.laterSafely(r, later)) })
+		parked.Go(func() { s.answer(to, key, r, s.laterSafely(r, later)) })
 		return
 	}
-	s.answer(conn, from, key, r, resp)
+	s.answer(to, key, r, resp)
 }
 
 // answer encodes resp to r, caches it for retransmissions and sends it to
-// from; a nil resp means no answer, and a retransmission is then decided
-// afresh.
-func (s *Server) answer(conn net.PacketConn, from netip.AddrPort, key replayKey, r *Request, resp *Response) {
+// the peer; a nil resp means no answer, and a retransmission is then
+// decided afresh.
+func (s *Server) answer(to peer, key replayKey, r *Request, resp *Response) {
 	if resp == nil {
 		s.cache.forget(key)
 		return
@@ -304,7 +361,7 @@ func (s *Server) answer(conn net.PacketConn, from netip.AddrPort, key replayKey,
 		return
 	}
 	s.cache.finish(key, b, s.Now())
-	if err := writeTo(conn, b, from); err != nil {
+	if err := to.write(b); err != nil && to.tls == nil { // TLS counts its own
 		s.Log.Warn("write response", "client", r.Client.Name, "err", err)
 	}
 }

@@ -2,6 +2,7 @@ package radius
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -9,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"layeh.com/radius"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 )
 
@@ -26,9 +29,16 @@ type Upstream struct {
 	Servers []UpstreamServer
 	// Timeout is how long to wait for one server's answer; zero means 5 s.
 	Timeout time.Duration
-	// NASIdentifier is sent so that the upstream can tell otpgate's
-	// requests apart; empty means "otpgate".
+	// NASIdentifier is sent when the gateway sent none, so that the
+	// upstream can tell otpgate's requests apart; empty means "otpgate".
 	NASIdentifier string
+	// Pass, when not nil, are the only attributes of the upstream's
+	// Accept passed on to the gateway; nil means all of them but Drop.
+	// Message-Authenticator, State, Proxy-State and Reply-Message never
+	// are: otpgate sets them itself.
+	Pass []dictionary.Key
+	// Drop are attributes of the upstream's Accept not passed on.
+	Drop []dictionary.Key
 }
 
 // UpstreamServer is one upstream RADIUS server.
@@ -37,8 +47,10 @@ type UpstreamServer struct {
 	Secret []byte
 }
 
-// CheckPassword asks the upstream servers whether user's password is right.
-func (u *Upstream) CheckPassword(ctx context.Context, user, password string) (policy.Identity, error) {
+// CheckPassword asks the upstream servers whether user's password is right,
+// sending the gateway's attributes nas with it (NPS's network policies
+// match on them), and returns the attributes of the Accept to pass on.
+func (u *Upstream) CheckPassword(ctx context.Context, user, password string, nas []dictionary.Attribute) (policy.Identity, error) {
 	if user == "" || password == "" {
 		return policy.Identity{}, policy.ErrBadPassword
 	}
@@ -47,12 +59,12 @@ func (u *Upstream) CheckPassword(ctx context.Context, user, password string) (po
 		if err := ctx.Err(); err != nil {
 			return policy.Identity{}, err
 		}
-		code, err := u.ask(ctx, s, user, password)
+		resp, err := u.ask(ctx, s, user, password, nas)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", s.Addr, err))
-		case code == radius.CodeAccessAccept:
-			return policy.Identity{}, nil
+		case resp.Code == radius.CodeAccessAccept:
+			return policy.Identity{Reply: u.passed(resp)}, nil
 		default: // Access-Reject, or a challenge we cannot answer
 			return policy.Identity{}, policy.ErrBadPassword
 		}
@@ -60,8 +72,20 @@ func (u *Upstream) CheckPassword(ctx context.Context, user, password string) (po
 	return policy.Identity{}, fmt.Errorf("upstream radius: %w", errors.Join(errs...))
 }
 
-// ask sends one Access-Request and returns the code of the verified answer.
-func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password string) (radius.Code, error) {
+// passed are the attributes of an upstream's answer to pass on.
+func (u *Upstream) passed(p *radius.Packet) []dictionary.Attribute {
+	var out []dictionary.Attribute
+	for _, a := range attributes(p) {
+		if dictionary.Reserved(a.Key) || slices.Contains(u.Drop, a.Key) || u.Pass != nil && !slices.Contains(u.Pass, a.Key) {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// ask sends one Access-Request and returns the verified answer.
+func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password string, nas []dictionary.Attribute) (*radius.Packet, error) {
 	timeout := u.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -70,7 +94,7 @@ func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password str
 	defer cancel()
 	p := radius.New(radius.CodeAccessRequest, s.Secret)
 	if _, err := rand.Read(p.Authenticator[:]); err != nil {
-		return 0, err
+		return nil, err
 	}
 	var id [1]byte
 	rand.Read(id[:])
@@ -78,18 +102,21 @@ func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password str
 	p.Add(typeUserName, radius.Attribute(user))
 	pw, err := radius.NewUserPassword([]byte(password), s.Secret, p.Authenticator[:])
 	if err != nil {
-		return 0, errors.New("password too long")
+		return nil, errors.New("password too long")
 	}
 	p.Add(typeUserPassword, pw)
-	nas := u.NASIdentifier
-	if nas == "" {
-		nas = "otpgate"
+	named := false
+	for _, a := range nas {
+		p.Attributes = append(p.Attributes, avpOf(a))
+		named = named || a.Key == dictionary.Key{Type: byte(typeNASIdentifier)}
 	}
-	p.Add(typeNASIdentifier, radius.Attribute(nas))
+	if !named {
+		p.Add(typeNASIdentifier, radius.Attribute(cmp.Or(u.NASIdentifier, "otpgate")))
+	}
 	p.Add(typeMessageAuthenticator, make(radius.Attribute, 16))
 	raw, err := p.MarshalBinary()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	mac := hmac.New(md5.New, s.Secret)
 	mac.Write(raw)
@@ -98,7 +125,7 @@ func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password str
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "udp", s.Addr)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
@@ -108,7 +135,7 @@ func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password str
 	buf := make([]byte, radius.MaxPacketLength)
 	for {
 		if _, err := conn.Write(raw); err != nil {
-			return 0, err
+			return nil, err
 		}
 		conn.SetReadDeadline(time.Now().Add(time.Second))
 		for {
@@ -116,21 +143,21 @@ func (u *Upstream) ask(ctx context.Context, s UpstreamServer, user, password str
 			if err != nil {
 				var ne net.Error
 				if ctx.Err() != nil {
-					return 0, fmt.Errorf("no answer within %s", timeout)
+					return nil, fmt.Errorf("no answer within %s", timeout)
 				}
 				if errors.As(err, &ne) && ne.Timeout() {
 					break // resend
 				}
-				return 0, err
+				return nil, err
 			}
 			resp := buf[:n]
 			if n < 20 || resp[1] != raw[1] || !radius.IsAuthenticResponse(resp, raw, s.Secret) {
 				continue // not the answer to this request
 			}
 			if err := checkResponseMessageAuthenticator(resp, raw, s.Secret); err != nil {
-				return 0, err
+				return nil, err
 			}
-			return radius.Code(resp[0]), nil
+			return radius.Parse(resp, s.Secret)
 		}
 	}
 }

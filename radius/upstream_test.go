@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"layeh.com/radius"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/policy"
 )
 
@@ -58,7 +61,7 @@ func TestUpstream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := &Upstream{Servers: tt.servers, Timeout: 300 * time.Millisecond}
-			_, err := u.CheckPassword(context.Background(), tt.user, tt.pw)
+			_, err := u.CheckPassword(context.Background(), tt.user, tt.pw, nil)
 			switch {
 			case tt.want == errOther:
 				if err == nil || errors.Is(err, policy.ErrBadPassword) {
@@ -75,3 +78,73 @@ func TestUpstream(t *testing.T) {
 }
 
 var errOther = errors.New("any other error")
+
+// TestUpstreamAttributes: the gateway's attributes go upstream (its own
+// NAS-Identifier instead of otpgate's), and of the upstream's Accept all
+// is passed on but what otpgate sets itself, Drop, and what Pass leaves
+// out; a vendor's attributes one by one.
+func TestUpstreamAttributes(t *testing.T) {
+	c := loopbackClient(t, "127.0.0.1:0")
+	var got *radius.Packet
+	var mu sync.Mutex
+	h := startServer(t, "127.0.0.1:0", &Server{Clients: NewClients([]*Client{c}), Handler: HandlerFunc(
+		func(_ context.Context, r *Request) *Response {
+			mu.Lock()
+			got = r.Packet
+			mu.Unlock()
+			resp := &Response{Code: radius.CodeAccessAccept}
+			resp.Attributes.Add(typeClass, radius.Attribute("nps-1"))
+			resp.Attributes.Add(11, radius.Attribute("admins")) // Filter-Id
+			resp.Attributes.Add(typeReplyMessage, radius.Attribute("hello from upstream"))
+			resp.Attributes.Add(typeState, radius.Attribute("upstream state"))
+			resp.Attributes.Add(typeSessionTimeout, integer(3600))
+			// Two Fortinet attributes in one Vendor-Specific.
+			resp.Attributes.Add(typeVendorSpecific, radius.Attribute("\x00\x00\x30\x44\x01\x06vpn1\x03\x05vd1"))
+			return resp
+		})})
+	nas := []dictionary.Attribute{
+		{Key: dictionary.Key{Type: byte(typeNASIdentifier)}, Value: []byte("forti1")},
+		{Key: dictionary.Key{Type: byte(typeCallingStationID)}, Value: []byte("203.0.113.5")},
+	}
+	key := func(name string) dictionary.Key {
+		d, err := dictionary.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Key()
+	}
+	tests := []struct {
+		name       string
+		pass, drop []dictionary.Key
+		want       []string
+	}{
+		{"all", nil, nil, []string{"Class=nps-1", "Filter-Id=admins", "Session-Timeout=\x00\x00\x0e\x10", "Fortinet-Group-Name=vpn1", "Fortinet-Vdom-Name=vd1"}},
+		{"drop", nil, []dictionary.Key{key("Session-Timeout"), key("Fortinet-Vdom-Name")}, []string{"Class=nps-1", "Filter-Id=admins", "Fortinet-Group-Name=vpn1"}},
+		{"pass", []dictionary.Key{key("Fortinet-Group-Name"), key("Reply-Message")}, nil, []string{"Fortinet-Group-Name=vpn1"}},
+		{"pass none", []dictionary.Key{}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := &Upstream{Servers: []UpstreamServer{{Addr: h.addr, Secret: c.Secret}}, Timeout: time.Second, Pass: tt.pass, Drop: tt.drop}
+			id, err := u.CheckPassword(context.Background(), "alice", "pw", nas)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var have []string
+			for _, a := range id.Reply {
+				have = append(have, dictionary.Name(a.Key)+"="+string(a.Value))
+			}
+			if !slices.Equal(have, tt.want) {
+				t.Errorf("passed on: got %q, want %q", have, tt.want)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if v := values(got.Attributes, typeNASIdentifier); !slices.Equal(v, []string{"forti1"}) {
+		t.Errorf("NAS-Identifier upstream: got %q, want the gateway's alone", v)
+	}
+	if v := values(got.Attributes, typeCallingStationID); !slices.Equal(v, []string{"203.0.113.5"}) {
+		t.Errorf("Calling-Station-Id upstream: got %q", v)
+	}
+}

@@ -32,6 +32,9 @@ type Entry struct {
 	Provider string `json:"provider,omitempty"`
 	// Session is the gateway's session id, for accounting entries.
 	Session string `json:"session,omitempty"`
+	// Class is the Class attribute of an Accept, and the one an
+	// accounting entry's request carried: it joins a session to its login.
+	Class string `json:"class,omitempty"`
 	// Admin is the administrator's command, when Decision is "admin"; nil
 	// for every other entry, so that the entries of logins encode as they
 	// always did, and older entries decode with it nil.

@@ -156,6 +156,9 @@ func Open(path string, opts Options) (*DB, error) {
 }
 
 func createBuckets(tx *bolt.Tx) error {
+	if err := upgrade(tx); err != nil { // first: a newer store is left untouched
+		return err
+	}
 	for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err

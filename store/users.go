@@ -45,6 +45,9 @@ type User struct {
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// Remembered are IPs a proved code made trusted for a while.
 	Remembered []RememberedIP `json:"remembered,omitempty"`
+	// Reply are the user's own reply attributes ("Filter-Id=admins"),
+	// which an Accept carries over the tenant's and the client's.
+	Reply []string `json:"reply,omitempty"`
 	// Created and Updated are when the record was made and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`

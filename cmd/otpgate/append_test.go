@@ -38,14 +38,17 @@ func TestAppendMode(t *testing.T) {
 		return mustExchange(t, addr, request{user: user, password: pw, callingStation: ip, from: from})
 	}
 	badFormat := "Type your password followed by your code, or by sms to get one."
+	// A user with only an app is not offered sms.
+	appFormat := "Type your password followed by the code from your authenticator app."
 
 	// From the office the password alone will do.
 	expect(t, login("tom", "hunter2", "192.0.2.5", ""), radius.CodeAccessAccept, "HQ IP Allowed!")
 	// Elsewhere: password and code.
 	expect(t, login("tom", "hunter2"+totpNow(t), "203.0.113.5", ""), radius.CodeAccessAccept, "")
 	// A malformed value is refused before the password is even checked.
-	expect(t, login("tom", "hunter2", "203.0.113.6", ""), radius.CodeAccessReject, badFormat)
-	expect(t, login("tom", "hunter2abc", "203.0.113.6", ""), radius.CodeAccessReject, badFormat)
+	expect(t, login("tom", "hunter2", "203.0.113.6", ""), radius.CodeAccessReject, appFormat)
+	expect(t, login("tom", "hunter2abc", "203.0.113.6", ""), radius.CodeAccessReject, appFormat)
+	expect(t, login("sue", "hunter2abc", "203.0.113.6", ""), radius.CodeAccessReject, badFormat)
 	// A wrong code, or a right code with a wrong password.
 	expect(t, login("tom", "hunter2"+wrongTOTP(t), "203.0.113.7", ""), radius.CodeAccessReject, "Wrong code, 2 tries left")
 	expect(t, login("tom", "wrong"+totpNow(t), "203.0.113.8", ""), radius.CodeAccessReject, "Wrong user name or password")

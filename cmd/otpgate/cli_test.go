@@ -56,7 +56,7 @@ func TestCLIWithoutServer(t *testing.T) {
 		out    string // expected in stdout+stderr
 	}{
 		{[]string{"user", "add", "Alice", "--tenant", "acme", "--phone", "0031 6-1234 5678", "--email", "alice@example.com", "--home-ip", "198.51.100.7"}, "", 0, "added user alice (tenant acme)"},
-		{[]string{"user", "add", "alice", "--tenant", "acme"}, "", 2, "user alice exists; change it with: otpgate user set alice"},
+		{[]string{"user", "add", "alice", "--tenant", "acme"}, "", 1, "user alice exists; change it with: otpgate user set alice"},
 		{[]string{"user", "add", "bob"}, "", 2, "say which tenant: otpgate user add bob --tenant NAME (one of acme, other, nl)"},
 		{[]string{"user", "add", "bob", "--tenant", "nope"}, "", 2, `--tenant "nope": no such tenant; configured: acme, other, nl`},
 		{[]string{"user", "add", "bob", "--tenant", "acme", "--phone", "0612345678"}, "", 2, `--phone: "0612345678" has no country code: give the number with its country code, like +31612345678`},
@@ -77,7 +77,7 @@ func TestCLIWithoutServer(t *testing.T) {
 		{[]string{"user", "set", "alice", "--2fa", "off", "--clear-home-ips", "--home-ip", "203.0.113.0/29"}, "", 0, "updated user alice"},
 		{[]string{"user", "show", "alice"}, "", 0, "203.0.113.0/29"},
 		{[]string{"user", "set", "alice", "--2fa", "maybe"}, "", 2, `--2fa "maybe": want on, off or tenant`},
-		{[]string{"user", "set", "zed", "--2fa", "on"}, "", 2, "no user zed; add one with: otpgate user add zed"},
+		{[]string{"user", "set", "zed", "--2fa", "on"}, "", 1, "no user zed; add one with: otpgate user add zed"},
 		{[]string{"user", "totp", "alice", "--secret", "not base32!"}, "", 2, "--secret: secret is not base32"},
 		{[]string{"user", "totp", "alice", "--secret", testSecret, "--png", filepath.Join(dir, "alice.png")}, "", 0, "otpauth://totp/otpgate:alice?"},
 		{[]string{"user", "list"}, "", 0, "alice acme totp"},
@@ -88,11 +88,11 @@ func TestCLIWithoutServer(t *testing.T) {
 		{[]string{"user", "reset", "alice"}, "", 0, "reset user alice"},
 		{[]string{"user", "show", "alice"}, "", 0, "totp: not enrolled"},
 		{[]string{"user", "show", "alice"}, "", 0, "recovery codes: 0 left"},
-		{[]string{"user", "reset", "nobody"}, "", 2, "no user nobody; add one with: otpgate user add nobody"},
+		{[]string{"user", "reset", "nobody"}, "", 1, "no user nobody; add one with: otpgate user add nobody"},
 		{[]string{"user", "totp", "alice"}, "", 0, "otpgate user totp alice --confirm CODE"},
 		{[]string{"user", "show", "alice"}, "", 0, "totp: pending"},
 		{[]string{"user", "delete", "bob"}, "", 0, "deleted user bob"},
-		{[]string{"user", "delete", "bob"}, "", 2, "no user bob"},
+		{[]string{"user", "delete", "bob"}, "", 1, "no user bob"},
 		{[]string{"user", "frobnicate"}, "", 2, `unknown user command "frobnicate"`},
 		{[]string{"user", "show"}, "", 2, "needs a user name, for example: otpgate user show alice"},
 		{[]string{"audit", "--limit", "-1"}, "", 2, "--limit -1: want 0 (all) or more"},
@@ -133,8 +133,8 @@ func TestCLIWhileServing(t *testing.T) {
 	if out := s.cli(t, "user", "show", "carol"); !strings.Contains(squash(out), "method: email") {
 		t.Errorf("got %q, want method email", out)
 	}
-	if out, err := s.cliErr("user", "show", "nobody"); exitCode(err, &bytes.Buffer{}) != 2 || !strings.Contains(err.Error(), "no user nobody") {
-		t.Errorf("got %v %q, want a usage error", err, out)
+	if out, err := s.cliErr("user", "show", "nobody"); exitCode(err, &bytes.Buffer{}) != 1 || !strings.Contains(err.Error(), "no user nobody") {
+		t.Errorf("got %v %q, want a failure (exit 1)", err, out)
 	}
 	// The account commands go the same way.
 	for _, st := range []struct {

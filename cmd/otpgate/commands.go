@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,36 +26,49 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	s, err := loadConfig(*configPath)
+	s, found, err := readConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	for _, w := range s.deliveryWarnings() {
+	// What serve would refuse beyond the file itself, reported with the
+	// file's problems in one run.
+	p := problems{found}
+	warnings := append(s.preflight(&p), s.secretWarnings()...)
+	if found == nil {
+		warnings = append(warnings, s.deliveryWarnings()...)
+	}
+	for _, w := range warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if err := errors.Join(p...); err != nil {
+		return fmt.Errorf("config %s:\n%w", orDefault(*configPath, "embedded defaults"), err)
 	}
 	fmt.Fprintf(stdout, "configuration OK: %d client(s), %d tenant(s), listening on %s, store %s\n",
 		len(s.clients), len(s.tenants), strings.Join(s.listen, " "), s.storePath)
 	return nil
 }
 
-const userUsage = `otpgate user: manage users
-  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
-  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
-  otpgate user show NAME
-  otpgate user list
-  otpgate user delete NAME
-  otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
-  otpgate user import FILE.csv      (header: name,tenant,phone,email,method,backup_method,totp_secret,home_ips)
-  otpgate user export [--with-secrets]
-  otpgate user recovery-codes NAME
-  otpgate user reset NAME
-  otpgate user unlock NAME`
+// userUsage is the overview's lines about users.
+func userUsage() string {
+	var b strings.Builder
+	b.WriteString("otpgate user: manage users\n")
+	for _, line := range strings.Split(usage, "\n") {
+		if strings.HasPrefix(commandOf(line), "user ") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
 
 func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("say what to do with users:\n%s", userUsage)
+		return usagef("say what to do with users:\n%s", userUsage())
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "--help", "-h", "-help", "help":
+		return errHelp{userUsage()}
+	}
 	fs := newFlags("user " + sub)
 	configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
 	req := admin.Request{Op: "user " + sub}
@@ -85,6 +99,8 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		want = 0
 		fs.BoolVar(&req.WithSecrets, "with-secrets", false, "include TOTP secrets (anyone with the file can make codes)")
 	case "import":
+		fs.BoolVar(&req.Update, "update", false, "also change users that exist (all or nothing, as adding is)")
+		fs.BoolVar(&req.AllowShortSecret, "allow-short-secret", false, "accept totp_secret values of 80 to 127 bits, moved from another system")
 		pos, err := parse(fs, args, -1)
 		if err != nil {
 			return err
@@ -101,6 +117,7 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "totp":
 		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
 		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")
+		fs.BoolVar(&req.AllowShortSecret, "allow-short-secret", false, "accept a --secret of 80 to 127 bits, moved from another system (new secrets need 128)")
 		png := fs.String("png", "", "also write the QR code to this PNG `FILE`")
 		finish = func(rep admin.Reply) error {
 			if *png == "" || rep.URI == "" {
@@ -109,7 +126,7 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return writePNG(*png, rep.URI)
 		}
 	default:
-		return usagef("unknown user command %q:\n%s", sub, userUsage)
+		return usagef("unknown user command %q:\n%s", clipArg(sub), userUsage())
 	}
 	pos, err := parse(fs, args, want)
 	if err != nil {
@@ -131,11 +148,14 @@ func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.Us
 	backup := fs.String("backup-method", "", "second factor used when the primary cannot be delivered: `totp|sms|email|voice`, or none")
 	var homeIPs listFlag
 	fs.Var(&homeIPs, "home-ip", "an `IP` or network the user may log in from without a code (repeatable)")
+	var reply listFlag
+	fs.Var(&reply, "reply", "a reply attribute for the user's Accepts, `Name=value` such as Filter-Id=admins; it replaces the tenant's and the client's of that name (repeatable)")
 	var twoFA *string
-	var clear *bool
+	var clear, clearReply *bool
 	if isSet {
 		twoFA = fs.String("2fa", "", "`on`, off, or tenant (follow the tenant's mode)")
 		clear = fs.Bool("clear-home-ips", false, "remove all home IPs (before adding any --home-ip)")
+		clearReply = fs.Bool("clear-reply", false, "remove all the user's reply attributes (before adding any --reply)")
 	}
 	return func(set map[string]bool) *admin.UserChange {
 		ch := &admin.UserChange{}
@@ -145,9 +165,11 @@ func userFlags(fs *flag.FlagSet, isSet bool) func(set map[string]bool) *admin.Us
 		ch.Method = ptrIf(set["method"], *method)
 		ch.BackupMethod = ptrIf(set["backup-method"], *backup)
 		ch.AddHomeIPs = homeIPs
+		ch.AddReply = reply
 		if isSet {
 			ch.TwoFactor = ptrIf(set["2fa"], *twoFA)
 			ch.ClearHomeIPs = *clear
+			ch.ClearReply = *clearReply
 		}
 		return ch
 	}
@@ -160,7 +182,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&q.User, "user", "", "only this user's `NAME`")
 	fs.IntVar(&q.Limit, "limit", 50, "at most `N` entries, the newest (0: all)")
 	fs.BoolVar(&q.JSON, "json", false, "one JSON object per line")
-	fs.DurationVar(&q.Since, "since", 0, "only entries of the last `DURATION`, such as 24h or 30m")
+	fs.Var((*sinceFlag)(&q.Since), "since", "only entries of the last `DURATION`, such as 30m, 24h or 7d")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -193,11 +215,29 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	return call(*configPath, admin.Request{Op: "backup", Path: path}, stdout, stderr, nil)
 }
 
-// versionText is the version of this build, from the module information
-// Go records in the binary.
-func versionText() string {
-	v, rev, dirty := "devel", "", false
-	if bi, ok := debug.ReadBuildInfo(); ok {
+// sinceFlag is audit's --since: a Go duration or a number of days.
+type sinceFlag time.Duration
+
+func (f *sinceFlag) String() string { return time.Duration(*f).String() }
+
+func (f *sinceFlag) Set(v string) error {
+	d, err := parseDuration(v)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("%s is negative; want how far back to look, such as 24h or 7d", v)
+	}
+	*f = sinceFlag(d)
+	return nil
+}
+
+// versionText is the version of this build from the module information
+// Go records in the binary (bi, nil when there is none): the module
+// version, and the commit and its time when built from a checkout.
+func versionText(bi *debug.BuildInfo) string {
+	v, rev, at, dirty := "devel", "", "", false
+	if bi != nil {
 		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
@@ -205,6 +245,8 @@ func versionText() string {
 			switch s.Key {
 			case "vcs.revision":
 				rev = s.Value
+			case "vcs.time":
+				at = s.Value
 			case "vcs.modified":
 				dirty = s.Value == "true"
 			}
@@ -212,7 +254,10 @@ func versionText() string {
 	}
 	out := "otpgate " + v
 	if rev != "" {
-		out += " (" + rev[:min(12, len(rev))]
+		out += " (commit " + rev[:min(12, len(rev))]
+		if at != "" {
+			out += " of " + at
+		}
 		if dirty {
 			out += ", modified"
 		}
@@ -248,7 +293,20 @@ func call(configPath string, req admin.Request, stdout, stderr io.Writer, finish
 	return nil
 }
 
+// readOnly are the commands that only read the store: run where there is
+// none, they say so instead of making one.
+var readOnly = map[string]bool{"user list": true, "user show": true, "user export": true, "audit": true, "backup": true}
+
 func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
+	if _, err := os.Stat(s.storePath); errors.Is(err, fs.ErrNotExist) && readOnly[req.Op] {
+		from := "the embedded defaults, which keep it in the working directory"
+		if s.path != "" {
+			from = "store.path in " + s.path
+		}
+		return admin.Reply{}, fmt.Errorf("no store at %s (from %s), and no server answers on %s; nothing was made.\n"+
+			"To reach the server's users, give its configuration, and run as its user: sudo -u otpgate otpgate %s --config /etc/otpgate/otpgate.yaml",
+			s.storePath, from, s.adminSocket, req.Op)
+	}
 	db, key, err := openStore(s, 2*time.Second)
 	if errors.Is(err, store.ErrLocked) {
 		return admin.Reply{}, fmt.Errorf("%w, and no server answers on %s; is another otpgate command running?", err, s.adminSocket)

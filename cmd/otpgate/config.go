@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
@@ -64,11 +66,14 @@ type radiusConfig struct {
 	MaxHeld          int            `mapstructure:"max_held"`
 	MaxHeldPerClient int            `mapstructure:"max_held_per_client"`
 	MaxHeldPerUser   int            `mapstructure:"max_held_per_user"`
+	radsecConfig     `mapstructure:",squash"`
 }
 
 type upstreamConfig struct {
-	Servers []upstreamServerConfig `mapstructure:"servers"`
-	Timeout time.Duration          `mapstructure:"timeout"`
+	Servers        []upstreamServerConfig `mapstructure:"servers"`
+	Timeout        time.Duration          `mapstructure:"timeout"`
+	PassAttributes *[]string              `mapstructure:"pass_attributes"`
+	DropAttributes []string               `mapstructure:"drop_attributes"`
 }
 
 type upstreamServerConfig struct {
@@ -130,8 +135,10 @@ type clientConfig struct {
 	OTPInPassword               string        `mapstructure:"otp_in_password"`
 	OTPSeparator                string        `mapstructure:"otp_separator"`
 	LimitProxyState             bool          `mapstructure:"limit_proxy_state"`
+	TLSName                     string        `mapstructure:"tls_name"`
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
+	ReplyAttributes             []string      `mapstructure:"reply_attributes"`
 }
 
 type tenantConfig struct {
@@ -157,6 +164,14 @@ type tenantConfig struct {
 	CreateUsers     bool              `mapstructure:"create_users"`
 	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
+	Replies         tenantReplies     `mapstructure:",squash"`
+}
+
+// tenantReplies are what a tenant's Accepts carry.
+type tenantReplies struct {
+	ReplyAttributes []string            `mapstructure:"reply_attributes"`
+	GroupReplies    map[string][]string `mapstructure:"group_replies"`
+	RequiredGroups  []string            `mapstructure:"required_groups"`
 }
 
 type lockoutConfig struct {
@@ -206,6 +221,7 @@ type settings struct {
 	nodeName         string      // cluster.node_name, with etcd
 	httpListen       string
 	directory        policy.PasswordChecker
+	radsec           radsecSettings
 
 	// path is the file read; "" for the embedded defaults.
 	path string
@@ -216,42 +232,55 @@ type settings struct {
 // loadConfig reads and checks a configuration file; path "" means the
 // embedded defaults. Every problem found is reported, each naming its key.
 func loadConfig(path string) (*settings, error) {
+	s, more, err := readConfig(path)
+	if err == nil && more != nil {
+		err = fmt.Errorf("config %s:\n%w", orDefault(path, "embedded defaults"), more)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readConfig is loadConfig for check-config, which goes on to look for
+// more: it returns the settings as far as they could be checked, with the
+// problems found (nil if none), or an error when the file cannot be read.
+func readConfig(path string) (*settings, error, error) {
 	v := viper.New()
 	v.SetConfigType("yaml")
 	var c config
 	name := "embedded defaults"
 	if path == "" {
 		if err := v.ReadConfig(bytes.NewReader(defaultsYAML)); err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		c.dir = "."
 	} else {
 		name = path
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
+			return nil, nil, fmt.Errorf("read config: %w", err)
 		}
 		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", path, err)
+			return nil, nil, fmt.Errorf("read config %s: %w", path, err)
 		}
 		c.dir = filepath.Dir(path)
 	}
 	c.inherit = inheritTenants(v)
-	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
+	// Unknown keys, values of the wrong type and values out of range are
+	// all found in one pass, so that one run names every problem.
+	var decoding problems
+	unknownKeys(v.AllSettings(), reflect.TypeOf(c), "", &decoding)
+	err := v.Unmarshal(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		durationHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
-		// mapstructure lists every bad key; drop its preamble.
-		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n")
-		return nil, fmt.Errorf("config %s:\n  %s", name, strings.ReplaceAll(msg, "\n", "\n  "))
+		decodeProblems(err, &decoding)
 	}
 	s, err := c.check()
-	if err != nil {
-		return nil, fmt.Errorf("config %s:\n%w", name, err)
-	}
 	s.path = path
-	return s, nil
+	return s, errors.Join(append(decoding, err)...), nil
 }
 
 // problems collects configuration mistakes, each naming its key.
@@ -280,6 +309,11 @@ func (c *config) check() (*settings, error) {
 	}
 	if len(s.listen) == 0 {
 		s.listen = []string{"127.0.0.1:1812"}
+	}
+	if strings.Contains(s.issuer, ":") {
+		// The otpauth label is issuer:account; apps split it at the first
+		// colon, encoded or not, and would show a different issuer.
+		p.add("totp.issuer", "%q has a colon, which authenticator apps take for the end of the issuer; leave it out, such as %q", s.issuer, strings.ReplaceAll(s.issuer, ":", ""))
 	}
 	for i, a := range s.listen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -319,6 +353,7 @@ func (c *config) check() (*settings, error) {
 		p.add("radius.max_concurrent", "must not be negative")
 	}
 	c.checkCapacity(s, &p)
+	s.radsec = c.checkRadSec(&p)
 	if c.Store.Path == "" {
 		s.storePath = c.path("otpgate.db")
 	}
@@ -350,7 +385,11 @@ func (c *config) check() (*settings, error) {
 	c.checkDelivery(s.tenants, &p)
 
 	names := map[string]bool{}
-	prefixes := map[netip.Prefix]string{}
+	type where struct {
+		prefix  netip.Prefix
+		tlsName string
+	}
+	prefixes := map[where]string{}
 	for i, cc := range c.Clients {
 		key := fmt.Sprintf("clients[%d]", i)
 		cl := c.checkClient(key, cc, tenants, &p)
@@ -358,15 +397,23 @@ func (c *config) check() (*settings, error) {
 			p.add(key+".name", "%q is used twice", cl.Name)
 		}
 		names[cl.Name] = true
-		if other, dup := prefixes[cl.Prefix]; dup && cl.Prefix.IsValid() {
+		w := where{cl.Prefix, strings.ToLower(cl.TLSName)}
+		if other, dup := prefixes[w]; dup && cl.Prefix.IsValid() {
 			p.add(key+".address", "%s is also the address of client %s", cl.Prefix, other)
 		}
-		prefixes[cl.Prefix] = cl.Name
+		prefixes[w] = cl.Name
 		s.clients = append(s.clients, cl)
 	}
 	if len(c.Clients) == 0 {
 		p.add("clients", "at least one client (gateway) is needed")
 	}
+	ldapClient := slices.ContainsFunc(s.clients, func(cl *radius.Client) bool { return cl.FirstFactor == policy.FirstFactorLDAP })
+	for i, t := range s.tenants {
+		if (len(t.RequiredGroups) > 0 || len(t.GroupReplies) > 0) && !ldapClient {
+			p.add(fmt.Sprintf("tenants[%d] (%s)", i, t.Name), "group_replies and required_groups need the directory's groups, which only a client with password: ldap reads, and there is none")
+		}
+	}
+	c.checkRadSecClients(s, &p)
 	s.web = c.checkWeb(s, tenants, &p)
 	return s, errors.Join(p...)
 }
@@ -437,18 +484,20 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 	} else {
 		cl.Prefix = pr
 	}
+	if cc.TLSName != "" {
+		if err := radius.CheckTLSName(cc.TLSName); err != nil {
+			p.add(key+".tls_name", "%v", err)
+		}
+		cl.TLSName = cc.TLSName
+		if cc.Secret == "" && cc.SecretFile == "" {
+			cc.Secret = radius.TLSSecret // RFC 6614's fixed secret
+		}
+	}
 	switch {
 	case cc.Secret != "" && cc.SecretFile != "":
 		p.add(key+".secret", "give secret or secret_file, not both")
 	case cc.SecretFile != "":
-		b, err := os.ReadFile(c.path(cc.SecretFile))
-		if err != nil {
-			p.add(key+".secret_file", "%v", err)
-		}
-		cl.Secret = bytes.TrimRight(b, "\r\n")
-		if err == nil && len(cl.Secret) == 0 {
-			p.add(key+".secret_file", "%s is empty", cc.SecretFile)
-		}
+		cl.Secret = readSecretFile(c.path(cc.SecretFile), key+".secret_file", p)
 	case cc.Secret != "":
 		cl.Secret = []byte(cc.Secret)
 	default:
@@ -488,8 +537,27 @@ func (c *config) checkClient(key string, cc clientConfig, tenants map[string]boo
 		p.add(key+".otp_separator", "only means something with otp_in_password: append")
 	}
 	cl.LimitProxyState = cc.LimitProxyState
+	cl.Reply = replyAttributes(key+".reply_attributes", cc.ReplyAttributes, p)
 	return cl
 }
+
+// replyAttributes checks a list of "Name=value" reply attributes.
+func replyAttributes(key string, list []string, p *problems) []dictionary.Reply {
+	var out []dictionary.Reply
+	for i, s := range list {
+		r, err := dictionary.ParseReply(s)
+		if err != nil {
+			p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// maxMessage is the most bytes a message may have: enough for a
+// paragraph, and room in a 4096-byte answer for two joined together.
+const maxMessage = 1000
 
 func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Tenant {
 	t := policy.Tenant{
@@ -609,10 +677,12 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		}
 	}
 	t.Messages = msgs
+	t.Reply = replyAttributes(key+".reply_attributes", tc.Replies.ReplyAttributes, p)
+	t.GroupReplies, t.RequiredGroups = checkGroups(key, tc, p)
 	all := t.Messages.All()
 	for _, name := range slices.Sorted(maps.Keys(all)) {
-		if msg := all[name]; len(msg) > 253 {
-			p.add(key+".messages."+name, "is %d bytes; a Reply-Message holds at most 253", len(msg))
+		if msg := all[name]; len(msg) > maxMessage {
+			p.add(key+".messages."+name, "is %d bytes, want at most %d (a text goes over several Reply-Messages of 253 bytes, and the whole answer must fit in 4096)", len(msg), maxMessage)
 		}
 	}
 	return t
@@ -625,6 +695,22 @@ func (c *config) checkUpstream(p *problems) *radius.Upstream {
 		return nil
 	}
 	u := &radius.Upstream{Timeout: cmp.Or(uc.Timeout, 5*time.Second)}
+	keys := func(key string, names []string) []dictionary.Key {
+		out := []dictionary.Key{}
+		for i, n := range names {
+			d, err := dictionary.Lookup(n)
+			if err != nil {
+				p.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+				continue
+			}
+			out = append(out, d.Key())
+		}
+		return out
+	}
+	if uc.PassAttributes != nil {
+		u.Pass = keys("radius.upstream.pass_attributes", *uc.PassAttributes)
+	}
+	u.Drop = keys("radius.upstream.drop_attributes", uc.DropAttributes)
 	if u.Timeout < 0 || u.Timeout > time.Minute {
 		p.add("radius.upstream.timeout", "%s is out of range, want up to 1m", uc.Timeout)
 	}
@@ -642,11 +728,7 @@ func (c *config) checkUpstream(p *problems) *radius.Upstream {
 		case sc.Secret != "" && sc.SecretFile != "":
 			p.add(key+".secret", "give secret or secret_file, not both")
 		case sc.SecretFile != "":
-			b, err := os.ReadFile(c.path(sc.SecretFile))
-			if err != nil {
-				p.add(key+".secret_file", "%v", err)
-			}
-			secret = bytes.TrimRight(b, "\r\n")
+			secret = readSecretFile(c.path(sc.SecretFile), key+".secret_file", p)
 		case sc.Secret != "":
 			secret = []byte(sc.Secret)
 		default:

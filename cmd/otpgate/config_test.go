@@ -217,12 +217,12 @@ func TestLoadConfigBad(t *testing.T) {
 		want []string
 	}{
 		{"bad-keys.yml", []string{
-			"'radius' has invalid keys: lisen",
-			"'store' has invalid keys: pathx",
-			"'clients[0]' has invalid keys: passwrd",
-			"'tenants[0]' has invalid keys: mdoe",
+			"radius.lisen: unknown key; did you mean listen?",
+			"store.pathx: unknown key; did you mean path?",
+			"clients[0].passwrd: unknown key; did you mean password?",
+			"tenants[0].mdoe: unknown key; did you mean mode?",
 		}},
-		{"bad-duration.yml", []string{"'tenants[0].code_ttl' time: invalid duration"}},
+		{"bad-duration.yml", []string{`tenants[0].code_ttl: "three minutes" is not a duration: write a number and a unit, such as 180s, 3m, 1h30m or 7d`}},
 		{"bad-values.yml", []string{
 			`radius.listen[0]: "nohost" is not host:port`,
 			"radius.duplicate_window: 10m0s is out of range",

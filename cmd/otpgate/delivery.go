@@ -137,11 +137,15 @@ func (c *config) checkDelivery(tenants []policy.Tenant, p *problems) {
 	}
 }
 
-// deliveryWarnings lists methods tenants allow that have no provider.
+// deliveryWarnings lists methods tenants allow that have no provider;
+// a tenant in mode off asks for no code, so its methods do not count.
 func (s *settings) deliveryWarnings() []string {
 	var out []string
 	chains := s.delivery.chains()
 	for _, t := range s.tenants {
+		if t.Mode == policy.ModeOff {
+			continue
+		}
 		for _, m := range t.Methods {
 			if slices.Contains(channels, m) && len(chains[m]) == 0 {
 				out = append(out, fmt.Sprintf("tenant %s allows %s, but delivery.%s names no provider: nobody can get a code that way", t.Name, m, m))

@@ -28,6 +28,7 @@ type server struct {
 	web     string   // the web listener's address, if any
 	acct    string   // the accounting listener's address, if any
 	metrics string   // the metrics listener's address
+	radsec  string   // the RadSec listener's address, if any
 
 	cancel context.CancelFunc
 	done   chan error
@@ -83,6 +84,9 @@ func (s *server) start(t testing.TB) {
 			}
 			if strings.Contains(line, `msg="accounting listening"`) {
 				s.acct = field(line, "addr")
+			}
+			if strings.Contains(line, `msg="radsec listening"`) {
+				s.radsec = field(line, "addr")
 			}
 			if strings.Contains(line, `msg="metrics listening"`) {
 				s.metrics = field(line, "addr")

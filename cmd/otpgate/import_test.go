@@ -21,7 +21,7 @@ func TestImportExport(t *testing.T) {
 		"ben,acme,12,,,,,\n" +
 		"cat,nowhere,,,,,,\n")
 	_, errOut, status := cliRun(t, cfg, "", "user", "import", file)
-	if status != 2 || !strings.Contains(errOut, "line 3: --phone:") || !strings.Contains(errOut, `line 4: --tenant "nowhere"`) {
+	if status != 2 || !strings.Contains(errOut, "line 3: phone:") || !strings.Contains(errOut, `line 4: tenant "nowhere"`) {
 		t.Fatalf("got %d:\n%s", status, errOut)
 	}
 	if out, _, _ := cliRun(t, cfg, "", "user", "list"); strings.Contains(out, "ann") {

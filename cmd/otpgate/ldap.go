@@ -2,9 +2,13 @@ package main
 
 import (
 	"crypto/x509"
+	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/otpgate/otpgate/dictionary"
 	"github.com/otpgate/otpgate/directory"
 	"github.com/otpgate/otpgate/policy"
 )
@@ -25,6 +29,15 @@ type ldapConfig struct {
 	EmailAttribute  string        `mapstructure:"email_attribute"`
 	StripDomain     *bool         `mapstructure:"strip_domain"`
 	StripRealm      bool          `mapstructure:"strip_realm"`
+	Groups          ldapGroups    `mapstructure:",squash"`
+}
+
+// ldapGroups are how the user's groups are read.
+type ldapGroups struct {
+	GroupAttribute    string `mapstructure:"group_attribute"`
+	GroupSearchBase   string `mapstructure:"group_search_base"`
+	GroupSearchFilter string `mapstructure:"group_search_filter"`
+	NestedGroups      bool   `mapstructure:"nested_groups"`
 }
 
 // checkLDAP builds the directory when one is configured.
@@ -55,10 +68,40 @@ func (c *config) checkLDAP(p *problems) policy.PasswordChecker {
 		ServiceDN: lc.ServiceDN, ServicePassword: pw,
 		PhoneAttribute: lc.PhoneAttribute, EmailAttribute: lc.EmailAttribute,
 		StripDomain: lc.StripDomain == nil || *lc.StripDomain, StripRealm: lc.StripRealm,
+		GroupAttribute: lc.Groups.GroupAttribute, GroupSearchBase: lc.Groups.GroupSearchBase,
+		GroupSearchFilter: lc.Groups.GroupSearchFilter, NestedGroups: lc.Groups.NestedGroups,
 	})
 	if err != nil {
 		p.add("ldap", "%v", err)
 		return nil
 	}
 	return d
+}
+
+// checkGroups checks a tenant's group_replies and required_groups: each
+// group a directory name (DN), written as the directory package compares
+// them.
+func checkGroups(key string, tc tenantConfig, p *problems) (map[string][]dictionary.Reply, []string) {
+	var replies map[string][]dictionary.Reply
+	for _, g := range slices.Sorted(maps.Keys(tc.Replies.GroupReplies)) {
+		name, err := directory.GroupName(g)
+		if err != nil {
+			p.add(key+".group_replies", "%v", err)
+			continue
+		}
+		if replies == nil {
+			replies = map[string][]dictionary.Reply{}
+		}
+		replies[name] = append(replies[name], replyAttributes(fmt.Sprintf("%s.group_replies[%q]", key, g), tc.Replies.GroupReplies[g], p)...)
+	}
+	var required []string
+	for i, g := range tc.Replies.RequiredGroups {
+		name, err := directory.GroupName(g)
+		if err != nil {
+			p.add(fmt.Sprintf("%s.required_groups[%d]", key, i), "%v", err)
+			continue
+		}
+		required = append(required, name)
+	}
+	return replies, required
 }

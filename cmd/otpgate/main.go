@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,21 +33,24 @@ Usage:
   otpgate check-config [--config FILE]   check a configuration file
   otpgate check-store [FILE]             read the store (or a copy) through and check every page
   otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
-  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
+  otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips] [--reply Name=value]... [--clear-reply]
   otpgate user show NAME
   otpgate user list
   otpgate user delete NAME
-  otpgate user totp NAME [--secret BASE32] [--png FILE] [--confirm CODE]
-  otpgate user import FILE.csv          all or nothing; header: name,tenant,phone,email,method,backup_method,totp_secret,home_ips
+  otpgate user totp NAME [--secret BASE32 [--allow-short-secret]] [--png FILE]
+  otpgate user totp NAME --confirm CODE
+  otpgate user import FILE.csv [--update] [--allow-short-secret]   all or nothing; header: name,tenant,phone,email,method,backup_method,totp_secret,home_ips,2fa
   otpgate user export [--with-secrets]
   otpgate user recovery-codes NAME
   otpgate user reset NAME
   otpgate user unlock NAME
-  otpgate audit [--user NAME] [--limit N] [--since DURATION] [--json]
+  otpgate audit [--user NAME] [--limit N] [--since DURATION such as 24h or 7d] [--json]
   otpgate reload                         re-read the configuration of the running server (also SIGHUP)
   otpgate backup FILE                    a consistent copy of the store, while serving
   otpgate version
 
+Every command takes --config FILE, before or after it, and answers --help
+(or: otpgate help COMMAND) with its own usage.
 Without --config the embedded defaults are used: a server on 127.0.0.1:1812,
 the store otpgate.db in the working directory, codes written to the log.
 Every command works whether or not the server is running.
@@ -88,7 +94,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // runAt is run with the server's clock given, so tests can move time.
 func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	err := dispatch(ctx, now, configLast(args), stdin, stdout, stderr)
+	var h errHelp
+	if errors.As(err, &h) {
+		fmt.Fprint(stdout, h.text)
+		return nil
+	}
+	return err
+}
+
+// configLast moves a --config given before the command to its end, so
+// that "otpgate --config FILE user list" works as "otpgate user list
+// --config FILE" does.
+func configLast(args []string) []string {
+	var moved []string
+	for len(args) > 0 {
+		a := args[0]
+		switch {
+		case (a == "--config" || a == "-config") && len(args) > 1:
+			moved, args = append(moved, a, args[1]), args[2:]
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+			moved, args = append(moved, a), args[1:]
+		default:
+			return append(slices.Clip(args), moved...)
+		}
+	}
+	return moved // only --config: the command is missing
+}
+
+func dispatch(ctx context.Context, now func() time.Time, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !slices.Contains([]string{"-h", "--help", "-help", "--version"}, args[0]) {
 		fmt.Fprint(stderr, usage)
 		return errQuiet{2}
 	}
@@ -117,11 +152,21 @@ func runAt(ctx context.Context, now func() time.Time, args []string, stdin io.Re
 		}
 		return call(*configPath, admin.Request{Op: "reload"}, stdout, stderr, nil)
 	case "version", "--version":
-		fmt.Fprintln(stdout, versionText())
+		fs := newFlags("version")
+		fs.String("config", "", "accepted, as by every command, and not used")
+		if _, err := parse(fs, rest, 0); err != nil {
+			return err
+		}
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionText(bi))
 		return nil
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "-help":
+		if len(rest) > 0 && cmd == "help" {
+			// "otpgate help user add" is "otpgate user add --help".
+			return dispatch(ctx, now, append(slices.Clip(rest), "--help"), stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown command %q; run otpgate help to see the commands", cmd)
+	return usagef("unknown command %q; run otpgate help to see the commands", clipArg(cmd))
 }

@@ -61,7 +61,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
-	for _, w := range s.deliveryWarnings() {
+	for _, w := range append(s.deliveryWarnings(), s.secretWarnings()...) {
 		log.Warn(w)
 	}
 	db, key, err := openStoreWith(s, store.Options{Timeout: time.Second, Log: log, Now: now})
@@ -78,13 +78,15 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}()
 
 	var m *metrics.Metrics
-	var srv, acct *radius.Server // the listeners, for their drop counters
+	var srv, acct, rsrv *radius.Server // the listeners, for their drop counters
 	var engine *policy.Engine
 	if s.httpListen != "" {
 		m = metrics.New(metrics.Sources{
-			Dropped:          []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() }},
+			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() },
+				func() map[string]uint64 { return rsrv.Dropped() }},
 			LiveChallenges:   func() int { return engine.Challenges() },
 			Held:             func() int { return engine.Held() },
+			RadSec:           func() int { return rsrv.TLSConnections() },
 			AuditDropped:     db.AuditDropped,
 			StoreUnavailable: db.Unavailable,
 		})
@@ -106,6 +108,26 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		Now:             now,
 		Log:             log,
 	}
+	// RadSec carries accounting on the same connections (RFC 6614 §2.3),
+	// and clients mark a server dead that leaves it unanswered.
+	rsrv = &radius.Server{
+		Handler:         srv.Handler,
+		Accounting:      radius.Account(engine),
+		Clients:         radius.NewClients(s.clients),
+		MaxConcurrent:   s.maxConcurrent,
+		DuplicateWindow: s.duplicateWindow,
+		Now:             now,
+		Log:             log,
+
+		TLSIdleTimeout:       s.radsec.idle,
+		MaxTLSConns:          s.radsec.maxConns,
+		MaxTLSConnsPerClient: s.radsec.maxPerClient,
+	}
+	radsec, err := listenRadSec(s.radsec)
+	if err != nil {
+		return err
+	}
+	defer radsec.close()
 	var conns []net.PacketConn
 	defer func() {
 		for _, c := range conns {
@@ -155,6 +177,8 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		engine.Reload(ns.tenants, senders, ns.checkers())
 		srv.SetClients(radius.NewClients(ns.clients))
 		acct.SetClients(radius.NewClients(ns.clients))
+		rsrv.SetClients(radius.NewClients(ns.clients))
+		radsec.reload(ns.radsec)
 		var b strings.Builder
 		fmt.Fprintf(&b, "reloaded %s: %d client(s), %d tenant(s)\n", orDefault(s.path, "the embedded defaults"), len(ns.clients), len(ns.tenants))
 		for _, w := range restartNeeded(s, ns) {
@@ -204,6 +228,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			log.Info("listening", "addr", c.LocalAddr().String())
 		}
 	}
+	radsec.serve(ctx, &wg, rsrv, log)
 	if m != nil {
 		ln, err := net.Listen("tcp", s.httpListen)
 		if err != nil {
@@ -274,6 +299,10 @@ func restartNeeded(cur, next *settings) []string {
 	}
 	if !same(cur.accountingListen, next.accountingListen) {
 		out = append(out, "radius.accounting_listen")
+	}
+	if !same(cur.radsec.listen, next.radsec.listen) || cur.radsec.idle != next.radsec.idle ||
+		cur.radsec.maxConns != next.radsec.maxConns || cur.radsec.maxPerClient != next.radsec.maxPerClient {
+		out = append(out, "radius.tls_listen, tls_idle_timeout or tls_max_connections*")
 	}
 	if cur.maxConcurrent != next.maxConcurrent || cur.maxIO != next.maxIO || cur.holdLimits != next.holdLimits {
 		out = append(out, "radius.max_concurrent, max_concurrent_io or max_held*")

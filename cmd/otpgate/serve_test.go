@@ -147,7 +147,7 @@ func TestServeTOTPFlow(t *testing.T) {
 			t.Fatalf("re-challenge reused the State")
 		}
 		p = answer("carol", "203.0.113.20", p, bad)
-		expect(t, p, radius.CodeAccessChallenge, "Wrong code, 1 tries left")
+		expect(t, p, radius.CodeAccessChallenge, "Wrong code, 1 try left")
 		p = answer("carol", "203.0.113.20", p, bad)
 		expect(t, p, radius.CodeAccessReject, "Wrong code. Please log in again.")
 	})

@@ -21,6 +21,13 @@ import (
 // which must send Message-Authenticator) and one user, alice/right.
 func startFreeRADIUS(t *testing.T, secret string) string {
 	t.Helper()
+	return startFreeRADIUSUsers(t, secret, "alice Cleartext-Password := \"right\"\n")
+}
+
+// startFreeRADIUSUsers is startFreeRADIUS with the users given as lines of
+// FreeRADIUS's users file.
+func startFreeRADIUSUsers(t *testing.T, secret, users string) string {
+	t.Helper()
 	bin, err := exec.LookPath("freeradius")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -56,8 +63,8 @@ func startFreeRADIUS(t *testing.T, secret string) string {
 	write("radiusd.conf", strings.Join(kept, "\n"))
 	write("clients.conf", fmt.Sprintf("client otpgate {\n ipaddr = 127.0.0.1\n secret = %s\n require_message_authenticator = yes\n}\n", secret))
 	authorize := filepath.Join(dir, "mods-config", "files", "authorize")
-	users, _ := os.ReadFile(authorize)
-	write("mods-config/files/authorize", "alice Cleartext-Password := \"right\"\n\n"+string(users))
+	debian, _ := os.ReadFile(authorize)
+	write("mods-config/files/authorize", users+"\n"+string(debian))
 
 	l, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

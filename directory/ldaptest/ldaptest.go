@@ -11,6 +11,16 @@
 //     carol@example.com, an entry that only svc may read (carol herself
 //     may only bind);
 //   - svc, password "svc-pw", a service account.
+//
+// and, under ou=groups,dc=example,dc=com, groups (groupOfNames) that slapd's
+// memberOf overlay lists in their members' memberOf:
+//
+//   - cn=VPN Admins: alice;
+//   - cn=Staff: bob and the group cn=VPN Admins;
+//   - cn=Everyone: the group cn=Staff.
+//
+// So alice is in VPN Admins, and through it in Staff and Everyone; bob in
+// Staff and through it in Everyone; carol in none.
 package ldaptest
 
 import (
@@ -118,6 +128,7 @@ pidfile %[1]s/slapd.pid
 argsfile %[1]s/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 TLSCertificateFile %[1]s/cert.pem
 TLSCertificateKeyFile %[1]s/key.pem
 
@@ -127,6 +138,7 @@ suffix "dc=example,dc=com"
 rootdn "%[2]s"
 rootpw %[3]s
 directory %[1]s/db
+overlay memberof
 
 access to attrs=userPassword
 	by anonymous auth
@@ -195,6 +207,13 @@ func load(t testing.TB, conn *ldap.Conn) {
 	person("bob", "bobs-pw", "", "")
 	person("carol", "carols-pw", "+31 6 87654321", "carol@example.com")
 	person("svc", "svc-pw", "", "")
+	add("ou=groups,dc=example,dc=com", map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"groups"}})
+	group := func(cn string, members ...string) {
+		add("cn="+cn+",ou=groups,dc=example,dc=com", map[string][]string{"objectClass": {"groupOfNames"}, "cn": {cn}, "member": members})
+	}
+	group("VPN Admins", "uid=alice,ou=people,dc=example,dc=com")
+	group("Staff", "uid=bob,ou=people,dc=example,dc=com", "cn=VPN Admins,ou=groups,dc=example,dc=com")
+	group("Everyone", "cn=Staff,ou=groups,dc=example,dc=com")
 }
 
 // ssha is password as OpenLDAP's {SSHA} scheme stores it: SHA-1 of the
