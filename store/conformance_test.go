@@ -399,3 +399,49 @@ func caughtUp(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 }
+
+// TestEtcdBackupRunsAlone: otpgate backup on a node of a cluster writes a
+// bbolt file that a single node runs from, with the users, the steps
+// used, the proven IPs, the meta and this node's audit log.
+func TestEtcdBackupRunsAlone(t *testing.T) {
+	db := openEtcdNode(t, etcdtest.Shared(t), testPrefix(t), "a")
+	ip := netip.MustParseAddr("192.0.2.7")
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		return errors.Join(
+			tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}}),
+			tx.UseStep("alice", 77, epoch.Add(time.Hour)),
+			tx.PutProven("alice", ip, epoch),
+			tx.PutMeta("key_id", []byte("k1")),
+		)
+	})
+	if err := db.Audit(store.Entry{Time: epoch, User: "alice", Decision: "accept", Reason: "totp_ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if _, err := db.Backup(path); err != nil {
+		t.Fatal(err)
+	}
+	alone := open(t, path)
+	if got := alone.UsedStep("alice"); got != 77 {
+		t.Errorf("UsedStep in the copy: got %d, want 77", got)
+	}
+	mustView(t, alone, func(tx *store.Tx) error {
+		if _, err := tx.User("alice"); err != nil {
+			t.Errorf("User in the copy: %v", err)
+		}
+		if _, ok := tx.Proven("alice", ip); !ok {
+			t.Error("Proven in the copy: none")
+		}
+		if got := string(tx.Meta("key_id")); got != "k1" {
+			t.Errorf("key_id in the copy: got %q, want k1", got)
+		}
+		es, err := tx.AuditLog(0, nil)
+		if err != nil || len(es) != 1 || es[0].Node != "a" {
+			t.Errorf("audit log in the copy: got %+v, %v; want one entry of node a", es, err)
+		}
+		return nil
+	})
+}

@@ -81,6 +81,11 @@ func (b *boltKV) useStep(user string, step int64, until int64) error {
 		b.steps = map[string]int64{}
 	}
 	b.steps[user] = max(b.steps[user], b.db.UsedStep(user), step)
+	return b.appendStep(user, step, until)
+}
+
+// appendStep appends an entry to the steps bucket.
+func (b *boltKV) appendStep(user string, step int64, until int64) error {
 	seq, err := b.tx.Bucket(bucketSteps).NextSequence()
 	if err != nil {
 		return err

@@ -430,7 +430,14 @@ func (tx *Tx) PutMeta(key string, value []byte) error {
 // read-only transaction, so the server keeps serving; the copy is written
 // to a temporary file first and renamed, so a failed backup leaves no
 // half-written file. It returns the size written.
+//
+// With etcd the copy holds the cluster's store as etcd had it at one
+// revision, and this node's audit log: a single node can run from it with
+// the bbolt engine.
 func (db *DB) Backup(path string) (int64, error) {
+	if db.etcd != nil {
+		return db.etcd.backup(path)
+	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
