@@ -455,8 +455,14 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 			return false, "no_totp", 0, nil
 		}
 		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now, ch)
+		if reason == "totp_far" {
+			e.farTOTP.saw(u.Name, step, now)
+		}
 		if err != nil || reason != "" {
 			return false, reason, step, err
+		}
+		if e.farTOTP.seen(u.Name, step) {
+			return false, "totp_replay", 0, nil
 		}
 		drift, reason := tot.Drift, "totp_ok"
 		if ch.NextStep != 0 {

@@ -181,6 +181,9 @@ type Engine struct {
 	// signInGuard counts wrong codes on the sign-in page without a first
 	// factor (see signin.go).
 	signInGuard signInFailures
+
+	// farTOTP are the TOTP steps found far and said so (see farSteps).
+	farTOTP farSteps
 }
 
 // userLock is held while a user's challenge is being started.

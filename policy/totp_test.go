@@ -79,13 +79,18 @@ func TestDecideTOTPFarCodeAloneChangesNothing(t *testing.T) {
 	// A code three steps ahead that is not followed by the next one (a
 	// guess that hit, a code typed from another device) is not accepted,
 	// so it does not turn the user's current codes into replays: they
-	// work in each of the following steps.
+	// work in each of the following steps, but for that code itself when
+	// its step comes: the answer told it was a code.
 	f := newFixture(t)
 	res := f.decide(login("alice", ipX))
 	check(t, f.decide(answer("alice", res.State, f.codeAt(f.now.Add(steps(3))), ipX)), want{policy.Challenge, "totp_far", msgs.TOTPNext, "totp"})
 	for i := range 5 {
 		res := f.decide(login("alice", place(i)))
-		check(t, f.decide(answer("alice", res.State, f.code(), place(i))), want{policy.Accept, "totp_ok", "", "totp"})
+		if i == 3 {
+			check(t, f.decide(answer("alice", res.State, f.code(), place(i))), want{policy.Challenge, "totp_replay", "Wrong code, 2 tries left", "totp"})
+		} else {
+			check(t, f.decide(answer("alice", res.State, f.code(), place(i))), want{policy.Accept, "totp_ok", "", "totp"})
+		}
 		f.advance(otp.Period)
 	}
 	if d := f.user("alice").TOTP.Drift; d != 0 {
@@ -133,7 +138,12 @@ func TestDecideTOTPResyncNeedsTheNextCode(t *testing.T) {
 			if u.TOTP.Drift != 0 {
 				t.Errorf("got drift %d, want 0", u.TOTP.Drift)
 			}
-			// The last try is an ordinary one: the current code is accepted.
+			// The last try is an ordinary one: the current code is
+			// accepted, unless it is the far code itself, never accepted
+			// once it was told to be one.
+			if otp.Step(f.now) == s {
+				f.advance(otp.Period)
+			}
 			check(t, f.decide(answer("alice", got.State, f.code(), ipX)), want{policy.Accept, "totp_ok", "", "totp"})
 		})
 	}
