@@ -111,11 +111,11 @@ func TestDecideTOTPResyncNeedsTheNextCode(t *testing.T) {
 		{"the next code", 0, 1, want{policy.Accept, "totp_resync", "", "totp"}},
 		{"the next code a step later", steps(1), 1, want{policy.Accept, "totp_resync", "", "totp"}},
 		{"the next code two steps later", steps(2), 1, want{policy.Accept, "totp_resync", "", "totp"}},
-		{"the next code three steps later", steps(3), 1, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"}},
-		{"the same code", 0, 0, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"}},
-		{"the code after the next", steps(1), 2, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"}},
-		{"the code before", 0, -1, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"}},
-		{"the server's current code", 0, -3, want{policy.Challenge, "wrong_code", "Wrong code, 1 tries left", "totp"}},
+		{"the next code three steps later", steps(3), 1, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"}},
+		{"the same code", 0, 0, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"}},
+		{"the code after the next", steps(1), 2, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"}},
+		{"the code before", 0, -1, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"}},
+		{"the server's current code", 0, -3, want{policy.Challenge, "wrong_code", "Wrong code, 1 try left", "totp"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,7 +190,7 @@ func TestDecideTOTPNextFreshCodeAfterOneAhead(t *testing.T) {
 	res = f.decide(login("alice", place(0)))
 	res = f.decide(answer("alice", res.State, f.codeAt(f.now.Add(steps(1))), place(0)))
 	check(t, res, want{policy.Challenge, "totp_replay", "Wrong code, 2 tries left", "totp"})
-	check(t, f.decide(answer("alice", res.State, f.code(), place(0))), want{policy.Challenge, "totp_replay", "Wrong code, 1 tries left", "totp"})
+	check(t, f.decide(answer("alice", res.State, f.code(), place(0))), want{policy.Challenge, "totp_replay", "Wrong code, 1 try left", "totp"})
 	f.advance(otp.Period)
 	res = f.decide(login("alice", place(1)))
 	check(t, f.decide(answer("alice", res.State, f.codeAt(f.now.Add(steps(1))), place(1))), want{policy.Accept, "totp_ok", "", "totp"})
