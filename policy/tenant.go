@@ -93,6 +93,17 @@ type Tenant struct {
 	AllowUnknownUsers bool
 	// Messages are the texts users see.
 	Messages Messages
+	// TimeZone is where the times shown to users are told; nil means the
+	// server's.
+	TimeZone *time.Location
+}
+
+// Local is at in the tenant's time zone.
+func (t *Tenant) Local(at time.Time) time.Time {
+	if t == nil || t.TimeZone == nil {
+		return at.Local()
+	}
+	return at.In(t.TimeZone)
 }
 
 // Limits cap the codes sent for one tenant. A zero count means no limit;

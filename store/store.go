@@ -34,8 +34,9 @@ var (
 	bucketProven = []byte("proven")
 	bucketAudit  = []byte("audit")
 	bucketMeta   = []byte("meta")
-	bucketSends  = []byte("sends") // recent sends, for the abuse limits
-	bucketSteps  = []byte("steps") // TOTP steps used lately (steps.go)
+	bucketSends  = []byte("sends")   // recent sends, for the abuse limits
+	bucketSteps  = []byte("steps")   // TOTP steps used lately (steps.go)
+	bucketInvite = []byte("invites") // open invitations by hash (invites.go)
 )
 
 // Options tune Open.
@@ -83,7 +84,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
+		for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps, bucketInvite} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -48,6 +48,9 @@ type User struct {
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// Remembered are IPs a proved code made trusted for a while.
 	Remembered []RememberedIP `json:"remembered,omitempty"`
+	// Invite is the open invitation to enrol on the web page; nil means
+	// none (see invites.go).
+	Invite *Invite `json:"invite,omitempty"`
 	// Created and Updated are when the record was made and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -134,6 +137,11 @@ func (tx *Tx) DeleteUser(name string) error {
 	b := tx.tx.Bucket(bucketUsers)
 	if b.Get([]byte(name)) == nil {
 		return ErrNotFound
+	}
+	if u, err := tx.User(name); err == nil && u.Invite != nil {
+		if err := tx.DeleteInvite(u.Invite.Hash); err != nil {
+			return err
+		}
 	}
 	if err := b.Delete([]byte(name)); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -38,7 +40,7 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 }
 
 const userUsage = `otpgate user: manage users
-  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
+  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin] [--invite]
   otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips]
   otpgate user show NAME
   otpgate user list
@@ -48,7 +50,8 @@ const userUsage = `otpgate user: manage users
   otpgate user export [--with-secrets]
   otpgate user recovery-codes NAME
   otpgate user reset NAME
-  otpgate user unlock NAME`
+  otpgate user unlock NAME
+  otpgate user invite NAME [--via sms|email|print] [--valid 72h]`
 
 func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -64,6 +67,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "add", "set":
 		change := userFlags(fs, sub == "set")
 		readPassword := fs.Bool("password-stdin", false, "read a local password from standard input (for clients with password: local)")
+		var invite *bool
+		if sub == "add" {
+			invite = fs.Bool("invite", false, "then send the user an invitation to enrol on the web page (as user invite NAME)")
+		}
 		pos, err := parse(fs, args, 1)
 		if err != nil {
 			return err
@@ -77,7 +84,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 			req.User.PasswordHash = &hash
 		}
-		return call(*configPath, req, stdout, stderr, nil)
+		if err := call(*configPath, req, stdout, stderr, nil); err != nil || invite == nil || !*invite {
+			return err
+		}
+		return call(*configPath, admin.Request{Op: "user invite", Name: req.Name}, stdout, stderr, nil)
 	case "show", "delete", "recovery-codes", "reset", "unlock":
 	case "list":
 		want = 0
@@ -98,6 +108,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		req.Data = data
 		return call(*configPath, req, stdout, stderr, nil)
+	case "invite":
+		req.Invite = &admin.InviteFlags{}
+		fs.StringVar(&req.Invite.Via, "via", "", "send the link by `sms|email`, or print it to hand over (default: SMS, else e-mail)")
+		fs.DurationVar(&req.Invite.Valid, "valid", 0, "how long the link works, such as 72h (`DURATION`; default 72h)")
 	case "totp":
 		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
 		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")
@@ -256,7 +270,18 @@ func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
 	if err != nil {
 		return admin.Reply{}, err
 	}
-	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, PublicURL: s.web.publicURL}
+	if req.Op == "user invite" {
+		// No server runs: this process sends the link itself, under the
+		// same limits, which live in the store.
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		senders, err := s.cfg.senders(log)
+		if err != nil {
+			db.Close()
+			return admin.Reply{}, err
+		}
+		svc.Inviter = policy.New(policy.Config{Store: db, Key: key, Tenants: s.tenants, Senders: senders, Log: log})
+	}
 	rep := svc.Do(admin.LocalActor(), req)
 	if err := db.Close(); err != nil {
 		return rep, fmt.Errorf("close store: %w", err)

@@ -138,7 +138,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
-	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now, PublicURL: s.web.publicURL, Inviter: engine}
 	svc.Reload = func() ([]policy.Tenant, string, error) {
 		ns, err := loadConfig(s.path)
 		if err != nil {
