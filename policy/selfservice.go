@@ -381,3 +381,16 @@ func (e *Engine) account(user string) (store.User, error) {
 	})
 	return u, err
 }
+
+// SetDisplayNames puts in force the names users are shown for gateways
+// ("Citrix Workspace" for the client "rdgw"), by client name.
+func (e *Engine) SetDisplayNames(names map[string]string) { e.displayNames.Store(&names) }
+
+// DisplayName is the name users are shown for client: its display name,
+// else its configured name.
+func (e *Engine) DisplayName(client string) string {
+	if m := e.displayNames.Load(); m != nil && (*m)[client] != "" {
+		return (*m)[client]
+	}
+	return client
+}
