@@ -17,7 +17,8 @@ type loginView struct {
 
 // accountView is the signed-in user's own page.
 type accountView struct {
-	enrolView
+	// View is the step under way, if any (Stage empty: the overview).
+	View        enrolView
 	Method      string
 	Remembered  []rememberedView
 	Logins      []loginView
@@ -132,11 +133,11 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, se *sessi
 	t := texts(langOf(r, se.lang))
 	v := accountView{}
 	var err error
-	if v.enrolView, err = s.view(se); err != nil {
+	if v.View, err = s.view(se); err != nil {
 		s.Log.Error("render account", "user", se.user, "err", err)
 		msg = t.Failed
 	}
-	v.Action = "/me"
+	v.View.Action = "/me"
 	p, err := s.Self.Profile(se.user)
 	if err != nil {
 		s.Log.Error("read account", "user", se.user, "err", err)

@@ -101,7 +101,7 @@ ul.list li{border-top:1px solid #e5e7eb;padding:.6rem 0}
 {{- template "steps" $}}
 </div>{{end}}
 {{- else if .Account}}{{with .Account}}
-{{- if .Stage}}
+{{- if .View.Stage}}
 <div class="card"><h1>{{$.Title}}</h1>
 {{- template "steps" $}}
 <form method="post" action="/me"><input type="hidden" name="csrf" value="{{$.CSRF}}">
@@ -109,7 +109,7 @@ ul.list li{border-top:1px solid #e5e7eb;padding:.6rem 0}
 </div>
 {{- else}}
 <div class="card"><h1>{{$.Title}}</h1>
-<p>{{fill $.T.AccountIntro "user" .User}}</p>
+<p>{{fill $.T.AccountIntro "user" .View.User}}</p>
 {{- if $.Error}}<p class="error" id="error" role="alert">{{$.Error}}</p>{{end}}
 <form method="post" action="/me"><input type="hidden" name="csrf" value="{{$.CSRF}}">
 <button class="alt" id="signout" name="action" value="signout">{{$.T.SignOut}}</button></form>
@@ -140,7 +140,7 @@ ul.list li{border-top:1px solid #e5e7eb;padding:.6rem 0}
 {{- end}}{{end}}
 {{- end}}
 </main></body></html>
-{{define "steps"}}{{$v := .Enrol}}{{if .Account}}{{$v = .Account.enrolView}}{{end}}
+{{define "steps"}}{{$v := .Enrol}}{{if .Account}}{{$v = .Account.View}}{{end}}
 {{- if .Error}}<p class="error" id="error" role="alert">{{.Error}}</p>{{end}}
 {{- if eq $v.Stage "password"}}
 <p>{{fill .T.EnrolIntro "user" $v.User}}</p>
@@ -199,7 +199,7 @@ ul.list li{border-top:1px solid #e5e7eb;padding:.6rem 0}
 {{- else if eq $v.Stage "codes"}}
 <h2>{{.T.CodesTitle}}</h2>
 <p>{{.T.CodesIntro}}</p>
-<ol class="codes" id="codes">{{range $v.Codes}}<li>{{.}}</li>{{end}}</ol>
+<ol class="codes" id="recovery-codes">{{range $v.Codes}}<li>{{.}}</li>{{end}}</ol>
 <button class="alt" id="print" type="button" hidden>{{.T.Print}}</button>
 <script>{{printScript}}</script>
 <form method="post" action="{{$v.Action}}"><input type="hidden" name="csrf" value="{{.CSRF}}">

@@ -171,14 +171,16 @@ func TestEnrolByInvitation(t *testing.T) {
 	w.axe(t, "password step")
 	w.shot(t, "enrol-1-password")
 	// A wrong password first: refused, nothing made.
-	w.browse(t, chromedp.SendKeys(chromedp.CSS("#password"), "wrong"), chromedp.Click(chromedp.CSS("#submit")))
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#password"), "wrong"))
+	w.press(t, "#submit")
 	if e := w.text(t, "#error"); !strings.Contains(e, "Wrong password") {
 		t.Fatalf("a wrong password got %q", e)
 	}
-	w.browse(t, chromedp.SendKeys(chromedp.CSS("#password"), "hunter2"), chromedp.Click(chromedp.CSS("#submit")))
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#password"), "hunter2"))
+	w.press(t, "#submit")
 	w.axe(t, "choice")
 	w.shot(t, "enrol-2-choose")
-	w.browse(t, chromedp.Click(chromedp.CSS("#app")))
+	w.press(t, "#app")
 	w.axe(t, "QR code")
 	w.shot(t, "enrol-3-qr")
 
@@ -200,14 +202,15 @@ func TestEnrolByInvitation(t *testing.T) {
 		t.Errorf("the key is not in groups of four: %q", groups)
 	}
 	// A code from a step far off is not taken.
-	w.browse(t, chromedp.SendKeys(chromedp.CSS("#code"), totpAt(t, secret, w.clock.Now().Add(-10*time.Minute))),
-		chromedp.Click(chromedp.CSS("#submit")))
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#code"), totpAt(t, secret, w.clock.Now().Add(-10*time.Minute))))
+	w.press(t, "#submit")
 	if e := w.text(t, "#error"); !strings.Contains(e, "Wrong code") {
 		t.Fatalf("an old code got %q", e)
 	}
 	w.axe(t, "QR code with an error")
-	w.browse(t, chromedp.SendKeys(chromedp.CSS("#code"), totpAt(t, secret, w.clock.Now())), chromedp.Click(chromedp.CSS("#submit")))
-	codes := strings.Fields(w.text(t, "#codes"))
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#code"), totpAt(t, secret, w.clock.Now())))
+	w.press(t, "#submit")
+	codes := strings.Fields(w.text(t, "#recovery-codes"))
 	if len(codes) != 10 || !regexp.MustCompile(`^[0-9]{4}-[0-9]{4}-[0-9]{4}$`).MatchString(codes[0]) {
 		t.Fatalf("got recovery codes %q", codes)
 	}
@@ -215,7 +218,8 @@ func TestEnrolByInvitation(t *testing.T) {
 	w.shot(t, "enrol-4-recovery-codes")
 	// "Continue" without the box ticked keeps the codes on screen (the
 	// browser would stop it; the server does too).
-	w.browse(t, chromedp.Click(chromedp.CSS("#saved")), chromedp.Click(chromedp.CSS("#submit")))
+	w.browse(t, chromedp.Click(chromedp.CSS("#saved")))
+	w.press(t, "#submit")
 	if r := w.text(t, "#result"); !strings.HasPrefix(r, "All set.") {
 		t.Fatalf("got %q at the end", r)
 	}
@@ -257,5 +261,35 @@ func TestEnrolByInvitation(t *testing.T) {
 	token := link[strings.LastIndex(link, "/")+1:]
 	if n := strings.Count(logs, token); n != 1 {
 		t.Errorf("the token is in the log %d times, want once (the console SMS)", n)
+	}
+}
+
+// code is the TOTP code of testSecret at the server's time.
+func (w *enrolWorld) code(t *testing.T) string { return totpAt(t, testSecret, w.clock.Now()) }
+
+// press clicks sel, which submits a form, and waits until the next page
+// has loaded, so that what follows reads that page and not the last.
+func (w *rdgWorld) press(t *testing.T, sel string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(w.browser, 20*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.dataset.left = "1", true`)); err != nil {
+		t.Fatalf("browser: mark the page: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		t.Fatalf("browser: click %s: %v", sel, err)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		next, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !document.documentElement.dataset.left`))
+		if err == nil && next {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("browser: no next page after clicking %s", sel)
+		case <-tick.C:
+		}
 	}
 }
