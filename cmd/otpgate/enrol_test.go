@@ -89,7 +89,12 @@ func (w *enrolWorld) shot(t *testing.T, name string) {
 	if dir := os.Getenv("OTPGATE_SCREENSHOTS"); dir != "" {
 		ctx, cancel := context.WithTimeout(w.browser, 20*time.Second)
 		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		// Headless Chromium's window is at least 500 px wide: the page is
+		// laid out at a phone's 390 px by emulation.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+			t.Fatal(err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
