@@ -266,6 +266,9 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	if method == MethodTOTP && c.u.PendingTOTP != nil {
 		ch.Enrol = enrolLink
 	}
+	if old.Enrol == enrolPhone && method == old.Method {
+		ch.Enrol, ch.To = enrolPhone, old.To // a resend goes to the number being enrolled
+	}
 	out, err := e.issue(ctx, t, c.u, &ch)
 	switch {
 	case err != nil:

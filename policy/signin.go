@@ -148,7 +148,7 @@ func (e *Engine) signedIn(ctx context.Context, req Request, res Result) Result {
 		return Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
 	t := e.rules().tenants[res.Tenant]
-	if t == nil || t.PreapprovalWindow <= 0 {
+	if t == nil || t.PreapprovalWindow <= 0 || req.SelfService {
 		return res
 	}
 	if err := e.preapprove(res.User, t); err != nil {

@@ -51,6 +51,9 @@ type User struct {
 	// Reply are the user's own reply attributes ("Filter-Id=admins"),
 	// which an Accept carries over the tenant's and the client's.
 	Reply []string `json:"reply,omitempty"`
+	// Invite is the open invitation to enrol on the web page; nil means
+	// none (see invites.go).
+	Invite *Invite `json:"invite,omitempty"`
 	// Created and Updated are when the record was made and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -137,6 +140,11 @@ func (tx *Tx) DeleteUser(name string) error {
 	b := tx.tx.Bucket(bucketUsers)
 	if b.Get([]byte(name)) == nil {
 		return ErrNotFound
+	}
+	if u, err := tx.User(name); err == nil && u.Invite != nil {
+		if err := tx.DeleteInvite(u.Invite.Hash); err != nil {
+			return err
+		}
 	}
 	if err := b.Delete([]byte(name)); err != nil {
 		return err
