@@ -51,6 +51,9 @@ func (s *Service) resetUser(name string) (string, error) {
 		}
 		u.TOTP, u.PendingTOTP, u.Recovery, u.Remembered = nil, nil, nil, nil
 		u.Failures, u.LockedUntil = nil, time.Time{}
+		if err := policy.VoidInvite(tx, &u); err != nil {
+			return err
+		}
 		if u.Method == policy.MethodTOTP {
 			u.Method, u.BackupMethod = u.BackupMethod, ""
 		}
@@ -66,7 +69,7 @@ func (s *Service) resetUser(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("reset user %s: authenticator app, recovery codes and remembered IPs removed; they enrol again at their next login\n", store.NormalizeName(name)), nil
+	return fmt.Sprintf("reset user %s: authenticator app, recovery codes, remembered IPs and any invitation removed; they enrol again at their next login\n", store.NormalizeName(name)), nil
 }
 
 // unlockUser ends a lockout and forgets the wrong codes counted toward one.

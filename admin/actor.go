@@ -58,7 +58,7 @@ func (a Actor) String() string {
 var audited = map[string]bool{
 	"user add": true, "user set": true, "user delete": true, "user totp": true,
 	"user import": true, "user export": true, "user recovery-codes": true,
-	"user reset": true, "user unlock": true, "reload": true, "backup": true,
+	"user reset": true, "user unlock": true, "user invite": true, "reload": true, "backup": true,
 }
 
 // record writes the audit entries of a command: one per user it changed
@@ -111,9 +111,11 @@ func fieldsOf(req Request) []string {
 	case "user recovery-codes":
 		return []string{"recovery_codes"}
 	case "user reset":
-		return []string{"totp", "pending_totp", "recovery_codes", "remembered_ips", "proven_ips", "lockout"}
+		return []string{"totp", "pending_totp", "recovery_codes", "remembered_ips", "proven_ips", "lockout", "invite"}
 	case "user unlock":
 		return []string{"lockout"}
+	case "user invite":
+		return []string{"invite"}
 	case "user export":
 		if req.WithSecrets {
 			return []string{"totp_secret"}

@@ -48,6 +48,8 @@ type Request struct {
 	WithSecrets bool `json:"with_secrets,omitempty"`
 	// Audit filters "audit".
 	Audit *AuditQuery `json:"audit,omitempty"`
+	// Invite carries the flags of "user invite".
+	Invite *InviteFlags `json:"invite,omitempty"`
 }
 
 // UserChange is what "user add" and "user set" change.
@@ -106,6 +108,11 @@ type Service struct {
 	// Reload re-reads the configuration of a running server and returns
 	// its tenants and what to tell; nil means no server runs.
 	Reload func() ([]policy.Tenant, string, error)
+	// PublicURL is where users open otpgate's web page, for invitation
+	// links; empty means none can be made.
+	PublicURL string
+	// Inviter sends invitation links; nil means they can only be printed.
+	Inviter Inviter
 
 	mu sync.Mutex // one command at a time
 }
@@ -191,6 +198,8 @@ func (s *Service) do(req Request) (out, uri string, imported []store.User, err e
 		out, err = s.resetUser(req.Name)
 	case "user unlock":
 		out, err = s.unlockUser(req.Name)
+	case "user invite":
+		out, err = s.invite(req.Name, req.Invite)
 	case "backup":
 		out, err = s.backup(req.Path)
 	case "reload":

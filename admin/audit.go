@@ -45,7 +45,9 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 				return "", err
 			}
 		}
-		return b.String(), nil
+		// JSON leaves DEL as it is, which Do would escape as \x7f, not
+		// JSON: escape it the JSON way first.
+		return strings.ReplaceAll(b.String(), "\x7f", `\u007f`), nil
 	}
 	// Every field is escaped: a User-Name is what a stranger sent.
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)

@@ -269,6 +269,7 @@ func (s *Service) showUser(name string) (string, error) {
 		}
 	}
 	row("remembered ips", orText(strings.Join(rem, ", "), "none"))
+	row("invitation", inviteText(u, now))
 	row("password", map[bool]string{true: "set (local)", false: "none"}[u.PasswordHash != ""])
 	row("created", u.Created.Format(time.RFC3339))
 	row("updated", u.Updated.Format(time.RFC3339))

@@ -202,6 +202,9 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	if method == MethodTOTP && c.u.PendingTOTP != nil {
 		ch.Enrol = enrolLink
 	}
+	if old.Enrol == enrolPhone && method == old.Method {
+		ch.Enrol, ch.To = enrolPhone, old.To // a resend goes to the number being enrolled
+	}
 	out, err := e.issue(ctx, t, c.u, &ch)
 	switch {
 	case err != nil:
@@ -391,8 +394,14 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 			return false, "no_totp", 0, nil
 		}
 		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now, ch)
+		if reason == "totp_far" {
+			e.farTOTP.saw(u.Name, step, now)
+		}
 		if err != nil || reason != "" {
 			return false, reason, step, err
+		}
+		if e.farTOTP.seen(u.Name, step) {
+			return false, "totp_replay", 0, nil
 		}
 		drift, reason := tot.Drift, "totp_ok"
 		if ch.NextStep != 0 {

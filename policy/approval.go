@@ -158,7 +158,7 @@ func (e *Engine) sendLink(ctx context.Context, req Request, t *Tenant, u store.U
 		return Result{Decision: Reject, Reason: refused, Method: method, Message: refusalMessage(m, refused)}, false
 	}
 	msg := message(t, method, to, "")
-	msg.Text = fill(m.ApprovalText, "{gateway}", req.Client, "{link}", e.publicURL+"/a/"+p.Token)
+	msg.Text = fill(m.ApprovalText, "{gateway}", e.DisplayName(req.Client), "{link}", e.publicURL+"/a/"+p.Token)
 	provider, err := e.rules().senders[method].Send(ctx, msg)
 	if err != nil {
 		e.log.WarnContext(ctx, "delivery failed", "user", u.Name, "method", method, "err", err)

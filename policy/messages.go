@@ -12,7 +12,8 @@ import (
 // the recovery codes left ({tries:one|other} and the like pick a word's
 // form for the number: one for 1, other else),
 // {method} and {failed} the name of a method, {code} the code (only in
-// CodeText and VoiceText, which are what is sent).
+// CodeText and VoiceText, which are what is sent), {link} and {until} an
+// invitation's link and end (InviteText).
 type Messages struct {
 	OfficeIP          string
 	HomeIP            string
@@ -27,6 +28,7 @@ type Messages struct {
 	RecoveryUsed      string
 	Locked            string
 	ApprovalText      string
+	InviteText        string
 	Denied            string
 	ApprovalTimeout   string
 	SignInFirst       string
@@ -87,6 +89,8 @@ func (m *Messages) field(key string) *string {
 		return &m.Locked
 	case "approval_text":
 		return &m.ApprovalText
+	case "invite_text":
+		return &m.InviteText
 	case "denied":
 		return &m.Denied
 	case "approval_timeout":
@@ -153,7 +157,7 @@ func (m *Messages) field(key string) *string {
 // of the struct.
 var messageKeys = []string{
 	"office_ip", "home_ip", "reconnected", "totp_prompt", "totp_link", "totp_linked",
-	"totp_next", "ask_phone", "bad_phone", "too_many_bad_phones", "recovery_used", "locked", "approval_text", "denied",
+	"totp_next", "ask_phone", "bad_phone", "too_many_bad_phones", "recovery_used", "locked", "approval_text", "invite_text", "denied",
 	"approval_timeout", "sign_in_first", "sign_in_code", "code_in_password", "code_in_password_app", "code_sent_append", "code_sent", "call_placed",
 	"code_resent", "code_text", "voice_text", "backup_used", "resend_wait", "resend_totp",
 	"method_unavailable", "wrong_code", "too_many_wrong", "code_expired", "no_second_factor",
@@ -228,7 +232,8 @@ var catalogs = map[string]Messages{
 		TooManyBadPhones:  "That was not a mobile number. Please log in again.",
 		RecoveryUsed:      "Recovery code accepted. {left} left; ask your administrator for new ones.",
 		Locked:            "Your account is locked after too many wrong codes. Please try again later or contact your administrator.",
-		ApprovalText:      "Someone is logging in to {gateway} as you. To approve it, open {link}",
+		ApprovalText:      "Are you logging in to {gateway}? To approve it, open {link}",
+		InviteText:        "Set up your login code: open {link} (valid until {until})",
 		Denied:            "The login was denied.",
 		ApprovalTimeout:   "The login was not approved in time. Please log in again.",
 		SignInFirst:       "Sign in at {url} first, then log in again.",
@@ -272,7 +277,8 @@ var catalogs = map[string]Messages{
 		TooManyBadPhones:  "Dat was geen mobiel nummer. Log opnieuw in.",
 		RecoveryUsed:      "Herstelcode geaccepteerd. Nog {left} over; vraag uw beheerder om nieuwe.",
 		Locked:            "Uw account is geblokkeerd na te veel onjuiste codes. Probeer het later opnieuw of neem contact op met uw beheerder.",
-		ApprovalText:      "Er wordt als u ingelogd op {gateway}. Keur dit goed via {link}",
+		ApprovalText:      "Meldt u zich aan bij {gateway}? Keur dit goed via {link}",
+		InviteText:        "Stel uw inlogcode in: open {link} (geldig tot {until})",
 		Denied:            "De aanmelding is geweigerd.",
 		ApprovalTimeout:   "De aanmelding is niet op tijd goedgekeurd. Log opnieuw in.",
 		SignInFirst:       "Meld u eerst aan op {url} en log daarna opnieuw in.",

@@ -91,6 +91,9 @@ type Request struct {
 	// before a first factor is proved, and without one wrong codes count
 	// only against the page (see signin.go).
 	SignIn bool
+	// SelfService marks a sign-in (SignIn) to the user's own page: as any
+	// sign-in, but it pre-approves nothing.
+	SelfService bool
 	// CodeInPassword is CodeAppend for gateways whose users type the code
 	// after the password; "" means a challenge asks for it.
 	CodeInPassword string
@@ -180,6 +183,12 @@ type Engine struct {
 	// signInGuard counts wrong codes on the sign-in page without a first
 	// factor (see signin.go).
 	signInGuard signInFailures
+
+	// farTOTP are the TOTP steps found far and said so (see farSteps).
+	farTOTP farSteps
+	// displayNames are the gateways' names as users know them (see
+	// SetDisplayNames).
+	displayNames atomic.Pointer[map[string]string]
 }
 
 // userLock is held while a user's challenge is being started.

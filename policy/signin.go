@@ -78,7 +78,9 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 		return Result{Decision: Reject, Reason: "unknown_tenant", Message: DefaultMessages().Unavailable}, nil
 	}
 	now := e.now()
-	if e.signInGuard.locked(name, now) {
+	// The try is counted before it is judged, so that answers posted at
+	// once cannot together get past the lockout; a proved code forgets it.
+	if !e.signInGuard.try(name, now, t.Lockout) {
 		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
 	}
 	r, err := e.db.ReadUser(name)
@@ -100,10 +102,11 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 		res = e.settle(o)
 	}
 	if res.Decision == Accept {
+		e.signInGuard.passed(name)
 		res.Tenant = tenantName(u, req) // whose pre-approval window applies
 		return res, nil
 	}
-	if e.signInGuard.failed(name, now, t.Lockout) {
+	if e.signInGuard.locked(name, now) {
 		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
 	}
 	return res, nil
@@ -146,7 +149,7 @@ func (e *Engine) signedIn(ctx context.Context, req Request, res Result) Result {
 		return Result{Decision: Reject, Reason: "error", User: res.User, Tenant: res.Tenant, Message: e.messages(res.Tenant, req.Tenant).Unavailable}
 	}
 	t := e.rules().tenants[res.Tenant]
-	if t == nil || t.PreapprovalWindow <= 0 {
+	if t == nil || t.PreapprovalWindow <= 0 || req.SelfService {
 		return res
 	}
 	if err := e.preapprove(res.User, t); err != nil {
@@ -189,9 +192,12 @@ func (g *signInFailures) locked(name string, now time.Time) bool {
 	return now.Before(r.lockedUntil)
 }
 
-// failed counts a wrong answer for name and reports whether it locked the
-// name out of the sign-in page.
-func (g *signInFailures) failed(name string, now time.Time, lock Lockout) bool {
+// try counts a try at name as a wrong answer before it is judged, and
+// reports whether it may be judged: not when the name is locked out of the
+// sign-in page, nor when no more names can be tracked. The try that
+// reaches the lockout is still judged; a try that proves its code is
+// forgotten with passed.
+func (g *signInFailures) try(name string, now time.Time, lock Lockout) bool {
 	if lock.Failures <= 0 {
 		lock = defaultSignInLockout
 	}
@@ -203,10 +209,13 @@ func (g *signInFailures) failed(name string, now time.Time, lock Lockout) bool {
 	r := g.names[name]
 	if r == nil {
 		if len(g.names) >= maxSignInNames && !g.prune(now) {
-			return true
+			return false
 		}
 		r = &signInRecord{}
 		g.names[name] = r
+	}
+	if now.Before(r.lockedUntil) {
+		return false
 	}
 	recent := r.failures[:0]
 	for _, f := range r.failures {
@@ -217,9 +226,16 @@ func (g *signInFailures) failed(name string, now time.Time, lock Lockout) bool {
 	r.failures = append(recent, now)
 	if len(r.failures) >= lock.Failures {
 		r.failures, r.lockedUntil = nil, now.Add(lock.Duration)
-		return true
 	}
-	return false
+	return true
+}
+
+// passed forgets the wrong answers of name, as a proved code does at a
+// gateway.
+func (g *signInFailures) passed(name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.names, name)
 }
 
 // prune drops the records that lock nothing now and hold no failure

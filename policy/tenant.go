@@ -104,6 +104,17 @@ type Tenant struct {
 	// RequiredGroups, when not empty, reject a user who is in none of
 	// these directory groups before any code is sent.
 	RequiredGroups []string
+	// TimeZone is where the times shown to users are told; nil means the
+	// server's.
+	TimeZone *time.Location
+}
+
+// Local is at in the tenant's time zone.
+func (t *Tenant) Local(at time.Time) time.Time {
+	if t == nil || t.TimeZone == nil {
+		return at.Local()
+	}
+	return at.In(t.TimeZone)
 }
 
 // Limits cap the codes sent for one tenant. A zero count means no limit;

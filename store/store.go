@@ -35,8 +35,9 @@ var (
 	bucketProven = []byte("proven")
 	bucketAudit  = []byte("audit")
 	bucketMeta   = []byte("meta")
-	bucketSends  = []byte("sends") // recent sends, for the abuse limits
-	bucketSteps  = []byte("steps") // TOTP steps used lately (steps.go)
+	bucketSends  = []byte("sends")   // recent sends, for the abuse limits
+	bucketSteps  = []byte("steps")   // TOTP steps used lately (steps.go)
+	bucketInvite = []byte("invites") // open invitations by hash (invites.go)
 )
 
 // Options tune Open.
@@ -159,7 +160,7 @@ func createBuckets(tx *bolt.Tx) error {
 	if err := upgrade(tx); err != nil { // first: a newer store is left untouched
 		return err
 	}
-	for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps} {
+	for _, name := range [][]byte{bucketUsers, bucketProven, bucketAudit, bucketMeta, bucketSends, bucketSteps, bucketInvite} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

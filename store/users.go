@@ -48,6 +48,9 @@ type User struct {
 	// Reply are the user's own reply attributes ("Filter-Id=admins"),
 	// which an Accept carries over the tenant's and the client's.
 	Reply []string `json:"reply,omitempty"`
+	// Invite is the open invitation to enrol on the web page; nil means
+	// none (see invites.go).
+	Invite *Invite `json:"invite,omitempty"`
 	// Created and Updated are when the record was made and last changed.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -108,6 +111,11 @@ func (tx *Tx) DeleteUser(name string) error {
 	name = NormalizeName(name)
 	if tx.kv.get(bucketUsers, []byte(name)) == nil {
 		return ErrNotFound
+	}
+	if u, err := tx.User(name); err == nil && u.Invite != nil {
+		if err := tx.DeleteInvite(u.Invite.Hash); err != nil {
+			return err
+		}
 	}
 	if err := tx.kv.del(bucketUsers, []byte(name)); err != nil {
 		return err

@@ -50,9 +50,22 @@ type Server struct {
 	Now func() time.Time
 	// Log receives errors; nil means discard.
 	Log *slog.Logger
+	// Self serves the user's own pages: the enrolment behind an
+	// invitation link (/e/TOKEN) and the signed-in user's page (/me); nil
+	// means they are off.
+	Self SelfService
+	// Issuer names the service in authenticator apps; empty means "otpgate".
+	Issuer string
+	// DisplayNames are the names users are shown for gateways, by their
+	// configured name; a gateway without one is shown by its name.
+	DisplayNames map[string]string
+	// Zones are the tenants' time zones, by tenant name, for the times
+	// pages show; a tenant without one has the server's.
+	Zones map[string]*time.Location
 
-	limiter *limiter
-	csrfKey []byte
+	limiter  *limiter
+	csrfKey  []byte
+	sessions sessions
 }
 
 // Handler returns the pages' routes.
@@ -74,11 +87,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /a/{token}", s.decideApproval)
 	mux.HandleFunc("GET /signin", s.showSignIn)
 	mux.HandleFunc("POST /signin", s.signIn)
+	if s.Self != nil {
+		s.sessions.byID = map[[32]byte]*session{}
+		mux.HandleFunc("GET /e/{token}", s.showEnrol)
+		mux.HandleFunc("POST /e/{token}", s.enrol)
+		mux.HandleFunc("GET /me", s.showAccount)
+		mux.HandleFunc("POST /me", s.account)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/signin", http.StatusSeeOther)
 	})
 	return headers(mux)
 }
+
+// csp lets a page load nothing from elsewhere: its own inline styles,
+// images inline (the QR code) and one inline script, known by its hash,
+// that only adds a print button.
+var csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '" + printScriptHash + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // headers sets what every page sends: no caching, no framing, no
 // referrer to other sites, nothing loaded from elsewhere, and, over TLS, HTTPS only from
@@ -86,7 +111,7 @@ func (s *Server) Handler() http.Handler {
 func headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Cache-Control", "no-store")
 		// same-origin, not no-referrer: under no-referrer browsers send
 		// "Origin: null" with our own forms, which sameOrigin refuses.
@@ -108,7 +133,12 @@ func (s *Server) showApproval(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := texts(langOf(r, a.Lang))
-	s.render(w, http.StatusOK, page{T: t, Approval: &a, CSRF: s.csrf(s.visitor(w, r), "approve:"+token)})
+	when := a.Created.Local()
+	if z := s.Zones[a.Tenant]; z != nil {
+		when = a.Created.In(z)
+	}
+	s.render(w, http.StatusOK, page{T: t, Approval: &a, Gateway: s.displayName(a.Client), When: when.Format("15:04:05"),
+		CSRF: s.csrf(s.visitor(w, r), "approve:"+token)})
 }
 
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
@@ -136,13 +166,32 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showSignIn(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, s.signInPage(texts(langOf(r, "")), s.visitor(w, r)))
+	t := texts(langOf(r, ""))
+	to := s.signInTo(r)
+	if to == "me" && s.codeOnly() {
+		s.render(w, http.StatusOK, page{T: t, Title: t.AccountTitle, Done: t.AccountNeedsPassword})
+		return
+	}
+	s.render(w, http.StatusOK, s.signInPage(t, s.visitor(w, r), to))
+}
+
+// signInTo is where a sign-in leads: "me" for the user's own page, ""
+// for pre-approval.
+func (s *Server) signInTo(r *http.Request) string {
+	if s.Self != nil && r.FormValue("to") == "me" {
+		return "me"
+	}
+	return ""
 }
 
 // signInPage is the sign-in form's first step: the name, and the password
 // where otpgate can check one.
-func (s *Server) signInPage(t text, visitor string) page {
-	return page{T: t, SignIn: true, AskPassword: !s.codeOnly(), CSRF: s.csrf(visitor, "signin")}
+func (s *Server) signInPage(t text, visitor, to string) page {
+	p := page{T: t, Title: t.SignInTitle, SignIn: true, AskPassword: !s.codeOnly(), CSRF: s.csrf(visitor, "signin"), To: to}
+	if to == "me" {
+		p.Title = t.AccountTitle
+	}
+	return p
 }
 
 // codeOnly reports whether the sign-in page has no password to check.
@@ -165,7 +214,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	visitor := s.visitorOf(r)
-	first := s.signInPage(t, visitor)
+	to := s.signInTo(r)
+	if to == "me" && s.codeOnly() {
+		s.render(w, http.StatusOK, page{T: t, Title: t.AccountTitle, Done: t.AccountNeedsPassword})
+		return
+	}
+	first := s.signInPage(t, visitor, to)
 	ip := s.clientIP(r)
 	if !s.limiter.allow(ip.String(), s.Now()) {
 		first.Error = t.TooMany
@@ -186,15 +240,33 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		Client: "web", Tenant: s.Tenant, FirstFactor: firstFactor, User: name,
 		Password: r.PostFormValue("password"), IP: ip, SignIn: true,
 	}
+	if to == "me" {
+		req.Client, req.SelfService = policy.ClientAccount, true
+	}
 	if state := r.PostFormValue("state"); state != "" {
 		req.State, req.Password = state, r.PostFormValue("code")
 	}
 	res := s.Engine.Decide(r.Context(), req)
 	switch res.Decision {
 	case policy.Challenge:
-		s.render(w, http.StatusOK, page{T: t, SignIn: true, CSRF: s.csrf(visitor, "signin"), Name: name, State: res.State, Prompt: res.Message})
+		next := first
+		next.Name, next.State, next.Prompt = name, res.State, res.Message
+		s.render(w, http.StatusOK, next)
 	case policy.Accept:
-		s.render(w, http.StatusOK, page{T: t, Done: t.Preapproved})
+		if to == "me" {
+			lang := ""
+			if p, err := s.Self.Profile(res.User); err == nil && p.Tenant != nil {
+				lang = p.Tenant.Language
+			}
+			if !s.startSession(w, r, &session{kind: "account", user: res.User, lang: lang}, accountFor) {
+				first.Error = t.TooMany
+				s.render(w, http.StatusServiceUnavailable, first)
+				return
+			}
+			http.Redirect(w, r, "/me", http.StatusSeeOther)
+			return
+		}
+		s.render(w, http.StatusOK, page{T: t, Title: t.SignInTitle, Done: t.Preapproved})
 	default:
 		first.Error = res.Message
 		if first.Error == "" {

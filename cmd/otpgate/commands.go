@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -78,6 +80,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "add", "set":
 		change := userFlags(fs, sub == "set")
 		readPassword := fs.Bool("password-stdin", false, "read a local password from standard input (for clients with password: local)")
+		var invite *bool
+		if sub == "add" {
+			invite = fs.Bool("invite", false, "then send the user an invitation to enrol on the web page (as user invite NAME)")
+		}
 		pos, err := parse(fs, args, 1)
 		if err != nil {
 			return err
@@ -91,7 +97,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			}
 			req.User.PasswordHash = &hash
 		}
-		return call(*configPath, req, stdout, stderr, nil)
+		if err := call(*configPath, req, stdout, stderr, nil); err != nil || invite == nil || !*invite {
+			return err
+		}
+		return call(*configPath, admin.Request{Op: "user invite", Name: req.Name}, stdout, stderr, nil)
 	case "show", "delete", "recovery-codes", "reset", "unlock":
 	case "list":
 		want = 0
@@ -114,6 +123,10 @@ func cmdUser(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		req.Data = data
 		return call(*configPath, req, stdout, stderr, nil)
+	case "invite":
+		req.Invite = &admin.InviteFlags{}
+		fs.StringVar(&req.Invite.Via, "via", "", "send the link by `sms|email`, or print it to hand over (default: SMS, else e-mail)")
+		fs.DurationVar(&req.Invite.Valid, "valid", 0, "how long the link works, such as 72h (`DURATION`; default 72h)")
 	case "totp":
 		fs.StringVar(&req.TOTPSecret, "secret", "", "import this base32 `SECRET` (already on the phone: active at once) instead of making a new one")
 		fs.StringVar(&req.Code, "confirm", "", "activate the pending secret with a `CODE` from the app")
@@ -314,7 +327,18 @@ func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
 	if err != nil {
 		return admin.Reply{}, err
 	}
-	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, PublicURL: s.web.publicURL}
+	if req.Op == "user invite" {
+		// No server runs: this process sends the link itself, under the
+		// same limits, which live in the store.
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		senders, err := s.cfg.senders(log)
+		if err != nil {
+			db.Close()
+			return admin.Reply{}, err
+		}
+		svc.Inviter = policy.New(policy.Config{Store: db, Key: key, Tenants: s.tenants, Senders: senders, Log: log})
+	}
 	rep := svc.Do(admin.LocalActor(), req)
 	if err := db.Close(); err != nil {
 		return rep, fmt.Errorf("close store: %w", err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	_ "time/tzdata" // tenants' time_zone on systems without a zone database
+
 	"bytes"
 	"cmp"
 	_ "embed"
@@ -139,6 +141,7 @@ type clientConfig struct {
 	Challenge                   *bool         `mapstructure:"challenge"`
 	Hold                        time.Duration `mapstructure:"hold"`
 	ReplyAttributes             []string      `mapstructure:"reply_attributes"`
+	DisplayName                 string        `mapstructure:"display_name"`
 }
 
 type tenantConfig struct {
@@ -164,6 +167,7 @@ type tenantConfig struct {
 	CreateUsers     bool              `mapstructure:"create_users"`
 	Preapproval     *time.Duration    `mapstructure:"preapproval_window"`
 	Messages        map[string]string `mapstructure:"messages"`
+	TimeZone        string            `mapstructure:"time_zone"`
 	Replies         tenantReplies     `mapstructure:",squash"`
 }
 
@@ -214,6 +218,7 @@ type settings struct {
 	clients          []*radius.Client
 	tenants          []policy.Tenant
 	web              webSettings
+	displayNames     map[string]string // clients' display_name, by name
 	accountingListen []string
 	upstream         *radius.Upstream
 	auditKeep        time.Duration
@@ -403,6 +408,12 @@ func (c *config) check() (*settings, error) {
 		}
 		prefixes[w] = cl.Name
 		s.clients = append(s.clients, cl)
+		if cc.DisplayName != "" {
+			if s.displayNames == nil {
+				s.displayNames = map[string]string{}
+			}
+			s.displayNames[cl.Name] = strings.TrimSpace(cc.DisplayName)
+		}
 	}
 	if len(c.Clients) == 0 {
 		p.add("clients", "at least one client (gateway) is needed")
@@ -666,6 +677,14 @@ func (c *config) checkTenant(key string, tc tenantConfig, p *problems) policy.Te
 		p.add(key+".max_remembered_ips", "%d is out of range, want 1 to 100", t.MaxRememberedIPs)
 	}
 
+	if tc.TimeZone != "" {
+		loc, err := time.LoadLocation(tc.TimeZone)
+		if err != nil || tc.TimeZone == "Local" {
+			p.add(key+".time_zone", "%q is not an IANA time zone name such as Europe/Amsterdam", tc.TimeZone)
+		} else {
+			t.TimeZone = loc
+		}
+	}
 	msgs, ok := policy.Catalog(t.Language)
 	if !ok {
 		p.add(key+".language", "%q has no messages; choose one of %s", tc.Language, strings.Join(policy.Languages(), ", "))

@@ -28,12 +28,14 @@ func rawControl(s string) (string, bool) {
 }
 
 // hostileNames are User-Names a stranger can send: one forging a whole
-// audit row, one clearing the admin's screen, a C1 CSI, a bidi override.
+// audit row, one clearing the admin's screen, a C1 CSI, a bidi override,
+// a DEL (which JSON leaves as it is).
 var hostileNames = []string{
 	"mallory\n2026-01-01T00:00:00Z  root  gw  192.0.2.1  accept  office_network  -",
 	"x\x1b[2J\x07\rboom",
 	"c1\u009b2J",
 	"bidi\u202egnp.exe",
+	"del\x7fname",
 }
 
 // TestAuditEscapesHostileNames sends logins under hostile names through

@@ -32,7 +32,7 @@ Usage:
   otpgate serve        [--config FILE]   run the server
   otpgate check-config [--config FILE]   check a configuration file
   otpgate check-store [FILE]             read the store (or a copy) through and check every page
-  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin]
+  otpgate user add NAME [--tenant T] [--phone P] [--email E] [--home-ip IP]... [--method totp|sms|email|voice] [--backup-method M] [--password-stdin] [--invite]
   otpgate user set NAME [same flags] [--2fa on|off|tenant] [--clear-home-ips] [--reply Name=value]... [--clear-reply]
   otpgate user show NAME
   otpgate user list
@@ -44,6 +44,7 @@ Usage:
   otpgate user recovery-codes NAME
   otpgate user reset NAME
   otpgate user unlock NAME
+  otpgate user invite NAME [--via sms|email|print] [--valid 72h]
   otpgate audit [--user NAME] [--limit N] [--since DURATION such as 24h or 7d] [--json]
   otpgate reload                         re-read the configuration of the running server (also SIGHUP)
   otpgate backup FILE                    a consistent copy of the store, while serving

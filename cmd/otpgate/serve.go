@@ -100,6 +100,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
 		HoldLimits: s.holdLimits, MaxIO: s.maxIO,
 	})
+	engine.SetDisplayNames(s.displayNames)
 	srv = &radius.Server{
 		Handler:         radius.Decide(engine),
 		Clients:         radius.NewClients(s.clients),
@@ -162,7 +163,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
-	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now}
+	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now, PublicURL: s.web.publicURL, Inviter: engine}
 	svc.Reload = func() ([]policy.Tenant, string, error) {
 		ns, err := loadConfig(s.path)
 		if err != nil {
@@ -175,6 +176,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			return nil, "", fmt.Errorf("reload failed; the running configuration stays: %w", err)
 		}
 		engine.Reload(ns.tenants, senders, ns.checkers())
+		engine.SetDisplayNames(ns.displayNames)
 		srv.SetClients(radius.NewClients(ns.clients))
 		acct.SetClients(radius.NewClients(ns.clients))
 		rsrv.SetClients(radius.NewClients(ns.clients))
@@ -259,7 +261,8 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		log.Info("metrics listening", "addr", ln.Addr().String())
 	}
 	if webLn != nil {
-		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log}
+		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log,
+			Self: engine, Issuer: s.issuer, DisplayNames: s.displayNames, Zones: zones(s.tenants)}
 		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
@@ -476,4 +479,15 @@ func sameKey(db *store.DB) string {
 		return ""
 	}
 	return ": every node of a cluster uses the same key file; copy it from a node that works"
+}
+
+// zones are the tenants' time zones, by name, for the web pages.
+func zones(tenants []policy.Tenant) map[string]*time.Location {
+	m := map[string]*time.Location{}
+	for _, t := range tenants {
+		if t.TimeZone != nil {
+			m[t.Name] = t.TimeZone
+		}
+	}
+	return m
 }

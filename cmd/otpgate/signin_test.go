@@ -7,7 +7,10 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -415,5 +418,74 @@ ldap:
 	}
 	if p, reason := w.rdLogin(t, "alice"); p == nil || p.Code != radius.CodeAccessAccept || reason != "preapproved" {
 		t.Fatalf("alice's RD Gateway login got %s (%s), want Access-Accept (preapproved)", codeName(p), reason)
+	}
+}
+
+// TestSignInLockoutHoldsAgainstGuessesAtOnce: without a password, wrong
+// codes posted all at once, each under a State of its own, are judged no
+// more often than the page's lockout allows one after another (5): the
+// count is taken before a code is judged, not after.
+func TestSignInLockoutHoldsAgainstGuessesAtOnce(t *testing.T) {
+	// A busy server: the clock yields to other requests whenever it is
+	// read, so that the answers posted at once are decided side by side.
+	c := newClock()
+	var busy atomic.Bool
+	now := func() time.Time {
+		if busy.Load() {
+			for range 10 {
+				runtime.Gosched()
+			}
+		}
+		return c.Now()
+	}
+	w := &signInWorld{server: startServerAt(t, fmt.Sprintf(signInConfig, ""), now), clock: c}
+	w.addUser(t, "tina", "--method", "totp")
+	w.cli(t, "user", "totp", "tina", "--secret", testSecret)
+	wrong := w.wrongCode()
+
+	const n = 40
+	forms := make([]url.Values, n)
+	browsers := make([]*browser, n)
+	for i := range n {
+		b := w.browser(t, fixed(fmt.Sprintf("198.51.100.%d", i+1)))
+		b.submit("name", "tina")
+		if b.state() == "" {
+			t.Fatalf("asking for tina's code got\n%s", b.page)
+		}
+		forms[i] = url.Values{"csrf": {hidden(csrfField, b.page)}, "state": {b.state()}, "name": {"tina"}, "code": {wrong}}
+		browsers[i] = b
+	}
+	pages := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, b := range browsers {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", b.base+"/signin", strings.NewReader(forms[i].Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-For", b.from())
+			<-start
+			resp, err := b.c.Do(req)
+			if err != nil {
+				pages[i] = err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			pages[i] = string(body)
+		})
+	}
+	busy.Store(true)
+	close(start)
+	wg.Wait()
+	busy.Store(false)
+	judged := 0
+	for _, p := range pages {
+		if strings.Contains(p, "Wrong code") {
+			judged++
+		}
+	}
+	// The fifth wrong code locks the page for the name and says so.
+	if judged > 4 {
+		t.Errorf("%d of %d wrong codes posted at once were judged as wrong codes, want at most 4 before the name is locked out of the page", judged, n)
 	}
 }

@@ -80,16 +80,44 @@ func TestTOTPFarCodeAloneThroughRADIUS(t *testing.T) {
 	// leaves the user's current codes working in the following steps
 	// (they were refused as replays for minutes once such a code was
 	// accepted alone).
+	// The one exception is the code of that step itself, told to be a
+	// code: it is refused when its step comes (see
+	// TestTOTPFarCodeNotAcceptedWhenItsStepComes), and the next works.
 	w := startAccount(t)
 	w.cli(t, "user", "add", "fay", "--tenant", "acme")
 	w.cli(t, "user", "totp", "fay", "--secret", testSecret)
 	ch := w.login(t, "fay", "203.0.113.10")
 	expect(t, w.answer(t, "fay", "203.0.113.10", w.phoneCode(t, 3), ch), radius.CodeAccessChallenge, clockOff)
-	for i := range 4 {
+	for i := range 5 {
 		ip := fmt.Sprintf("203.0.113.%d", 20+i)
 		ch := w.login(t, "fay", ip)
-		expect(t, w.answer(t, "fay", ip, w.phoneCode(t, 0), ch), radius.CodeAccessAccept, "")
+		if i == 3 {
+			expect(t, w.answer(t, "fay", ip, w.phoneCode(t, 0), ch), radius.CodeAccessChallenge, "Wrong code, 2 tries left")
+		} else {
+			expect(t, w.answer(t, "fay", ip, w.phoneCode(t, 0), ch), radius.CodeAccessAccept, "")
+		}
 		w.clock.Advance(otp.Period)
+	}
+}
+
+func TestTOTPFarCodeNotAcceptedWhenItsStepComes(t *testing.T) {
+	// A guess that is the code of a step ahead is told so ("clock seems
+	// off"), which no wrong guess is. Were that code accepted once its step
+	// came near, each guess would be tried against six codes, not three:
+	// the three near and, for a later try, the three ahead.
+	w := startAccount(t)
+	for off := 2; off <= otp.MaxDrift; off++ {
+		name := fmt.Sprintf("gus%d", off)
+		w.cli(t, "user", "add", name, "--tenant", "acme")
+		w.cli(t, "user", "totp", name, "--secret", testSecret)
+		guess := w.phoneCode(t, off)
+		ip := fmt.Sprintf("203.0.113.%d", 40+off)
+		expect(t, w.answer(t, name, ip, guess, w.login(t, name, ip)), radius.CodeAccessChallenge, clockOff)
+		w.clock.Advance(time.Duration(off) * otp.Period)
+		ip = fmt.Sprintf("203.0.113.%d", 50+off)
+		if got := w.answer(t, name, ip, guess, w.login(t, name, ip)); got.Code == radius.CodeAccessAccept {
+			t.Errorf("the code of the step %d ahead, found far and told so, was accepted %d steps later", off, off)
+		}
 	}
 }
 
