@@ -116,7 +116,6 @@ func answerTo(t *testing.T, s *server, ch *radius.Packet, ip, code string) *radi
 	return mustExchange(t, s.addrs[0], request{user: "tom", password: code, callingStation: ip, state: string(rfc2865.State_Get(ch))})
 }
 
-
 // waitFor waits up to 20 s for cond, which another process or goroutine
 // makes true.
 func waitFor(t *testing.T, what string, cond func() bool) {
