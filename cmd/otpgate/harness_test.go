@@ -30,6 +30,7 @@ type server struct {
 	metrics string   // the metrics listener's address
 
 	cancel context.CancelFunc
+	kill   func() // a node's process killed with SIGKILL (see startNode)
 	done   chan error
 	now    func() time.Time // the server's clock; nil means time.Now
 
