@@ -50,6 +50,13 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock that spaces those reports. Nil means time.Now.
 	Now func() time.Time
+	// Etcd, when set, keeps everything but the audit log in etcd, shared
+	// by every node that names the same cluster and prefix. Nil keeps all
+	// of it in the file.
+	Etcd *Etcd
+	// Node names this node in the audit entries it writes; empty writes
+	// none (a single node).
+	Node string
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -65,9 +72,16 @@ type DB struct {
 	mu     sync.RWMutex // held for reading while queueing, for writing by Close
 	closed bool
 
-	steps   usedSteps
-	decoded decodedUsers
-	dropped auditDrops
+	steps     usedSteps
+	decoded   decodedUsers
+	dropped   auditDrops
+	maxPruned int // the most records one of Prune's transactions removes
+
+	// etcd is the shared engine, nil when bbolt is (Options.Etcd). With
+	// it the file at path keeps only what is this node's own: the audit
+	// log.
+	etcd *etcdEngine
+	node string // Options.Node
 }
 
 // op is one queued write: a function and, when the caller waits, where to
@@ -104,13 +118,15 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{
-		bolt:     b,
-		path:     path,
-		ops:      make(chan op, opts.MaxBatch),
-		maxBatch: opts.MaxBatch,
-		stopped:  make(chan struct{}),
-		log:      slog.New(slog.DiscardHandler), // Open's own errors say it all
-		now:      opts.Now,
+		bolt:      b,
+		path:      path,
+		ops:       make(chan op, opts.MaxBatch),
+		maxBatch:  opts.MaxBatch,
+		stopped:   make(chan struct{}),
+		log:       slog.New(slog.DiscardHandler), // Open's own errors say it all
+		now:       opts.Now,
+		node:      opts.Node,
+		maxPruned: 10000,
 	}
 	if err := db.walk(true); err != nil {
 		b.Close()
@@ -129,6 +145,13 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.log = opts.Log
 	go db.commitLoop()
+	if opts.Etcd != nil {
+		db.maxPruned = maxEtcdOps / 2
+		if db.etcd, err = openEtcd(db, *opts.Etcd); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -150,8 +173,18 @@ func createBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// Path is the file the store lives in.
+// Path is the file the store lives in: with etcd, the file of this node's
+// audit log.
 func (db *DB) Path() string { return db.path }
+
+// Where names where the store's users live, for messages: the file, or
+// the etcd cluster and prefix.
+func (db *DB) Where() string {
+	if db.etcd != nil {
+		return db.etcd.where()
+	}
+	return db.path
+}
 
 // Close writes what is queued and closes the file. Writes after Close fail
 // with ErrClosed.
@@ -162,6 +195,9 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	if db.etcd != nil {
+		db.etcd.close()
+	}
 	close(db.ops)
 	db.mu.Unlock()
 	<-db.stopped
@@ -195,10 +231,14 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 func (db *DB) Queued() int { return len(db.ops) }
 
 // View runs fn in a read-only transaction. A damaged page met on the way
-// is an error that wraps ErrDamaged, not a panic.
+// is an error that wraps ErrDamaged, not a panic. With etcd, fn reads
+// this node's watched copy, also while etcd cannot be reached.
 func (db *DB) View(fn func(*Tx) error) error {
+	if db.etcd != nil {
+		return db.guarded(fn, func() error { return fn(&Tx{kv: db.etcd.reader(), db: db}) })
+	}
 	return db.guarded(fn, func() error {
-		return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
+		return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{kv: &boltKV{tx: tx, db: db}, tx: tx, db: db}) })
 	})
 }
 
@@ -206,8 +246,19 @@ func (db *DB) View(fn func(*Tx) error) error {
 // functions of other concurrent callers, and returns when it is on disk.
 // If fn returns an error, fn's changes are discarded and the error returned.
 // fn may run more than once, so it must set its results afresh each time
-// and have no effects outside the transaction.
+// and have no effects outside the transaction. With etcd, fn runs again
+// when another node changed a key it read before its writes were
+// committed, and the writes fail with ErrUnavailable while etcd cannot be
+// reached.
 func (db *DB) Update(fn func(*Tx) error) error {
+	if db.etcd != nil {
+		return db.etcd.update(fn)
+	}
+	return db.local(fn)
+}
+
+// local runs fn through the commit loop, in the file.
+func (db *DB) local(fn func(*Tx) error) error {
 	done := make(chan error, 1)
 	if err := db.enqueue(op{fn: fn, done: done}); err != nil {
 		return err
@@ -285,9 +336,11 @@ func waited(batch []op) bool {
 func (db *DB) commit(batch []op) {
 	errs := make([]error, len(batch))
 	failed := -1
+	var steps *boltKV
 	err := db.guarded(db.commit, func() error {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
-			t := &Tx{tx: tx, db: db}
+			steps = &boltKV{tx: tx, db: db}
+			t := &Tx{kv: steps, tx: tx, db: db}
 			for i, o := range batch {
 				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
 					failed = i
@@ -299,6 +352,7 @@ func (db *DB) commit(batch []op) {
 	})
 	switch {
 	case err == nil:
+		db.keepSteps(steps.steps)
 	case failed < 0:
 		// The commit itself failed (disk full, I/O error): nothing was written.
 		for i := range errs {
@@ -309,8 +363,14 @@ func (db *DB) commit(batch []op) {
 	default:
 		for i, o := range batch {
 			errs[i] = db.guarded(o.fn, func() error {
-				return db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx, db: db}) })
+				return db.bolt.Update(func(tx *bolt.Tx) error {
+					steps = &boltKV{tx: tx, db: db}
+					return o.fn(&Tx{kv: steps, tx: tx, db: db})
+				})
 			})
+			if errs[i] == nil {
+				db.keepSteps(steps.steps)
+			}
 		}
 	}
 	written, dropped := 0, 0
@@ -335,19 +395,23 @@ func (db *DB) commit(batch []op) {
 
 // Tx is a transaction handed to View and Update functions.
 type Tx struct {
-	tx *bolt.Tx
+	kv kv
+	tx *bolt.Tx // the file; nil in a transaction on etcd
 	db *DB
+	// audit holds the entries AppendAudit encoded in a transaction on
+	// etcd, written to the file once it is committed.
+	audit [][]byte
 }
 
 // Meta returns a value from the store's own settings, or nil.
 func (tx *Tx) Meta(key string) []byte {
-	v := tx.tx.Bucket(bucketMeta).Get([]byte(key))
+	v := tx.kv.get(bucketMeta, []byte(key))
 	return append([]byte(nil), v...)
 }
 
 // PutMeta sets a value in the store's own settings.
 func (tx *Tx) PutMeta(key string, value []byte) error {
-	return tx.tx.Bucket(bucketMeta).Put([]byte(key), value)
+	return tx.kv.put(bucketMeta, []byte(key), value)
 }
 
 // Backup writes a consistent copy of the store to path, through a
@@ -387,7 +451,7 @@ func (db *DB) Backup(path string) (int64, error) {
 // PruneAudit removes audit entries older than before, and returns how many.
 func (db *DB) PruneAudit(before time.Time) (int, error) {
 	n := 0
-	err := db.Update(func(tx *Tx) error {
+	err := db.local(func(tx *Tx) error {
 		n = 0
 		c := tx.tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.First(); k != nil && n < 10000; {
