@@ -95,10 +95,12 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if m != nil {
 		observer = m
 	}
+	challenges, approvals, stopLive := liveState(db, log)
+	defer stopLive()
 	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
-		HoldLimits: s.holdLimits, MaxIO: s.maxIO,
+		HoldLimits: s.holdLimits, MaxIO: s.maxIO, Challenges: challenges, Approvals: approvals,
 	})
 	engine.SetDisplayNames(s.displayNames)
 	srv = &radius.Server{
@@ -214,6 +216,10 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		}
 	})
 	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
+	if len(conns) > 0 {
+		name := nodeName(conns[0].LocalAddr().String())
+		wg.Go(func() { heartbeat(ctx, db, name, s.path, now, log) })
+	}
 	for _, c := range conns {
 		srv := srv
 		if slices.Contains(acctConns, c) {
