@@ -280,7 +280,13 @@ func call(configPath string, req admin.Request, stdout, stderr io.Writer, finish
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, rep.Output)
+	out := rep.Output
+	if req.Op == "user totp" && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" {
+		// The QR code in colours of its own, which a terminal's theme
+		// cannot invert; added here, after the reply was made printable.
+		out = admin.ColourQR(out)
+	}
+	fmt.Fprint(stdout, out)
 	if rep.Error != "" {
 		if rep.Usage {
 			return errUsage{rep.Error}
