@@ -447,10 +447,16 @@ func openStoreWith(s *settings, opts store.Options) (*store.DB, *secret.Key, err
 		}
 	}
 	db, err := store.Open(s.storePath, opts)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, nil, fmt.Errorf("open store: %s", permissionText(s.storePath, err))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	key, err := loadKey(db, s.keyFile)
+	if errors.Is(err, fs.ErrPermission) {
+		err = fmt.Errorf("open key file: %s", permissionText(s.keyFile, err))
+	}
 	if err != nil {
 		db.Close()
 		return nil, nil, err
