@@ -52,3 +52,19 @@ delivery: {allow_console: true, sms: [console]}
 	expect(t, mustExchange(t, addr, request{user: "bob", password: "bobs-pw", callingStation: "192.0.2.10"}),
 		radius.CodeAccessReject, "")
 }
+
+// TestCheckConfigNamesUsersWhoCannotLogIn: check-config reads the store
+// (or asks the running server) and names a user with no method in a
+// required tenant without enrolment, as user add warned.
+func TestCheckConfigNamesUsersWhoCannotLogIn(t *testing.T) {
+	_, cfg := writeConfig(t, cliConfig)
+	if out, _, status := cliRun(t, cfg, "", "check-config"); status != 0 || strings.Contains(out, "cannot log in") {
+		t.Fatalf("check-config without a store: %d\n%s", status, out)
+	}
+	cliRun(t, cfg, "", "user", "add", "ivan", "--tenant", "acme")
+	cliRun(t, cfg, "", "user", "add", "jo", "--tenant", "acme", "--phone", "+31612345678")
+	out, errOut, status := cliRun(t, cfg, "", "check-config")
+	if status != 0 || !strings.Contains(out, "warning: user ivan cannot log in: no second factor") || strings.Contains(out, "user jo") {
+		t.Errorf("check-config with ivan (no method) and jo (sms): status %d, got\n%s%s\nwant a warning for ivan only", status, out, errOut)
+	}
+}
