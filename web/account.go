@@ -72,7 +72,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	t = texts(langOf(r, se.lang))
-	if !s.limiter.allow(s.clientIP(r).String(), s.Now()) {
+	if !s.limiter.allow(s.clientIP(r), s.Now()) {
 		s.renderAccount(w, r, se, t.TooMany)
 		return
 	}

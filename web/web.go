@@ -221,7 +221,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	first := s.signInPage(t, visitor, to)
 	ip := s.clientIP(r)
-	if !s.limiter.allow(ip.String(), s.Now()) {
+	if !s.limiter.allow(ip, s.Now()) {
 		first.Error = t.TooMany
 		s.render(w, http.StatusTooManyRequests, first)
 		return
