@@ -456,18 +456,26 @@ func plural(msg, open, n string) string {
 	}
 }
 
-// lockUser takes one of the I/O slots, without waiting (ok is false when
-// all are taken), then waits until no other challenge of user is being
-// started, and returns the function that lets the next one go. Other
-// users never wait: a slow provider holds up only the user it is sending
-// to, and at most MaxIO requests wait on providers at all.
+// lockUser waits until no other challenge of user is being started, and
+// returns the function that lets the next one go. Other users never wait:
+// a slow provider holds up only the user it is sending to. While waiting
+// it holds one of the I/O slots, taken without waiting; ok is false when
+// all are taken, or when user already has a challenge being started and
+// another waiting behind it: so one user's logins behind a provider that
+// hangs take two slots at most, and cannot fill the share that every
+// other user's challenges need.
 func (e *Engine) lockUser(user string) (unlock func(), ok bool) {
-	done, ok := e.io.try()
-	if !ok {
-		return nil, false
-	}
 	e.sendingMu.Lock()
 	l := e.sending[user]
+	if l != nil && l.waiters >= 2 {
+		e.sendingMu.Unlock()
+		return nil, false
+	}
+	done, ok := e.io.try()
+	if !ok {
+		e.sendingMu.Unlock()
+		return nil, false
+	}
 	if l == nil {
 		l = &userLock{}
 		e.sending[user] = l
