@@ -60,10 +60,16 @@ func (e *Engine) askCodeOnly(req Request) (Result, error) {
 	if err != nil {
 		return Result{User: name}, err
 	}
-	e.challenges.Put(live.Challenge{
+	// A question that cannot be kept (the challenges' store unreachable, as
+	// etcd down in a cluster) could not be answered: fail closed, alike for
+	// every name (Decide answers the sign-in tenant's Unavailable).
+	err = e.challenges.Put(live.Challenge{
 		ID: id, User: name, Client: req.Client, Method: MethodTOTP, EndUserIP: ipKey(req.IP),
 		Expires: now.Add(t.CodeTTL), NoFirstFactor: true,
 	})
+	if err != nil {
+		return Result{User: name, Tenant: t.Name}, err
+	}
 	return Result{Decision: Challenge, Reason: "challenge_code_only", Method: MethodTOTP, User: name, Tenant: t.Name,
 		State: id, Message: t.Messages.SignInCode}, nil
 }
