@@ -14,7 +14,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -69,6 +68,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	if len(c.Endpoints) == 0 {
 		return nil, errors.New("open etcd: no endpoints")
 	}
+	c = c.withDefaults()
 	e := &etcdEngine{
 		db:      db,
 		prefix:  c.Prefix,
@@ -77,29 +77,10 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		retry:   c.Retry,
 		mirror:  newMirror(),
 	}
-	if e.prefix == "" {
-		e.prefix = "/otpgate/"
-	}
-	if e.timeout == 0 {
-		e.timeout = 2 * time.Second
-	}
-	if e.retry == 0 {
-		e.retry = time.Second
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 5 * time.Second
-	}
 	e.health = health{log: db.log, now: db.now, where: e.where()}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   c.Endpoints,
-		DialTimeout: c.DialTimeout,
-		TLS:         c.TLS,
-		Username:    c.Username,
-		Password:    c.Password,
-		Logger:      zap.NewNop(),
-	})
+	cli, _, err := c.Dial()
 	if err != nil {
-		return nil, fmt.Errorf("open etcd %s: %w", e.where(), err)
+		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
 	rev, err := e.load(context.Background())

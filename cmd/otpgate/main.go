@@ -48,6 +48,7 @@ Usage:
   otpgate audit [--user NAME] [--limit N] [--since DURATION such as 24h or 7d] [--json]
   otpgate reload                         re-read the configuration of the running server (also SIGHUP)
   otpgate backup FILE                    a consistent copy of the store, while serving
+  otpgate cluster status                 the nodes seen in the last minute, and whether their configurations differ
   otpgate version
 
 Every command takes --config FILE, before or after it, and answers --help
@@ -142,6 +143,8 @@ func dispatch(ctx context.Context, now func() time.Time, args []string, stdin io
 		return cmdAudit(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "cluster":
+		return cmdCluster(rest, stdout, stderr)
 	case "reload":
 		fs := newFlags("reload")
 		configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")
