@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,12 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("open etcd %s: read the store: %w", e.where(), err)
+	}
+	if v := e.mirror.get(etcdKey(bucketMeta, []byte(metaFormat))).v; v != nil {
+		if n, err := strconv.Atoi(string(v)); err != nil || n > Format {
+			cli.Close()
+			return nil, fmt.Errorf("open %s: %w (meta/%s is %q); this binary reads up to format %d: upgrade otpgate on this node", e.where(), ErrNewerFormat, metaFormat, v, Format)
+		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.ctx, e.stop = ctx, stop
