@@ -60,9 +60,11 @@ type etcdEngine struct {
 	retry   time.Duration
 	mirror  *mirror
 	health  health
-	ctx     context.Context // ends at close
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	// afterChunk, set by tests, runs after each chunk of a bulk write.
+	afterChunk func(n int)
+	ctx        context.Context // ends at close
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
@@ -84,6 +86,14 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
+	// First, before the store is read: what a writer that died left half
+	// way is undone.
+	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	err = e.recoverBulk(rctx)
+	cancel()
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		db.log.Warn("a bulk write left half way is undone later", "store", e.where(), "err", err)
+	}
 	rev, err := e.load(context.Background())
 	if err != nil {
 		cli.Close()
@@ -271,10 +281,12 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	if err := e.health.failing(); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	ops := t.ops()
-	if n := max(len(ops), len(t.reads)); n > maxEtcdOps {
-		return false, fmt.Errorf("commit to etcd: %d keys in one transaction, more than the %d etcd takes", n, maxEtcdOps)
+	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {
+		// More than etcd takes at once (a conservative count: ops() is
+		// at most one per key written or prefix deleted).
+		return e.commitBulk(t)
 	}
+	ops := t.ops()
 	keys := make([]string, 0, len(t.reads))
 	cmps := make([]clientv3.Cmp, 0, len(t.reads))
 	gets := make([]clientv3.Op, 0, len(t.reads))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,43 @@ func TestClusterStatus(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node.db")); err == nil {
 		t.Error("cluster status on bbolt made a store file")
+	}
+}
+
+// TestImportManyOnEtcd imports 1000 users through a node on etcd, more
+// than the 128 operations etcd takes in one transaction: all of them, seen
+// by the other node; a file with one bad line among 500 imports none.
+func TestImportManyOnEtcd(t *testing.T) {
+	etcd := etcdtest.StartT(t)
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	a := startEtcdNode(t, etcd.Endpoint, key, "a")
+	b := startEtcdNode(t, etcd.Endpoint, key, "b")
+	csvOf := func(from, n int, bad int) string {
+		var sb strings.Builder
+		sb.WriteString("name,tenant,home_ips\n")
+		for i := from; i < from+n; i++ {
+			ip := "198.51.100.7"
+			if i == bad {
+				ip = "not-an-ip"
+			}
+			sb.WriteString(fmt.Sprintf("user%04d,acme,%s\n", i, ip))
+		}
+		p := filepath.Join(t.TempDir(), "users.csv")
+		if err := os.WriteFile(p, []byte(sb.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if out := a.cli(t, "user", "import", csvOf(0, 1000, -1)); !strings.Contains(out, "imported 1000 user(s)") {
+		t.Fatalf("import: %s", out)
+	}
+	users := func(s *server) int { return strings.Count(s.cli(t, "user", "list"), "\nuser") }
+	waitFor(t, "B to list the 1000 users", func() bool { return users(b) == 1000 })
+	out, err := a.cliErr("user", "import", csvOf(1000, 500, 1400))
+	if err == nil || !strings.Contains(err.Error(), "nothing imported") {
+		t.Fatalf("import with a bad line: %v\n%s", err, out)
+	}
+	if got := users(a); got != 1000 {
+		t.Errorf("after a refused import: got %d users, want 1000", got)
 	}
 }
