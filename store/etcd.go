@@ -40,6 +40,10 @@ type Etcd struct {
 	// Username and Password log in to etcd; empty means no
 	// authentication.
 	Username, Password string
+	// AuditKeep is how long the node's audit entries are kept in etcd as
+	// well, for "otpgate audit" on the other nodes (see clusteraudit.go).
+	// Zero means 24 h; negative keeps none there.
+	AuditKeep time.Duration
 	// Retry is how long to wait before watching again after a watch
 	// failed, and between two checks that etcd answers. Zero means 1 s.
 	Retry time.Duration
@@ -52,14 +56,16 @@ const maxEtcdOps = 128
 // etcdEngine is the store's shared engine: etcd, read through a watched
 // copy (mirror), written with transactions that compare what they read.
 type etcdEngine struct {
-	db      *DB
-	cli     *clientv3.Client
-	prefix  string
-	ends    []string
-	timeout time.Duration
-	retry   time.Duration
-	mirror  *mirror
-	health  health
+	db        *DB
+	cli       *clientv3.Client
+	prefix    string
+	ends      []string
+	timeout   time.Duration
+	retry     time.Duration
+	mirror    *mirror
+	health    health
+	auditKeep time.Duration
+	audit     sharedAudit
 	// afterChunk, set by tests, runs after each chunk of a bulk write.
 	afterChunk func(n int)
 	ctx        context.Context // ends at close
@@ -79,6 +85,10 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		timeout: c.RequestTimeout,
 		retry:   c.Retry,
 		mirror:  newMirror(),
+	}
+	e.auditKeep = c.AuditKeep
+	if e.auditKeep == 0 {
+		e.auditKeep = 24 * time.Hour
 	}
 	e.health = health{log: db.log, now: db.now, where: e.where()}
 	cli, _, err := c.Dial()
@@ -109,6 +119,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	e.ctx, e.stop = ctx, stop
 	e.wg.Go(func() { e.watch(ctx, rev) })
 	e.wg.Go(func() { e.probe(ctx) })
+	e.wg.Go(func() { e.shareAuditLoop(ctx) })
 	return e, nil
 }
 
@@ -353,6 +364,7 @@ func unreachable(err error) bool {
 // committed to etcd.
 func (db *DB) queueAudit(entries [][]byte) {
 	for _, v := range entries {
+		db.etcd.shareAudit(v)
 		db.enqueue(op{fn: func(tx *Tx) error { return tx.appendAudit(v) }})
 	}
 }

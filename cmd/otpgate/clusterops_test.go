@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"layeh.com/radius"
 
 	"github.com/otpgate/otpgate/cluster"
 	"github.com/otpgate/otpgate/store/etcdtest"
@@ -141,5 +143,61 @@ func TestImportManyOnEtcd(t *testing.T) {
 	}
 	if got := users(a); got != 1000 {
 		t.Errorf("after a refused import: got %d users, want 1000", got)
+	}
+}
+
+// TestAuditAcrossNodes: otpgate audit at A shows the decisions made at B
+// (from etcd, where each node writes its entries under a lease of
+// audit.cluster_keep) merged by time with A's own, and the other way
+// round, each entry naming its node.
+func TestAuditAcrossNodes(t *testing.T) {
+	etcd := etcdtest.StartT(t)
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	cfg := strings.Replace(etcdNodeConfig, "delivery:", "audit: {cluster_keep: 2h}\ndelivery:", 1)
+	node := func(name string) *server {
+		r := strings.NewReplacer("{{etcd}}", etcd.Endpoint, "{{key}}", key, "{{node}}", name)
+		return startServer(t, r.Replace(cfg))
+	}
+	a, b := node("a"), node("b")
+	a.cli(t, "user", "add", "tom", "--tenant", "acme")
+	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
+	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+	expect(t, mustExchange(t, b.addrs[0], request{user: "tom", password: "x", callingStation: "192.0.2.9"}), radius.CodeAccessAccept, "HQ IP Allowed!")
+	expect(t, mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "192.0.2.10"}), radius.CodeAccessAccept, "HQ IP Allowed!")
+
+	// The whole story at either node: added at A, accepted at B, then at A.
+	want := []string{`"decision":"admin".*"op":"user add".*"node":"a"`, `"op":"user totp".*"node":"a"`, `"ip":"192.0.2.9".*"node":"b"`, `"ip":"192.0.2.10".*"node":"a"`}
+	for _, s := range []*server{a, b} {
+		var got string
+		waitFor(t, "the other node's entries", func() bool {
+			got = s.cli(t, "audit", "--json", "--user", "tom")
+			return strings.Count(got, "\n") == 4
+		})
+		lines := strings.Split(strings.TrimSpace(got), "\n")
+		for i, w := range want {
+			if !regexp.MustCompile(w).MatchString(lines[i]) {
+				t.Errorf("audit line %d: got %s, want %s", i+1, lines[i], w)
+			}
+		}
+	}
+	if got := a.cli(t, "audit", "--user", "tom", "--limit", "1"); !strings.Contains(got, "192.0.2.10") || strings.Count(got, "\n") != 2 {
+		t.Errorf("--limit 1: want the newest entry only:\n%s", got)
+	}
+
+	// In etcd, under a lease no longer than cluster_keep and an hour.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	resp, err := cli.Get(context.Background(), "/otpgate-test-live/audit/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) == 0 {
+		t.Fatalf("no audit entries in etcd: %v", err)
+	}
+	for _, kv := range resp.Kvs {
+		ttl, err := cli.TimeToLive(context.Background(), clientv3.LeaseID(kv.Lease))
+		if err != nil || ttl.TTL <= 0 || ttl.TTL > int64((3*time.Hour)/time.Second) {
+			t.Errorf("%s: lease TTL %d s (%v), want at most 3h", kv.Key, ttl.TTL, err)
+		}
 	}
 }
