@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -71,7 +71,7 @@ func TestBulkWrite(t *testing.T) {
 	}
 
 	t.Run("all", func(t *testing.T) {
-		prefix := "/bulk-all/"
+		prefix := fmt.Sprintf("/bulk-all-%d/", time.Now().UnixNano())
 		a, b := openBulkNode(t, endpoint, prefix), openBulkNode(t, endpoint, prefix)
 		if err := a.Update(putUsers(1000, "acme")); err != nil {
 			t.Fatal(err)
@@ -89,7 +89,7 @@ func TestBulkWrite(t *testing.T) {
 	})
 
 	t.Run("conflict", func(t *testing.T) {
-		prefix := "/bulk-conflict/"
+		prefix := fmt.Sprintf("/bulk-conflict-%d/", time.Now().UnixNano())
 		a := openBulkNode(t, endpoint, prefix)
 		// After the first chunk, another node writes a user that a later
 		// chunk writes too: that chunk fails, the first is undone, and
@@ -112,7 +112,7 @@ func TestBulkWrite(t *testing.T) {
 	})
 
 	t.Run("writer dies", func(t *testing.T) {
-		prefix := "/bulk-dies/"
+		prefix := fmt.Sprintf("/bulk-dies-%d/", time.Now().UnixNano())
 		a := openBulkNode(t, endpoint, prefix)
 		a.etcd.afterChunk = func(n int) {
 			if n == 2 {
@@ -150,5 +150,4 @@ func TestBulkWrite(t *testing.T) {
 			t.Errorf("got %d users, want 300", got)
 		}
 	})
-	_ = errors.New
 }
