@@ -209,6 +209,8 @@ func (s *Service) do(req Request) (out, uri string, imported []store.User, err e
 		out, err = s.invite(req.Name, req.Invite)
 	case "backup":
 		out, err = s.backup(req.Path)
+	case "cluster status":
+		out, err = s.clusterStatus()
 	case "reload":
 		if s.Reload == nil {
 			return "", "", nil, usagef("no server is running with this configuration, so there is nothing to reload; start it with: otpgate serve")

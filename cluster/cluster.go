@@ -83,6 +83,13 @@ func Heartbeat(ctx context.Context, cli *clientv3.Client, prefix string, n Node,
 // Nodes returns the nodes under prefix seen within Window before now, by
 // name.
 func Nodes(ctx context.Context, cli *clientv3.Client, prefix string, now time.Time) ([]Node, error) {
+	all, err := Alive(ctx, cli, prefix)
+	return slices.DeleteFunc(all, func(n Node) bool { return now.Sub(n.Seen) > Window }), err
+}
+
+// Alive returns the nodes under prefix whose heartbeat's lease has not
+// ended, whatever their clocks say, by name.
+func Alive(ctx context.Context, cli *clientv3.Client, prefix string) ([]Node, error) {
 	resp, err := cli.Get(ctx, prefix+"nodes/", clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -93,9 +100,7 @@ func Nodes(ctx context.Context, cli *clientv3.Client, prefix string, now time.Ti
 		if err := json.Unmarshal(kv.Value, &n); err != nil {
 			continue
 		}
-		if now.Sub(n.Seen) <= Window {
-			nodes = append(nodes, n)
-		}
+		nodes = append(nodes, n)
 	}
 	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	return nodes, nil

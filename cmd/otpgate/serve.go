@@ -246,7 +246,10 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	})
 	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
 	if len(conns) > 0 {
-		name := nodeName(conns[0].LocalAddr().String())
+		name := s.cfg.Cluster.NodeName
+		if name == "" {
+			name = nodeName(conns[0].LocalAddr().String())
+		}
 		wg.Go(func() { heartbeat(ctx, db, name, s.path, now, log) })
 	}
 	for _, c := range conns {
