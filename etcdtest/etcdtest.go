@@ -206,6 +206,30 @@ func (c *Cluster) RestartMember(t testing.TB, m *Member) {
 	}
 }
 
+// WaitMember waits up to a minute until member i answers as part of the
+// cluster (after RestartMember).
+func (c *Cluster) WaitMember(t testing.TB, i int) {
+	t.Helper()
+	cli, err := c.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := cli.Status(ctx, c.Members[i].Client)
+		cancel()
+		if err == nil && st.Leader != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd member %s not back after a minute: %v", c.Members[i].Name, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for a condition, not for time to pass
+	}
+}
+
 // Endpoints returns the client URLs of every member, running or not.
 func (c *Cluster) Endpoints() []string {
 	var eps []string
