@@ -200,6 +200,101 @@ func TestNodesOnEtcd(t *testing.T) {
 		}
 	})
 
+	// An attacker's versions: the same at both nodes at once.
+	t.Run("one TOTP code on two challenges, at A and B at once: one Accept, 20 times", func(t *testing.T) {
+		var csv strings.Builder
+		csv.WriteString("name,tenant,method,totp_secret\n")
+		for i := range 20 {
+			fmt.Fprintf(&csv, "twin%d,race,totp,%s\n", i, testSecret)
+		}
+		path := filepath.Join(t.TempDir(), "twins.csv")
+		if err := os.WriteFile(path, []byte(csv.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a.cli(t, "user", "import", path)
+		for i := range 20 {
+			user := fmt.Sprintf("twin%d", i)
+			chs := make([]*radius.Packet, 2)
+			for j, n := range []*server{a, b} {
+				chs[j] = loginUntil(t, n, user, fmt.Sprintf("198.51.101.%d", 2*i+j+1), radius.CodeAccessChallenge, totpPrompt)
+			}
+			code := totpAt(t, testSecret, waitStepStart(t))
+			got := make([]*radius.Packet, 2)
+			var wg sync.WaitGroup
+			for j, n := range []*server{a, b} {
+				wg.Go(func() { got[j] = answer(t, n, user, fmt.Sprintf("198.51.101.%d", 2*i+j+1), code, chs[j]) })
+			}
+			wg.Wait()
+			if (got[0].Code == radius.CodeAccessAccept) == (got[1].Code == radius.CodeAccessAccept) {
+				t.Fatalf("round %d: one code answered at A and B at once got %s and %s, want one Accept", i, got[0].Code, got[1].Code)
+			}
+		}
+	})
+
+	t.Run("wrong codes at A and B at once: the lockout counts them all", func(t *testing.T) {
+		a.cli(t, "user", "add", "lee", "--tenant", "acme")
+		a.cli(t, "user", "totp", "lee", "--secret", testSecret)
+		known(t, "lee", a, b)
+		const n = 8
+		chs := make([]*radius.Packet, n)
+		for i := range n {
+			chs[i] = loginUntil(t, []*server{a, b}[i%2], "lee", fmt.Sprintf("203.0.113.%d", 60+i), radius.CodeAccessChallenge, totpPrompt)
+		}
+		wrong := wrongTOTP(t)
+		got := make([]*radius.Packet, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				got[i] = answer(t, []*server{a, b}[i%2], "lee", fmt.Sprintf("203.0.113.%d", 60+i), wrong, chs[i])
+			})
+		}
+		wg.Wait()
+		// lockout.failures is 2: the first wrong code is told its tries
+		// left, the second locks; every later one finds the user locked.
+		judged := 0
+		for _, p := range got {
+			if p.Code != radius.CodeAccessReject || replyMessage(p) != locked {
+				judged++
+			}
+		}
+		if judged > 1 {
+			t.Errorf("%d of %d wrong codes sent at once to both nodes were judged without the lockout, want at most 1", judged, n)
+		}
+		for _, n := range nodes {
+			loginUntil(t, n, "lee", "192.0.2.9", radius.CodeAccessReject, locked)
+		}
+	})
+
+	t.Run("logins at A and B at once: the send limit holds exactly", func(t *testing.T) {
+		a.cli(t, "user", "add", "sue", "--tenant", "acme", "--phone", "0612345605")
+		known(t, "sue", a, b)
+		const n = 10
+		got := make([]*radius.Packet, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				got[i] = mustExchange(t, []*server{a, b}[i%2].addrs[0], request{user: "sue", password: "pw", callingStation: fmt.Sprintf("203.0.113.%d", 80+i)})
+			})
+		}
+		wg.Wait()
+		challenged, sent := 0, 0
+		for _, p := range got {
+			if p.Code == radius.CodeAccessChallenge {
+				challenged++
+			}
+		}
+		for _, n := range nodes {
+			for _, l := range strings.Split(n.logText(), "\n") {
+				if strings.Contains(l, "console delivery") && field(l, "to") == "+31612345605" {
+					sent++
+				}
+			}
+		}
+		if challenged != 3 || sent != 3 {
+			t.Errorf("%d logins at once at both nodes: %d challenged, %d codes sent, want 3 and 3 (sends_per_user_per_hour)", n, challenged, sent)
+		}
+	})
+
 	t.Run("an approval clicked on B's page releases a login held at A", func(t *testing.T) {
 		a.cli(t, "user", "add", "hank", "--tenant", "acme", "--phone", "0612345604")
 		known(t, "hank", a, b)
