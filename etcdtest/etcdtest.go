@@ -7,6 +7,7 @@ package etcdtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -36,7 +37,6 @@ type Member struct {
 	peer   string
 	dir    string
 	args   []string
-	log    *os.File
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -61,18 +61,44 @@ func Binary(t testing.TB) string {
 // has a leader, and stops it when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{bin: Binary(t)}
+	bin := Binary(t)
 	base := t.TempDir()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		// Members' data on tmpfs: several helpers share the machine's disk.
-		if d, err := os.MkdirTemp("/dev/shm", "etcdtest-"); err == nil {
-			base = d
-			t.Cleanup(func() { os.RemoveAll(d) })
-		}
+	if d, err := shm(); err == nil {
+		base = d
+		t.Cleanup(func() { os.RemoveAll(d) })
 	}
+	c, err := start(bin, base, n)
+	if c != nil {
+		t.Cleanup(c.Stop)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// shm makes a directory for members' data on tmpfs, where there is one:
+// several helpers share the machine's disk.
+func shm() (string, error) {
+	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
+		return "", errors.New("no /dev/shm")
+	}
+	return os.MkdirTemp("/dev/shm", "etcdtest-")
+}
+
+func start(bin, base string, n int) (*Cluster, error) {
+	c := &Cluster{bin: bin}
 	var initial []string
 	for i := range n {
-		m := &Member{Name: fmt.Sprintf("m%d", i), Client: "http://" + freePort(t), peer: "http://" + freePort(t),
+		client, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		peer, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		m := &Member{Name: fmt.Sprintf("m%d", i), Client: "http://" + client, peer: "http://" + peer,
 			dir: filepath.Join(base, fmt.Sprintf("m%d", i))}
 		initial = append(initial, m.Name+"="+m.peer)
 		c.Members = append(c.Members, m)
@@ -88,39 +114,43 @@ func Start(t testing.TB, n int) *Cluster {
 			"--heartbeat-interval", "100", "--election-timeout", "2500",
 			"--logger", "zap", "--log-outputs", filepath.Join(base, m.Name+".log"),
 		}
-		m.start(t, c.bin)
-	}
-	t.Cleanup(func() {
-		for _, m := range c.Members {
-			m.Kill()
+		if err := m.start(bin); err != nil {
+			return c, err
 		}
-	})
-	c.WaitReady(t)
-	return c
+	}
+	return c, c.waitReady()
 }
 
 // freePort returns a loopback address with a port nobody listens on now.
-func freePort(t testing.TB) string {
-	t.Helper()
+func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer l.Close()
-	return l.Addr().String()
+	return l.Addr().String(), nil
 }
 
-func (m *Member) start(t testing.TB, bin string) {
-	t.Helper()
+func (m *Member) start(bin string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.cmd != nil {
+		return nil // running
+	}
 	cmd := exec.Command(bin, m.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd %s: %v", m.Name, err)
+		return fmt.Errorf("start etcd %s: %v", m.Name, err)
 	}
 	m.cmd, m.done = cmd, make(chan struct{})
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(m.done)
+	// From now on the member joins the cluster it was made with.
+	for i, a := range m.args {
+		if a == "new" && m.args[i-1] == "--initial-cluster-state" {
+			m.args[i] = "existing"
+		}
+	}
+	return nil
 }
 
 // Kill kills the member with SIGKILL and waits for it to exit.
@@ -141,17 +171,63 @@ func (m *Member) signal(sig syscall.Signal) {
 	<-done
 }
 
-// Restart starts a stopped or killed member again on its data.
-func (c *Cluster) Restart(t testing.TB, m *Member) {
+// Kill kills member i with SIGKILL.
+func (c *Cluster) Kill(i int) { c.Members[i].Kill() }
+
+// Stop kills every member (SIGKILL: an outage, not a shutdown). Restart
+// brings them back on their data.
+func (c *Cluster) Stop() {
+	var wg sync.WaitGroup
+	for _, m := range c.Members {
+		wg.Go(m.Kill)
+	}
+	wg.Wait()
+}
+
+// Restart starts every member that is not running again on its data,
+// and waits until the cluster has a quorum.
+func (c *Cluster) Restart(t testing.TB) {
 	t.Helper()
-	args := append([]string(nil), m.args...)
-	for i, a := range args {
-		if a == "new" && args[i-1] == "--initial-cluster-state" {
-			args[i] = "existing"
+	for _, m := range c.Members {
+		if err := m.start(c.bin); err != nil {
+			t.Fatal(err)
 		}
 	}
-	m.args = args
-	m.start(t, c.bin)
+	if err := c.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RestartMember starts one stopped or killed member again on its data.
+func (c *Cluster) RestartMember(t testing.TB, m *Member) {
+	t.Helper()
+	if err := m.start(c.bin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitMember waits up to a minute until member i answers as part of the
+// cluster (after RestartMember).
+func (c *Cluster) WaitMember(t testing.TB, i int) {
+	t.Helper()
+	cli, err := c.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := cli.Status(ctx, c.Members[i].Client)
+		cancel()
+		if err == nil && st.Leader != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd member %s not back after a minute: %v", c.Members[i].Name, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for a condition, not for time to pass
+	}
 }
 
 // Endpoints returns the client URLs of every member, running or not.
@@ -163,10 +239,14 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
+func (c *Cluster) client() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
+
 // Client returns a client of the cluster, closed when the test ends.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := c.client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,18 +258,65 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 // linearizable read, which takes a leader and a quorum.
 func (c *Cluster) WaitReady(t testing.TB) {
 	t.Helper()
-	cli := c.Client(t)
+	if err := c.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *Cluster) waitReady() error {
+	cli, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := cli.Get(ctx, "etcdtest-ready")
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd cluster not ready after a minute: %v", err)
+			return fmt.Errorf("etcd cluster not ready after a minute: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling for a condition, not for time to pass
+	}
+}
+
+var shared struct {
+	once sync.Once
+	c    *Cluster
+	dir  string
+	err  error
+}
+
+// Shared returns the endpoints of a one-member cluster started once for
+// the whole test binary; each test uses a prefix of its own. Call
+// StopShared from TestMain after the tests have run.
+func Shared(t testing.TB) []string {
+	t.Helper()
+	bin := Binary(t)
+	shared.once.Do(func() {
+		if shared.dir, shared.err = shm(); shared.err != nil {
+			shared.dir, shared.err = os.MkdirTemp("", "etcdtest-")
+		}
+		if shared.err == nil {
+			shared.c, shared.err = start(bin, shared.dir, 1)
+		}
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.c.Endpoints()
+}
+
+// StopShared stops the cluster Shared started, if any.
+func StopShared() {
+	if shared.c != nil {
+		shared.c.Stop()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
 	}
 }

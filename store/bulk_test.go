@@ -12,12 +12,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/otpgate/otpgate/store/etcdtest"
+	"github.com/otpgate/otpgate/etcdtest"
 )
 
-func openBulkNode(t *testing.T, endpoint, prefix string) *DB {
+func openBulkNode(t *testing.T, endpoints []string, prefix string) *DB {
 	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "node.db"), Options{Etcd: &Etcd{Endpoints: []string{endpoint}, Prefix: prefix}})
+	db, err := Open(filepath.Join(t.TempDir(), "node.db"), Options{Etcd: &Etcd{Endpoints: endpoints, Prefix: prefix}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +56,8 @@ func countUsers(t *testing.T, cli *clientv3.Client, prefix string) int64 {
 // the chunks before it; a writer that dies half way is undone by the next
 // node to open the store. No undo record is left behind.
 func TestBulkWrite(t *testing.T) {
-	endpoint := etcdtest.Shared(t)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, Logger: zap.NewNop()})
+	endpoints := etcdtest.Shared(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestBulkWrite(t *testing.T) {
 
 	t.Run("all", func(t *testing.T) {
 		prefix := fmt.Sprintf("/bulk-all-%d/", time.Now().UnixNano())
-		a, b := openBulkNode(t, endpoint, prefix), openBulkNode(t, endpoint, prefix)
+		a, b := openBulkNode(t, endpoints, prefix), openBulkNode(t, endpoints, prefix)
 		if err := a.Update(putUsers(1000, "acme")); err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestBulkWrite(t *testing.T) {
 
 	t.Run("conflict", func(t *testing.T) {
 		prefix := fmt.Sprintf("/bulk-conflict-%d/", time.Now().UnixNano())
-		a := openBulkNode(t, endpoint, prefix)
+		a := openBulkNode(t, endpoints, prefix)
 		// After the first chunk, another node writes a user that a later
 		// chunk writes too: that chunk fails, the first is undone, and
 		// the function, run again, sees the user and gives up.
@@ -113,7 +113,7 @@ func TestBulkWrite(t *testing.T) {
 
 	t.Run("writer dies", func(t *testing.T) {
 		prefix := fmt.Sprintf("/bulk-dies-%d/", time.Now().UnixNano())
-		a := openBulkNode(t, endpoint, prefix)
+		a := openBulkNode(t, endpoints, prefix)
 		a.etcd.afterChunk = func(n int) {
 			if n == 2 {
 				runtime.Goexit() // the writer is gone, its marker and records left
@@ -126,7 +126,7 @@ func TestBulkWrite(t *testing.T) {
 			t.Fatalf("got %d users in etcd half way, want %d", got, 3*bulkChunk)
 		}
 		// Under way: a node that opens now leaves it alone.
-		openBulkNode(t, endpoint, prefix)
+		openBulkNode(t, endpoints, prefix)
 		if got := countUsers(t, cli, prefix); got != 3*bulkChunk {
 			t.Fatalf("a bulk write under way was undone: %d users", got)
 		}
@@ -138,7 +138,7 @@ func TestBulkWrite(t *testing.T) {
 		if _, err := cli.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
 			t.Fatal(err)
 		}
-		b := openBulkNode(t, endpoint, prefix)
+		b := openBulkNode(t, endpoints, prefix)
 		if got := countUsers(t, cli, prefix); got != 0 {
 			t.Errorf("got %d users after the next node opened, want the dead writer's undone", got)
 		}

@@ -214,6 +214,13 @@ func (e *etcdEngine) watchCtx(ctx context.Context) context.Context {
 // Sync returns once this node's copy of the store holds everything
 // written in etcd before the call: what another node has just written
 // is then read here. With bbolt it returns at once.
+//
+// It reads the prefix again rather than asking the watch how far it is:
+// etcd before 3.4.24 (Debian's 3.4.23 among them) answers a progress
+// request at once with its newest revision, ahead of events it has not
+// sent yet (etcd issue 15220), so that Sync returned before the other
+// node's writes had arrived, and the watch, trusting that revision,
+// could resume past events it never delivered.
 func (db *DB) Sync(ctx context.Context) error {
 	if db.etcd == nil {
 		return nil

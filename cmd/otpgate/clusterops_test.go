@@ -16,7 +16,7 @@ import (
 	"layeh.com/radius"
 
 	"github.com/otpgate/otpgate/cluster"
-	"github.com/otpgate/otpgate/store/etcdtest"
+	"github.com/otpgate/otpgate/etcdtest"
 )
 
 // runCLI runs one otpgate command as main would, and returns what it
@@ -29,11 +29,11 @@ func runCLI(args ...string) (string, error) {
 
 // offlineConfig writes the configuration of a node of the cluster on
 // endpoint that does not run: the CLI on it reaches etcd itself.
-func offlineConfig(t *testing.T, endpoint, key, node string) string {
+func offlineConfig(t *testing.T, endpoints []string, key, node string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "otpgate.yaml")
-	r := strings.NewReplacer("{{etcd}}", endpoint, "{{key}}", key, "{{node}}", node, "{{dir}}", dir)
+	r := strings.NewReplacer("{{etcd}}", endpointList(endpoints), "{{key}}", key, "{{node}}", node, "{{dir}}", dir)
 	if err := os.WriteFile(cfg, []byte(r.Replace(etcdNodeConfig)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +45,11 @@ func offlineConfig(t *testing.T, endpoint, key, node string) string {
 // third node with another configuration is warned about, and a single
 // node's configuration says there is no cluster.
 func TestClusterStatus(t *testing.T) {
-	etcd := etcdtest.StartT(t)
+	etcd := etcdtest.Start(t, 1)
 	key := filepath.Join(t.TempDir(), "cluster.key")
-	a := startEtcdNode(t, etcd.Endpoint, key, "node-a")
-	startEtcdNode(t, etcd.Endpoint, key, "node-b")
-	direct := offlineConfig(t, etcd.Endpoint, key, "admin-host")
+	a := startEtcdNode(t, etcd.Endpoints(), key, "node-a")
+	startEtcdNode(t, etcd.Endpoints(), key, "node-b")
+	direct := offlineConfig(t, etcd.Endpoints(), key, "admin-host")
 
 	var out string
 	waitFor(t, "both nodes' heartbeats", func() bool {
@@ -73,7 +73,7 @@ func TestClusterStatus(t *testing.T) {
 
 	// A node started with another configuration (or version) is named
 	// in a warning, by both ways of asking.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,10 +112,10 @@ func TestClusterStatus(t *testing.T) {
 // than the 128 operations etcd takes in one transaction: all of them, seen
 // by the other node; a file with one bad line among 500 imports none.
 func TestImportManyOnEtcd(t *testing.T) {
-	etcd := etcdtest.StartT(t)
+	etcd := etcdtest.Start(t, 1)
 	key := filepath.Join(t.TempDir(), "cluster.key")
-	a := startEtcdNode(t, etcd.Endpoint, key, "a")
-	b := startEtcdNode(t, etcd.Endpoint, key, "b")
+	a := startEtcdNode(t, etcd.Endpoints(), key, "a")
+	b := startEtcdNode(t, etcd.Endpoints(), key, "b")
 	csvOf := func(from, n int, bad int) string {
 		var sb strings.Builder
 		sb.WriteString("name,tenant,home_ips\n")
@@ -151,11 +151,11 @@ func TestImportManyOnEtcd(t *testing.T) {
 // audit.cluster_keep) merged by time with A's own, and the other way
 // round, each entry naming its node.
 func TestAuditAcrossNodes(t *testing.T) {
-	etcd := etcdtest.StartT(t)
+	etcd := etcdtest.Start(t, 1)
 	key := filepath.Join(t.TempDir(), "cluster.key")
 	cfg := strings.Replace(etcdNodeConfig, "delivery:", "audit: {cluster_keep: 2h}\ndelivery:", 1)
 	node := func(name string) *server {
-		r := strings.NewReplacer("{{etcd}}", etcd.Endpoint, "{{key}}", key, "{{node}}", name)
+		r := strings.NewReplacer("{{etcd}}", endpointList(etcd.Endpoints()), "{{key}}", key, "{{node}}", name)
 		return startServer(t, r.Replace(cfg))
 	}
 	a, b := node("a"), node("b")
@@ -185,7 +185,7 @@ func TestAuditAcrossNodes(t *testing.T) {
 	}
 
 	// In etcd, under a lease no longer than cluster_keep and an hour.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

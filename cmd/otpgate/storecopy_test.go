@@ -11,9 +11,9 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
+	"github.com/otpgate/otpgate/etcdtest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
-	"github.com/otpgate/otpgate/store/etcdtest"
 )
 
 // TestStoreCopyRoundTrip moves the store of users of every kind that an
@@ -25,7 +25,7 @@ import (
 // the code accepted on etcd is refused again by a single node serving
 // from the copy.
 func TestStoreCopyRoundTrip(t *testing.T) {
-	etcd := etcdtest.StartT(t)
+	etcd := etcdtest.Start(t, 1)
 	config, f := oldStore(t, "testdata/store-format1")
 	orig := regexp.MustCompile(`path: "([^"]+)"`).FindStringSubmatch(config)[1]
 	dir := filepath.Dir(orig)
@@ -39,7 +39,7 @@ func TestStoreCopyRoundTrip(t *testing.T) {
 	}
 	fileCfg := writeConfig("file.yaml", config)
 	etcdText := strings.Replace(config, `store: {path: "`+orig+`"}`,
-		`store: {path: "{{dir}}/node.db", key_file: "`+orig+`.key", backend: etcd, etcd: {endpoints: ["`+etcd.Endpoint+`"], prefix: /copy-test/}}
+		`store: {path: "{{dir}}/node.db", key_file: "`+orig+`.key", backend: etcd, etcd: {endpoints: [`+endpointList(etcd.Endpoints())+`], prefix: /copy-test/}}
 cluster: {node_name: a}`, 1)
 	etcdCfg := writeConfig("etcd.yaml", strings.ReplaceAll(etcdText, "{{dir}}", dir))
 	before, err := runCLI("user", "export", "--with-secrets", "--config", fileCfg)
