@@ -94,7 +94,7 @@ func TestClusterStatus(t *testing.T) {
 	// A single node: no cluster, and no store made to say so.
 	dir := t.TempDir()
 	single := filepath.Join(dir, "otpgate.yaml")
-	bbolt := strings.Replace(etcdNodeConfig, "  backend: etcd\n  etcd: {endpoints: [\"{{etcd}}\"], prefix: /otpgate-test/}\n", "", 1)
+	bbolt := strings.Replace(etcdNodeConfig, "  backend: etcd\n  etcd: {endpoints: [{{etcd}}], prefix: /otpgate-test/}\n", "", 1)
 	bbolt = strings.NewReplacer("{{dir}}", dir, "{{key}}", filepath.Join(dir, "otpgate.key"), "{{node}}", "solo").Replace(bbolt)
 	if err := os.WriteFile(single, []byte(bbolt), 0o600); err != nil {
 		t.Fatal(err)
