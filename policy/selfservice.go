@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -232,6 +233,34 @@ func (e *Engine) StartLink(client, user string, noFirstFactor bool) (secretText,
 	e.challenges.Put(live.Challenge{ID: state, User: store.NormalizeName(user), Client: client, Method: MethodTOTP,
 		Enrol: enrolLink, Expires: e.now().Add(t.CodeTTL), NoFirstFactor: noFirstFactor})
 	return secretText, state, nil
+}
+
+// DropLink forgets the authenticator-app secret StartLink made for user
+// when they leave it unproved (they chose text messages instead, or went
+// back): a pending app comes first at a gateway's login (see methods),
+// which would ask for a code from an app they never set up. Only that
+// secret is dropped: one made since, by the page or by
+// "otpgate user totp", stays.
+func (e *Engine) DropLink(user, secretText string) error {
+	err := e.db.Update(func(tx *store.Tx) error {
+		u, err := tx.User(user)
+		if err != nil || u.PendingTOTP == nil {
+			return err
+		}
+		pending, err := openTOTP(e.key, u.Name, u.PendingTOTP)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(pending), []byte(secretText)) != 1 {
+			return nil
+		}
+		u.PendingTOTP, u.Updated = nil, e.now()
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		return fmt.Errorf("drop an app link: %w", err)
+	}
+	return nil
 }
 
 // StartPhone sends a code to number, which becomes user's phone once the

@@ -115,6 +115,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, page{T: t, Title: t.AccountTitle, Done: t.SignedOut})
 		return
 	case "back":
+		if se.stage == stageLink {
+			s.dropLink(se)
+		}
 		se.stage, se.state, se.secret, se.codes = "", "", "", nil
 	default:
 		var done bool
