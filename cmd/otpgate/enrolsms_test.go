@@ -212,3 +212,70 @@ func TestLinkLeftUnproved(t *testing.T) {
 	}
 	login("hal")
 }
+
+// TestEnrolNoPasswordSendsNothing: with web.password none the link alone
+// opens the page, so it offers no SMS and sends nothing, whatever is
+// posted to it with a valid form token.
+func TestEnrolNoPasswordSendsNothing(t *testing.T) {
+	w := startEnrol(t, "none")
+	w.addUser(t, "ivy", "--phone", "0612345678")
+	w.addUser(t, "jon", "--phone", "0687654321")
+	w.cli(t, "user", "totp", "jon", "--secret", testSecret)
+	mark := w.logLen()
+
+	link := inviteLinkOf(t, w.cli(t, "user", "invite", "ivy", "--via", "print"))
+	path := strings.TrimPrefix(link, w.public)
+	c := newCookieClient(t, "http://"+w.web)
+	if code := c.do("GET", path, nil); code != http.StatusOK || !strings.Contains(c.page, `id="app"`) {
+		t.Fatalf("GET the link: %d\n%s", code, c.page)
+	}
+	if strings.Contains(c.page, `id="sms"`) || strings.Contains(c.page, `name="password"`) {
+		t.Errorf("the page offers SMS or asks a password it cannot check:\n%s", c.page)
+	}
+	for _, form := range [][]string{
+		{"action", "sms"},
+		{"action", "phone", "phone", "0611111111"},
+		{"action", "resend"},
+		{"action", "code", "code", "resend"},
+		{"action", "code", "code", "sms"},
+	} {
+		if code := c.post(path, form...); code != http.StatusOK {
+			t.Errorf("%q: got %d", form, code)
+		}
+		if strings.Contains(c.page, `id="phone"`) || strings.Contains(c.page, `id="sms"`) {
+			t.Errorf("%q: the page asks for a number:\n%s", form, c.page)
+		}
+	}
+	// The QR code's page offers no SMS either, nor does it turn to it.
+	c.post(path, "action", "app")
+	if !strings.Contains(c.page, `id="qr"`) || strings.Contains(c.page, `id="sms"`) {
+		t.Errorf("the QR code's page:\n%s", c.page)
+	}
+	c.post(path, "action", "sms")
+	c.post(path, "action", "phone", "phone", "0611111111")
+	if strings.Contains(c.page, `id="phone"`) || strings.Contains(c.page, `id="prompt"`) {
+		t.Errorf("SMS from the QR code's page:\n%s", c.page)
+	}
+
+	// Jon has an app: asked for its code; SMS words and Resend send nothing.
+	link = inviteLinkOf(t, w.cli(t, "user", "invite", "jon", "--via", "print"))
+	path = strings.TrimPrefix(link, w.public)
+	j := newCookieClient(t, "http://"+w.web)
+	j.do("GET", path, nil)
+	if !strings.Contains(j.page, `id="prompt"`) {
+		t.Fatalf("jon was not asked for his app's code:\n%s", j.page)
+	}
+	for _, form := range [][]string{
+		{"action", "resend"},
+		{"action", "code", "code", "sms"},
+		{"action", "code", "code", "resend"},
+	} {
+		j.post(path, form...)
+	}
+	if n := w.deliveriesSince(mark); n != 0 {
+		t.Errorf("%d messages were sent without a password", n)
+	}
+	if show := w.cli(t, "user", "show", "ivy"); !regexp.MustCompile(`phone:\s+\+31612345678`).MatchString(show) {
+		t.Errorf("ivy's phone changed:\n%s", show)
+	}
+}
