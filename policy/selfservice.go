@@ -411,6 +411,15 @@ func (e *Engine) account(user string) (store.User, error) {
 	return u, err
 }
 
+// TimeZone is where times are told to the users of tenant: its
+// time_zone as in force now; nil means the server's zone.
+func (e *Engine) TimeZone(tenant string) *time.Location {
+	if t := e.rules().tenants[tenant]; t != nil {
+		return t.TimeZone
+	}
+	return nil
+}
+
 // SetDisplayNames puts in force the names users are shown for gateways
 // ("Citrix Workspace" for the client "rdgw"), by client name.
 func (e *Engine) SetDisplayNames(names map[string]string) { e.displayNames.Store(&names) }

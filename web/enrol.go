@@ -305,7 +305,7 @@ func (s *Server) renderEnrol(w http.ResponseWriter, r *http.Request, se *session
 	if en, ok := s.Self.Enrolment(se.token); ok {
 		v.CanSMS = en.CanSMS && !s.codeOnly()
 		v.Phone = en.Phone
-		v.Expires = en.Expires.Format("2006-01-02 15:04")
+		v.Expires = s.local(en.Tenant, en.Expires).Format("2006-01-02 15:04")
 	}
 	s.render(w, http.StatusOK, page{T: t, Title: t.EnrolTitle, Enrol: &v, Error: msg, CSRF: s.csrf(s.visitor(w, r), "enrol:"+se.token)})
 }

@@ -28,7 +28,18 @@ func TestEnrolBySMS(t *testing.T) {
 	w.addUser(t, "fay")
 	link := inviteLinkOf(t, w.cli(t, "user", "invite", "fay", "--via", "print"))
 
-	w.browse(t, chromedp.Navigate(link), chromedp.SendKeys(chromedp.CSS("#password"), "hunter2"))
+	w.browse(t, chromedp.Navigate(link))
+	// The link's end, in the tenant's time_zone (Europe/Amsterdam).
+	ams, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := w.clock.Now().Add(72 * time.Hour)
+	if body := w.text(t, "main"); !strings.Contains(body, "This link works until "+until.In(ams).Format("2006-01-02 15:04")+".") {
+		t.Errorf("the page does not give the link's end in the tenant's zone (%s, the server's %s):\n%s",
+			until.In(ams).Format("15:04"), until.Local().Format("15:04"), body)
+	}
+	w.browse(t, chromedp.SendKeys(chromedp.CSS("#password"), "hunter2"))
 	w.press(t, "#submit")
 	w.axe(t, "choice")
 	// The app first, then second thoughts on the QR code's page.
