@@ -297,7 +297,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}
 	if webLn != nil {
 		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log,
-			Self: engine, Issuer: s.issuer, DisplayNames: s.displayNames, Zones: zones(s.tenants)}
+			Self: engine, Issuer: s.issuer, DisplayName: engine.DisplayName, Zone: engine.TimeZone}
 		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
@@ -521,15 +521,4 @@ func sameKey(db *store.DB) string {
 		return ""
 	}
 	return ": every node of a cluster uses the same key file; copy it from a node that works"
-}
-
-// zones are the tenants' time zones, by name, for the web pages.
-func zones(tenants []policy.Tenant) map[string]*time.Location {
-	m := map[string]*time.Location{}
-	for _, t := range tenants {
-		if t.TimeZone != nil {
-			m[t.Name] = t.TimeZone
-		}
-	}
-	return m
 }
