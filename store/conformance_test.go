@@ -78,7 +78,7 @@ func openEtcdNode(t *testing.T, endpoints []string, prefix, node string) *store.
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), node+".db"), store.Options{
 		Node: node,
-		Etcd: &store.Etcd{Endpoints: endpoints, Prefix: prefix, Retry: 20 * time.Millisecond, RequestTimeout: time.Second},
+		Etcd: &store.Etcd{Endpoints: endpoints, Prefix: prefix, Retry: 20 * time.Millisecond, RequestTimeout: 5 * time.Second},
 	})
 	if err != nil {
 		t.Fatalf("Open on etcd: %v", err)
