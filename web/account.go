@@ -87,7 +87,16 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		}
 		se.stage, se.state, se.prompt = stageCurrent, res.State, res.Message
 	case "codes":
-		msg = s.newCodes(se, t)
+		// New codes are a second factor: a session alone, which may be
+		// someone else's at the user's computer, does not get them; the
+		// current second factor (or an old recovery code) is proved first,
+		// as for a new app.
+		res := s.Self.Reprove(r.Context(), policy.ClientAccount, se.user, false)
+		if res.Decision != policy.Challenge {
+			msg = orText(res.Message, t.Failed)
+			break
+		}
+		se.stage, se.state, se.prompt = stageCodesCurrent, res.State, res.Message
 	case "forget":
 		addr, err := netip.ParseAddr(r.PostFormValue("ip"))
 		if err == nil {

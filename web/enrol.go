@@ -35,14 +35,15 @@ type SelfService interface {
 
 // Stages of the enrolment page and the account page.
 const (
-	stagePassword  = "password"  // the first factor
-	stageCurrent   = "current"   // a code of the second factor the user has
-	stageChoose    = "choose"    // app or SMS
-	stageLink      = "link"      // QR code, secret, first code
-	stagePhone     = "phone"     // the mobile number
-	stagePhoneCode = "phonecode" // the code sent to it
-	stageCodes     = "codes"     // recovery codes, once
-	stageDone      = "done"
+	stagePassword     = "password"      // the first factor
+	stageCurrent      = "current"       // a code of the second factor the user has
+	stageCodesCurrent = "current-codes" // the same, before new recovery codes
+	stageChoose       = "choose"        // app or SMS
+	stageLink         = "link"          // QR code, secret, first code
+	stagePhone        = "phone"         // the mobile number
+	stagePhoneCode    = "phonecode"     // the code sent to it
+	stageCodes        = "codes"         // recovery codes, once
+	stageDone         = "done"
 )
 
 var (
@@ -185,7 +186,7 @@ func (s *Server) step(r *http.Request, se *session, client string, t text, actio
 		action = "resend"
 	}
 	switch {
-	case se.stage == stageCurrent && action == "code":
+	case (se.stage == stageCurrent || se.stage == stageCodesCurrent) && action == "code":
 		if code == "" {
 			return t.CodeNeeded, false
 		}
@@ -193,6 +194,9 @@ func (s *Server) step(r *http.Request, se *session, client string, t text, actio
 		switch res.Decision {
 		case policy.Accept:
 			se.state, se.prompt = "", ""
+			if se.stage == stageCodesCurrent {
+				return s.newCodes(se, t), false
+			}
 			if client == policy.ClientAccount {
 				return s.startLink(se, client, t), false
 			}
@@ -204,7 +208,7 @@ func (s *Server) step(r *http.Request, se *session, client string, t text, actio
 		}
 		se.stage, se.state = stageDone, ""
 		return orText(res.Message, t.Failed), false
-	case (se.stage == stageCurrent || se.stage == stagePhoneCode) && action == "resend":
+	case (se.stage == stageCurrent || se.stage == stageCodesCurrent || se.stage == stagePhoneCode) && action == "resend":
 		res := answer("resend")
 		if res.Decision == policy.Challenge {
 			se.state, se.prompt = res.State, res.Message
@@ -313,6 +317,9 @@ func (s *Server) renderEnrol(w http.ResponseWriter, r *http.Request, se *session
 // view is what a session's stage shows.
 func (s *Server) view(se *session) (enrolView, error) {
 	v := enrolView{Stage: se.stage, User: se.user, Prompt: se.prompt, Codes: se.codes}
+	if se.stage == stageCodesCurrent {
+		v.Stage = stageCurrent // the same form
+	}
 	if se.stage != stageLink || se.secret == "" {
 		return v, nil
 	}
