@@ -289,6 +289,24 @@ func Reserved(k Key) bool {
 	return k.Vendor == 0 && (k.Type == 18 || k.Type == 24 || k.Type == 33 || k.Type == 80)
 }
 
+// Unpassable reports whether an attribute with key k in another RADIUS
+// server's answer cannot be passed on to a gateway as it came: its value
+// is hidden with that server's secret and the authenticator of otpgate's
+// request to it, which the gateway does not have (User-Password,
+// Tunnel-Password of RFC 2868 §3.5, MS-CHAP-MPPE-Keys and
+// MS-MPPE-Send-Key and -Recv-Key of RFC 2548), so the gateway would read a
+// wrong value without noticing; or it belongs to an EAP conversation
+// (EAP-Message, RFC 3579), which otpgate does not hold with the gateway.
+func Unpassable(k Key) bool {
+	switch k.Vendor {
+	case 0:
+		return k.Type == 2 || k.Type == 69 || k.Type == 79
+	case 311: // Microsoft
+		return k.Type == 12 || k.Type == 16 || k.Type == 17
+	}
+	return false
+}
+
 // ParseReply is Parse for a reply attribute an administrator configures:
 // it refuses the attributes otpgate sets itself (Reserved).
 func ParseReply(s string) (Reply, error) {

@@ -54,8 +54,11 @@ func (e *Engine) replyFor(ctx context.Context, req Request, t *Tenant, u store.U
 			e.log.WarnContext(ctx, "a reply attribute of the user is not valid; it is left out", "user", u.Name, "err", err)
 		}
 	}
+	// What the upstream hid for otpgate alone, or its EAP, is not the
+	// gateway's (see dictionary.Unpassable).
+	upstream := slices.DeleteFunc(slices.Clone(id.Reply), func(a dictionary.Attribute) bool { return dictionary.Unpassable(a.Key) })
 	var out []dictionary.Attribute
-	for _, src := range [][]dictionary.Attribute{id.Reply, fill(t.Reply), fill(groupReplies(t, id.Groups)), fill(req.Reply), fill(own)} {
+	for _, src := range [][]dictionary.Attribute{upstream, fill(t.Reply), fill(groupReplies(t, id.Groups)), fill(req.Reply), fill(own)} {
 		out = override(out, src)
 	}
 	return out

@@ -456,3 +456,52 @@ func TestIssuerColon(t *testing.T) {
 		t.Errorf("check-config: exit %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestUpstreamSaltedAttributesNotPassed: an upstream's Accept may carry
+// attributes whose value is hidden with the upstream's secret and the
+// Request Authenticator of otpgate's request to it (Tunnel-Password, RFC
+// 2868 §3.5; MS-MPPE-Send-Key and -Recv-Key, RFC 2548 §2.4), and EAP
+// (RFC 3579) that otpgate does not speak. Passed on as they are, the
+// gateway opens them with its own secret and its own request's
+// authenticator: a wrong key, silently. They are not passed on.
+func TestUpstreamSaltedAttributesNotPassed(t *testing.T) {
+	upstream := startFreeRADIUSUsers(t, "upstream-secret", `alice Cleartext-Password := "right"
+	Tunnel-Password := "per-user-psk",
+	MS-MPPE-Send-Key := 0x00112233445566778899aabbccddeeff,
+	MS-MPPE-Recv-Key := 0xffeeddccbbaa99887766554433221100,
+	EAP-Message := 0x03010004,
+	Filter-Id := "staff"
+`)
+	s := startServer(t, fmt.Sprintf(`
+radius:
+  listen: ["127.0.0.1:0"]
+  upstream:
+    timeout: 2s
+    servers: [{address: "%s", secret: upstream-secret}]
+store: {path: "{{dir}}/otpgate.db"}
+clients:
+  - {name: forti, address: 127.0.0.1/32, secret: testing123, tenant: acme, password: radius}
+tenants:
+  - {name: acme, methods: [totp]}
+`, upstream))
+	s.cli(t, "user", "add", "alice", "--tenant", "acme")
+	s.cli(t, "user", "totp", "alice", "--secret", testSecret)
+	ch := mustExchange(t, s.addrs[0], request{user: "alice", password: "right"})
+	expect(t, ch, radius.CodeAccessChallenge, "Enter the code from your authenticator app")
+	acc := mustExchange(t, s.addrs[0], request{user: "alice", password: totpNow(t), state: string(rfc2865.State_Get(ch))})
+	expect(t, acc, radius.CodeAccessAccept, "")
+	if got := rfc2865.FilterID_GetString(acc); got != "staff" {
+		t.Fatalf("Filter-Id: got %q, want the upstream's (is the upstream's Accept passed on at all?)", got)
+	}
+	if v, ok := acc.Lookup(69); ok {
+		t.Errorf("Tunnel-Password passed on as the upstream hid it for otpgate (%d bytes): the gateway reads a wrong password", len(v))
+	}
+	if v, ok := acc.Lookup(79); ok {
+		t.Errorf("EAP-Message passed on: %x", v)
+	}
+	for _, typ := range []byte{16, 17} {
+		if got := vsa(acc, 311, typ); len(got) != 0 {
+			t.Errorf("MS-MPPE key %d passed on as the upstream hid it for otpgate", typ)
+		}
+	}
+}
