@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/etcdtest"
+)
+
+// TestSignInGuardAcrossNodes: the sign-in page without a first factor
+// asks any name for a code from an app, and stops guessing at a name
+// after the tenant's lockout of wrong codes. In a cluster every node
+// must stop it: a guesser who has used up the tries at A gets none at B.
+func TestSignInGuardAcrossNodes(t *testing.T) {
+	t.Skip("finding of review2: the sign-in page's counter of wrong codes is in each node's memory (policy/signin.go signInGuard), so N nodes give N times the guesses; unskip with the fix")
+	etcd := etcdtest.Start(t, 1)
+	clock := newClock()
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	node := func(name string) *server {
+		r := strings.NewReplacer("{{etcd}}", endpointList(etcd.Endpoints()), "{{key}}", key, "{{node}}", name)
+		port := freePort(t)
+		return startServerAt(t, r.Replace(etcdNodeConfig)+fmt.Sprintf("web: {listen: \"127.0.0.1:%d\", public_url: \"http://127.0.0.1:%d\"}\n", port, port), clock.Now)
+	}
+	a, b := node("a"), node("b")
+	a.cli(t, "user", "add", "tom", "--tenant", "acme")
+	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
+	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+
+	guess := func(n *server) string {
+		c := newCookieClient(t, "http://"+n.web)
+		c.do("GET", "/signin", nil)
+		c.post("/signin", "name", "tom")
+		page := c.page
+		if hidden(stateField, page) != "" {
+			c.post("/signin", "code", "000000")
+			page = c.page
+		}
+		clock.Advance(time.Minute) // past the page's limit per IP, which is not the point here
+		return page
+	}
+	lockedText := "locked"
+	for i := 0; i < 5 && !strings.Contains(guess(a), lockedText); i++ {
+	}
+	if !strings.Contains(guess(a), lockedText) {
+		t.Fatalf("A never stops the guessing:\n%s", guess(a))
+	}
+	if page := guess(b); !strings.Contains(page, lockedText) {
+		t.Errorf("A stopped guesses at tom, B takes more: each node a budget of its own")
+	}
+}
