@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"layeh.com/radius"
+
 	"github.com/otpgate/otpgate/etcdtest"
 )
 
@@ -49,5 +51,41 @@ func TestSignInGuardAcrossNodes(t *testing.T) {
 	}
 	if page := guess(b); !strings.Contains(page, lockedText) {
 		t.Errorf("A stopped guesses at tom, B takes more: each node a budget of its own")
+	}
+}
+
+// TestFarCodeAcrossNodes: a code found further out than a step from the
+// phone's drift is not accepted, and the answer ("your phone's clock
+// seems off") tells whoever typed it that it is a code, so it is never
+// accepted later when its step comes near (policy/totp.go farSteps). At
+// the node that said so it is not; at the other node it must not be
+// either, or each guess at A is tried against the steps ahead too.
+func TestFarCodeAcrossNodes(t *testing.T) {
+	t.Skip("finding of review2: farSteps is in each node's memory; unskip with the fix")
+	etcd := etcdtest.Start(t, 1)
+	clock := newClock()
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	node := func(name string) *server {
+		r := strings.NewReplacer("{{etcd}}", endpointList(etcd.Endpoints()), "{{key}}", key, "{{node}}", name)
+		return startServerAt(t, r.Replace(etcdNodeConfig), clock.Now)
+	}
+	a, b := node("a"), node("b")
+	a.cli(t, "user", "add", "tom", "--tenant", "acme")
+	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
+	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+
+	ahead := totpAt(t, testSecret, clock.Now().Add(3*30*time.Second)) // three steps ahead: far
+	ch := mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.5"})
+	expect(t, answerTo(t, a, ch, "203.0.113.5", ahead), radius.CodeAccessChallenge,
+		"Your phone's clock seems off; enter the next code from your authenticator app")
+
+	clock.Advance(3 * 30 * time.Second) // its step is now
+	ch = mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.5"})
+	if got := answerTo(t, a, ch, "203.0.113.5", ahead); got.Code == radius.CodeAccessAccept {
+		t.Fatal("A accepted the far code it had told about")
+	}
+	ch = mustExchange(t, b.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.6"})
+	if got := answerTo(t, b, ch, "203.0.113.6", ahead); got.Code == radius.CodeAccessAccept {
+		t.Error("B accepted the far code A had told about")
 	}
 }
