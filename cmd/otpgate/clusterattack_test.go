@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +90,48 @@ func TestFarCodeAcrossNodes(t *testing.T) {
 	if got := answerTo(t, b, ch, "203.0.113.6", ahead); got.Code == radius.CodeAccessAccept {
 		t.Error("B accepted the far code A had told about")
 	}
+}
+
+// TestRecoveryCodeOnceAcrossNodes: the same recovery code answered at A
+// and at B at the same moment gives one Accept, every time: the code is
+// spent in the user's record, which each node's commit compares.
+func TestRecoveryCodeOnceAcrossNodes(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	key := filepath.Join(t.TempDir(), "cluster.key")
+	a, b := startEtcdNode(t, etcd.Endpoints(), key, "a"), startEtcdNode(t, etcd.Endpoints(), key, "b")
+	a.cli(t, "user", "add", "tom", "--tenant", "acme")
+	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
+	for round := 0; round < 3; round++ {
+		codes := regexp.MustCompile(`\d{4}-\d{4}-\d{4}`).FindAllString(a.cli(t, "user", "recovery-codes", "tom"), -1)
+		if len(codes) != 10 {
+			t.Fatalf("got %d recovery codes", len(codes))
+		}
+		waitFor(t, "B to see the new codes", func() bool {
+			return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "recovery codes: 10 left")
+		})
+		for _, code := range codes {
+			chA := mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.5"})
+			chB := mustExchange(t, b.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.6"})
+			var wg sync.WaitGroup
+			got := make([]*radius.Packet, 2)
+			wg.Add(2)
+			go func() { defer wg.Done(); got[0] = answerTo(t, a, chA, "203.0.113.5", code) }()
+			go func() { defer wg.Done(); got[1] = answerTo(t, b, chB, "203.0.113.6", code) }()
+			wg.Wait()
+			if n := accepts(got); n != 1 {
+				t.Fatalf("round %d: one recovery code at A and B at once: %d Accepts, want 1", round, n)
+			}
+			a.cli(t, "user", "unlock", "tom") // the loser's wrong code counts
+		}
+	}
+}
+
+func accepts(ps []*radius.Packet) int {
+	n := 0
+	for _, p := range ps {
+		if p != nil && p.Code == radius.CodeAccessAccept {
+			n++
+		}
+	}
+	return n
 }
