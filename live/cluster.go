@@ -15,6 +15,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/otpgate/otpgate/store"
 )
 
 // Cluster keeps the challenges and approvals of every node in etcd, so
@@ -37,6 +39,10 @@ type Cluster struct {
 	prefix string
 	// Timeout bounds each call to etcd; zero means 2 s.
 	Timeout time.Duration
+	// RetryFor is how long putting and taking a challenge keep trying while
+	// etcd cannot be reached or elects a leader, in tries of at most
+	// Timeout and 1 s each; zero means 4 s (see store.Etcd.WriteWait).
+	RetryFor time.Duration
 	// Now is the clock leases are reckoned by; nil means time.Now.
 	Now func() time.Time
 	// Log hears of a watch that had to be restarted; nil means discard.
@@ -73,6 +79,31 @@ func (c *Cluster) ctx() (context.Context, context.CancelFunc) {
 		d = 2 * time.Second
 	}
 	return context.WithTimeout(context.Background(), d)
+}
+
+// again runs do, and again while etcd cannot be reached or has no
+// leader, until RetryFor is spent. A try that took effect unseen is safe to
+// follow: a put writes the same, and a take finds the key gone (the
+// answer is refused, never accepted twice).
+func (c *Cluster) again(do func(ctx context.Context) error) error {
+	d, wait := c.Timeout, c.RetryFor
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	if wait <= 0 {
+		wait = 4 * time.Second
+	}
+	end := time.Now().Add(max(wait, d))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(time.Until(end), d, time.Second))
+		err := do(ctx)
+		cancel()
+		if err == nil || !store.Unreachable(err) || time.Until(end) < 50*time.Millisecond {
+			return err
+		}
+		pause := time.NewTimer(min(50*time.Millisecond, time.Until(end)))
+		<-pause.C
+	}
 }
 
 func (c *Cluster) now() time.Time {
@@ -178,13 +209,14 @@ func (c *Cluster) Put(ch Challenge) error {
 	}
 	k := c.chKey(ch.ID, ch.User, ch.Client)
 	ptr := strings.TrimPrefix(k, c.prefix+"ch/")
-	ctx, cancel := c.ctx()
-	defer cancel()
-	_, err = c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-		return c.cli.Txn(ctx).Then(
-			clientv3.OpPut(k, string(val), clientv3.WithLease(l)),
-			clientv3.OpPut(c.loginKey(ch.User, ch.Client, ch.EndUserIP), ptr, clientv3.WithLease(l)),
-		).Commit()
+	err = c.again(func(ctx context.Context) error {
+		_, err := c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			return c.cli.Txn(ctx).Then(
+				clientv3.OpPut(k, string(val), clientv3.WithLease(l)),
+				clientv3.OpPut(c.loginKey(ch.User, ch.Client, ch.EndUserIP), ptr, clientv3.WithLease(l)),
+			).Commit()
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("put challenge: %w", err)
@@ -205,14 +237,16 @@ func (c *Cluster) Take(id, user, client string) (Challenge, error) {
 	if !validID(id) {
 		return Challenge{}, ErrNotFound
 	}
-	ctx, cancel := c.ctx()
-	defer cancel()
 	k := c.chKey(id, user, client)
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
-		Else(clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).
-		Commit()
+	var resp *clientv3.TxnResponse
+	err := c.again(func(ctx context.Context) (err error) {
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+			Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
+			Else(clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return Challenge{}, fmt.Errorf("take challenge: %w", err)
 	}
