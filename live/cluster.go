@@ -604,3 +604,85 @@ func (c *Cluster) pause(ctx context.Context) {
 	case <-t.C:
 	}
 }
+
+// The sessions of the user's own web pages (web.Sessions), so that any
+// node serves any request of a browser:
+//
+//	live/session/<id>           a session, sealed by the web server
+//	live/sessionof/<user>/<id>  empty: the sessions of a user, to end them all
+//
+// Both under a lease that ends after the session does.
+
+func (c *Cluster) sessionKey(id [32]byte) string {
+	return c.prefix + "session/" + hex.EncodeToString(id[:])
+}
+
+func (c *Cluster) sessionsOf(user string) string { return c.prefix + "sessionof/" + hash(user) + "/" }
+
+// PutSession implements web.Sessions.
+func (c *Cluster) PutSession(id [32]byte, user string, data []byte, expires time.Time) error {
+	k := c.sessionKey(id)
+	err := c.again(func(ctx context.Context) error {
+		_, err := c.withLease(ctx, expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			return c.cli.Txn(ctx).Then(
+				clientv3.OpPut(k, string(data), clientv3.WithLease(l)),
+				clientv3.OpPut(c.sessionsOf(user)+hex.EncodeToString(id[:]), "", clientv3.WithLease(l)),
+			).Commit()
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put session: %w", err)
+	}
+	return nil
+}
+
+// Session implements web.Sessions.
+func (c *Cluster) Session(id [32]byte) ([]byte, bool, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.sessionKey(id))
+	if err != nil {
+		return nil, false, fmt.Errorf("read session: %w", err)
+	}
+	if len(resp.Kvs) != 1 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
+
+// DeleteSession implements web.Sessions. The user's index entry stays
+// until its lease ends; ending the user's sessions skips what is gone.
+func (c *Cluster) DeleteSession(id [32]byte) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if _, err := c.cli.Delete(ctx, c.sessionKey(id)); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessionsOf implements web.Sessions.
+func (c *Cluster) DeleteSessionsOf(user string) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	of := c.sessionsOf(user)
+	resp, err := c.cli.Get(ctx, of, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("end the sessions of %s: %w", user, err)
+	}
+	ops := []clientv3.Op{clientv3.OpDelete(of, clientv3.WithPrefix())}
+	for _, kv := range resp.Kvs {
+		ops = append(ops, clientv3.OpDelete(c.prefix+"session/"+strings.TrimPrefix(string(kv.Key), of)))
+		if len(ops) == 100 {
+			if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+				return fmt.Errorf("end the sessions of %s: %w", user, err)
+			}
+			ops = ops[:0]
+		}
+	}
+	if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("end the sessions of %s: %w", user, err)
+	}
+	return nil
+}
