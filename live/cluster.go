@@ -41,8 +41,11 @@ type Cluster struct {
 	Timeout time.Duration
 	// RetryFor is how long putting and taking a challenge keep trying while
 	// etcd cannot be reached or elects a leader, in tries of at most
-	// Timeout and 1 s each; zero means 4 s (see store.Etcd.WriteWait).
+	// Timeout and 1 s each; zero means 6 s (see store.Etcd.WriteWait).
 	RetryFor time.Duration
+	// Hopeless, when set, says why etcd is not worth trying now (see
+	// store.DB.Hopeless): putting and taking challenges then fail at once.
+	Hopeless func() error
 	// Now is the clock leases are reckoned by; nil means time.Now.
 	Now func() time.Time
 	// Log hears of a watch that had to be restarted; nil means discard.
@@ -91,7 +94,12 @@ func (c *Cluster) again(do func(ctx context.Context) error) error {
 		d = 2 * time.Second
 	}
 	if wait <= 0 {
-		wait = 4 * time.Second
+		wait = 6 * time.Second
+	}
+	if c.Hopeless != nil {
+		if err := c.Hopeless(); err != nil {
+			return err
+		}
 	}
 	end := time.Now().Add(max(wait, d))
 	for {

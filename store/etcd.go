@@ -49,9 +49,9 @@ type Etcd struct {
 	Retry time.Duration
 	// WriteWait is how long a write keeps trying etcd while it cannot
 	// be reached or has no leader (an election takes seconds), in tries
-	// of at most RequestTimeout and 1 s each. Zero means 4 s: gateways
-	// wait 3 to 5 s and send again, and the retransmission cache gives
-	// the copies the first request's answer.
+	// of at most RequestTimeout and 1 s each. Zero means 6 s: gateways
+	// wait 3 to 5 s and send again, two or three times, and the
+	// retransmission cache gives the copies the first request's answer.
 	WriteWait time.Duration
 }
 
@@ -60,8 +60,8 @@ type Etcd struct {
 // the new leader sooner.
 const tryFor = time.Second
 
-// skipAfter is how many checks in a row must fail before writes stop
-// trying etcd and fail at once.
+// skipAfter is how many checks in a row must fail, over more than a
+// write's wait, before writes stop trying etcd and fail at once.
 const skipAfter = 3
 
 // maxEtcdOps is the most operations etcd takes in one transaction unless
@@ -188,6 +188,17 @@ func (db *DB) Unavailable() error {
 	return db.etcd.health.failing()
 }
 
+// Hopeless returns why a write to etcd should fail at once, without
+// trying: several checks in a row failed, over more than a write's wait
+// (see Etcd.WriteWait). Nil while a write should try; always nil with
+// bbolt.
+func (db *DB) Hopeless() error {
+	if db.etcd == nil {
+		return nil
+	}
+	return db.etcd.health.skip(db.etcd.wait)
+}
+
 // health is whether etcd takes writes, and the log lines about it: the
 // first at once, then one a minute while it lasts, and one when it ends.
 type health struct {
@@ -246,11 +257,12 @@ func (h *health) up() {
 }
 
 // skip returns why a write should not try etcd at all: skipAfter checks
-// in a row failed. Otherwise nil.
-func (h *health) skip() error {
+// in a row failed, and etcd has failed for longer than wait, so that a
+// write would wait in vain. Otherwise nil.
+func (h *health) skip(wait time.Duration) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.fails < skipAfter {
+	if h.fails < skipAfter || h.now().Sub(h.since) < wait {
 		return nil
 	}
 	return fmt.Errorf("%w since %s: %v", ErrUnavailable, h.since.UTC().Format(time.RFC3339), h.err)
@@ -335,7 +347,7 @@ func (e *etcdEngine) commitIf(r Read, write func(*Tx) error) error {
 // are refreshed in the mirror from the same transaction's answer, so
 // that the function runs again on what etcd holds.
 func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
-	if err := e.health.skip(); err != nil {
+	if err := e.health.skip(e.wait); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {

@@ -61,7 +61,7 @@ func (c Etcd) withDefaults() Etcd {
 		c.Retry = time.Second
 	}
 	if c.WriteWait == 0 {
-		c.WriteWait = 4 * time.Second
+		c.WriteWait = 6 * time.Second
 	}
 	return c
 }
