@@ -241,7 +241,7 @@ func (h *health) failedLocked(err error) {
 	h.err = err
 	if h.logged.IsZero() || now.Sub(h.logged) >= ReportEvery {
 		h.logged = now
-		h.log.Error("etcd is unavailable: logins from trusted places are answered from this node's copy; codes are refused until it is back",
+		h.log.Error("etcd is unavailable: logins from trusted places are answered from this node's copy; codes wait for it a few seconds, then are refused, until it is back",
 			"store", h.where, "since", h.since.UTC().Format(time.RFC3339), "err", err)
 	}
 }
