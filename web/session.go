@@ -46,7 +46,7 @@ type Sessions interface {
 // session is one browser's way through the user's own pages. Nothing of
 // it is in the page but its id, in an HttpOnly cookie.
 type session struct {
-	mu      sync.Mutex // held while a request of its browser runs on this node
+	mu      sync.Mutex // held while a handler works on it (see sessionLocks for requests)
 	id      [32]byte   // the hash of the cookie's value
 	kind    string     // "enrol" or "account"
 	user    string
@@ -107,7 +107,56 @@ func (s *Server) openSession(id [32]byte, b []byte) (*session, error) {
 // requestSession is the session a request read or started, written back
 // before its answer goes out (see keepSessions).
 type requestSession struct {
-	se *session
+	se     *session
+	locked [32]byte // the id whose lock the request holds
+	unlock func()   // releases it; nil while none is held
+}
+
+// lock takes this node's lock of session id for the rest of the request,
+// so that two requests of one browser at one node run one after the
+// other, each on what the one before kept.
+func (rs *requestSession) lock(locks *sessionLocks, id [32]byte) {
+	if rs.unlock != nil {
+		if rs.locked == id {
+			return
+		}
+		rs.unlock()
+	}
+	rs.locked, rs.unlock = id, locks.lock(id)
+}
+
+// sessionLocks are this node's locks of the sessions its requests use.
+type sessionLocks struct {
+	mu sync.Mutex
+	m  map[[32]byte]*sessionLock
+}
+
+type sessionLock struct {
+	sync.Mutex
+	users int // requests holding or waiting for it
+}
+
+func (l *sessionLocks) lock(id [32]byte) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[[32]byte]*sessionLock{}
+	}
+	k := l.m[id]
+	if k == nil {
+		k = &sessionLock{}
+		l.m[id] = k
+	}
+	k.users++
+	l.mu.Unlock()
+	k.Lock()
+	return func() {
+		k.Unlock()
+		l.mu.Lock()
+		if k.users--; k.users == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
 }
 
 type requestSessionKey struct{}
@@ -119,7 +168,14 @@ func (s *Server) keepSessions(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs := &requestSession{}
 		r = r.WithContext(context.WithValue(r.Context(), requestSessionKey{}, rs))
-		next.ServeHTTP(&sessionWriter{ResponseWriter: w, s: s, rs: rs}, r)
+		sw := &sessionWriter{ResponseWriter: w, s: s, rs: rs}
+		defer func() {
+			sw.save() // a handler that wrote nothing
+			if rs.unlock != nil {
+				rs.unlock()
+			}
+		}()
+		next.ServeHTTP(sw, r)
 	})
 }
 
@@ -202,6 +258,9 @@ func (s *Server) session(r *http.Request, kind string) *session {
 		return nil
 	}
 	id := sha256.Sum256([]byte(c.Value))
+	if rs, ok := r.Context().Value(requestSessionKey{}).(*requestSession); ok {
+		rs.lock(&s.locks, id) // released when keepSessions ends the request
+	}
 	b, ok, err := s.Sessions.Session(id)
 	if err != nil {
 		s.Log.Error("read a session of the user's own pages", "err", err)

@@ -76,6 +76,7 @@ type Server struct {
 
 	limiter *limiter
 	csrfKey []byte
+	locks   sessionLocks
 }
 
 // formLabel names the key of the forms' tokens among the keys derived
