@@ -324,18 +324,26 @@ func (c *Cluster) Live(user, client string, ip netip.Addr) (Challenge, bool, err
 // TakeLive implements Challenges. A challenge taken that turns out to
 // have expired is gone: it could not be answered anyway.
 func (c *Cluster) TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool, error) {
-	ctx, cancel := c.ctx()
-	defer cancel()
-	k, ok, err := c.newest(ctx, user, client, ip)
-	if !ok || err != nil {
-		return Challenge{}, false, err
-	}
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
-		Commit()
+	var (
+		resp *clientv3.TxnResponse
+		ok   bool
+	)
+	err := c.again(func(ctx context.Context) error {
+		k, found, err := c.newest(ctx, user, client, ip)
+		if ok = found; !found || err != nil {
+			return err
+		}
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+			Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return Challenge{}, false, fmt.Errorf("take live challenge: %w", err)
+	}
+	if !ok {
+		return Challenge{}, false, nil
 	}
 	if !resp.Succeeded {
 		return Challenge{}, false, nil
