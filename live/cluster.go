@@ -15,6 +15,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/otpgate/otpgate/store"
 )
 
 // Cluster keeps the challenges and approvals of every node in etcd, so
@@ -37,6 +39,13 @@ type Cluster struct {
 	prefix string
 	// Timeout bounds each call to etcd; zero means 2 s.
 	Timeout time.Duration
+	// RetryFor is how long putting and taking a challenge keep trying while
+	// etcd cannot be reached or elects a leader, in tries of at most
+	// Timeout and 1 s each; zero means 6 s (see store.Etcd.WriteWait).
+	RetryFor time.Duration
+	// Hopeless, when set, says why etcd is not worth trying now (see
+	// store.DB.Hopeless): putting and taking challenges then fail at once.
+	Hopeless func() error
 	// Now is the clock leases are reckoned by; nil means time.Now.
 	Now func() time.Time
 	// Log hears of a watch that had to be restarted; nil means discard.
@@ -73,6 +82,36 @@ func (c *Cluster) ctx() (context.Context, context.CancelFunc) {
 		d = 2 * time.Second
 	}
 	return context.WithTimeout(context.Background(), d)
+}
+
+// again runs do, and again while etcd cannot be reached or has no
+// leader, until RetryFor is spent. A try that took effect unseen is safe to
+// follow: a put writes the same, and a take finds the key gone (the
+// answer is refused, never accepted twice).
+func (c *Cluster) again(do func(ctx context.Context) error) error {
+	d, wait := c.Timeout, c.RetryFor
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	if wait <= 0 {
+		wait = 6 * time.Second
+	}
+	if c.Hopeless != nil {
+		if err := c.Hopeless(); err != nil {
+			return err
+		}
+	}
+	end := time.Now().Add(max(wait, d))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(time.Until(end), d, time.Second))
+		err := do(ctx)
+		cancel()
+		if err == nil || !store.Unreachable(err) || time.Until(end) < 50*time.Millisecond {
+			return err
+		}
+		pause := time.NewTimer(min(50*time.Millisecond, time.Until(end)))
+		<-pause.C
+	}
 }
 
 func (c *Cluster) now() time.Time {
@@ -178,13 +217,14 @@ func (c *Cluster) Put(ch Challenge) error {
 	}
 	k := c.chKey(ch.ID, ch.User, ch.Client)
 	ptr := strings.TrimPrefix(k, c.prefix+"ch/")
-	ctx, cancel := c.ctx()
-	defer cancel()
-	_, err = c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-		return c.cli.Txn(ctx).Then(
-			clientv3.OpPut(k, string(val), clientv3.WithLease(l)),
-			clientv3.OpPut(c.loginKey(ch.User, ch.Client, ch.EndUserIP), ptr, clientv3.WithLease(l)),
-		).Commit()
+	err = c.again(func(ctx context.Context) error {
+		_, err := c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			return c.cli.Txn(ctx).Then(
+				clientv3.OpPut(k, string(val), clientv3.WithLease(l)),
+				clientv3.OpPut(c.loginKey(ch.User, ch.Client, ch.EndUserIP), ptr, clientv3.WithLease(l)),
+			).Commit()
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("put challenge: %w", err)
@@ -205,14 +245,16 @@ func (c *Cluster) Take(id, user, client string) (Challenge, error) {
 	if !validID(id) {
 		return Challenge{}, ErrNotFound
 	}
-	ctx, cancel := c.ctx()
-	defer cancel()
 	k := c.chKey(id, user, client)
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
-		Else(clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).
-		Commit()
+	var resp *clientv3.TxnResponse
+	err := c.again(func(ctx context.Context) (err error) {
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+			Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
+			Else(clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return Challenge{}, fmt.Errorf("take challenge: %w", err)
 	}
@@ -282,18 +324,26 @@ func (c *Cluster) Live(user, client string, ip netip.Addr) (Challenge, bool, err
 // TakeLive implements Challenges. A challenge taken that turns out to
 // have expired is gone: it could not be answered anyway.
 func (c *Cluster) TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool, error) {
-	ctx, cancel := c.ctx()
-	defer cancel()
-	k, ok, err := c.newest(ctx, user, client, ip)
-	if !ok || err != nil {
-		return Challenge{}, false, err
-	}
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
-		Commit()
+	var (
+		resp *clientv3.TxnResponse
+		ok   bool
+	)
+	err := c.again(func(ctx context.Context) error {
+		k, found, err := c.newest(ctx, user, client, ip)
+		if ok = found; !found || err != nil {
+			return err
+		}
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+			Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return Challenge{}, false, fmt.Errorf("take live challenge: %w", err)
+	}
+	if !ok {
+		return Challenge{}, false, nil
 	}
 	if !resp.Succeeded {
 		return Challenge{}, false, nil
@@ -569,4 +619,86 @@ func (c *Cluster) pause(ctx context.Context) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// The sessions of the user's own web pages (web.Sessions), so that any
+// node serves any request of a browser:
+//
+//	live/session/<id>           a session, sealed by the web server
+//	live/sessionof/<user>/<id>  empty: the sessions of a user, to end them all
+//
+// Both under a lease that ends after the session does.
+
+func (c *Cluster) sessionKey(id [32]byte) string {
+	return c.prefix + "session/" + hex.EncodeToString(id[:])
+}
+
+func (c *Cluster) sessionsOf(user string) string { return c.prefix + "sessionof/" + hash(user) + "/" }
+
+// PutSession implements web.Sessions.
+func (c *Cluster) PutSession(id [32]byte, user string, data []byte, expires time.Time) error {
+	k := c.sessionKey(id)
+	err := c.again(func(ctx context.Context) error {
+		_, err := c.withLease(ctx, expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			return c.cli.Txn(ctx).Then(
+				clientv3.OpPut(k, string(data), clientv3.WithLease(l)),
+				clientv3.OpPut(c.sessionsOf(user)+hex.EncodeToString(id[:]), "", clientv3.WithLease(l)),
+			).Commit()
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put session: %w", err)
+	}
+	return nil
+}
+
+// Session implements web.Sessions.
+func (c *Cluster) Session(id [32]byte) ([]byte, bool, error) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	resp, err := c.cli.Get(ctx, c.sessionKey(id))
+	if err != nil {
+		return nil, false, fmt.Errorf("read session: %w", err)
+	}
+	if len(resp.Kvs) != 1 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
+
+// DeleteSession implements web.Sessions. The user's index entry stays
+// until its lease ends; ending the user's sessions skips what is gone.
+func (c *Cluster) DeleteSession(id [32]byte) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if _, err := c.cli.Delete(ctx, c.sessionKey(id)); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessionsOf implements web.Sessions.
+func (c *Cluster) DeleteSessionsOf(user string) error {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	of := c.sessionsOf(user)
+	resp, err := c.cli.Get(ctx, of, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return fmt.Errorf("end the sessions of %s: %w", user, err)
+	}
+	ops := []clientv3.Op{clientv3.OpDelete(of, clientv3.WithPrefix())}
+	for _, kv := range resp.Kvs {
+		ops = append(ops, clientv3.OpDelete(c.prefix+"session/"+strings.TrimPrefix(string(kv.Key), of)))
+		if len(ops) == 100 {
+			if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+				return fmt.Errorf("end the sessions of %s: %w", user, err)
+			}
+			ops = ops[:0]
+		}
+	}
+	if _, err := c.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+		return fmt.Errorf("end the sessions of %s: %w", user, err)
+	}
+	return nil
 }

@@ -78,7 +78,7 @@ func New(src Sources) *Metrics {
 	}
 	if src.StoreUnavailable != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "otpgate_store_available", Help: "1 while the shared store (etcd) takes writes; 0 while it cannot be reached or has no quorum, and codes are refused.",
+			Name: "otpgate_store_available", Help: "1 while the shared store (etcd) takes writes; 0 while the last check or write found it unreachable or without quorum (codes wait for it, then are refused).",
 		}, func() float64 {
 			if src.StoreUnavailable() != nil {
 				return 0

@@ -16,11 +16,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 )
 
 // Key is the server's 256-bit key.
 type Key struct {
+	raw  []byte // for Subkey only
 	seal cipher.AEAD
 	hash []byte // subkey for keyed hashes
 	id   string
@@ -87,6 +89,7 @@ func New(raw []byte) (*Key, error) {
 		return nil, err
 	}
 	return &Key{
+		raw:  slices.Clone(raw),
 		seal: aead,
 		hash: derive(raw, "otpgate hash v1"),
 		id:   hex.EncodeToString(derive(raw, "otpgate key id v1")[:8]),
@@ -97,6 +100,18 @@ func derive(raw []byte, label string) []byte {
 	m := hmac.New(sha256.New, raw)
 	m.Write([]byte(label))
 	return m.Sum(nil)
+}
+
+// Subkey is a key for another use, derived from the server key by an
+// HMAC of label, so that every node with the same key file derives the
+// same. Labels must differ from those the key itself uses ("otpgate seal
+// v1", "otpgate hash v1", "otpgate key id v1").
+func (k *Key) Subkey(label string) []byte {
+	switch label {
+	case "otpgate seal v1", "otpgate hash v1", "otpgate key id v1":
+		panic("secret: Subkey of a label the key itself uses: " + label)
+	}
+	return derive(k.raw, label)
 }
 
 // ID names the key without revealing it, so a store can tell whether it is

@@ -347,3 +347,30 @@ func newKeyFrom(t *testing.T, b []byte) *secret.Key {
 	}
 	return k
 }
+
+// TestSubkey: two nodes with one key file derive the same subkey for a
+// label, another label or key gives another, and the labels the key
+// itself uses are refused, so a subkey never is the sealing key.
+func TestSubkey(t *testing.T) {
+	raw := bytes.Repeat([]byte{7}, 32)
+	a, _ := secret.New(raw)
+	b, _ := secret.New(bytes.Clone(raw))
+	other, _ := secret.New(bytes.Repeat([]byte{8}, 32))
+	if !bytes.Equal(a.Subkey("otpgate web form v1"), b.Subkey("otpgate web form v1")) {
+		t.Error("one key file, two subkeys")
+	}
+	if bytes.Equal(a.Subkey("otpgate web form v1"), a.Subkey("otpgate web form v2")) ||
+		bytes.Equal(a.Subkey("otpgate web form v1"), other.Subkey("otpgate web form v1")) {
+		t.Error("another label or key, the same subkey")
+	}
+	for _, label := range []string{"otpgate seal v1", "otpgate hash v1", "otpgate key id v1"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Subkey(%q) did not refuse a label the key uses", label)
+				}
+			}()
+			a.Subkey(label)
+		}()
+	}
+}

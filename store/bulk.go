@@ -172,7 +172,7 @@ func (e *etcdEngine) commitBulk(t *etcdKV) (bool, error) {
 // failed is the error of a write etcd did not take.
 func (e *etcdEngine) failed(err error) error {
 	if unreachable(err) {
-		e.health.down(err)
+		e.health.tried(err)
 		return fmt.Errorf("commit: %w: %v", ErrUnavailable, err)
 	}
 	return fmt.Errorf("commit to etcd: %w", err)

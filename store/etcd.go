@@ -47,7 +47,22 @@ type Etcd struct {
 	// Retry is how long to wait before watching again after a watch
 	// failed, and between two checks that etcd answers. Zero means 1 s.
 	Retry time.Duration
+	// WriteWait is how long a write keeps trying etcd while it cannot
+	// be reached or has no leader (an election takes seconds), in tries
+	// of at most RequestTimeout and 1 s each. Zero means 6 s: gateways
+	// wait 3 to 5 s and send again, two or three times, and the
+	// retransmission cache gives the copies the first request's answer.
+	WriteWait time.Duration
 }
+
+// tryFor bounds one try of a write: a member without a leader holds a
+// proposal until it gives up, so a try cut short and made again reaches
+// the new leader sooner.
+const tryFor = time.Second
+
+// skipAfter is how many checks in a row must fail, over more than a
+// write's wait, before writes stop trying etcd and fail at once.
+const skipAfter = 3
 
 // maxEtcdOps is the most operations etcd takes in one transaction unless
 // told otherwise (its --max-txn-ops).
@@ -61,6 +76,7 @@ type etcdEngine struct {
 	prefix    string
 	ends      []string
 	timeout   time.Duration
+	wait      time.Duration // WriteWait
 	retry     time.Duration
 	mirror    *mirror
 	health    health
@@ -83,6 +99,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		prefix:  c.Prefix,
 		ends:    c.Endpoints,
 		timeout: c.RequestTimeout,
+		wait:    c.WriteWait,
 		retry:   c.Retry,
 		mirror:  newMirror(),
 	}
@@ -135,7 +152,8 @@ func (e *etcdEngine) close() {
 }
 
 // probe asks etcd for a key every retry, through its quorum, to know
-// whether writes can be made.
+// whether writes can be made: for /healthz, the metric and the log, and,
+// after skipAfter failures in a row, to make writes fail at once.
 func (e *etcdEngine) probe(ctx context.Context) {
 	t := time.NewTicker(e.retry)
 	defer t.Stop()
@@ -160,7 +178,8 @@ func (e *etcdEngine) probe(ctx context.Context) {
 }
 
 // Unavailable returns why writes cannot be made now (etcd cannot be
-// reached or has no quorum), or nil. With bbolt it is always nil: a file
+// reached or has no quorum, as the last check or write found), or nil.
+// Writes try etcd all the same until several checks in a row failed. With bbolt it is always nil: a file
 // that cannot be written shows in the writes' own errors.
 func (db *DB) Unavailable() error {
 	if db.etcd == nil {
@@ -169,12 +188,24 @@ func (db *DB) Unavailable() error {
 	return db.etcd.health.failing()
 }
 
+// Hopeless returns why a write to etcd should fail at once, without
+// trying: several checks in a row failed, over more than a write's wait
+// (see Etcd.WriteWait). Nil while a write should try; always nil with
+// bbolt.
+func (db *DB) Hopeless() error {
+	if db.etcd == nil {
+		return nil
+	}
+	return db.etcd.health.skip(db.etcd.wait)
+}
+
 // health is whether etcd takes writes, and the log lines about it: the
 // first at once, then one a minute while it lasts, and one when it ends.
 type health struct {
 	mu     sync.Mutex
 	err    error     // why etcd takes no writes; nil: it does
 	since  time.Time // when err began
+	fails  int       // checks failed in a row
 	logged time.Time // the last line about err or a note
 	log    *slog.Logger
 	now    func() time.Time
@@ -185,9 +216,23 @@ type health struct {
 // unavailable.
 const ReportEvery = time.Minute
 
+// down records a failed check.
 func (h *health) down(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.fails++
+	h.failedLocked(err)
+}
+
+// tried records a write that etcd did not take in its time: it shows in
+// /healthz and the log, but the next write tries again.
+func (h *health) tried(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failedLocked(err)
+}
+
+func (h *health) failedLocked(err error) {
 	now := h.now()
 	if h.err == nil {
 		h.since = now
@@ -196,7 +241,7 @@ func (h *health) down(err error) {
 	h.err = err
 	if h.logged.IsZero() || now.Sub(h.logged) >= ReportEvery {
 		h.logged = now
-		h.log.Error("etcd is unavailable: logins from trusted places are answered from this node's copy; codes are refused until it is back",
+		h.log.Error("etcd is unavailable: logins from trusted places are answered from this node's copy; codes wait for it a few seconds, then are refused, until it is back",
 			"store", h.where, "since", h.since.UTC().Format(time.RFC3339), "err", err)
 	}
 }
@@ -204,10 +249,23 @@ func (h *health) down(err error) {
 func (h *health) up() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.fails = 0
 	if h.err != nil {
 		h.log.Info("etcd is available again", "store", h.where, "down_for", h.now().Sub(h.since).Round(time.Second).String())
 		h.err = nil
 	}
+}
+
+// skip returns why a write should not try etcd at all: skipAfter checks
+// in a row failed, and etcd has failed for longer than wait, so that a
+// write would wait in vain. Otherwise nil.
+func (h *health) skip(wait time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fails < skipAfter || h.now().Sub(h.since) < wait {
+		return nil
+	}
+	return fmt.Errorf("%w since %s: %v", ErrUnavailable, h.since.UTC().Format(time.RFC3339), h.err)
 }
 
 // note logs a failure that does not stop writes (a watch to start
@@ -242,7 +300,7 @@ func (e *etcdEngine) update(fn func(*Tx) error) error {
 	// run loses to one that won: keep running while the time a request
 	// may take lasts.
 	start := time.Now()
-	for time.Since(start) < e.timeout {
+	for time.Since(start) < max(e.timeout, e.wait) {
 		t := e.newTxn()
 		tx := &Tx{kv: t, db: e.db}
 		if err := e.db.guarded(fn, func() error { return fn(tx) }); err != nil {
@@ -289,7 +347,7 @@ func (e *etcdEngine) commitIf(r Read, write func(*Tx) error) error {
 // are refreshed in the mirror from the same transaction's answer, so
 // that the function runs again on what etcd holds.
 func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
-	if err := e.health.failing(); err != nil {
+	if err := e.health.skip(e.wait); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
 	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {
@@ -306,16 +364,13 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.prefix+k), "=", mod))
 		gets = append(gets, clientv3.OpGet(e.prefix+k))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
-	resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Else(gets...).Commit()
-	cancel()
+	resp, err := e.txn(func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return e.cli.Txn(ctx).If(cmps...).Then(ops...).Else(gets...).Commit()
+	})
 	if err != nil {
-		if unreachable(err) {
-			e.health.down(err)
-			return false, fmt.Errorf("commit: %w: %v", ErrUnavailable, err)
-		}
-		return false, fmt.Errorf("commit to etcd: %w", err)
+		return false, e.failed(err)
 	}
+	e.health.up()
 	rev := resp.Header.Revision
 	e.mirror.mu.Lock()
 	defer e.mirror.mu.Unlock()
@@ -347,11 +402,44 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	return false, nil
 }
 
+// txn runs a transaction, and again while etcd cannot be reached or has
+// no leader, until the write's time (WriteWait) is spent. Running one
+// again is safe: each compares the revisions it read, so one that took
+// effect unseen makes the next fail the compare, and the function runs
+// on what etcd holds.
+func (e *etcdEngine) txn(do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+	end := time.Now().Add(max(e.wait, e.timeout))
+	for {
+		left := time.Until(end)
+		ctx, cancel := context.WithTimeout(context.Background(), min(left, e.timeout, tryFor))
+		resp, err := do(ctx)
+		cancel()
+		if err == nil || !unreachable(err) || time.Until(end) < 50*time.Millisecond {
+			return resp, err
+		}
+		pause := time.NewTimer(min(50*time.Millisecond, time.Until(end)))
+		<-pause.C
+	}
+}
+
 // unreachable reports whether err means etcd cannot be reached or has no
 // quorum, rather than that the request was wrong.
-func unreachable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
+func unreachable(err error) bool { return Unreachable(err) }
+
+// Unreachable reports whether an etcd call's err means etcd cannot be
+// reached or has no leader now (so that trying again later may work),
+// rather than that the request was wrong.
+func Unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
 		return true
+	}
+	// What members answer while they elect a leader, or lost the one
+	// that had the request.
+	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrNotLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrStopped,
+		rpctypes.ErrTimeout, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrUnhealthy} {
+		if errors.Is(err, e) {
+			return true
+		}
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:

@@ -60,5 +60,8 @@ func (c Etcd) withDefaults() Etcd {
 	if c.Retry == 0 {
 		c.Retry = time.Second
 	}
+	if c.WriteWait == 0 {
+		c.WriteWait = 6 * time.Second
+	}
 	return c
 }

@@ -51,7 +51,7 @@ func (s *Server) accountSession(r *http.Request) *session {
 	}
 	p, err := s.Self.Profile(se.user)
 	if err != nil || s.Now().Before(p.User.LockedUntil) {
-		s.endSessionsOf(se.user)
+		s.endSessionsOf(r, se.user)
 		return nil
 	}
 	return se
@@ -115,7 +115,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 			msg = t.Failed
 			break
 		}
-		s.endSessionsOf(se.user)
+		s.endSessionsOf(r, se.user)
 		s.endSession(w, r)
 		s.render(w, http.StatusOK, page{T: t, Title: t.AccountTitle, Done: t.LockedNotMe})
 		return

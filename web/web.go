@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/secret"
 )
 
 // Engine is what the pages need of the decision.
@@ -64,10 +65,24 @@ type Server struct {
 	// show; nil, or a nil zone, means the server's.
 	Zone func(tenant string) *time.Location
 
-	limiter  *limiter
-	csrfKey  []byte
-	sessions sessions
+	// Key is the server key, the same on every node: the forms' tokens
+	// are keyed by a key derived from it, and the sessions are sealed
+	// with it, so that any node takes what another served. Nil means a
+	// random key for the forms and sessions not sealed (tests).
+	Key *secret.Key
+	// Sessions keeps the sessions of the user's own pages; nil means
+	// this process's memory. On a cluster they are in etcd
+	// (live.Cluster), so that a load balancer needs no sticky sessions.
+	Sessions Sessions
+
+	limiter *limiter
+	csrfKey []byte
+	locks   sessionLocks
 }
+
+// formLabel names the key of the forms' tokens among the keys derived
+// from the server key.
+const formLabel = "otpgate web form v1"
 
 // Handler returns the pages' routes.
 func (s *Server) Handler() http.Handler {
@@ -81,15 +96,21 @@ func (s *Server) Handler() http.Handler {
 		s.SignInsPerMinute = 10
 	}
 	s.limiter = newLimiter(s.SignInsPerMinute, time.Minute)
-	s.csrfKey = make([]byte, 32)
-	rand.Read(s.csrfKey)
+	if s.Key != nil {
+		s.csrfKey = s.Key.Subkey(formLabel)
+	} else {
+		s.csrfKey = make([]byte, 32)
+		rand.Read(s.csrfKey)
+	}
+	if s.Sessions == nil {
+		s.Sessions = newMemSessions(s.Now)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /a/{token}", s.showApproval)
 	mux.HandleFunc("POST /a/{token}", s.decideApproval)
 	mux.HandleFunc("GET /signin", s.showSignIn)
 	mux.HandleFunc("POST /signin", s.signIn)
 	if s.Self != nil {
-		s.sessions.byID = map[[32]byte]*session{}
 		mux.HandleFunc("GET /e/{token}", s.showEnrol)
 		mux.HandleFunc("POST /e/{token}", s.enrol)
 		mux.HandleFunc("GET /me", s.showAccount)
@@ -98,7 +119,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/signin", http.StatusSeeOther)
 	})
-	return headers(mux)
+	return headers(s.keepSessions(mux))
 }
 
 // csp lets a page load nothing from elsewhere: its own inline styles,
@@ -304,7 +325,7 @@ func (s *Server) visitorOf(r *http.Request) string {
 }
 
 // csrf is the form token for a visitor and a purpose: an HMAC under a key
-// made at start, so that a form from another site, or another browser's
+// derived from the server key (the same on every node), so that a form from another site, or another browser's
 // token, does not pass.
 func (s *Server) csrf(visitor, purpose string) string {
 	m := hmac.New(sha256.New, s.csrfKey)

@@ -35,6 +35,7 @@ func liveState(db *store.DB, log *slog.Logger) (live.Challenges, live.Approvals,
 	}
 	c := live.NewCluster(cli, prefix)
 	c.Log = log
+	c.Hopeless = db.Hopeless
 	return c, c, c.Close
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/metrics"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
@@ -297,7 +298,10 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}
 	if webLn != nil {
 		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log,
-			Self: engine, Issuer: s.issuer, DisplayName: engine.DisplayName, Zone: engine.TimeZone}
+			Self: engine, Issuer: s.issuer, DisplayName: engine.DisplayName, Zone: engine.TimeZone, Key: key}
+		if c, ok := challenges.(*live.Cluster); ok {
+			pages.Sessions = c // in etcd: any node serves any request of a browser
+		}
 		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
