@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		maxConc = max(maxConc, c)
 	}
 	progress("starting FreeRADIUS")
-	fr, err := startFreeRADIUS(dir, maxConc, 20*time.Second)
+	fr, err := startFreeRADIUS(dir, maxConc, o.totpUsers, 60*time.Second)
 	if err != nil {
 		return err
 	}
@@ -171,6 +171,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer og.stop()
 
 	totp := &totpPool{users: o.totpUsers}
+	frTOTP := &totpPool{users: o.totpUsers}
 	codes := &codePool{users: o.codeUsers, box: box}
 	for _, s := range o.scenarios {
 		for _, c := range o.conc {
@@ -179,8 +180,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
 			ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
 
-			progress("%s, concurrency %d: FreeRADIUS PAP", scenarioNames[s], c)
-			frCell, err := frLoad.run(ctx, func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) })
+			frOp := func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) }
+			peer := "PAP"
+			if s != "accept" {
+				// The same two rounds, password then TOTP code, by rlm_totp.
+				frLoad.addr, peer = fr.totpAddr, "rlm_totp flow"
+				frOp = func(loop int) op { return frTOTP.flow(ctx, loop) }
+			}
+			progress("%s, concurrency %d: FreeRADIUS %s", scenarioNames[s], c, peer)
+			frCell, err := frLoad.run(ctx, frOp)
 			if err != nil {
 				return err
 			}
@@ -200,6 +208,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				secs := max(1, int((o.warmup+o.measure)/time.Second))
 				url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
 				go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
+				// And an execution trace of 2 s in the middle, which shows
+				// what a request waits for when the CPU is not busy.
+				go func() {
+					sleepUntil(ctx, time.Now().Add(o.warmup+o.measure/2))
+					url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=2", pprofAddr)
+					if err := fetch(url, filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.trace", s, c)), time.Minute); err != nil {
+						progress("trace: %v", err)
+					}
+				}()
 			} else {
 				profiled <- nil
 			}

@@ -14,7 +14,7 @@ import (
 )
 
 // officeIP is in the tenant's office network; outsideIP is not.
-const officeIP, outsideIP = "10.1.2.3", "203.0.113.%d"
+const officeIP, outsideIP, outsideIP1 = "10.1.2.3", "203.0.113.%d", "203.0.113.1"
 
 // acceptOp is one Access-Request that must be accepted: user/pw from ip.
 func acceptOp(user, ip string) op {
