@@ -34,6 +34,9 @@ type Sources struct {
 	RadSec func() int
 	// AuditDropped counts the audit entries that could not be written.
 	AuditDropped func() uint64
+	// StoreUnavailable says why the shared store (etcd) takes no writes
+	// now, or nil; nil means a store that is always available.
+	StoreUnavailable func() error
 }
 
 // New makes the metrics, with the Go runtime's and the process's.
@@ -72,6 +75,16 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "otpgate_audit_dropped_total", Help: "Audit entries that could not be written (the store could not be written).",
 		}, func() float64 { return float64(src.AuditDropped()) }))
+	}
+	if src.StoreUnavailable != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "otpgate_store_available", Help: "1 while the shared store (etcd) takes writes; 0 while it cannot be reached or has no quorum, and codes are refused.",
+		}, func() float64 {
+			if src.StoreUnavailable() != nil {
+				return 0
+			}
+			return 1
+		}))
 	}
 	if len(src.Dropped) > 0 {
 		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",

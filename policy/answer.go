@@ -36,7 +36,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		res.User = name
 		return res, err
 	}
-	u, stamp, err := e.userStamped(name)
+	r, err := e.db.ReadUser(name)
 	if isNotFound(err) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
 	}
@@ -44,6 +44,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		e.challenges.Put(ch) // the answer was not looked at: it may come again
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
+	u := r.User
 	t := e.rules().tenants[tenantName(u, req)]
 	if t == nil {
 		return Result{User: name, Decision: Reject, Reason: "unknown_tenant", Message: DefaultMessages().Unavailable}, nil
@@ -56,7 +57,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	if now.Before(ch.Expires) && (ch.Enrol == enrolAskPhone || word == "resend" || IsMethod(word)) {
 		res, err = e.turn(ctx, turn{t: t, u: u, old: ch, word: word, input: req.Password})
 	} else {
-		res, err = e.prove(req, t, ch, u, stamp)
+		res, err = e.prove(req, t, ch, r)
 	}
 	res.User = name
 	if err != nil {
@@ -65,110 +66,51 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	return e.withReply(ctx, res, req, t, u, Identity{Reply: ch.Reply, Groups: ch.Groups}), nil
 }
 
-// userStamped reads the user called name and the stamp of their record.
-func (e *Engine) userStamped(name string) (u store.User, stamp store.Stamp, err error) {
-	err = e.db.View(func(tx *store.Tx) error {
-		u, stamp, err = tx.UserStamped(name)
-		return err
-	})
-	return u, stamp, err
-}
-
-// prove judges the answer to ch against u, read earlier with stamp, and
-// writes what follows in one transaction. The judging (the secret opened,
-// the code compared) is done before the transaction, so that it does not
-// hold up the writes of others; if the user's record has changed since it
-// was read, or someone has used the TOTP step meanwhile, the answer is
-// judged again inside against the store as it is. A nil stamp means u is
-// not to be trusted: judging is done inside. The challenge goes back under
-// a new State when the user may try again, and as it was when nothing
-// could be written (unless it was made up for this answer: ch.ID empty).
-func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, u store.User, stamp store.Stamp) (Result, error) {
-	claim := e.claims.Add(1)
+// prove judges the answer to ch against the user as read in r, and
+// writes what follows only if neither their record nor their newest TOTP
+// step has changed since: the store compares both in the commit
+// (store.DB.CommitIf), on one node or across a cluster. If either has
+// changed, the answer is judged once more against the user as they are
+// now. The challenge goes back under a new State when the user may try
+// again, and as it was when nothing could be written (unless it was made
+// up for this answer: ch.ID empty).
+func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) (Result, error) {
 	putBack := func() {
 		if ch.ID != "" {
 			e.challenges.Put(ch)
 		}
 	}
-	var o outcome
-	judged := false // o was judged against the record with stamp
-	if stamp != nil {
-		var err error
-		if o, err = e.judge(req, t, e.withUsedStep(u, claim), ch); err != nil {
+	for try := 1; ; try++ {
+		o, err := e.judge(req, t, r.User, ch)
+		if err != nil {
 			putBack()
 			return Result{}, err
 		}
-		judged = true
-		if !o.writes() {
-			// Nothing to write, but the decision stands only if the
-			// record is still the one judged (no lockout since, say).
-			unchanged := false
-			err := e.db.View(func(tx *store.Tx) error {
-				unchanged = tx.Unchanged(ch.User, stamp)
-				return nil
-			})
-			if err != nil {
-				putBack()
-				return Result{}, err
-			}
-			if unchanged {
-				return e.settle(o), nil
-			}
-			judged = false
+		err = e.db.CommitIf(r, o.write())
+		if err == nil {
+			return e.settle(o), nil
+		}
+		if !errors.Is(err, store.ErrConflict) || try == maxJudged {
+			putBack()
+			return Result{}, err
+		}
+		r, err = e.db.ReadUser(ch.User)
+		switch {
+		case isNotFound(err):
+			return reject("unknown_user", t.Messages.BadPassword), nil
+		case err != nil:
+			putBack()
+			return Result{}, err
+		case e.now().Before(r.User.LockedUntil):
+			return Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
 		}
 	}
-	// The function may run more than once (see store.DB.Update); what it
-	// carries over from an earlier run, o and stamp, is checked again by
-	// o.write, and claim keeps the step it used its own.
-	err := e.db.Update(func(tx *store.Tx) error {
-		for range 3 {
-			if !judged {
-				cur, st, err := tx.UserStamped(ch.User)
-				switch {
-				case isNotFound(err):
-					o = outcome{res: reject("unknown_user", t.Messages.BadPassword)}
-					return nil
-				case err != nil:
-					return err
-				case e.now().Before(cur.LockedUntil):
-					o = outcome{res: Result{Decision: Reject, Reason: "locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}}
-					return nil
-				}
-				if o, err = e.judge(req, t, e.withUsedStep(cur, claim), ch); err != nil {
-					return err
-				}
-				stamp, judged = st, true
-			}
-			if ok, err := o.write(tx, stamp, claim); err != nil || ok {
-				return err
-			}
-			judged = false // the store moved on since: judge again
-		}
-		return errors.New("the user's record keeps changing")
-	})
-	if err != nil {
-		putBack()
-		return Result{}, err
-	}
-	return e.settle(o), nil
 }
 
-// withUsedStep returns u with the newest TOTP step the store knows it has
-// used, which may be newer than the one in its record; a step used under
-// claim (by an earlier run of the same transaction) stays free.
-// A secret being linked is held to it too: its first code cannot be
-// from a step the user has used already.
-func (e *Engine) withUsedStep(u store.User, claim uint64) store.User {
-	s := e.db.UsedStep(u.Name, claim)
-	for _, tot := range []**store.TOTP{&u.TOTP, &u.PendingTOTP} {
-		if *tot != nil && s > (*tot).LastStep {
-			t := **tot
-			t.LastStep = s
-			*tot = &t
-		}
-	}
-	return u
-}
+// maxJudged is how often an answer is judged before the user's record
+// changing every time is an error: twice is enough but for a user who
+// answers several challenges at the same moment.
+const maxJudged = 3
 
 // outcome is what an answer to a challenge comes to: the decision and what
 // to remember of it.
@@ -183,34 +125,28 @@ type outcome struct {
 	again  *live.Challenge // the challenge, for another try, under a new State
 }
 
-func (o outcome) writes() bool { return o.user != nil || o.step != 0 || o.proven.IsValid() }
-
-// write stores o within tx if the user's record still has stamp and the
-// TOTP step is still free, and reports whether it did. It checks before it
-// writes anything, so that when it did not, tx holds nothing of o.
-func (o outcome) write(tx *store.Tx, stamp store.Stamp, claim uint64) (bool, error) {
-	if !o.writes() {
-		return true, nil
+// write returns what stores o within a transaction, or nil when o
+// writes nothing.
+func (o outcome) write() func(*store.Tx) error {
+	if o.user == nil && o.step == 0 && !o.proven.IsValid() {
+		return nil
 	}
-	if !tx.Unchanged(o.name, stamp) || o.step != 0 && !tx.StepFree(o.name, o.step, claim) {
-		return false, nil
-	}
-	if o.user != nil {
-		if err := tx.PutUser(*o.user); err != nil {
-			return false, err
+	return func(tx *store.Tx) error {
+		if o.user != nil {
+			if err := tx.PutUser(*o.user); err != nil {
+				return err
+			}
 		}
-	}
-	if o.step != 0 {
-		if err := tx.UseStep(o.name, o.step, o.until, claim); err != nil {
-			return false, err
+		if o.step != 0 {
+			if err := tx.UseStep(o.name, o.step, o.until); err != nil {
+				return err
+			}
 		}
-	}
-	if o.proven.IsValid() {
-		if err := tx.PutProven(o.name, o.proven, o.at); err != nil {
-			return false, err
+		if o.proven.IsValid() {
+			return tx.PutProven(o.name, o.proven, o.at)
 		}
+		return nil
 	}
-	return true, nil
 }
 
 // settle puts the challenge of another try in the table and returns the

@@ -29,7 +29,7 @@ func TestDecideTOTP(t *testing.T) {
 	}
 	// The step used is in the store's list of steps; the record itself is
 	// not rewritten for it.
-	if got, want := f.db.UsedStep("alice", 0), start.Unix()/30; got != want {
+	if got, want := f.db.UsedStep("alice"), start.Unix()/30; got != want {
 		t.Errorf("got used step %d, want %d", got, want)
 	}
 	var u store.User
@@ -229,7 +229,7 @@ func TestDecideTOTPReplayAfterPruneAndClockSetBack(t *testing.T) {
 	if _, err := f.db.PruneSteps(f.now); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.db.UsedStep("alice", 0); got != 0 {
+	if got := f.db.UsedStep("alice"); got != 0 {
 		t.Fatalf("used step after pruning: got %d, want it gone from the list", got)
 	}
 	f.now = used.Add(time.Second)
@@ -279,7 +279,7 @@ func TestDecideTOTPAcceptedWhenItsBatchRunsAgain(t *testing.T) {
 		t.Fatalf("the record-changing function ran %d times, want 2 (the batch ran again)", runs)
 	}
 	check(t, res, want{policy.Accept, "totp_ok", "", "totp"})
-	if got, want := f.db.UsedStep("alice", 0), start.Unix()/30; got != want {
+	if got, want := f.db.UsedStep("alice"), start.Unix()/30; got != want {
 		t.Errorf("used step: got %d, want %d", got, want)
 	}
 }

@@ -100,7 +100,11 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 	}
 	answer := req
 	answer.Password = req.Code
-	res, err := e.prove(answer, t, ch, u, nil)
+	r, err := e.db.ReadUser(u.Name)
+	var res Result
+	if err == nil {
+		res, err = e.prove(answer, t, ch, r)
+	}
 	if err != nil {
 		e.log.ErrorContext(ctx, "check appended code", "user", u.Name, "err", err)
 		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}

@@ -19,10 +19,10 @@ func (e *Engine) AnswerAfter(req Request, meanwhile func()) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	u, stamp, err := e.userStamped(name)
+	r, err := e.db.ReadUser(name)
 	if err != nil {
 		return Result{}, err
 	}
 	meanwhile()
-	return e.prove(req, e.rules().tenants[tenantName(u, req)], ch, u, stamp)
+	return e.prove(req, e.rules().tenants[tenantName(r.User, req)], ch, r)
 }

@@ -169,7 +169,6 @@ type Engine struct {
 	held       holds   // held logins, counted against their caps
 	io         ioSlots // decisions waiting on I/O
 	challenges *live.Table
-	claims     atomic.Uint64 // numbers the answers that may use a TOTP step
 	publicURL  string
 	holdFor    time.Duration
 	after      func(time.Duration) <-chan time.Time

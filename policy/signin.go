@@ -83,14 +83,15 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	if !e.signInGuard.try(name, now, t.Lockout) {
 		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
 	}
-	u, stamp, err := e.userStamped(name)
+	r, err := e.db.ReadUser(name)
+	u := r.User
 	if err != nil && !isNotFound(err) {
 		e.challenges.Put(ch) // the answer was not looked at: it may come again
 		return Result{}, err
 	}
 	var res Result
 	if err == nil && !now.Before(u.LockedUntil) {
-		if res, err = e.prove(req, t, ch, u, stamp); err != nil {
+		if res, err = e.prove(req, t, ch, r); err != nil {
 			return res, err
 		}
 	} else {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"sync"
 	"time"
 )
@@ -38,6 +39,9 @@ type Entry struct {
 	// for every other entry, so that the entries of logins encode as they
 	// always did, and older entries decode with it nil.
 	Admin *AdminAct `json:"admin,omitempty"`
+	// Node is the node that decided, in a cluster (cluster.node_name);
+	// empty for a single node.
+	Node string `json:"node,omitempty"`
 }
 
 // AdminAct is what an administrator did: the User of its entry is the user
@@ -69,6 +73,9 @@ type AdminAct struct {
 // once per DropReportEvery.
 func (db *DB) Audit(e Entry) error {
 	// Encoded here, in the caller's goroutine, to keep the commit short.
+	if e.Node == "" {
+		e.Node = db.node
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode audit entry: %w", err)
@@ -77,10 +84,18 @@ func (db *DB) Audit(e Entry) error {
 }
 
 // AppendAudit writes an entry to the audit log within tx.
+// With etcd the entry goes to this node's file once tx is committed.
 func (tx *Tx) AppendAudit(e Entry) error {
+	if e.Node == "" {
+		e.Node = tx.db.node
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("encode audit entry: %w", err)
+	}
+	if tx.tx == nil {
+		tx.audit = append(tx.audit, v)
+		return nil
 	}
 	return tx.appendAudit(v)
 }
@@ -91,7 +106,19 @@ func (tx *Tx) appendAudit(v []byte) error {
 
 // AuditLog returns up to limit entries, newest first, for which keep
 // returns true. A limit of zero or less means no limit.
+// The log is this node's own: with etcd, each node keeps its own.
 func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
+	if tx.tx == nil {
+		var out []Entry
+		err := tx.db.guarded(tx.db.View, func() error {
+			return tx.db.bolt.View(func(b *bolt.Tx) error {
+				var err error
+				out, err = (&Tx{tx: b, db: tx.db}).AuditLog(limit, keep)
+				return err
+			})
+		})
+		return out, err
+	}
 	var out []Entry
 	c := tx.tx.Bucket(bucketAudit).Cursor()
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {
@@ -114,7 +141,7 @@ func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
 // or dropped (see AuditDropped): a full disk does not keep the audit log
 // from being read. It fails only when the store is closed.
 func (db *DB) Flush() error {
-	if err := db.Update(func(*Tx) error { return nil }); errors.Is(err, ErrClosed) {
+	if err := db.local(func(*Tx) error { return nil }); errors.Is(err, ErrClosed) {
 		return err
 	}
 	return nil

@@ -26,13 +26,13 @@ type Invite struct {
 // PutInvite files hash under user in the index of invitations. The user's
 // record must hold the invitation too: that is what counts.
 func (tx *Tx) PutInvite(hash []byte, user string) error {
-	return tx.tx.Bucket(bucketInvite).Put(hash, []byte(NormalizeName(user)))
+	return tx.kv.put(bucketInvite, hash, []byte(NormalizeName(user)))
 }
 
 // InviteUser returns the user whose invitation hash is, or ErrNotFound.
 // The caller checks that the user's record still holds it.
 func (tx *Tx) InviteUser(hash []byte) (User, error) {
-	name := tx.tx.Bucket(bucketInvite).Get(hash)
+	name := tx.kv.get(bucketInvite, hash)
 	if name == nil {
 		return User{}, ErrNotFound
 	}
@@ -51,11 +51,11 @@ func (tx *Tx) DeleteInvite(hash []byte) error {
 	if len(hash) == 0 {
 		return nil
 	}
-	return tx.tx.Bucket(bucketInvite).Delete(hash)
+	return tx.kv.del(bucketInvite, hash)
 }
 
 // ForgetProvenIP forgets that user proved a code from ip, so that the
 // reconnect window no longer lets them in from there without one.
 func (tx *Tx) ForgetProvenIP(user string, ip netip.Addr) error {
-	return tx.tx.Bucket(bucketProven).Delete(placeKey(user, ip.Unmap().String()))
+	return tx.kv.del(bucketProven, placeKey(user, ip.Unmap().String()))
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"time"
@@ -16,7 +17,7 @@ func (tx *Tx) Proven(user string, ip netip.Addr) (time.Time, bool) {
 // computer names stopped counting hold "machine:" places too; nothing
 // reads them, and Prune removes them as they age.)
 func (tx *Tx) ProvenFrom(user, place string) (time.Time, bool) {
-	v := tx.tx.Bucket(bucketProven).Get(placeKey(user, place))
+	v := tx.kv.get(bucketProven, placeKey(user, place))
 	if len(v) != 8 {
 		return time.Time{}, false
 	}
@@ -32,7 +33,7 @@ func (tx *Tx) PutProven(user string, ip netip.Addr, at time.Time) error {
 func (tx *Tx) PutProvenFrom(user, place string, at time.Time) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
-	return tx.tx.Bucket(bucketProven).Put(placeKey(user, place), v[:])
+	return tx.kv.put(bucketProven, placeKey(user, place), v[:])
 }
 
 // PutPreapproved lets user's logins through gateways that cannot prompt
@@ -58,27 +59,40 @@ func placeKey(user, place string) []byte {
 // old to count toward any limit at now, and returns how many records it
 // removed. Used TOTP steps have PruneSteps.
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
-	n := 0
-	err := db.Update(func(tx *Tx) error {
-		n = 0
-		m, err := tx.pruneSends(now)
-		if err != nil {
-			return err
-		}
-		n += m
-		p := tx.tx.Bucket(bucketProven).Cursor()
-		for k, v := p.First(); k != nil; {
-			if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(provenBefore) {
-				if err := p.Delete(); err != nil {
+	total := 0
+	for {
+		n := 0
+		err := db.Update(func(tx *Tx) error {
+			var stale [][]byte
+			err := tx.kv.scan(bucketProven, nil, func(k, v []byte) (bool, error) {
+				if len(v) != 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(provenBefore) {
+					stale = append(stale, bytes.Clone(k))
+				}
+				return len(stale) < db.maxPruned, nil
+			})
+			if err != nil {
+				return err
+			}
+			more, err := tx.staleSends(now, db.maxPruned-len(stale))
+			if err != nil {
+				return err
+			}
+			for _, k := range stale {
+				if err := tx.kv.del(bucketProven, k); err != nil {
 					return err
 				}
-				n++
-				k, v = p.Seek(k)
-				continue
 			}
-			k, v = p.Next()
+			for _, k := range more {
+				if err := tx.kv.del(bucketSends, k); err != nil {
+					return err
+				}
+			}
+			n = len(stale) + len(more)
+			return nil
+		})
+		total += n
+		if err != nil || n < db.maxPruned {
+			return total, err
 		}
-		return nil
-	})
-	return n, err
+	}
 }

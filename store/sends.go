@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"time"
 )
@@ -22,7 +23,7 @@ const (
 // CountSends returns how many sends recorded under key happened after
 // since: a send exactly one window ago no longer counts.
 func (tx *Tx) CountSends(key string, since time.Time) int {
-	v := tx.tx.Bucket(bucketSends).Get(sendsKey(kindRecent, key))
+	v := tx.kv.get(bucketSends, sendsKey(kindRecent, key))
 	n := 0
 	for i := len(v) - 8; i >= 0; i -= 8 {
 		if !time.Unix(0, int64(binary.BigEndian.Uint64(v[i:]))).After(since) {
@@ -36,9 +37,8 @@ func (tx *Tx) CountSends(key string, since time.Time) int {
 // RecordSend records a send under key at the given time, and forgets the
 // sends under key that are older than SendWindow.
 func (tx *Tx) RecordSend(key string, at time.Time) error {
-	b := tx.tx.Bucket(bucketSends)
 	k := sendsKey(kindRecent, key)
-	old := b.Get(k)
+	old := tx.kv.get(bucketSends, k)
 	cutoff := at.Add(-SendWindow).UnixNano()
 	start := 0
 	for start < len(old) && int64(binary.BigEndian.Uint64(old[start:])) < cutoff {
@@ -48,12 +48,12 @@ func (tx *Tx) RecordSend(key string, at time.Time) error {
 	v := make([]byte, 0, len(old)-start+8)
 	v = append(v, old[start:]...)
 	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
-	return b.Put(k, v)
+	return tx.kv.put(bucketSends, k, v)
 }
 
 // DayCount returns the count under key for the UTC day of at.
 func (tx *Tx) DayCount(key string, at time.Time) int {
-	v := tx.tx.Bucket(bucketSends).Get(sendsKey(kindDay, key))
+	v := tx.kv.get(bucketSends, sendsKey(kindDay, key))
 	if len(v) != 16 || binary.BigEndian.Uint64(v) != dayNumber(at) {
 		return 0
 	}
@@ -66,33 +66,30 @@ func (tx *Tx) AddDayCount(key string, at time.Time) error {
 	n := tx.DayCount(key, at)
 	v := binary.BigEndian.AppendUint64(nil, dayNumber(at))
 	v = binary.BigEndian.AppendUint64(v, uint64(n+1))
-	return tx.tx.Bucket(bucketSends).Put(sendsKey(kindDay, key), v)
+	return tx.kv.put(bucketSends, sendsKey(kindDay, key), v)
 }
 
-// pruneSends removes send lists whose newest send is older than
-// SendWindow and day counts from before yesterday.
-func (tx *Tx) pruneSends(now time.Time) (int, error) {
-	n := 0
-	c := tx.tx.Bucket(bucketSends).Cursor()
-	for k, v := c.First(); k != nil; {
-		stale := false
+// staleSends returns up to max keys of send lists whose newest send is
+// older than SendWindow and of day counts from before yesterday.
+func (tx *Tx) staleSends(now time.Time, max int) ([][]byte, error) {
+	var stale [][]byte
+	if max <= 0 {
+		return nil, nil
+	}
+	err := tx.kv.scan(bucketSends, nil, func(k, v []byte) (bool, error) {
+		old := false
 		switch k[0] {
 		case kindRecent:
-			stale = len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v[len(v)-8:]))).Before(now.Add(-SendWindow))
+			old = len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v[len(v)-8:]))).Before(now.Add(-SendWindow))
 		case kindDay:
-			stale = len(v) != 16 || binary.BigEndian.Uint64(v)+1 < dayNumber(now)
+			old = len(v) != 16 || binary.BigEndian.Uint64(v)+1 < dayNumber(now)
 		}
-		if !stale {
-			k, v = c.Next()
-			continue
+		if old {
+			stale = append(stale, bytes.Clone(k))
 		}
-		if err := c.Delete(); err != nil {
-			return n, err
-		}
-		n++
-		k, v = c.Seek(k)
-	}
-	return n, nil
+		return len(stale) < max, nil
+	})
+	return stale, err
 }
 
 func sendsKey(kind byte, key string) []byte { return append([]byte{kind, 0}, key...) }

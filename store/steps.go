@@ -24,62 +24,49 @@ import (
 // usedSteps is the in-memory side: each user's newest step used.
 type usedSteps struct {
 	mu sync.Mutex
-	by map[string]usedStep
-}
-
-type usedStep struct {
-	step  int64
-	claim uint64 // who used it, for a function that runs again (see Tx.UseStep)
+	by map[string]int64
 }
 
 // UsedStep returns the newest TOTP step user has used that is not yet in
-// their record, or 0. A step used under claim counts as the one before
-// it: to a function that runs again (see Tx.UseStep) its own step is free
-// and every earlier one used.
-func (db *DB) UsedStep(user string, claim uint64) int64 {
+// their record, or 0. With the etcd engine it is the step this node has
+// seen last (see ReadUser).
+func (db *DB) UsedStep(user string) int64 {
+	user = NormalizeName(user)
+	if db.etcd != nil {
+		return decodeUsedStep(db.etcd.mirror.get(stepKey(user)).v)
+	}
 	db.steps.mu.Lock()
 	defer db.steps.mu.Unlock()
-	u := db.steps.by[NormalizeName(user)]
-	if claim != 0 && u.claim == claim && u.step > 0 {
-		return u.step - 1
-	}
-	return u.step
+	return db.steps.by[user]
 }
 
-// StepFree reports whether user may use step: no later step is known to
-// be used, nor this one by anyone but claim.
-func (tx *Tx) StepFree(user string, step int64, claim uint64) bool {
-	s := &tx.db.steps
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	u, ok := s.by[NormalizeName(user)]
-	return !ok || u.step < step || u.step == step && claim != 0 && u.claim == claim
+// UseStep records within tx that user has used step, and that the record
+// of it may go after until. It is known to the functions after it in the
+// same commit at once, and to UsedStep and ReadUser once tx is committed.
+func (tx *Tx) UseStep(user string, step int64, until time.Time) error {
+	return tx.kv.useStep(NormalizeName(user), step, until.UnixNano())
 }
 
-// UseStep records within tx that user has used step, and that the entry
-// may go after until. The step is known to UsedStep and StepFree at
-// once, before tx commits, so that the next function in the same commit
-// sees it; claim identifies the caller, for whom the step stays free if
-// its function runs again. A transaction that fails after UseStep leaves
-// the step marked used in memory: a code refused, never one accepted
-// twice.
-func (tx *Tx) UseStep(user string, step int64, until time.Time, claim uint64) error {
-	user = NormalizeName(user)
-	s := &tx.db.steps
-	s.mu.Lock()
-	if u, ok := s.by[user]; !ok || u.step <= step {
-		s.by[user] = usedStep{step: step, claim: claim}
+// keepSteps makes the steps used in a committed transaction known.
+func (db *DB) keepSteps(steps map[string]int64) {
+	if len(steps) == 0 {
+		return
 	}
-	s.mu.Unlock()
-	return appendNext(tx.tx.Bucket(bucketSteps), encodeStep(user, step, until))
+	db.steps.mu.Lock()
+	defer db.steps.mu.Unlock()
+	for user, step := range steps {
+		if step > db.steps.by[user] {
+			db.steps.by[user] = step
+		}
+	}
 }
 
 // An entry is the step (8 bytes), until in Unix nanoseconds (8 bytes) and
 // the user's name.
-func encodeStep(user string, step int64, until time.Time) []byte {
+func encodeStep(user string, step int64, until int64) []byte {
 	v := make([]byte, 16, 16+len(user))
 	binary.BigEndian.PutUint64(v, uint64(step))
-	binary.BigEndian.PutUint64(v[8:], uint64(until.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], uint64(until))
 	return append(v, user...)
 }
 
@@ -92,11 +79,11 @@ func decodeStep(v []byte) (user string, step int64, until time.Time, ok bool) {
 
 // loadSteps fills the in-memory side from the bucket.
 func (db *DB) loadSteps() error {
-	by := map[string]usedStep{}
+	by := map[string]int64{}
 	err := db.View(func(tx *Tx) error {
 		return tx.tx.Bucket(bucketSteps).ForEach(func(_, v []byte) error {
-			if user, step, _, ok := decodeStep(v); ok && step > by[user].step {
-				by[user] = usedStep{step: step}
+			if user, step, _, ok := decodeStep(v); ok && step > by[user] {
+				by[user] = step
 			}
 			return nil
 		})
@@ -124,6 +111,9 @@ const MaxPrunedSteps = 1000
 // never shorter; one from a far future (a clock that was wrong) is passed
 // over, not waited for.
 func (db *DB) PruneSteps(now time.Time) (int, error) {
+	if db.etcd != nil {
+		return 0, nil // one key per user, its newest step: nothing to prune
+	}
 	n := 0
 	var gone map[string]int64
 	err := db.Update(func(tx *Tx) error {
@@ -182,7 +172,7 @@ func (db *DB) forgetSteps(gone map[string]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for user, step := range gone {
-		if u, ok := s.by[user]; ok && u.step <= step {
+		if u, ok := s.by[user]; ok && u <= step {
 			delete(s.by, user)
 		}
 	}

@@ -8,74 +8,44 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-func TestUsedStepsAreFreeOnceAndSurviveReopening(t *testing.T) {
+func TestUsedStepsSurviveReopening(t *testing.T) {
 	path := tempPath(t)
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	until := epoch.Add(5 * time.Minute)
-	if got := db.UsedStep("alice", 0); got != 0 {
+	if got := db.UsedStep("alice"); got != 0 {
 		t.Fatalf("UsedStep before any: got %d, want 0", got)
 	}
-	mustUpdate(t, db, func(tx *store.Tx) error {
-		if !tx.StepFree("alice", 100, 1) {
-			t.Error("step 100 before use: got taken, want free")
-		}
-		if err := tx.UseStep("Alice", 100, until, 1); err != nil {
-			return err
-		}
-		// Known at once, within the same commit.
-		for _, c := range []struct {
-			step  int64
-			claim uint64
-			free  bool
-		}{{99, 1, false}, {100, 2, false}, {100, 1, true}, {101, 2, true}} {
-			if got := tx.StepFree("alice", c.step, c.claim); got != c.free {
-				t.Errorf("StepFree(%d, claim %d): got %v, want %v", c.step, c.claim, got, c.free)
-			}
-		}
-		if !tx.StepFree("bob", 100, 2) {
-			t.Error("bob's step 100: got taken by alice's")
-		}
-		return nil
-	})
-	// To the claim that used it, its own step is free and every earlier
-	// one used; to anyone else, step 100 is used.
-	for claim, want := range map[uint64]int64{0: 100, 1: 99, 2: 100} {
-		if got := db.UsedStep("ALICE", claim); got != want {
-			t.Errorf("UsedStep(claim %d): got %d, want %d", claim, got, want)
-		}
+	mustUpdate(t, db, func(tx *store.Tx) error { return tx.UseStep("Alice", 100, until) })
+	if got := db.UsedStep("ALICE"); got != 100 {
+		t.Errorf("UsedStep after the commit: got %d, want 100", got)
+	}
+	if got := db.UsedStep("bob"); got != 0 {
+		t.Errorf("bob's UsedStep: got %d, want 0", got)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db = open(t, path)
-	if got := db.UsedStep("alice", 0); got != 100 {
+	if got := db.UsedStep("alice"); got != 100 {
 		t.Errorf("UsedStep after reopening: got %d, want 100", got)
 	}
-	mustUpdate(t, db, func(tx *store.Tx) error {
-		for _, claim := range []uint64{0, 1} {
-			if tx.StepFree("alice", 100, claim) {
-				t.Errorf("step 100 after reopening: got free for claim %d, want taken", claim)
-			}
-		}
-		return nil
-	})
 }
 
 func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 	db := open(t, tempPath(t))
 	mustUpdate(t, db, func(tx *store.Tx) error {
 		return errors.Join(
-			tx.UseStep("alice", 100, epoch.Add(time.Minute), 1),
-			tx.UseStep("bob", 50, epoch.Add(time.Minute), 2),
-			tx.UseStep("alice", 104, epoch.Add(3*time.Minute), 3),
+			tx.UseStep("alice", 100, epoch.Add(time.Minute)),
+			tx.UseStep("bob", 50, epoch.Add(time.Minute)),
+			tx.UseStep("alice", 104, epoch.Add(3*time.Minute)),
 			// Written while the clock was a year ahead: it must not hold
 			// up the entries after it.
-			tx.UseStep("carol", 70, epoch.Add(365*24*time.Hour), 4),
+			tx.UseStep("carol", 70, epoch.Add(365*24*time.Hour)),
 			// Written later but running out sooner (a phone behind).
-			tx.UseStep("dave", 60, epoch.Add(2*time.Minute), 5),
+			tx.UseStep("dave", 60, epoch.Add(2*time.Minute)),
 		)
 	})
 	// Two and a half minutes on: alice's first, bob's and dave's entries
@@ -85,7 +55,7 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 		t.Fatalf("PruneSteps: got (%d, %v), want (3, nil)", n, err)
 	}
 	for user, want := range map[string]int64{"alice": 104, "bob": 0, "carol": 70, "dave": 0} {
-		if got := db.UsedStep(user, 0); got != want {
+		if got := db.UsedStep(user); got != want {
 			t.Errorf("UsedStep(%s) after prune: got %d, want %d", user, got, want)
 		}
 	}
@@ -93,7 +63,7 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 		t.Fatalf("second PruneSteps: got (%d, %v), want (1, nil)", n, err)
 	}
 	for user, want := range map[string]int64{"alice": 0, "carol": 70} {
-		if got := db.UsedStep(user, 0); got != want {
+		if got := db.UsedStep(user); got != want {
 			t.Errorf("UsedStep(%s) an hour on: got %d, want %d", user, got, want)
 		}
 	}
@@ -104,7 +74,7 @@ func TestPruneStepsInBoundedTransactions(t *testing.T) {
 	const n = store.MaxPrunedSteps + 500
 	mustUpdate(t, db, func(tx *store.Tx) error {
 		for i := range n {
-			if err := tx.UseStep("alice", int64(i+1), epoch, uint64(i+1)); err != nil {
+			if err := tx.UseStep("alice", int64(i+1), epoch); err != nil {
 				return err
 			}
 		}
@@ -124,11 +94,11 @@ func TestPruneWritesStepsIntoRecords(t *testing.T) {
 			tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}}),
 			tx.PutUser(store.User{Name: "bob", TOTP: &store.TOTP{Sealed: []byte{2}, LastStep: 200}}),
 			tx.PutUser(store.User{Name: "carol"}),
-			tx.UseStep("alice", 99, epoch.Add(time.Minute), 1),
-			tx.UseStep("alice", 100, epoch.Add(time.Minute), 2),
-			tx.UseStep("bob", 150, epoch.Add(time.Minute), 3),
-			tx.UseStep("carol", 70, epoch.Add(time.Minute), 4),
-			tx.UseStep("dave", 80, epoch.Add(time.Minute), 5), // deleted since
+			tx.UseStep("alice", 99, epoch.Add(time.Minute)),
+			tx.UseStep("alice", 100, epoch.Add(time.Minute)),
+			tx.UseStep("bob", 150, epoch.Add(time.Minute)),
+			tx.UseStep("carol", 70, epoch.Add(time.Minute)),
+			tx.UseStep("dave", 80, epoch.Add(time.Minute)), // deleted since
 		)
 	})
 	if n, err := db.PruneSteps(epoch.Add(time.Hour)); err != nil || n != 5 {
@@ -148,7 +118,7 @@ func TestPruneWritesStepsIntoRecords(t *testing.T) {
 			}
 			return nil
 		})
-		if got := db.UsedStep(name, 0); got != 0 {
+		if got := db.UsedStep(name); got != 0 {
 			t.Errorf("UsedStep(%s) after pruning: got %d, want 0", name, got)
 		}
 	}

@@ -51,6 +51,13 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock that spaces those reports. Nil means time.Now.
 	Now func() time.Time
+	// Etcd, when set, keeps everything but the audit log in etcd, shared
+	// by every node that names the same cluster and prefix. Nil keeps all
+	// of it in the file.
+	Etcd *Etcd
+	// Node names this node in the audit entries it writes; empty writes
+	// none (a single node).
+	Node string
 }
 
 // DB is an open store. It is safe for concurrent use.
@@ -66,9 +73,16 @@ type DB struct {
 	mu     sync.RWMutex // held for reading while queueing, for writing by Close
 	closed bool
 
-	steps   usedSteps
-	decoded decodedUsers
-	dropped auditDrops
+	steps     usedSteps
+	decoded   decodedUsers
+	dropped   auditDrops
+	maxPruned int // the most records one of Prune's transactions removes
+
+	// etcd is the shared engine, nil when bbolt is (Options.Etcd). With
+	// it the file at path keeps only what is this node's own: the audit
+	// log.
+	etcd *etcdEngine
+	node string // Options.Node
 }
 
 // op is one queued write: a function and, when the caller waits, where to
@@ -105,13 +119,15 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{
-		bolt:     b,
-		path:     path,
-		ops:      make(chan op, opts.MaxBatch),
-		maxBatch: opts.MaxBatch,
-		stopped:  make(chan struct{}),
-		log:      slog.New(slog.DiscardHandler), // Open's own errors say it all
-		now:      opts.Now,
+		bolt:      b,
+		path:      path,
+		ops:       make(chan op, opts.MaxBatch),
+		maxBatch:  opts.MaxBatch,
+		stopped:   make(chan struct{}),
+		log:       slog.New(slog.DiscardHandler), // Open's own errors say it all
+		now:       opts.Now,
+		node:      opts.Node,
+		maxPruned: 10000,
 	}
 	if err := db.walk(true); err != nil {
 		b.Close()
@@ -130,6 +146,13 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.log = opts.Log
 	go db.commitLoop()
+	if opts.Etcd != nil {
+		db.maxPruned = maxEtcdOps / 2
+		if db.etcd, err = openEtcd(db, *opts.Etcd); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -154,8 +177,18 @@ func createBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// Path is the file the store lives in.
+// Path is the file the store lives in: with etcd, the file of this node's
+// audit log.
 func (db *DB) Path() string { return db.path }
+
+// Where names where the store's users live, for messages: the file, or
+// the etcd cluster and prefix.
+func (db *DB) Where() string {
+	if db.etcd != nil {
+		return db.etcd.where()
+	}
+	return db.path
+}
 
 // Close writes what is queued and closes the file. Writes after Close fail
 // with ErrClosed.
@@ -166,6 +199,9 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	if db.etcd != nil {
+		db.etcd.close()
+	}
 	close(db.ops)
 	db.mu.Unlock()
 	<-db.stopped
@@ -199,10 +235,14 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 func (db *DB) Queued() int { return len(db.ops) }
 
 // View runs fn in a read-only transaction. A damaged page met on the way
-// is an error that wraps ErrDamaged, not a panic.
+// is an error that wraps ErrDamaged, not a panic. With etcd, fn reads
+// this node's watched copy, also while etcd cannot be reached.
 func (db *DB) View(fn func(*Tx) error) error {
+	if db.etcd != nil {
+		return db.guarded(fn, func() error { return fn(&Tx{kv: db.etcd.reader(), db: db}) })
+	}
 	return db.guarded(fn, func() error {
-		return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, db: db}) })
+		return db.bolt.View(func(tx *bolt.Tx) error { return fn(db.boltTx(tx)) })
 	})
 }
 
@@ -210,8 +250,19 @@ func (db *DB) View(fn func(*Tx) error) error {
 // functions of other concurrent callers, and returns when it is on disk.
 // If fn returns an error, fn's changes are discarded and the error returned.
 // fn may run more than once, so it must set its results afresh each time
-// and have no effects outside the transaction.
+// and have no effects outside the transaction. With etcd, fn runs again
+// when another node changed a key it read before its writes were
+// committed, and the writes fail with ErrUnavailable while etcd cannot be
+// reached.
 func (db *DB) Update(fn func(*Tx) error) error {
+	if db.etcd != nil {
+		return db.etcd.update(fn)
+	}
+	return db.local(fn)
+}
+
+// local runs fn through the commit loop, in the file.
+func (db *DB) local(fn func(*Tx) error) error {
 	done := make(chan error, 1)
 	if err := db.enqueue(op{fn: fn, done: done}); err != nil {
 		return err
@@ -289,9 +340,11 @@ func waited(batch []op) bool {
 func (db *DB) commit(batch []op) {
 	errs := make([]error, len(batch))
 	failed := -1
+	var steps *boltKV
 	err := db.guarded(db.commit, func() error {
 		return db.bolt.Update(func(tx *bolt.Tx) error {
-			t := &Tx{tx: tx, db: db}
+			t := db.boltTx(tx)
+			steps = &t.bolt
 			for i, o := range batch {
 				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
 					failed = i
@@ -303,6 +356,7 @@ func (db *DB) commit(batch []op) {
 	})
 	switch {
 	case err == nil:
+		db.keepSteps(steps.steps)
 	case failed < 0:
 		// The commit itself failed (disk full, I/O error): nothing was written.
 		for i := range errs {
@@ -313,8 +367,15 @@ func (db *DB) commit(batch []op) {
 	default:
 		for i, o := range batch {
 			errs[i] = db.guarded(o.fn, func() error {
-				return db.bolt.Update(func(tx *bolt.Tx) error { return o.fn(&Tx{tx: tx, db: db}) })
+				return db.bolt.Update(func(tx *bolt.Tx) error {
+					t := db.boltTx(tx)
+					steps = &t.bolt
+					return o.fn(t)
+				})
 			})
+			if errs[i] == nil {
+				db.keepSteps(steps.steps)
+			}
 		}
 	}
 	written, dropped := 0, 0
@@ -339,26 +400,45 @@ func (db *DB) commit(batch []op) {
 
 // Tx is a transaction handed to View and Update functions.
 type Tx struct {
-	tx *bolt.Tx
+	kv kv
+	tx *bolt.Tx // the file; nil in a transaction on etcd
 	db *DB
+	// audit holds the entries AppendAudit encoded in a transaction on
+	// etcd, written to the file once it is committed.
+	audit [][]byte
+	bolt  boltKV // kv in a transaction on the file: one allocation for both
+}
+
+// boltTx is a transaction on the file.
+func (db *DB) boltTx(tx *bolt.Tx) *Tx {
+	t := &Tx{tx: tx, db: db, bolt: boltKV{tx: tx, db: db}}
+	t.kv = &t.bolt
+	return t
 }
 
 // Meta returns a value from the store's own settings, or nil.
 func (tx *Tx) Meta(key string) []byte {
-	v := tx.tx.Bucket(bucketMeta).Get([]byte(key))
+	v := tx.kv.get(bucketMeta, []byte(key))
 	return append([]byte(nil), v...)
 }
 
 // PutMeta sets a value in the store's own settings.
 func (tx *Tx) PutMeta(key string, value []byte) error {
-	return tx.tx.Bucket(bucketMeta).Put([]byte(key), value)
+	return tx.kv.put(bucketMeta, []byte(key), value)
 }
 
 // Backup writes a consistent copy of the store to path, through a
 // read-only transaction, so the server keeps serving; the copy is written
 // to a temporary file first and renamed, so a failed backup leaves no
 // half-written file. It returns the size written.
+//
+// With etcd the copy holds the cluster's store as etcd had it at one
+// revision, and this node's audit log: a single node can run from it with
+// the bbolt engine.
 func (db *DB) Backup(path string) (int64, error) {
+	if db.etcd != nil {
+		return db.etcd.backup(path)
+	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -391,7 +471,7 @@ func (db *DB) Backup(path string) (int64, error) {
 // PruneAudit removes audit entries older than before, and returns how many.
 func (db *DB) PruneAudit(before time.Time) (int, error) {
 	n := 0
-	err := db.Update(func(tx *Tx) error {
+	err := db.local(func(tx *Tx) error {
 		n = 0
 		c := tx.tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.First(); k != nil && n < 10000; {

@@ -1,14 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // User is one person who logs in through a gateway.
@@ -88,36 +85,11 @@ func NormalizeName(name string) string {
 // User returns the user called name (case-insensitive) or ErrNotFound.
 func (tx *Tx) User(name string) (User, error) {
 	key := NormalizeName(name)
-	v := tx.tx.Bucket(bucketUsers).Get([]byte(key))
+	v := tx.kv.get(bucketUsers, []byte(key))
 	if v == nil {
 		return User{}, ErrNotFound
 	}
 	return tx.db.decodeUser(key, v)
-}
-
-// Stamp identifies a user's record as it was read: it changes whenever
-// the record does. See [Tx.UserStamped] and [Tx.Unchanged].
-type Stamp []byte
-
-// UserStamped returns the user with the given name, like User, and the
-// stamp of its record.
-func (tx *Tx) UserStamped(name string) (User, Stamp, error) {
-	key := NormalizeName(name)
-	v := tx.tx.Bucket(bucketUsers).Get([]byte(key))
-	if v == nil {
-		return User{}, nil, ErrNotFound
-	}
-	u, err := tx.db.decodeUser(key, v)
-	if err != nil {
-		return u, nil, err
-	}
-	return u, bytes.Clone(v), nil
-}
-
-// Unchanged reports whether the record of user still has stamp.
-func (tx *Tx) Unchanged(user string, stamp Stamp) bool {
-	v := tx.tx.Bucket(bucketUsers).Get([]byte(NormalizeName(user)))
-	return v != nil && stamp != nil && bytes.Equal(v, stamp)
 }
 
 // PutUser creates or replaces a user.
@@ -130,15 +102,14 @@ func (tx *Tx) PutUser(u User) error {
 	if err != nil {
 		return fmt.Errorf("encode user %s: %w", u.Name, err)
 	}
-	return tx.tx.Bucket(bucketUsers).Put([]byte(u.Name), v)
+	return tx.kv.put(bucketUsers, []byte(u.Name), v)
 }
 
 // DeleteUser removes a user and what the store remembers for them. It
 // returns ErrNotFound when there is no such user.
 func (tx *Tx) DeleteUser(name string) error {
 	name = NormalizeName(name)
-	b := tx.tx.Bucket(bucketUsers)
-	if b.Get([]byte(name)) == nil {
+	if tx.kv.get(bucketUsers, []byte(name)) == nil {
 		return ErrNotFound
 	}
 	if u, err := tx.User(name); err == nil && u.Invite != nil {
@@ -146,35 +117,25 @@ func (tx *Tx) DeleteUser(name string) error {
 			return err
 		}
 	}
-	if err := b.Delete([]byte(name)); err != nil {
+	if err := tx.kv.del(bucketUsers, []byte(name)); err != nil {
 		return err
 	}
-	return deletePrefix(tx.tx.Bucket(bucketProven), []byte(name+"\x00"))
+	return tx.kv.delPrefix(bucketProven, []byte(name+"\x00"))
 }
 
 // ForgetProven forgets every IP name proved a code from, so that no
 // reconnect window lets them in without one.
 func (tx *Tx) ForgetProven(name string) error {
-	return deletePrefix(tx.tx.Bucket(bucketProven), []byte(NormalizeName(name)+"\x00"))
+	return tx.kv.delPrefix(bucketProven, []byte(NormalizeName(name)+"\x00"))
 }
 
 // Users calls fn for every user in name order.
 func (tx *Tx) Users(fn func(User) error) error {
-	return tx.tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+	return tx.kv.scan(bucketUsers, nil, func(k, v []byte) (bool, error) {
 		var u User
 		if err := json.Unmarshal(v, &u); err != nil {
-			return fmt.Errorf("decode user %s: %w", k, err)
+			return false, fmt.Errorf("decode user %s: %w", k, err)
 		}
-		return fn(u)
+		return true, fn(u)
 	})
-}
-
-func deletePrefix(b *bolt.Bucket, prefix []byte) error {
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

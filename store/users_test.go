@@ -193,37 +193,3 @@ func TestDeleteUser(t *testing.T) {
 		t.Errorf("second DeleteUser: got %v, want ErrNotFound", err)
 	}
 }
-
-func TestUnchangedStamp(t *testing.T) {
-	db := open(t, tempPath(t))
-	mustUpdate(t, db, func(tx *store.Tx) error { return tx.PutUser(store.User{Name: "alice", Phone: "+31600000001"}) })
-	var u store.User
-	var stamp store.Stamp
-	mustView(t, db, func(tx *store.Tx) error {
-		var err error
-		u, stamp, err = tx.UserStamped("Alice")
-		if !tx.Unchanged("alice", stamp) {
-			t.Error("Unchanged right after reading: got false")
-		}
-		return err
-	})
-	if u.Name != "alice" || len(stamp) == 0 {
-		t.Fatalf("UserStamped: got %+v and stamp %q", u, stamp)
-	}
-	mustUpdate(t, db, func(tx *store.Tx) error {
-		if !tx.Unchanged("alice", stamp) {
-			t.Error("Unchanged after an unrelated write: got false")
-		}
-		u.Phone = "+31600000002"
-		return tx.PutUser(u)
-	})
-	mustView(t, db, func(tx *store.Tx) error {
-		if tx.Unchanged("alice", stamp) {
-			t.Error("Unchanged after the record changed: got true")
-		}
-		if tx.Unchanged("alice", nil) || tx.Unchanged("nobody", stamp) {
-			t.Error("Unchanged without a stamp or a record: got true")
-		}
-		return nil
-	})
-}

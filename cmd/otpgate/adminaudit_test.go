@@ -67,7 +67,7 @@ func TestAdminActsAudited(t *testing.T) {
 				{"", []string{"user", "totp", "alice", "--confirm", "000000"}, []want{{"alice", "user totp", "failed", []string{"pending_totp", "totp"}}}},
 				{"", []string{"user", "recovery-codes", "alice"}, []want{{"alice", "user recovery-codes", "ok", []string{"recovery_codes"}}}},
 				{"", []string{"user", "unlock", "alice"}, []want{{"alice", "user unlock", "ok", []string{"lockout"}}}},
-				{"", []string{"user", "reset", "alice"}, []want{{"alice", "user reset", "ok", []string{"totp", "pending_totp", "recovery_codes", "remembered_ips", "proven_ips", "lockout"}}}},
+				{"", []string{"user", "reset", "alice"}, []want{{"alice", "user reset", "ok", []string{"totp", "pending_totp", "recovery_codes", "remembered_ips", "proven_ips", "lockout", "invite"}}}},
 				{"", []string{"user", "import", csvFile}, []want{{"bob", "user import", "ok", []string{"tenant", "phone", "method"}}, {"carol", "user import", "ok", []string{"tenant", "method", "totp"}}}},
 				{"", []string{"user", "import", badCSV}, []want{{"", "user import", "failed", nil}}},
 				{"", []string{"user", "export", "--with-secrets"}, []want{{"", "user export", "ok", []string{"totp_secret"}}}},

@@ -26,6 +26,7 @@ import (
 	"github.com/otpgate/otpgate/phone"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/radius"
+	"github.com/otpgate/otpgate/store"
 )
 
 // defaultsYAML is the configuration used when no --config is given: a
@@ -48,6 +49,7 @@ type config struct {
 	HTTP     metricsHTTPConfig `mapstructure:"http"`
 	Clients  []clientConfig    `mapstructure:"clients"`
 	Tenants  []tenantConfig    `mapstructure:"tenants"`
+	Cluster  clusterConfig     `mapstructure:"cluster"`
 
 	// dir is the directory relative paths are taken from: the config
 	// file's own, or the working directory for the embedded defaults.
@@ -83,8 +85,10 @@ type upstreamServerConfig struct {
 }
 
 type storeConfig struct {
-	Path    string `mapstructure:"path"`
-	KeyFile string `mapstructure:"key_file"`
+	Path    string     `mapstructure:"path"`
+	KeyFile string     `mapstructure:"key_file"`
+	Backend string     `mapstructure:"backend"`
+	Etcd    etcdConfig `mapstructure:"etcd"`
 }
 
 type adminConfig struct {
@@ -218,6 +222,8 @@ type settings struct {
 	accountingListen []string
 	upstream         *radius.Upstream
 	auditKeep        time.Duration
+	etcd             *store.Etcd // nil: the store is the bbolt file alone
+	nodeName         string      // cluster.node_name, with etcd
 	httpListen       string
 	directory        policy.PasswordChecker
 	radsec           radsecSettings
@@ -362,6 +368,7 @@ func (c *config) check() (*settings, error) {
 	if c.Admin.Socket == "" {
 		s.adminSocket = s.storePath + ".sock"
 	}
+	c.checkStore(s, &p)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.logLevel) {
 		p.add("log.level", "%q is not one of debug, info, warn, error", s.logLevel)
 	}

@@ -24,12 +24,7 @@ func unknownKeys(m map[string]any, t reflect.Type, path string, p *problems) {
 		return
 	}
 	fields := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ","); name != "" && f.IsExported() {
-			fields[name] = f.Type
-		}
-	}
+	keysOf(t, fields)
 	known := slices.Sorted(func(yield func(string) bool) {
 		for k := range fields {
 			if !yield(k) {
@@ -72,6 +67,22 @@ func unknownKeys(m map[string]any, t reflect.Type, path string, p *problems) {
 					unknownKeys(em, ft.Elem(), fmt.Sprintf("%s[%d]", key, i), p)
 				}
 			}
+		}
+	}
+}
+
+// keysOf adds the keys of struct type t to fields, those of structs
+// squashed into it (`mapstructure:",squash"`) too.
+func keysOf(t reflect.Type, fields map[string]reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if name == "" && opts == "squash" && f.Type.Kind() == reflect.Struct {
+			keysOf(f.Type, fields)
+			continue
+		}
+		if name != "" && f.IsExported() {
+			fields[name] = f.Type
 		}
 	}
 }

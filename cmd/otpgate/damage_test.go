@@ -252,7 +252,7 @@ func useSteps(t *testing.T, path string, n int) {
 	}
 	err = db.Update(func(tx *store.Tx) error {
 		for i := range n {
-			if err := tx.UseStep(fmt.Sprintf("user%04d", i), 1000, time.Now().Add(time.Hour), 0); err != nil {
+			if err := tx.UseStep(fmt.Sprintf("user%04d", i), 1000, time.Now().Add(time.Hour)); err != nil {
 				return err
 			}
 		}

@@ -84,10 +84,11 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		m = metrics.New(metrics.Sources{
 			Dropped: []func() map[string]uint64{func() map[string]uint64 { return srv.Dropped() }, func() map[string]uint64 { return acct.Dropped() },
 				func() map[string]uint64 { return rsrv.Dropped() }},
-			LiveChallenges: func() int { return engine.Challenges() },
-			Held:           func() int { return engine.Held() },
-			RadSec:         func() int { return rsrv.TLSConnections() },
-			AuditDropped:   db.AuditDropped,
+			LiveChallenges:   func() int { return engine.Challenges() },
+			Held:             func() int { return engine.Held() },
+			RadSec:           func() int { return rsrv.TLSConnections() },
+			AuditDropped:     db.AuditDropped,
+			StoreUnavailable: db.Unavailable,
 		})
 	}
 	var observer policy.Observer
@@ -236,6 +237,9 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
 		}
 		healthy := func() error {
+			if err := db.Unavailable(); err != nil {
+				return err
+			}
 			err := db.Update(func(tx *store.Tx) error { return tx.PutMeta("healthz", []byte(now().UTC().Format(time.RFC3339))) })
 			if ferr := db.AuditFailing(); ferr != nil { // after the Update, which waited for the audit entries queued before it
 				return ferr
@@ -306,7 +310,8 @@ func restartNeeded(cur, next *settings) []string {
 	if cur.maxConcurrent != next.maxConcurrent || cur.maxIO != next.maxIO || cur.holdLimits != next.holdLimits {
 		out = append(out, "radius.max_concurrent, max_concurrent_io or max_held*")
 	}
-	if cur.storePath != next.storePath || cur.keyFile != next.keyFile {
+	if cur.storePath != next.storePath || cur.keyFile != next.keyFile || (cur.etcd == nil) != (next.etcd == nil) ||
+		cur.etcd != nil && (strings.Join(cur.etcd.Endpoints, " ") != strings.Join(next.etcd.Endpoints, " ") || cur.etcd.Prefix != next.etcd.Prefix) {
 		out = append(out, "store")
 	}
 	if cur.adminSocket != next.adminSocket {
@@ -417,6 +422,9 @@ func openStore(s *settings, timeout time.Duration) (*store.DB, *secret.Key, erro
 }
 
 func openStoreWith(s *settings, opts store.Options) (*store.DB, *secret.Key, error) {
+	if s.etcd != nil {
+		opts.Etcd, opts.Node = s.etcd, s.nodeName
+	}
 	if fi, err := os.Stat(s.storePath); err == nil && fi.Size() == 0 {
 		if _, err := os.Stat(s.keyFile); err == nil {
 			return nil, nil, fmt.Errorf("store %s is empty, but its key file %s exists: the store was lost, not new; restore it from a copy made by otpgate backup (to start afresh with no users, move the key file away)", s.storePath, s.keyFile)
@@ -446,16 +454,31 @@ func loadKey(db *store.DB, path string) (*secret.Key, error) {
 			return nil, err
 		}
 	case errors.Is(err, secret.ErrNoKey):
-		return nil, fmt.Errorf("key file %s is missing, and the store %s was sealed with key %s: restore the key file from your backup", path, db.Path(), stored)
+		return nil, fmt.Errorf("key file %s is missing, and the store %s was sealed with key %s: restore the key file from your backup%s", path, db.Where(), stored, sameKey(db))
 	case err != nil:
 		return nil, err
 	case stored != "" && stored != key.ID():
-		return nil, fmt.Errorf("key file %s holds key %s, but the store %s was sealed with key %s", path, key.ID(), db.Path(), stored)
+		return nil, fmt.Errorf("key file %s holds key %s, but the store %s was sealed with key %s%s", path, key.ID(), db.Where(), stored, sameKey(db))
 	}
 	if stored == "" {
-		return key, db.Update(func(tx *store.Tx) error { return tx.PutMeta("key_id", []byte(key.ID())) })
+		// The first node of a cluster to start records its key; one
+		// starting at the same moment with another key is refused here.
+		return key, db.Update(func(tx *store.Tx) error {
+			if cur := string(tx.Meta("key_id")); cur != "" && cur != key.ID() {
+				return fmt.Errorf("key file %s holds key %s, but the store %s was sealed with key %s%s", path, key.ID(), db.Where(), cur, sameKey(db))
+			}
+			return tx.PutMeta("key_id", []byte(key.ID()))
+		})
 	}
 	return key, nil
+}
+
+// sameKey says, for a cluster, that every node needs the same key.
+func sameKey(db *store.DB) string {
+	if db.Path() == db.Where() {
+		return ""
+	}
+	return ": every node of a cluster uses the same key file; copy it from a node that works"
 }
 
 // zones are the tenants' time zones, by name, for the web pages.

@@ -1,0 +1,545 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ErrUnavailable is wrapped by the errors of writes while etcd cannot be
+// reached or has no quorum: nothing was written.
+var ErrUnavailable = errors.New("etcd is unavailable")
+
+// Etcd says where the shared store is (store.etcd in the configuration).
+type Etcd struct {
+	// Endpoints are the etcd members' client URLs.
+	Endpoints []string
+	// Prefix is put before every key, so that several otpgate clusters
+	// may share one etcd. Empty means "/otpgate/".
+	Prefix string
+	// DialTimeout bounds connecting to a member. Zero means 5 s.
+	DialTimeout time.Duration
+	// RequestTimeout bounds one read or write. Zero means 2 s.
+	RequestTimeout time.Duration
+	// TLS, when set, is used to reach the members (and to prove this
+	// node to them with a client certificate).
+	TLS *tls.Config
+	// Username and Password log in to etcd; empty means no
+	// authentication.
+	Username, Password string
+	// Retry is how long to wait before watching again after a watch
+	// failed, and between two checks that etcd answers. Zero means 1 s.
+	Retry time.Duration
+}
+
+// maxEtcdOps is the most operations etcd takes in one transaction unless
+// told otherwise (its --max-txn-ops).
+const maxEtcdOps = 128
+
+// etcdEngine is the store's shared engine: etcd, read through a watched
+// copy (mirror), written with transactions that compare what they read.
+type etcdEngine struct {
+	db      *DB
+	cli     *clientv3.Client
+	prefix  string
+	ends    []string
+	timeout time.Duration
+	retry   time.Duration
+	mirror  *mirror
+	health  health
+	ctx     context.Context // ends at close
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
+	if len(c.Endpoints) == 0 {
+		return nil, errors.New("open etcd: no endpoints")
+	}
+	e := &etcdEngine{
+		db:      db,
+		prefix:  c.Prefix,
+		ends:    c.Endpoints,
+		timeout: c.RequestTimeout,
+		retry:   c.Retry,
+		mirror:  newMirror(),
+	}
+	if e.prefix == "" {
+		e.prefix = "/otpgate/"
+	}
+	if e.timeout == 0 {
+		e.timeout = 2 * time.Second
+	}
+	if e.retry == 0 {
+		e.retry = time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	e.health = health{log: db.log, now: db.now, where: e.where()}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   c.Endpoints,
+		DialTimeout: c.DialTimeout,
+		TLS:         c.TLS,
+		Username:    c.Username,
+		Password:    c.Password,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open etcd %s: %w", e.where(), err)
+	}
+	e.cli = cli
+	rev, err := e.load(context.Background())
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("open etcd %s: read the store: %w", e.where(), err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e.ctx, e.stop = ctx, stop
+	e.wg.Go(func() { e.watch(ctx, rev) })
+	e.wg.Go(func() { e.probe(ctx) })
+	return e, nil
+}
+
+// where names the cluster and prefix.
+func (e *etcdEngine) where() string {
+	return fmt.Sprintf("etcd %s prefix %s", strings.Join(e.ends, ","), e.prefix)
+}
+
+func (e *etcdEngine) close() {
+	e.stop()
+	e.wg.Wait()
+	e.cli.Close()
+}
+
+// probe asks etcd for a key every retry, through its quorum, to know
+// whether writes can be made.
+func (e *etcdEngine) probe(ctx context.Context) {
+	t := time.NewTicker(e.retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, e.timeout)
+		_, err := e.cli.Get(pctx, e.prefix+"meta/key_id")
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.health.down(err)
+		} else {
+			e.health.up()
+		}
+	}
+}
+
+// Unavailable returns why writes cannot be made now (etcd cannot be
+// reached or has no quorum), or nil. With bbolt it is always nil: a file
+// that cannot be written shows in the writes' own errors.
+func (db *DB) Unavailable() error {
+	if db.etcd == nil {
+		return nil
+	}
+	return db.etcd.health.failing()
+}
+
+// health is whether etcd takes writes, and the log lines about it: the
+// first at once, then one a minute while it lasts, and one when it ends.
+type health struct {
+	mu     sync.Mutex
+	err    error     // why etcd takes no writes; nil: it does
+	since  time.Time // when err began
+	logged time.Time // the last line about err or a note
+	log    *slog.Logger
+	now    func() time.Time
+	where  string
+}
+
+// ReportEvery is the least time between two log lines about etcd being
+// unavailable.
+const ReportEvery = time.Minute
+
+func (h *health) down(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	if h.err == nil {
+		h.since = now
+		h.logged = time.Time{}
+	}
+	h.err = err
+	if h.logged.IsZero() || now.Sub(h.logged) >= ReportEvery {
+		h.logged = now
+		h.log.Error("etcd is unavailable: logins from trusted places are answered from this node's copy; codes are refused until it is back",
+			"store", h.where, "since", h.since.UTC().Format(time.RFC3339), "err", err)
+	}
+}
+
+func (h *health) up() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		h.log.Info("etcd is available again", "store", h.where, "down_for", h.now().Sub(h.since).Round(time.Second).String())
+		h.err = nil
+	}
+}
+
+// note logs a failure that does not stop writes (a watch to start
+// again), at most once per ReportEvery.
+func (h *health) note(what string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now(); h.logged.IsZero() || now.Sub(h.logged) >= ReportEvery {
+		h.logged = now
+		h.log.Warn(what, "store", h.where, "err", err)
+	}
+}
+
+func (h *health) failing() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w since %s: %v", ErrUnavailable, h.since.UTC().Format(time.RFC3339), h.err)
+}
+
+// reader is a read-only transaction on the mirror.
+func (e *etcdEngine) reader() *etcdKV { return &etcdKV{e: e} }
+
+func (e *etcdEngine) newTxn() *etcdKV {
+	return &etcdKV{e: e, reads: map[string]int64{}, writes: map[string][]byte{}}
+}
+
+func (e *etcdEngine) update(fn func(*Tx) error) error {
+	// Under contention (a tenant's budget counted by every node) each
+	// run loses to one that won: keep running while the time a request
+	// may take lasts.
+	start := time.Now()
+	for time.Since(start) < e.timeout {
+		t := e.newTxn()
+		tx := &Tx{kv: t, db: e.db}
+		if err := e.db.guarded(fn, func() error { return fn(tx) }); err != nil {
+			return err
+		}
+		ok := true
+		if len(t.order) > 0 {
+			var err error
+			if ok, err = e.commit(t); err != nil {
+				return err
+			}
+		}
+		if ok {
+			e.db.queueAudit(tx.audit)
+			return nil
+		}
+	}
+	return fmt.Errorf("commit to etcd: the keys read keep changing: %w", ErrConflict)
+}
+
+func (e *etcdEngine) commitIf(r Read, write func(*Tx) error) error {
+	t := e.newTxn()
+	t.reads[userKey(r.name)] = r.mod
+	t.reads[stepKey(r.name)] = r.stepMod
+	tx := &Tx{kv: t, db: e.db}
+	if write != nil {
+		if err := e.db.guarded(write, func() error { return write(tx) }); err != nil {
+			return err
+		}
+	}
+	ok, err := e.commit(t)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrConflict
+	}
+	e.db.queueAudit(tx.audit)
+	return nil
+}
+
+// commit writes t's writes if every key it read has the revision it had
+// when read, and reports whether it did. When it did not, the keys read
+// are refreshed in the mirror from the same transaction's answer, so
+// that the function runs again on what etcd holds.
+func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
+	if err := e.health.failing(); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	ops := t.ops()
+	if n := max(len(ops), len(t.reads)); n > maxEtcdOps {
+		return false, fmt.Errorf("commit to etcd: %d keys in one transaction, more than the %d etcd takes", n, maxEtcdOps)
+	}
+	keys := make([]string, 0, len(t.reads))
+	cmps := make([]clientv3.Cmp, 0, len(t.reads))
+	gets := make([]clientv3.Op, 0, len(t.reads))
+	for k, mod := range t.reads {
+		keys = append(keys, k)
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.prefix+k), "=", mod))
+		gets = append(gets, clientv3.OpGet(e.prefix+k))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Else(gets...).Commit()
+	cancel()
+	if err != nil {
+		if unreachable(err) {
+			e.health.down(err)
+			return false, fmt.Errorf("commit: %w: %v", ErrUnavailable, err)
+		}
+		return false, fmt.Errorf("commit to etcd: %w", err)
+	}
+	rev := resp.Header.Revision
+	e.mirror.mu.Lock()
+	defer e.mirror.mu.Unlock()
+	if resp.Succeeded {
+		for _, w := range t.order {
+			if w.prefix {
+				for k := range e.mirror.kv {
+					if strings.HasPrefix(k, w.key) {
+						e.mirror.kv[k] = mirrored{at: rev}
+					}
+				}
+				continue
+			}
+			if v := t.writes[w.key]; v != nil {
+				e.mirror.kv[w.key] = mirrored{v: v, mod: rev, at: rev}
+			} else {
+				e.mirror.kv[w.key] = mirrored{at: rev}
+			}
+		}
+		return true, nil
+	}
+	for i, r := range resp.Responses {
+		if kvs := r.GetResponseRange().GetKvs(); len(kvs) == 1 {
+			e.mirror.setLocked(keys[i], kvs[0].Value, kvs[0].ModRevision, rev)
+		} else {
+			e.mirror.setLocked(keys[i], nil, 0, rev)
+		}
+	}
+	return false, nil
+}
+
+// unreachable reports whether err means etcd cannot be reached or has no
+// quorum, rather than that the request was wrong.
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) || errors.Is(err, rpctypes.ErrTimeout) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// queueAudit writes to the file the audit entries of a transaction
+// committed to etcd.
+func (db *DB) queueAudit(entries [][]byte) {
+	for _, v := range entries {
+		db.enqueue(op{fn: func(tx *Tx) error { return tx.appendAudit(v) }})
+	}
+}
+
+// etcdKV is kv on etcd: reads come from the mirror and each key read is
+// remembered with its revision; writes are gathered, and committed by
+// etcdEngine.commit if none of those keys has changed since. A reader (a
+// View) remembers nothing.
+type etcdKV struct {
+	e      *etcdEngine
+	reads  map[string]int64  // key → its revision when read; nil in a View
+	writes map[string][]byte // key → value written; nil: deleted
+	order  []written
+}
+
+// ops are the operations that make the transaction's writes: one per key
+// (etcd refuses a key twice in one transaction). A prefix deleted is one
+// range deletion, or, when the transaction wrote under it afterwards, a
+// deletion of each key known under it.
+func (t *etcdKV) ops() []clientv3.Op {
+	var ops []clientv3.Op
+	var ranges []string
+	for _, w := range t.order {
+		if !w.prefix || slices.Contains(ranges, w.key) {
+			continue
+		}
+		wroteUnder := false
+		for k, v := range t.writes {
+			if v != nil && strings.HasPrefix(k, w.key) {
+				wroteUnder = true
+			}
+		}
+		if !wroteUnder {
+			ranges = append(ranges, w.key)
+			ops = append(ops, clientv3.OpDelete(t.e.prefix+w.key, clientv3.WithPrefix()))
+			continue
+		}
+		for _, k := range t.e.mirror.scan(w.key) {
+			if _, ok := t.writes[k]; !ok {
+				t.writes[k] = nil
+			}
+		}
+	}
+	keys := make([]string, 0, len(t.writes))
+	for k := range t.writes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := t.writes[k]
+		switch {
+		case v != nil:
+			ops = append(ops, clientv3.OpPut(t.e.prefix+k, string(v)))
+		case !slices.ContainsFunc(ranges, func(r string) bool { return strings.HasPrefix(k, r) }):
+			ops = append(ops, clientv3.OpDelete(t.e.prefix+k))
+		}
+	}
+	return ops
+}
+
+type written struct {
+	key    string
+	prefix bool // every key under key was deleted
+}
+
+func etcdKey(bucket, key []byte) string { return string(bucket) + "/" + string(key) }
+
+func userKey(name string) string { return "users/" + name }
+
+func stepKey(name string) string { return "steps/" + name }
+
+func (t *etcdKV) get(bucket, key []byte) []byte {
+	return t.read(etcdKey(bucket, key))
+}
+
+func (t *etcdKV) read(k string) []byte {
+	if v, mine := t.mine(k); mine {
+		return v
+	}
+	m := t.e.mirror.get(k)
+	if t.reads != nil {
+		if _, ok := t.reads[k]; !ok {
+			t.reads[k] = m.mod
+		}
+	}
+	return m.v
+}
+
+// mine returns what the transaction itself wrote under k, if it did.
+func (t *etcdKV) mine(k string) ([]byte, bool) {
+	if v, ok := t.writes[k]; ok {
+		return v, true
+	}
+	for _, w := range t.order {
+		if w.prefix && strings.HasPrefix(k, w.key) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+func (t *etcdKV) put(bucket, key, value []byte) error {
+	return t.write(etcdKey(bucket, key), value)
+}
+
+func (t *etcdKV) write(k string, value []byte) error {
+	if t.reads == nil {
+		return errors.New("write in a read-only transaction")
+	}
+	value = append([]byte{}, value...) // not nil: nil is deleted
+	t.writes[k] = value
+	t.order = append(t.order, written{key: k})
+	return nil
+}
+
+// del deletes a key, if it is still as read: a key not read yet is read
+// first, so that what was written meanwhile is not deleted unseen.
+func (t *etcdKV) del(bucket, key []byte) error {
+	if t.reads == nil {
+		return errors.New("write in a read-only transaction")
+	}
+	k := etcdKey(bucket, key)
+	t.read(k)
+	t.writes[k] = nil
+	t.order = append(t.order, written{key: k})
+	return nil
+}
+
+func (t *etcdKV) delPrefix(bucket, prefix []byte) error {
+	if t.reads == nil {
+		return errors.New("write in a read-only transaction")
+	}
+	k := etcdKey(bucket, prefix)
+	for w := range t.writes {
+		if strings.HasPrefix(w, k) {
+			delete(t.writes, w)
+		}
+	}
+	t.order = append(t.order, written{key: k, prefix: true})
+	return nil
+}
+
+// scan reads the mirror as it is, with the transaction's own writes; the
+// keys it passes are not compared at commit (a write to one is: see del).
+func (t *etcdKV) scan(bucket, prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	b := string(bucket) + "/"
+	keys := t.e.mirror.scan(b + string(prefix))
+	for k, v := range t.writes {
+		if v != nil && strings.HasPrefix(k, b+string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		v, mine := t.mine(k)
+		if !mine {
+			v = t.e.mirror.get(k).v
+		}
+		if v == nil {
+			continue
+		}
+		if more, err := fn([]byte(k[len(b):]), v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *etcdKV) usedStep(user string) int64 {
+	return decodeUsedStep(t.read(stepKey(user)))
+}
+
+// useStep keeps one key per user, their newest step: a write to it
+// compares the revision it was read at, so a step is used once across
+// the nodes.
+func (t *etcdKV) useStep(user string, step int64, _ int64) error {
+	if step <= t.usedStep(user) {
+		return nil
+	}
+	return t.write(stepKey(user), encodeUsedStep(step))
+}
+
+func encodeUsedStep(step int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(step)) }
+
+func decodeUsedStep(v []byte) int64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}

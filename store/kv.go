@@ -1,0 +1,96 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// kv is one transaction on the engine below Tx: named buckets of keys and
+// values. Two engines implement it: a bbolt file (boltKV), and etcd, seen
+// through this node's watched copy (etcdKV). Tx's methods are written
+// once, against kv; what differs is how a write is made exact: bbolt
+// writes in one process, one transaction at a time, while etcd commits
+// only if every key read is unchanged (see etcdKV).
+//
+// A value returned by get or passed to scan's function is valid until
+// the transaction ends and must not be changed.
+type kv interface {
+	get(bucket, key []byte) []byte
+	put(bucket, key, value []byte) error
+	del(bucket, key []byte) error
+	delPrefix(bucket, prefix []byte) error
+	// scan calls fn for the keys under prefix in key order, until fn
+	// returns false or an error. fn must not write.
+	scan(bucket, prefix []byte, fn func(k, v []byte) (bool, error)) error
+	// usedStep returns the newest TOTP step user has used that the
+	// engine keeps apart from their record, or 0.
+	usedStep(user string) int64
+	// useStep records that user has used step; the record of it may go
+	// after until.
+	useStep(user string, step int64, until int64) error
+}
+
+// boltKV is kv on a bbolt transaction.
+type boltKV struct {
+	tx *bolt.Tx
+	db *DB
+	// steps are the TOTP steps used in this transaction, newest per user:
+	// known to the functions after in the same commit, and to the
+	// store's memory (DB.steps) once the commit is on disk.
+	steps map[string]int64
+}
+
+func (b *boltKV) get(bucket, key []byte) []byte { return b.tx.Bucket(bucket).Get(key) }
+
+func (b *boltKV) put(bucket, key, value []byte) error { return b.tx.Bucket(bucket).Put(key, value) }
+
+func (b *boltKV) del(bucket, key []byte) error { return b.tx.Bucket(bucket).Delete(key) }
+
+func (b *boltKV) delPrefix(bucket, prefix []byte) error {
+	c := b.tx.Bucket(bucket).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *boltKV) scan(bucket, prefix []byte, fn func(k, v []byte) (bool, error)) error {
+	c := b.tx.Bucket(bucket).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if more, err := fn(k, v); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *boltKV) usedStep(user string) int64 {
+	if s, ok := b.steps[user]; ok {
+		return s
+	}
+	return b.db.UsedStep(user)
+}
+
+// useStep appends to the steps bucket (see steps.go).
+func (b *boltKV) useStep(user string, step int64, until int64) error {
+	if b.steps == nil {
+		b.steps = map[string]int64{}
+	}
+	b.steps[user] = max(b.steps[user], b.db.UsedStep(user), step)
+	return b.appendStep(user, step, until)
+}
+
+// appendStep appends an entry to the steps bucket.
+func (b *boltKV) appendStep(user string, step int64, until int64) error {
+	seq, err := b.tx.Bucket(bucketSteps).NextSequence()
+	if err != nil {
+		return err
+	}
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return b.tx.Bucket(bucketSteps).Put(k[:], encodeStep(user, step, until))
+}
