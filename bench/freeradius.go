@@ -101,9 +101,9 @@ server totp {
 type freeradius struct {
 	addr     string // the PAP site
 	totpAddr string // the TOTP site
-	cmd    *exec.Cmd
-	out    *capped
-	exited chan struct{} // closed when the process has ended
+	cmd      *exec.Cmd
+	out      *capped
+	exited   chan struct{} // closed when the process has ended
 }
 
 func freeradiusUser(i int) string { return fmt.Sprintf("bench%d", i) }

@@ -45,17 +45,19 @@ type options struct {
 	logLevel                 string
 	profileDir               string
 	keep                     bool
+	reps                     int
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&o.measure, "duration", 10*time.Second, "measured time of each cell (one server, one scenario, one concurrency)")
+	fs.IntVar(&o.reps, "reps", 3, "cells per row, FreeRADIUS and otpgate in turn; the row shows each figure's median")
+	fs.DurationVar(&o.measure, "duration", 5*time.Second, "measured time of each cell (one server, one scenario, one concurrency)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "time each cell runs before it is measured")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long a request waits for its answer before it counts as a timeout")
 	concs := fs.String("c", "1,16,64", "concurrencies: load loops, each with its own UDP socket")
-	scen := fs.String("scenarios", "accept,totp,code", "which rows: accept (whitelisted IP), totp (TOTP flow), code (sent-code flow)")
+	scen := fs.String("scenarios", "accept,totp", "which rows: accept (whitelisted IP, against FreeRADIUS PAP), totp (TOTP flow, against FreeRADIUS's rlm_totp flow), code (sent-code flow, against the same rlm_totp flow)")
 	fs.IntVar(&o.totpUsers, "totp-users", 200000, "TOTP users; each does at most one flow per 30 s step, so this must exceed the flows in any one step")
 	fs.IntVar(&o.codeUsers, "code-users", 20000, "sent-code users, used round robin")
 	fs.IntVar(&o.startupUsers, "startup-users", 100000, "users in the store for the start-up measurement (0: skip it)")
@@ -84,10 +86,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 {
-		return o, errors.New("-totp-users, -code-users and -startup-runs must be at least 1")
+	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 || o.reps < 1 {
+		return o, errors.New("-totp-users, -code-users, -startup-runs and -reps must be at least 1")
 	}
 	return o, nil
+}
+
+// peerNames are what FreeRADIUS does in each scenario's cells.
+var peerNames = map[string]string{
+	"accept": "PAP",
+	"totp":   "rlm_totp flow",
+	"code":   "rlm_totp flow",
 }
 
 // scenarioNames are the rows' names in the table.
@@ -163,77 +172,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		env = append(env, pprofEnv+"="+pprofAddr)
 	}
+	progress("timing the disk's sync")
+	if rep.sync, err = measureSync(loadDir); err != nil {
+		return err
+	}
 	progress("starting otpgate")
 	og, err := startOtpgate(bin, loadDir, o.logLevel, box, env)
 	if err != nil {
 		return err
 	}
-	defer og.stop()
+	defer func() { og.stop() }() // og is replaced by the crash check
 
 	totp := &totpPool{users: o.totpUsers}
-	frTOTP := &totpPool{users: o.totpUsers}
+	frTOTP := &totpPool{users: o.totpUsers, codeAtAnswer: true}
 	codes := &codePool{users: o.codeUsers, box: box}
 	for _, s := range o.scenarios {
 		for _, c := range o.conc {
-			l := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout}
-			frLoad, ogLoad := l, l
-			frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
-			ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
-
-			frOp := func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) }
-			peer := "PAP"
-			if s != "accept" {
-				// The same two rounds, password then TOTP code, by rlm_totp.
-				frLoad.addr, peer = fr.totpAddr, "rlm_totp flow"
-				frOp = func(loop int) op { return frTOTP.flow(ctx, loop) }
+			x := row{scenario: s, conc: c}
+			for rep := range o.reps {
+				frCell, ogCell, err := runPair(ctx, o, s, c, rep, fr, og, frTOTP, totp, codes, pprofAddr, progress)
+				if err != nil {
+					return err
+				}
+				x.fr, x.og = append(x.fr, frCell), append(x.og, ogCell)
 			}
-			progress("%s, concurrency %d: FreeRADIUS %s", scenarioNames[s], c, peer)
-			frCell, err := frLoad.run(ctx, frOp)
-			if err != nil {
-				return err
-			}
-			var ogOp func(loop int) op
-			switch s {
-			case "accept":
-				ogOp = func(loop int) op { return acceptOp(officeName(loop), officeIP) }
-			case "totp":
-				ogOp = func(loop int) op { return totp.flow(ctx, loop) }
-			case "code":
-				ogOp = func(loop int) op { return codes.flow(loop, o.timeout) }
-			}
-			progress("%s, concurrency %d: otpgate", scenarioNames[s], c)
-			profiled := make(chan error, 1)
-			if o.profileDir != "" {
-				file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.pprof", s, c))
-				secs := max(1, int((o.warmup+o.measure)/time.Second))
-				url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
-				go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
-				// And an execution trace of 2 s in the middle, which shows
-				// what a request waits for when the CPU is not busy.
-				go func() {
-					sleepUntil(ctx, time.Now().Add(o.warmup+o.measure/2))
-					url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=2", pprofAddr)
-					if err := fetch(url, filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.trace", s, c)), time.Minute); err != nil {
-						progress("trace: %v", err)
-					}
-				}()
-			} else {
-				profiled <- nil
-			}
-			ogCell, err := ogLoad.run(ctx, ogOp)
-			if err != nil {
-				return err
-			}
-			if err := <-profiled; err != nil {
-				return err
-			}
-			rep.rows = append(rep.rows, row{scenario: s, conc: c, og: ogCell, fr: frCell})
-			progress("  FreeRADIUS %.0f/s, otpgate %.0f/s (p99 %s), %d timeouts, %d wrong",
-				frCell.rate(), ogCell.rate(), ms(ogCell.pct(99)), ogCell.timeouts, ogCell.failures)
+			rep.rows = append(rep.rows, x)
 		}
 	}
-	rep.totpWaits = totp.waited()
-	rep.strayCodes = box.strays()
 	if o.profileDir != "" {
 		url := fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr)
 		if err := fetch(url, filepath.Join(o.profileDir, "otpgate-heap.pprof"), 30*time.Second); err != nil {
@@ -246,6 +211,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.frMem, err = readMemory(fr.cmd.Process.Pid); err != nil {
 		return err
 	}
+	progress("a code accepted just before otpgate is killed, tried again after it restarts")
+	if rep.replayAfterCrash, err = replayAfterCrash(ctx, og, totp, bin, loadDir, o.logLevel, box, env); err != nil {
+		return err
+	}
+	og = rep.replayAfterCrash.og
+	rep.totpWaits = totp.waited()
+	rep.strayCodes = box.strays()
 	if st, err := os.Stat(filepath.Join(loadDir, "otpgate.db")); err == nil {
 		rep.storeSize = st.Size()
 	}
@@ -265,4 +237,65 @@ func freeTCPAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// runPair runs one FreeRADIUS cell and then one otpgate cell of scenario s
+// at concurrency c: the peer's cell just before, so that both see the
+// machine alike. The rep'th pair of a row is profiled when asked.
+func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradius, og *otpgate, frTOTP, totp *totpPool, codes *codePool,
+	pprofAddr string, progress func(string, ...any)) (cell, cell, error) {
+	l := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout}
+	frLoad, ogLoad := l, l
+	frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
+	ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
+
+	frOp := func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) }
+	if s != "accept" {
+		// The same two rounds, password then TOTP code, by rlm_totp.
+		frLoad.addr = fr.totpAddr
+		frOp = func(loop int) op { return frTOTP.flow(ctx, loop) }
+	}
+	progress("%s, concurrency %d, %d of %d: FreeRADIUS %s", scenarioNames[s], c, rep+1, o.reps, peerNames[s])
+	frCell, err := frLoad.run(ctx, frOp)
+	if err != nil {
+		return cell{}, cell{}, err
+	}
+	var ogOp func(loop int) op
+	switch s {
+	case "accept":
+		ogOp = func(loop int) op { return acceptOp(officeName(loop), officeIP) }
+	case "totp":
+		ogOp = func(loop int) op { return totp.flow(ctx, loop) }
+	case "code":
+		ogOp = func(loop int) op { return codes.flow(loop, o.timeout) }
+	}
+	progress("%s, concurrency %d, %d of %d: otpgate", scenarioNames[s], c, rep+1, o.reps)
+	profiled := make(chan error, 1)
+	if o.profileDir != "" && rep == 0 {
+		file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.pprof", s, c))
+		secs := max(1, int((o.warmup+o.measure)/time.Second))
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
+		go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
+		// And an execution trace of 2 s in the middle, which shows
+		// what a request waits for when the CPU is not busy.
+		go func() {
+			sleepUntil(ctx, time.Now().Add(o.warmup+o.measure/2))
+			url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=2", pprofAddr)
+			if err := fetch(url, filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.trace", s, c)), time.Minute); err != nil {
+				progress("trace: %v", err)
+			}
+		}()
+	} else {
+		profiled <- nil
+	}
+	ogCell, err := ogLoad.run(ctx, ogOp)
+	if err != nil {
+		return cell{}, cell{}, err
+	}
+	if err := <-profiled; err != nil {
+		return cell{}, cell{}, err
+	}
+	progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), otpgate %.0f/s (p50 %s, p99 %s), %s / %s errors",
+		frCell.rate(), ms(frCell.pct(50)), ms(frCell.pct(99)), ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell), errorsOf(frCell))
+	return frCell, ogCell, nil
 }

@@ -168,6 +168,15 @@ func (o *otpgate) stop() error {
 	return o.stopErr
 }
 
+// crash kills the server at once (SIGKILL), as a power cut would end it.
+func (o *otpgate) crash() {
+	o.stopOnce.Do(func() {
+		o.cmd.Process.Kill()
+		<-o.exited
+		o.cmd.Wait()
+	})
+}
+
 func (o *otpgate) terminate() error {
 	o.cmd.Process.Signal(syscall.SIGTERM)
 	select {
