@@ -46,6 +46,8 @@ type options struct {
 	profileDir               string
 	keep                     bool
 	reps                     int
+	scaleUsers               []int
+	scaleTenants             int
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -62,6 +64,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.codeUsers, "code-users", 20000, "sent-code users, used round robin")
 	fs.IntVar(&o.startupUsers, "startup-users", 100000, "users in the store for the start-up measurement (0: skip it)")
 	fs.IntVar(&o.startupRuns, "startup-runs", 3, "start-ups to measure")
+	scale := fs.String("scale-users", "100000,1000000", "user counts for the scale rows, compared with the first (empty: skip them)")
+	fs.IntVar(&o.scaleTenants, "scale-tenants", 1000, "tenants the scale rows' users are spread over, each with two office networks")
 	fs.BoolVar(&o.cold, "cold", false, "drop the page cache before each start-up (root only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
@@ -78,6 +82,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-c: %q is not a concurrency", c)
 		}
 		o.conc = append(o.conc, n)
+	}
+	for _, n := range strings.Split(*scale, ",") {
+		if strings.TrimSpace(n) == "" {
+			continue
+		}
+		u, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || u < 1 {
+			return o, fmt.Errorf("-scale-users: %q is not a number of users", n)
+		}
+		o.scaleUsers = append(o.scaleUsers, u)
 	}
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -224,6 +238,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep.frTroubles, rep.frSamples = fr.out.trouble()
 	if err := og.stop(); err != nil {
 		return err
+	}
+	fr.stop()
+	for _, n := range o.scaleUsers {
+		r, err := measureScale(ctx, bin, filepath.Join(dir, fmt.Sprintf("scale-%d", n)), n, o.scaleTenants, o, progress)
+		if err != nil {
+			return err
+		}
+		rep.scale = append(rep.scale, r)
+		os.RemoveAll(filepath.Join(dir, fmt.Sprintf("scale-%d", n)))
 	}
 	rep.print(stdout)
 	return nil

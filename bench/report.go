@@ -71,6 +71,7 @@ type report struct {
 	startup          []startup
 	sync             syncTimes
 	replayAfterCrash crashCheck
+	scale            []scaleResult
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -143,6 +144,7 @@ func (r report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	r.printTargets(w)
+	printScale(w, r.scale)
 }
 
 // printTargets says which of the targets the run met.
