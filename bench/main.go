@@ -35,19 +35,22 @@ func main() {
 
 // options are the command line's.
 type options struct {
-	measure, warmup, timeout time.Duration
-	conc                     []int
-	scenarios                []string
-	totpUsers, codeUsers     int
-	startupUsers             int
-	startupRuns              int
-	cold                     bool
-	logLevel                 string
-	profileDir               string
-	keep                     bool
-	reps                     int
-	scaleUsers               []int
-	scaleTenants             int
+	measure, warmup, timeout  time.Duration
+	conc                      []int
+	scenarios                 []string
+	totpUsers, codeUsers      int
+	startupUsers              int
+	startupRuns               int
+	cold                      bool
+	logLevel                  string
+	profileDir                string
+	keep                      bool
+	reps                      int
+	scaleUsers                []int
+	scaleTenants              int
+	soak, soakKeep, soakEvery time.Duration
+	soakRate                  int
+	only                      string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -66,6 +69,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.startupRuns, "startup-runs", 3, "start-ups to measure")
 	scale := fs.String("scale-users", "100000,1000000", "user counts for the scale rows, compared with the first (empty: skip them)")
 	fs.IntVar(&o.scaleTenants, "scale-tenants", 1000, "tenants the scale rows' users are spread over, each with two office networks")
+	fs.DurationVar(&o.soak, "soak", 0, "also run TOTP flows at -soak-rate for this long and print how the store, memory and latency grow (0: skip)")
+	fs.IntVar(&o.soakRate, "soak-rate", 2000, "TOTP flows per second in the soak run")
+	fs.DurationVar(&o.soakKeep, "soak-keep", 2*time.Minute, "audit.keep in the soak run, short so that pruning works while it runs")
+	fs.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "how often the soak run is sampled")
+	fs.StringVar(&o.only, "only", "", "run only this part: soak or scale (default: everything)")
 	fs.BoolVar(&o.cold, "cold", false, "drop the page cache before each start-up (root only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
@@ -150,6 +158,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := report{opts: o}
+	switch o.only {
+	case "soak":
+		if rep.soak, err = soak(ctx, bin, filepath.Join(dir, "soak"), o, progress); err != nil {
+			return err
+		}
+		printSoak(stdout, o, rep.soak)
+		return nil
+	case "scale":
+		if rep.scale, err = runScale(ctx, bin, dir, o, progress); err != nil {
+			return err
+		}
+		printScale(stdout, rep.scale)
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("-only: %q is not soak or scale", o.only)
+	}
 	if o.startupUsers > 0 {
 		progress("start-up with %d users, %d times", o.startupUsers, o.startupRuns)
 		if rep.startup, err = measureStartup(ctx, bin, filepath.Join(dir, "startup"), o); err != nil {
@@ -240,13 +265,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fr.stop()
-	for _, n := range o.scaleUsers {
-		r, err := measureScale(ctx, bin, filepath.Join(dir, fmt.Sprintf("scale-%d", n)), n, o.scaleTenants, o, progress)
-		if err != nil {
+	os.RemoveAll(loadDir)
+	if rep.scale, err = runScale(ctx, bin, dir, o, progress); err != nil {
+		return err
+	}
+	if o.soak > 0 {
+		if rep.soak, err = soak(ctx, bin, filepath.Join(dir, "soak"), o, progress); err != nil {
 			return err
 		}
-		rep.scale = append(rep.scale, r)
-		os.RemoveAll(filepath.Join(dir, fmt.Sprintf("scale-%d", n)))
 	}
 	rep.print(stdout)
 	return nil
@@ -321,4 +347,20 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), otpgate %.0f/s (p50 %s, p99 %s), %s / %s errors",
 		frCell.rate(), ms(frCell.pct(50)), ms(frCell.pct(99)), ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell), errorsOf(frCell))
 	return frCell, ogCell, nil
+}
+
+// runScale measures each of o.scaleUsers in turn, each in a store of its
+// own removed after.
+func runScale(ctx context.Context, bin, dir string, o options, progress func(string, ...any)) ([]scaleResult, error) {
+	var rs []scaleResult
+	for _, n := range o.scaleUsers {
+		d := filepath.Join(dir, fmt.Sprintf("scale-%d", n))
+		r, err := measureScale(ctx, bin, d, n, o.scaleTenants, o, progress)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+		os.RemoveAll(d)
+	}
+	return rs, nil
 }

@@ -72,6 +72,7 @@ type report struct {
 	sync             syncTimes
 	replayAfterCrash crashCheck
 	scale            []scaleResult
+	soak             []soakSample
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
@@ -145,6 +146,7 @@ func (r report) print(w io.Writer) {
 	fmt.Fprintln(w)
 	r.printTargets(w)
 	printScale(w, r.scale)
+	printSoak(w, r.opts, r.soak)
 }
 
 // printTargets says which of the targets the run met.
