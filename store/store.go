@@ -221,7 +221,11 @@ func (db *DB) enqueue(o op) error {
 
 // appendNext puts v in b under the bucket's next sequence number, 8 bytes
 // big-endian, so that a cursor reads the values in the order written.
+// Such a bucket is only appended to (and pruned from its start), so its
+// pages are filled before they split rather than left half empty: half
+// the pages on disk, in memory and to write.
 func appendNext(b *bolt.Bucket, v []byte) error {
+	b.FillPercent = appendFill
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
@@ -230,6 +234,9 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 	binary.BigEndian.PutUint64(k[:], seq)
 	return b.Put(k[:], v)
 }
+
+// appendFill is how full the pages of a bucket only appended to are left.
+const appendFill = 1.0
 
 // Queued returns how many writes wait for the commit loop.
 func (db *DB) Queued() int { return len(db.ops) }
