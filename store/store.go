@@ -145,6 +145,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.log = opts.Log
+	db.releaseMapped() // the walk read every page
 	go db.commitLoop()
 	if opts.Etcd != nil {
 		db.maxPruned = maxEtcdOps / 2
