@@ -34,13 +34,13 @@ type scaleResult struct {
 // command is one run of the otpgate CLI against the running server.
 type command struct {
 	took   time.Duration
-	out    int64 // bytes written on standard output
-	maxRSS int64 // the CLI process's peak resident set
+	out    int64  // bytes written on standard output
+	maxRSS int64  // the CLI process's peak resident set
 	server memory // otpgate's, after
 	// serverGrew is how much otpgate's peak resident set rose while the
 	// command ran.
 	serverGrew int64
-	err    error
+	err        error
 }
 
 // scaleConfig is the configuration for population p: one tenant per
