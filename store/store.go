@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -305,6 +306,14 @@ func (db *DB) commitLoop() {
 				}
 			}
 			timer.Stop()
+			batch = db.drain(batch)
+		}
+		if len(batch) < db.maxBatch {
+			// Let the goroutines that are ready to run do so first: under
+			// load some are about to queue a write of their own, which
+			// then shares this commit's disk syncs instead of waiting for
+			// the next. Idle, there are none and this costs nothing.
+			runtime.Gosched()
 			batch = db.drain(batch)
 		}
 		db.commit(batch)
