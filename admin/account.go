@@ -31,7 +31,7 @@ func (s *Service) recoveryCodes(name string) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "New recovery codes for %s (any earlier set no longer works).\n", store.NormalizeName(name))
+	fmt.Fprintf(&b, "New recovery codes for %s (any earlier set no longer works).\n", Printable(store.NormalizeName(name)))
 	fmt.Fprintf(&b, "Give them to the user now; they are not shown again. Each answers one challenge, in place of a code.\n\n")
 	for i, c := range codes {
 		fmt.Fprintf(&b, "  %2d.  %s\n", i+1, c)
@@ -69,7 +69,7 @@ func (s *Service) resetUser(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("reset user %s: authenticator app, recovery codes, remembered IPs and any invitation removed; they enrol again at their next login\n", store.NormalizeName(name)), nil
+	return fmt.Sprintf("reset user %s: authenticator app, recovery codes, remembered IPs and any invitation removed; they enrol again at their next login\n", Printable(store.NormalizeName(name))), nil
 }
 
 // unlockUser ends a lockout and forgets the wrong codes counted toward one.
@@ -88,7 +88,7 @@ func (s *Service) unlockUser(name string) (string, error) {
 		return "", err
 	}
 	if s.now().Before(was) {
-		return fmt.Sprintf("unlocked user %s\n", store.NormalizeName(name)), nil
+		return fmt.Sprintf("unlocked user %s\n", Printable(store.NormalizeName(name))), nil
 	}
-	return fmt.Sprintf("user %s was not locked; their count of wrong codes is cleared\n", store.NormalizeName(name)), nil
+	return fmt.Sprintf("user %s was not locked; their count of wrong codes is cleared\n", Printable(store.NormalizeName(name))), nil
 }

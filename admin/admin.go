@@ -126,12 +126,19 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+// Its text is one line: a name or value in it that holds a line feed or
+// another control character shows it escaped (see [Printable]).
+func usagef(format string, args ...any) error {
+	return usageError{Printable(fmt.Sprintf(format, args...))}
+}
 
 // failf is an error that depends on what the store holds (no such user,
 // one that exists already) rather than on how the command was typed: exit
 // status 1, not 2.
-func failf(format string, args ...any) error { return errors.New(fmt.Sprintf(format, args...)) }
+// Its text is one line, as usagef's.
+func failf(format string, args ...any) error {
+	return errors.New(Printable(fmt.Sprintf(format, args...)))
+}
 
 // clip shortens a name or value the admin gave for echoing it in an
 // error: at most 64 bytes, cut on a character boundary.
@@ -217,6 +224,8 @@ func (s *Service) do(req Request) (out, uri string, imported []store.User, err e
 		out, err = s.invite(req.Name, req.Invite)
 	case "backup":
 		out, err = s.backup(req.Path)
+	case "cluster status":
+		out, err = s.clusterStatus()
 	case "reload":
 		if s.Reload == nil {
 			return "", "", nil, usagef("no server is running with this configuration, so there is nothing to reload; start it with: otpgate serve")

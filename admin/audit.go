@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,6 +38,19 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// In a cluster, the other nodes' entries of the last
+	// audit.cluster_keep, from etcd, merged by time.
+	keep := func(e store.Entry) bool { return (user == "" || e.User == user) && !e.Time.Before(since) }
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	others, oerr := s.DB.OthersAudit(ctx, since, limit, keep)
+	cancel()
+	if len(others) > 0 {
+		entries = append(entries, others...)
+		slices.SortStableFunc(entries, func(a, b store.Entry) int { return b.Time.Compare(a.Time) })
+		if limit > 0 && len(entries) > limit {
+			entries = entries[:limit]
+		}
+	}
 	var b strings.Builder
 	// Oldest first, like a log.
 	if q.JSON {
@@ -63,6 +78,9 @@ func (s *Service) audit(q AuditQuery) (string, error) {
 			Printable(e.Decision), Printable(e.Reason), Printable(last))
 	}
 	w.Flush()
+	if oerr != nil {
+		fmt.Fprintf(&b, "(this node's entries only: %v)\n", oerr)
+	}
 	return b.String(), nil
 }
 

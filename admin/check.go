@@ -105,7 +105,7 @@ func defaultMethod(u *store.User, t *policy.Tenant) string {
 	}
 	if len(cands) > 0 {
 		u.Method, u.BackupMethod = u.BackupMethod, ""
-		return fmt.Sprintf("%s is %s's only method, so it is the primary one and there is no backup", u.Method, u.Name)
+		return fmt.Sprintf("%s is %s's only method, so it is the primary one and there is no backup", u.Method, Printable(u.Name))
 	}
 	return ""
 }
@@ -116,7 +116,7 @@ func defaultMethod(u *store.User, t *policy.Tenant) string {
 // what will happen at the first login.
 func access(t *policy.Tenant, u store.User) (blocked, advice string) {
 	if t == nil {
-		return "tenant " + u.Tenant + " is not configured", fmt.Sprintf("move them: otpgate user set %s --tenant NAME", u.Name)
+		return "tenant " + Printable(u.Tenant) + " is not configured", fmt.Sprintf("move them: otpgate user set %s --tenant NAME", Printable(u.Name))
 	}
 	if t.Mode == policy.ModeOff || u.TwoFactor == "off" {
 		return "", ""
@@ -158,7 +158,7 @@ func access(t *policy.Tenant, u store.User) (blocked, advice string) {
 	default:
 		why = "no phone number"
 	}
-	advice = fmt.Sprintf("tenant %s requires a second factor; give --phone or --email (otpgate user set %s ...), or link an app: otpgate user totp %s", t.Name, u.Name, u.Name)
+	advice = fmt.Sprintf("tenant %s requires a second factor; give --phone or --email (otpgate user set %s ...), or link an app: otpgate user totp %s", t.Name, Printable(u.Name), Printable(u.Name))
 	if len(u.Recovery) > 0 {
 		advice += "; their recovery codes cannot help, as no challenge can be started"
 	}
@@ -185,12 +185,12 @@ func (s *Service) notes(u store.User) string {
 	blocked, advice := access(s.tenant(u.Tenant), u)
 	switch {
 	case blocked != "":
-		fmt.Fprintf(&b, "warning: %s cannot log in: %s; %s\n", u.Name, blocked, advice)
+		fmt.Fprintf(&b, "warning: %s cannot log in: %s; %s\n", Printable(u.Name), blocked, advice)
 	case advice != "":
-		fmt.Fprintf(&b, "note: %s: %s\n", u.Name, advice)
+		fmt.Fprintf(&b, "note: %s: %s\n", Printable(u.Name), advice)
 	}
 	if u.Method == policy.MethodTOTP && u.TOTP == nil && u.PendingTOTP == nil && blocked == "" {
-		fmt.Fprintf(&b, "note: %s's method is totp but no app is linked yet; link one with: otpgate user totp %s\n", u.Name, u.Name)
+		fmt.Fprintf(&b, "note: %s's method is totp but no app is linked yet; link one with: otpgate user totp %s\n", Printable(u.Name), Printable(u.Name))
 	}
 	return b.String()
 }

@@ -51,7 +51,7 @@ func (s *Service) importUsers(data []byte, opt Import) (string, []store.User, er
 			continue
 		}
 		if _, twice := col[h]; twice {
-			problems = append(problems, fmt.Errorf("line 1: column %s is there twice", h))
+			problems = append(problems, fmt.Errorf("line 1: column %s is there twice", Printable(clip(h))))
 		}
 		col[h] = i
 	}
@@ -101,7 +101,7 @@ func (s *Service) importUsers(data []byte, opt Import) (string, []store.User, er
 		for _, rw := range rows {
 			name, _ := rw.get("name")
 			if first, dup := seen[store.NormalizeName(name)]; dup && name != "" {
-				problems = append(problems, fmt.Errorf("line %d: %s is also on line %d", rw.line, clip(store.NormalizeName(name)), first))
+				problems = append(problems, fmt.Errorf("line %d: %s is also on line %d", rw.line, Printable(clip(store.NormalizeName(name))), first))
 				continue
 			}
 			seen[store.NormalizeName(name)] = rw.line
@@ -232,7 +232,7 @@ func (s *Service) exportUsers(withSecrets bool) (string, error) {
 			if withSecrets && u.TOTP != nil {
 				plain, err := s.Key.Open(u.TOTP.Sealed, "totp:"+u.Name)
 				if err != nil {
-					return fmt.Errorf("open the TOTP secret of %s: %w", u.Name, err)
+					return fmt.Errorf("open the TOTP secret of %s: %w", Printable(u.Name), err)
 				}
 				secret = string(plain)
 			}

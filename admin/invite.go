@@ -97,7 +97,7 @@ func (s *Service) invite(name string, f *InviteFlags) (string, error) {
 	until := u.Invite.Expires
 	if via == "print" {
 		return fmt.Sprintf("Invitation for %s, valid until %s. Hand this link to them; it works once:\n%s\n",
-			u.Name, until.Format(time.RFC3339), link), nil
+			Printable(u.Name), until.Format(time.RFC3339), link), nil
 	}
 	provider, err := s.Inviter.SendInvite(context.Background(), u, via, link, until)
 	if err != nil {
@@ -115,7 +115,7 @@ func (s *Service) invite(name string, f *InviteFlags) (string, error) {
 		}
 		return "", fmt.Errorf("the invitation was not sent, and is void: %w", err)
 	}
-	return fmt.Sprintf("Invitation for %s sent by %s (%s), valid until %s.\n", u.Name, via, provider, until.Format(time.RFC3339)), nil
+	return fmt.Sprintf("Invitation for %s sent by %s (%s), valid until %s.\n", Printable(u.Name), via, provider, until.Format(time.RFC3339)), nil
 }
 
 // inviteText says whether u has an open invitation, and until when.

@@ -11,12 +11,17 @@ import (
 	"github.com/boombuler/barcode/qr"
 )
 
-// quiet is the blank margin around a QR code, in modules.
-const quiet = 2
+// quiet is the light margin around a QR code, in modules: the four that
+// ISO/IEC 18004 asks for, so that no scanner runs it into the text or the
+// window's edge beside it.
+const quiet = 4
 
 // terminalQR draws a QR code of text with half-block characters, two
-// module rows per line, light modules as blocks so that it reads on a dark
-// terminal the way `qrencode -t UTF8` does.
+// module rows per line, light modules as blocks: the glyphs take the
+// terminal's text colour, the gaps its background. As it stands that reads
+// on a dark terminal, the way `qrencode -t UTF8` does; [ColourQR] pins the
+// two colours so that it reads on any. The drawing holds no escape
+// sequence, so the reply that carries it can be made printable whole.
 func terminalQR(text string) (string, error) {
 	code, err := qr.Encode(text, qr.M, qr.Auto)
 	if err != nil {
@@ -47,6 +52,45 @@ func terminalQR(text string) (string, error) {
 		b.WriteString("\n")
 	}
 	return b.String(), nil
+}
+
+// QR colours for [ColourQR]: bright white text on a black background, so
+// that the light modules are white and the dark ones black whatever the
+// terminal's own colours; then the terminal's own again.
+const (
+	qrColours = "\x1b[97;40m"
+	qrReset   = "\x1b[0m"
+)
+
+// ColourQR gives each line of a QR code drawn by the admin commands (a
+// line of nothing but the drawing's half blocks, spaces and at least one
+// block) explicit colours, so that it decodes on a light terminal as well
+// as on a dark one. It is for the CLI, on output that has already been made
+// printable (a [Reply]'s Output): the escape sequences it adds are its own
+// constants, and any that came in the text are visible escapes by then.
+func ColourQR(out string) string {
+	lines := strings.SplitAfter(out, "\n")
+	for i, line := range lines {
+		body := strings.TrimSuffix(line, "\n")
+		if isQRLine(body) {
+			lines[i] = qrColours + body + qrReset + line[len(body):]
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+func isQRLine(s string) bool {
+	block := false
+	for _, r := range s {
+		switch r {
+		case '█', '▀', '▄':
+			block = true
+		case ' ':
+		default:
+			return false
+		}
+	}
+	return block
 }
 
 func isLight(c color.Color) bool {

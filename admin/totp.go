@@ -69,10 +69,10 @@ func (s *Service) enrolTOTP(name, imported string, allowShort bool) (string, str
 	}
 	var b strings.Builder
 	if imported == "" {
-		fmt.Fprintf(&b, "TOTP secret made for %s. It becomes active once a code from it is proved: at their next login,\n", u.Name)
-		fmt.Fprintf(&b, "or now with: otpgate user totp %s --confirm CODE\n", u.Name)
+		fmt.Fprintf(&b, "TOTP secret made for %s. It becomes active once a code from it is proved: at their next login,\n", Printable(u.Name))
+		fmt.Fprintf(&b, "or now with: otpgate user totp %s --confirm CODE\n", Printable(u.Name))
 	} else {
-		fmt.Fprintf(&b, "TOTP secret imported for %s; it is now their primary method.\n", u.Name)
+		fmt.Fprintf(&b, "TOTP secret imported for %s; it is now their primary method.\n", Printable(u.Name))
 	}
 	fmt.Fprintf(&b, "Scan this code with an authenticator app, or enter the link by hand:\n\n%s\n%s\n", qr, uri)
 	if t := s.tenant(u.Tenant); t != nil && !slices.Contains(t.Methods, policy.MethodTOTP) {
@@ -125,7 +125,7 @@ func (s *Service) confirmTOTP(name, code string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("TOTP confirmed for %s; it is now their primary method.\n", store.NormalizeName(name)), nil
+	return fmt.Sprintf("TOTP confirmed for %s; it is now their primary method.\n", Printable(store.NormalizeName(name))), nil
 }
 
 // user reads a user in tx, or says how to add one.

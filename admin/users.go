@@ -50,7 +50,7 @@ func (s *Service) addUser(name string, ch *UserChange) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("added user %s (tenant %s)\n", u.Name, u.Tenant) + note + s.notes(u), nil
+	return fmt.Sprintf("added user %s (tenant %s)\n", Printable(u.Name), u.Tenant) + note + s.notes(u), nil
 }
 
 func (s *Service) setUser(name string, ch *UserChange) (string, error) {
@@ -82,9 +82,9 @@ func (s *Service) setUser(name string, ch *UserChange) (string, error) {
 		return "", err
 	}
 	if same {
-		return fmt.Sprintf("user %s already had these settings; nothing changed\n", u.Name), nil
+		return fmt.Sprintf("user %s already had these settings; nothing changed\n", Printable(u.Name)), nil
 	}
-	return fmt.Sprintf("updated user %s\n", u.Name) + note + s.notes(u), nil
+	return fmt.Sprintf("updated user %s\n", Printable(u.Name)) + note + s.notes(u), nil
 }
 
 // touchedBy reports the fields a change gives.
@@ -330,7 +330,7 @@ func (s *Service) deleteUser(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("deleted user %s\n", store.NormalizeName(name)), nil
+	return fmt.Sprintf("deleted user %s\n", Printable(store.NormalizeName(name))), nil
 }
 
 // totpText says whether u has an authenticator app, and how far off its

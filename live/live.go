@@ -1,9 +1,13 @@
-// Package live keeps the challenges otpgate has asked and is waiting to
-// hear answered. They live in memory only: a challenge lasts minutes, is
-// answered once, and one lost to a restart costs its user a new login,
-// while keeping it on disk would cost every login a disk sync. What a
-// proved challenge changes (the TOTP step, an enrolment, a proven IP) is
-// written to the store by the caller.
+// Package live keeps what otpgate has asked and is waiting to hear
+// answered: the challenges (a code asked for in an Access-Challenge) and
+// the approvals (a held login waiting for a click on the web page). A
+// single node keeps them in memory (Table, Holds): a challenge lasts
+// minutes, is answered once, and one lost to a restart costs its user a
+// new login, while keeping it on disk would cost every login a disk sync.
+// A cluster keeps them in etcd (Cluster), under leases as long as they
+// live, so that any node answers any leg and each State answers once
+// cluster-wide. What a proved challenge changes (the TOTP step, an
+// enrolment, a proven IP) is written to the store by the caller.
 package live
 
 import (
@@ -72,7 +76,37 @@ var ErrNotFound = errors.New("no such challenge")
 // ErrMismatch: the State belongs to another user or another gateway.
 var ErrMismatch = errors.New("challenge belongs to another user or gateway")
 
-// Table holds the challenges. It is safe for concurrent use.
+// Challenges keeps the challenges waiting for an answer. Table keeps them
+// in one process's memory, Cluster in etcd for every node. Errors other
+// than ErrNotFound and ErrMismatch are infrastructure (etcd out of reach):
+// the caller fails closed.
+type Challenges interface {
+	// Put adds c under its ID, replacing one with the same ID. It becomes
+	// the live challenge of its user at its client and end-user IP.
+	Put(c Challenge) error
+	// Get returns the challenge with the given ID without taking it; false
+	// when there is none or it cannot be read now.
+	Get(id string) (Challenge, bool)
+	// Take removes and returns the challenge with the given ID if it is
+	// user's at client: of any number of takers at once, one gets it.
+	// A challenge of someone else is left for its owner (ErrMismatch).
+	Take(id, user, client string) (Challenge, error)
+	// Live returns the newest challenge of user at client for the
+	// end-user IP ip (invalid when unknown), whether or not it has expired.
+	Live(user, client string, ip netip.Addr) (Challenge, bool, error)
+	// TakeLive removes and returns the newest challenge of user at client
+	// for ip if it is still answerable at now.
+	TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool, error)
+	// Len returns how many challenges are held, answerable or not yet
+	// pruned; -1 when that cannot be known now.
+	Len() int
+	// Prune removes the challenges that expired before now, where that
+	// is not done by itself, and returns how many it removed.
+	Prune(now time.Time) int
+}
+
+// Table holds the challenges of one process. It is safe for concurrent
+// use, and its methods never fail.
 type Table struct {
 	mu     sync.Mutex
 	byID   map[string]Challenge
@@ -99,14 +133,15 @@ func NewTable() *Table {
 
 // Put adds c under its ID, replacing one with the same ID. It becomes the
 // live challenge of its user at its client and end-user IP.
-func (t *Table) Put(c Challenge) {
+func (t *Table) Put(c Challenge) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byID[c.ID] = c
 	t.logins[loginOf(c)] = c.ID
+	return nil
 }
 
-// Get returns the challenge with the given ID.
+// Get returns the challenge with the given ID, for tests.
 func (t *Table) Get(id string) (Challenge, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -133,28 +168,28 @@ func (t *Table) Take(id, user, client string) (Challenge, error) {
 
 // Live returns the newest challenge of user at client for the end-user IP
 // ip (invalid when unknown), whether or not it has expired.
-func (t *Table) Live(user, client string, ip netip.Addr) (Challenge, bool) {
+func (t *Table) Live(user, client string, ip netip.Addr) (Challenge, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id, ok := t.logins[keyOf(user, client, ip)]
 	if !ok {
-		return Challenge{}, false
+		return Challenge{}, false, nil
 	}
 	c, ok := t.byID[id]
-	return c, ok
+	return c, ok, nil
 }
 
 // TakeLive removes and returns the newest challenge of user at client for
 // ip if it is still answerable at now.
-func (t *Table) TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool) {
+func (t *Table) TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c, ok := t.byID[t.logins[keyOf(user, client, ip)]]
 	if !ok || !now.Before(c.Expires) {
-		return Challenge{}, false
+		return Challenge{}, false, nil
 	}
 	t.remove(c)
-	return c, true
+	return c, true, nil
 }
 
 // Delete removes the challenge with the given ID, if there is one.

@@ -27,9 +27,11 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	switch {
 	case errors.Is(err, live.ErrNotFound):
 		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
-	case err != nil:
+	case errors.Is(err, live.ErrMismatch):
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
+	case err != nil:
+		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
 	if ch.NoFirstFactor {
 		res, err := e.answerCodeOnly(req, ch)
@@ -77,7 +79,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) (Result, error) {
 	putBack := func() {
 		if ch.ID != "" {
-			e.challenges.Put(ch)
+			e.challenges.Put(ch) // best effort: the caller fails closed anyway
 		}
 	}
 	for try := 1; ; try++ {
@@ -88,7 +90,7 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 		}
 		err = e.db.CommitIf(r, o.write())
 		if err == nil {
-			return e.settle(o), nil
+			return e.settleChecked(o)
 		}
 		if !errors.Is(err, store.ErrConflict) || try == maxJudged {
 			putBack()
@@ -152,10 +154,19 @@ func (o outcome) write() func(*store.Tx) error {
 // settle puts the challenge of another try in the table and returns the
 // decision.
 func (e *Engine) settle(o outcome) Result {
+	res, _ := e.settleChecked(o)
+	return res
+}
+
+// settleChecked is settle, failing when the challenge of another try
+// cannot be kept (etcd out of reach): its State would answer nothing.
+func (e *Engine) settleChecked(o outcome) (Result, error) {
 	if o.again != nil {
-		e.challenges.Put(*o.again)
+		if err := e.challenges.Put(*o.again); err != nil {
+			return Result{}, err
+		}
 	}
-	return o.res
+	return o.res, nil
 }
 
 // turn is a challenge answered with "resend" or a method's name.
@@ -214,7 +225,9 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	e.challenges.Put(ch)
+	if err := e.challenges.Put(ch); err != nil {
+		return Result{}, err
+	}
 	msg := prompt(m, ch)
 	if reason == "resend" && method != MethodVoice {
 		msg = fill(m.CodeResent, "{destination}", ch.Destination)
@@ -231,7 +244,9 @@ func (e *Engine) keep(t *Tenant, old live.Challenge, reason, why string) (Result
 		return Result{}, err
 	}
 	old.ID = id
-	e.challenges.Put(old)
+	if err := e.challenges.Put(old); err != nil {
+		return Result{}, err
+	}
 	return Result{Decision: Challenge, Reason: reason, Method: old.Method, Tenant: t.Name,
 		State: id, Message: join(why, prompt(t.Messages, old))}, nil
 }
@@ -262,7 +277,9 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	e.challenges.Put(ch)
+	if err := e.challenges.Put(ch); err != nil {
+		return Result{}, err
+	}
 	return Result{Decision: Challenge, Reason: "challenge", Method: MethodSMS, Provider: out.provider,
 		Tenant: t.Name, State: ch.ID, Message: prompt(m, ch)}, nil
 }

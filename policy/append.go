@@ -87,7 +87,11 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 	if req.Code == "" {
 		return reject("code_missing", e.codeInPassword(t, u))
 	}
-	ch, ok := e.challenges.TakeLive(u.Name, req.Client, ipKey(req.IP), e.now())
+	ch, ok, err := e.challenges.TakeLive(u.Name, req.Client, ipKey(req.IP), e.now())
+	if err != nil {
+		e.log.ErrorContext(ctx, "take live challenge", "user", u.Name, "err", err)
+		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}
+	}
 	if !ok {
 		if !slices.Contains(methods, MethodTOTP) {
 			return reject("no_code_sent", e.codeInPassword(t, u))
@@ -119,8 +123,8 @@ func (e *Engine) appended(ctx context.Context, req Request, t *Tenant, u store.U
 
 // liveChallenge finds the live challenge of this login, if any.
 func (e *Engine) liveChallenge(req Request, u store.User) (live.Challenge, bool) {
-	ch, ok := e.challenges.Live(store.NormalizeName(req.User), req.Client, ipKey(req.IP))
-	return ch, ok && e.now().Before(ch.Expires)
+	ch, ok, err := e.challenges.Live(store.NormalizeName(req.User), req.Client, ipKey(req.IP))
+	return ch, ok && err == nil && e.now().Before(ch.Expires)
 }
 
 // destinationOf is the masked destination of a code just sent by method.

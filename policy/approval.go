@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"sync"
 	"time"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -17,75 +16,30 @@ const DefaultHold = 50 * time.Second
 
 // ErrApprovalGone is returned for a link that was used, ran out of time or
 // never existed.
-var ErrApprovalGone = errors.New("this approval link has been used or has expired")
+var ErrApprovalGone = live.ErrGone
 
 // Approval is a held login waiting for its user to approve or deny it on
 // otpgate's web page.
-type Approval struct {
-	// Token is the link's secret: 128 random bits in hex.
-	Token string
-	User  string
-	// Tenant and Lang are the user's tenant and its language.
-	Tenant, Lang string
-	// Client is the gateway the login came through.
-	Client string
-	// IP and Machine are where the login came from, when the gateway said.
-	IP      netip.Addr
-	Machine string
-	// Created and Expires bound the hold.
-	Created, Expires time.Time
-}
-
-// pending is an Approval and how it ended.
-type pending struct {
-	Approval
-	key      string        // user, gateway and place: one link per login
-	done     chan struct{} // closed when decided
-	approved bool
-	unsent   *Result // why the link could not be sent, for the logins sharing it
-}
-
-// approvals are the held logins, in memory: a held request does not
-// outlive the process either.
-type approvals struct {
-	mu      sync.Mutex
-	byToken map[string]*pending
-	byKey   map[string]*pending
-}
+type Approval = live.Approval
 
 // Approval returns the held login a link token belongs to, if it can
-// still be decided.
+// still be decided. The link may have been sent by another node.
 func (e *Engine) Approval(token string) (Approval, bool) {
-	e.approvals.mu.Lock()
-	defer e.approvals.mu.Unlock()
-	p, ok := e.approvals.byToken[token]
-	if !ok || !e.now().Before(p.Expires) {
-		return Approval{}, false
+	a, ok, err := e.approvals.Lookup(token, e.now())
+	if err != nil {
+		e.log.Error("look up approval", "err", err)
 	}
-	return p.Approval, true
+	return a, ok
 }
 
-// Resolve approves or denies the held login of a link. A link decides
-// once; afterwards it is ErrApprovalGone.
+// Resolve approves or denies the held login of a link, wherever it is
+// held. A link decides once; afterwards it is ErrApprovalGone.
 func (e *Engine) Resolve(token string, approve bool) error {
-	e.approvals.mu.Lock()
-	defer e.approvals.mu.Unlock()
-	p, ok := e.approvals.byToken[token]
-	if !ok || !e.now().Before(p.Expires) {
-		return ErrApprovalGone
+	o := live.Outcome{Result: live.Denied}
+	if approve {
+		o.Result = live.Approved
 	}
-	e.forget(p)
-	p.approved = approve
-	close(p.done)
-	return nil
-}
-
-// forget removes p from the table; e.approvals.mu must be held.
-func (e *Engine) forget(p *pending) {
-	delete(e.approvals.byToken, p.Token)
-	if e.approvals.byKey[p.key] == p {
-		delete(e.approvals.byKey, p.key)
-	}
+	return e.approvals.Decide(token, o, e.now())
 }
 
 // hold asks u to approve a login from a gateway that cannot prompt: a
@@ -114,7 +68,7 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		e.log.WarnContext(ctx, "too many held logins; rejected at once ("+full+")", "user", u.Name, "client", req.Client)
 		return Result{Decision: Reject, Reason: "hold_limit", Method: method, Message: m.Unavailable}
 	}
-	p, fresh, err := e.pendingFor(req, t, u)
+	p, fresh, err := e.holdLogin(req, t, u)
 	if err != nil {
 		release()
 		e.log.ErrorContext(ctx, "approval failed", "user", u.Name, "err", err)
@@ -125,7 +79,9 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 		var sent bool
 		if res, sent = e.sendLink(ctx, req, t, u, p, method); !sent {
 			release()
-			e.unsent(p, res)
+			if err := e.approvals.Decide(p.Token, live.Outcome{Result: res.Reason, Message: res.Message}, e.now()); err != nil && !errors.Is(err, live.ErrGone) {
+				e.log.ErrorContext(ctx, "end unsent approval", "user", u.Name, "err", err)
+			}
 			return res
 		}
 	}
@@ -139,7 +95,7 @@ func (e *Engine) hold(ctx context.Context, req Request, t *Tenant, u store.User,
 // sendLink sends the link of a new approval to u by method and returns
 // the provider that took it, or, when it could not, the Reject that says
 // why.
-func (e *Engine) sendLink(ctx context.Context, req Request, t *Tenant, u store.User, p *pending, method string) (Result, bool) {
+func (e *Engine) sendLink(ctx context.Context, req Request, t *Tenant, u store.User, p Approval, method string) (Result, bool) {
 	m := t.Messages
 	done, ok := e.io.try()
 	if !ok {
@@ -167,35 +123,44 @@ func (e *Engine) sendLink(ctx context.Context, req Request, t *Tenant, u store.U
 	return Result{Method: method, Provider: provider}, true
 }
 
-// await waits for the answer to a held login: the link used, the hold run
-// out, or the server stopping.
-func (e *Engine) await(ctx context.Context, req Request, t *Tenant, u store.User, p *pending, res Result) Result {
-	select {
-	case <-p.done:
-	case <-e.after(p.Expires.Sub(e.now())):
-		e.drop(p)
-	case <-ctx.Done():
-		e.drop(p)
-	case <-e.stopHolds:
-		e.drop(p)
-	}
-	e.approvals.mu.Lock()
-	approved, unsent := p.approved, p.unsent
-	e.approvals.mu.Unlock()
+// await waits for the answer to a held login: the link used (on any
+// node's page), the hold run out, or the server stopping.
+func (e *Engine) await(ctx context.Context, req Request, t *Tenant, u store.User, p Approval, res Result) Result {
 	m := t.Messages
 	res.User, res.Tenant = u.Name, t.Name
-	switch {
-	case unsent != nil:
-		res.Decision, res.Reason, res.Message = unsent.Decision, unsent.Reason, unsent.Message
-	case approved:
+	decided, stop := e.approvals.Wait(p.ID)
+	defer stop()
+	var o live.Outcome
+	select {
+	case o = <-decided:
+	case <-e.after(p.Expires.Sub(e.now())):
+		// Ended here, so that the link decides nothing any more; a click
+		// that came first wins.
+		if err := e.approvals.Forget(p.ID); err != nil {
+			e.log.ErrorContext(ctx, "end approval", "user", u.Name, "err", err)
+		}
+		select {
+		case o = <-decided:
+		default:
+			o.Result = live.TimedOut
+		}
+	case <-ctx.Done():
+		o.Result = live.TimedOut
+	case <-e.stopHolds:
+		o.Result = live.TimedOut
+	}
+	switch o.Result {
+	case live.Approved:
 		if err := e.approved(req, t, u); err != nil {
 			e.log.ErrorContext(ctx, "record approval", "user", u.Name, "err", err)
 		}
 		res.Decision, res.Reason = Accept, "approved"
-	case isClosed(p.done):
+	case live.Denied:
 		res.Decision, res.Reason, res.Message = Reject, "denied", m.Denied
-	default:
+	case live.TimedOut:
 		res.Decision, res.Reason, res.Message = Reject, "approval_timeout", m.ApprovalTimeout
+	default: // the link could not be sent
+		res.Decision, res.Reason, res.Message = Reject, o.Result, o.Message
 	}
 	return res
 }
@@ -206,51 +171,23 @@ func (e *Engine) StopHolds() {
 	e.stopOnce.Do(func() { close(e.stopHolds) })
 }
 
-// pendingFor returns the approval waiting for this user, gateway and
-// place, or registers a new one (fresh).
-func (e *Engine) pendingFor(req Request, t *Tenant, u store.User) (*pending, bool, error) {
-	key := u.Name + "\x00" + req.Client + "\x00" + place(req)
-	e.approvals.mu.Lock()
-	defer e.approvals.mu.Unlock()
-	if p, ok := e.approvals.byKey[key]; ok && e.now().Before(p.Expires) {
-		return p, false, nil
-	}
+// holdLogin returns the approval waiting for this user, gateway and place
+// (on any node), or registers a new one (fresh) whose link is to be sent.
+func (e *Engine) holdLogin(req Request, t *Tenant, u store.User) (Approval, bool, error) {
 	token, err := e.newState()
 	if err != nil {
-		return nil, false, err
+		return Approval{}, false, err
 	}
 	hold := req.Hold
 	if hold <= 0 {
 		hold = e.holdFor
 	}
 	now := e.now()
-	p := &pending{
-		Approval: Approval{
-			Token: token, User: u.Name, Tenant: t.Name, Lang: t.Language, Client: req.Client,
-			IP: ipKey(req.IP), Machine: req.Machine, Created: now, Expires: now.Add(hold),
-		},
-		key: key, done: make(chan struct{}),
+	a := Approval{
+		Token: token, User: u.Name, Tenant: t.Name, Lang: t.Language, Client: req.Client,
+		IP: ipKey(req.IP), Machine: req.Machine, Created: now, Expires: now.Add(hold),
 	}
-	e.approvals.byToken[token] = p
-	e.approvals.byKey[key] = p
-	return p, true, nil
-}
-
-// unsent ends an approval whose link could not be sent: the logins that
-// share it are rejected as the one that tried to send it was.
-func (e *Engine) unsent(p *pending, why Result) {
-	e.approvals.mu.Lock()
-	defer e.approvals.mu.Unlock()
-	e.forget(p)
-	p.unsent = &why
-	close(p.done)
-}
-
-// drop ends an approval that can no longer be decided.
-func (e *Engine) drop(p *pending) {
-	e.approvals.mu.Lock()
-	defer e.approvals.mu.Unlock()
-	e.forget(p)
+	return e.approvals.Hold(u.Name+"\x00"+req.Client+"\x00"+place(req), a, now)
 }
 
 // approved records an approved login like a proved code: the reconnect
@@ -293,13 +230,4 @@ func place(req Request) string {
 		return ipKey(req.IP).String()
 	}
 	return "machine:" + req.Machine
-}
-
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }

@@ -21,8 +21,8 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 	}
 	defer unlock()
 
-	if res, ok := e.reuse(req, t, u); ok {
-		return res, nil
+	if res, ok, err := e.reuse(req, t, u); ok || err != nil {
+		return res, err
 	}
 	m := t.Messages
 	var failed string // the first method whose code could not be sent
@@ -52,7 +52,9 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 			}
 			continue
 		}
-		e.challenges.Put(ch)
+		if err := e.challenges.Put(ch); err != nil {
+			return Result{}, err
+		}
 		res := Result{Decision: Challenge, Reason: "challenge", Method: method, Provider: out.provider,
 			State: ch.ID, Message: prompt(m, ch)}
 		switch {
@@ -73,19 +75,19 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 
 // reuse finds a challenge of u at this gateway and IP that can still be
 // answered.
-func (e *Engine) reuse(req Request, t *Tenant, u store.User) (Result, bool) {
-	ch, ok := e.challenges.Live(u.Name, req.Client, ipKey(req.IP))
-	if !ok {
-		return Result{}, false
+func (e *Engine) reuse(req Request, t *Tenant, u store.User) (Result, bool, error) {
+	ch, ok, err := e.challenges.Live(u.Name, req.Client, ipKey(req.IP))
+	if !ok || err != nil {
+		return Result{}, false, err
 	}
 	// A challenge changed by resend or a wrong answer is reused too; one
 	// that has run out of time or attempts, or whose method the user no
 	// longer has, is not.
 	if !e.now().Before(ch.Expires) || ch.Attempts >= t.MaxAttempts || !t.allows(ch.Method) || !e.usable(ch.Method, u) {
-		return Result{}, false
+		return Result{}, false, nil
 	}
 	return Result{Decision: Challenge, Reason: "challenge_reused", Method: ch.Method,
-		State: ch.ID, Message: prompt(t.Messages, ch)}, true
+		State: ch.ID, Message: prompt(t.Messages, ch)}, true, nil
 }
 
 // issued is what became of issuing a challenge.
@@ -161,7 +163,9 @@ func (e *Engine) askPhone(req Request, t *Tenant, u store.User) (Result, error) 
 		EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
 		Reply: req.given.Reply, Groups: req.given.Groups,
 	}
-	e.challenges.Put(ch)
+	if err := e.challenges.Put(ch); err != nil {
+		return Result{}, err
+	}
 	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: id, Message: t.Messages.AskPhone}, nil
 }
 

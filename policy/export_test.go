@@ -7,7 +7,7 @@ import (
 
 // ChallengeOf returns the challenge waiting under state, for tests.
 func (e *Engine) ChallengeOf(state string) (live.Challenge, bool) {
-	return e.challenges.Get(state)
+	return e.challenges.(*live.Table).Get(state)
 }
 
 // AnswerAfter answers a challenge as Decide does, but runs meanwhile

@@ -169,18 +169,23 @@ func (e *Engine) learn(t *Tenant, name string, u *store.User, known *bool, id Id
 		if cur.Email == "" && id.Email != "" && strings.Contains(id.Email, "@") {
 			cur.Email, changed = strings.TrimSpace(id.Email), true
 		}
+		// A user with no method (new, or added without one) gets the one
+		// the number or address makes possible, of those the tenant
+		// allows, as user add gives it.
+		if cur.Method == "" && cur.TOTP == nil {
+			switch {
+			case cur.Phone != "" && t.allows(MethodSMS):
+				cur.Method, changed = MethodSMS, true
+			case cur.Email != "" && t.allows(MethodEmail):
+				cur.Method, changed = MethodEmail, true
+			}
+		}
 		if !changed && *known {
 			return nil
 		}
 		now := e.now()
 		if !*known {
 			cur.Created, cur.Tenant = now, t.Name
-			switch {
-			case cur.Phone != "":
-				cur.Method = MethodSMS
-			case cur.Email != "":
-				cur.Method = MethodEmail
-			}
 		}
 		cur.Updated = now
 		if err := tx.PutUser(cur); err != nil {

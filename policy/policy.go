@@ -165,10 +165,10 @@ type Engine struct {
 	log     *slog.Logger
 
 	observer   Observer
-	approvals  approvals
+	approvals  live.Approvals
 	held       holds   // held logins, counted against their caps
 	io         ioSlots // decisions waiting on I/O
-	challenges *live.Table
+	challenges live.Challenges
 	publicURL  string
 	holdFor    time.Duration
 	after      func(time.Duration) <-chan time.Time
@@ -230,6 +230,11 @@ type Config struct {
 	// MaxIO bounds the decisions that may wait on something outside
 	// otpgate at once (see ioSlots); zero means no bound.
 	MaxIO int
+	// Challenges and Approvals keep what is waiting for an answer; nil
+	// means in this process's memory (live.NewTable, live.NewHolds). A
+	// cluster gives every node the same live.Cluster.
+	Challenges live.Challenges
+	Approvals  live.Approvals
 }
 
 // Observer hears what the engine does, for metrics.
@@ -244,10 +249,15 @@ type Observer interface {
 // New makes an Engine.
 func New(c Config) *Engine {
 	e := &Engine{db: c.Store, key: c.Key, now: c.Now, rand: c.Rand, log: c.Log,
-		sending: map[string]*userLock{}, challenges: live.NewTable(),
+		sending: map[string]*userLock{}, challenges: c.Challenges, approvals: c.Approvals,
 		publicURL: strings.TrimRight(c.PublicURL, "/"), observer: c.Observer, holdFor: c.Hold, after: c.After, stopHolds: make(chan struct{}),
-		approvals: approvals{byToken: map[string]*pending{}, byKey: map[string]*pending{}},
-		held:      newHolds(c.HoldLimits), io: newIOSlots(c.MaxIO)}
+		held: newHolds(c.HoldLimits), io: newIOSlots(c.MaxIO)}
+	if e.challenges == nil {
+		e.challenges = live.NewTable()
+	}
+	if e.approvals == nil {
+		e.approvals = live.NewHolds()
+	}
 	if e.holdFor <= 0 {
 		e.holdFor = DefaultHold
 	}
@@ -447,18 +457,26 @@ func plural(msg, open, n string) string {
 	}
 }
 
-// lockUser takes one of the I/O slots, without waiting (ok is false when
-// all are taken), then waits until no other challenge of user is being
-// started, and returns the function that lets the next one go. Other
-// users never wait: a slow provider holds up only the user it is sending
-// to, and at most MaxIO requests wait on providers at all.
+// lockUser waits until no other challenge of user is being started, and
+// returns the function that lets the next one go. Other users never wait:
+// a slow provider holds up only the user it is sending to. While waiting
+// it holds one of the I/O slots, taken without waiting; ok is false when
+// all are taken, or when user already has a challenge being started and
+// another waiting behind it: so one user's logins behind a provider that
+// hangs take two slots at most, and cannot fill the share that every
+// other user's challenges need.
 func (e *Engine) lockUser(user string) (unlock func(), ok bool) {
-	done, ok := e.io.try()
-	if !ok {
-		return nil, false
-	}
 	e.sendingMu.Lock()
 	l := e.sending[user]
+	if l != nil && l.waiters >= 2 {
+		e.sendingMu.Unlock()
+		return nil, false
+	}
+	done, ok := e.io.try()
+	if !ok {
+		e.sendingMu.Unlock()
+		return nil, false
+	}
 	if l == nil {
 		l = &userLock{}
 		e.sending[user] = l

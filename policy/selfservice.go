@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -234,6 +235,34 @@ func (e *Engine) StartLink(client, user string, noFirstFactor bool) (secretText,
 	return secretText, state, nil
 }
 
+// DropLink forgets the authenticator-app secret StartLink made for user
+// when they leave it unproved (they chose text messages instead, or went
+// back): a pending app comes first at a gateway's login (see methods),
+// which would ask for a code from an app they never set up. Only that
+// secret is dropped: one made since, by the page or by
+// "otpgate user totp", stays.
+func (e *Engine) DropLink(user, secretText string) error {
+	err := e.db.Update(func(tx *store.Tx) error {
+		u, err := tx.User(user)
+		if err != nil || u.PendingTOTP == nil {
+			return err
+		}
+		pending, err := openTOTP(e.key, u.Name, u.PendingTOTP)
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(pending), []byte(secretText)) != 1 {
+			return nil
+		}
+		u.PendingTOTP, u.Updated = nil, e.now()
+		return tx.PutUser(u)
+	})
+	if err != nil {
+		return fmt.Errorf("drop an app link: %w", err)
+	}
+	return nil
+}
+
 // StartPhone sends a code to number, which becomes user's phone once the
 // code is proved through Decide as client (the challenge whose State it
 // returns). It goes under the tenant's send limits as any code.
@@ -380,6 +409,15 @@ func (e *Engine) account(user string) (store.User, error) {
 		return err
 	})
 	return u, err
+}
+
+// TimeZone is where times are told to the users of tenant: its
+// time_zone as in force now; nil means the server's zone.
+func (e *Engine) TimeZone(tenant string) *time.Location {
+	if t := e.rules().tenants[tenant]; t != nil {
+		return t.TimeZone
+	}
+	return nil
 }
 
 // SetDisplayNames puts in force the names users are shown for gateways

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,10 +60,16 @@ func (e *Engine) askCodeOnly(req Request) (Result, error) {
 	if err != nil {
 		return Result{User: name}, err
 	}
-	e.challenges.Put(live.Challenge{
+	// A question that cannot be kept (the challenges' store unreachable, as
+	// etcd down in a cluster) could not be answered: fail closed, alike for
+	// every name (Decide answers the sign-in tenant's Unavailable).
+	err = e.challenges.Put(live.Challenge{
 		ID: id, User: name, Client: req.Client, Method: MethodTOTP, EndUserIP: ipKey(req.IP),
 		Expires: now.Add(t.CodeTTL), NoFirstFactor: true,
 	})
+	if err != nil {
+		return Result{User: name, Tenant: t.Name}, err
+	}
 	return Result{Decision: Challenge, Reason: "challenge_code_only", Method: MethodTOTP, User: name, Tenant: t.Name,
 		State: id, Message: t.Messages.SignInCode}, nil
 }
@@ -163,19 +170,36 @@ func (e *Engine) signedIn(ctx context.Context, req Request, res Result) Result {
 // signInFailures locks a name out of the sign-in page (only) after too
 // many wrong codes without a first factor. It lives in memory: a restart
 // forgets it, as it forgets the challenges. The zero value is ready.
+//
+// It tracks at most maxSignInNames names. A record goes once its last
+// failure is outside its lockout window and its lock, if any, has ended.
+// When the table is full of records that still count, the oldest unlocked
+// ones (by last failure) make room for new names, so that a flood of names
+// cannot shut the page for everyone; a locked record stays until its lock
+// ends, so that a flood cannot unlock a name either. Only when every
+// record is a lock still running is a new name refused (fail closed) until
+// the first of them ends.
 type signInFailures struct {
 	mu    sync.Mutex
 	names map[string]*signInRecord
+	// full, when set, is when the first lock ends: a table holding only
+	// running locks refuses new names until then without looking again.
+	full time.Time
 }
 
 type signInRecord struct {
 	failures    []time.Time
+	window      time.Duration // the lockout window the failures count in
 	lockedUntil time.Time
 }
 
-// maxSignInNames bounds the names tracked; past it, the oldest records
-// that can no longer lock anyone are dropped, and when none can be, every
-// new name is refused (fail closed) until some can.
+// spent reports whether r locks nothing now and holds no failure that
+// still counts.
+func (r *signInRecord) spent(now time.Time) bool {
+	return !now.Before(r.lockedUntil) && (len(r.failures) == 0 || now.Sub(r.failures[len(r.failures)-1]) >= r.window)
+}
+
+// maxSignInNames bounds the names tracked.
 const maxSignInNames = 100000
 
 // defaultSignInLockout applies where the tenant's lockout is off: the
@@ -187,7 +211,7 @@ func (g *signInFailures) locked(name string, now time.Time) bool {
 	defer g.mu.Unlock()
 	r := g.names[name]
 	if r == nil {
-		return len(g.names) >= maxSignInNames && !g.prune(now)
+		return len(g.names) >= maxSignInNames && !g.makeRoom(now)
 	}
 	return now.Before(r.lockedUntil)
 }
@@ -208,7 +232,7 @@ func (g *signInFailures) try(name string, now time.Time, lock Lockout) bool {
 	}
 	r := g.names[name]
 	if r == nil {
-		if len(g.names) >= maxSignInNames && !g.prune(now) {
+		if len(g.names) >= maxSignInNames && !g.makeRoom(now) {
 			return false
 		}
 		r = &signInRecord{}
@@ -223,7 +247,7 @@ func (g *signInFailures) try(name string, now time.Time, lock Lockout) bool {
 			recent = append(recent, f)
 		}
 	}
-	r.failures = append(recent, now)
+	r.failures, r.window = append(recent, now), lock.Window
 	if len(r.failures) >= lock.Failures {
 		r.failures, r.lockedUntil = nil, now.Add(lock.Duration)
 	}
@@ -238,14 +262,42 @@ func (g *signInFailures) passed(name string) {
 	delete(g.names, name)
 }
 
-// prune drops the records that lock nothing now and hold no failure
-// within the longest window, and reports whether any went; g.mu is held.
-func (g *signInFailures) prune(now time.Time) bool {
-	n := len(g.names)
+// makeRoom frees a tenth of the table, and reports whether it freed
+// anything; g.mu is held. It drops spent records first, then the unlocked
+// records whose last failure is oldest. A sweep costs a pass over the
+// table, once per tenth of it filled again.
+func (g *signInFailures) makeRoom(now time.Time) bool {
+	if now.Before(g.full) {
+		return false
+	}
+	var unlocked []*signInRecord
+	byRecord := map[*signInRecord]string{}
+	firstEnd := time.Time{}
 	for name, r := range g.names {
-		if !now.Before(r.lockedUntil) && (len(r.failures) == 0 || now.Sub(r.failures[len(r.failures)-1]) >= 24*time.Hour) {
+		switch {
+		case r.spent(now):
 			delete(g.names, name)
+		case now.Before(r.lockedUntil):
+			if firstEnd.IsZero() || r.lockedUntil.Before(firstEnd) {
+				firstEnd = r.lockedUntil
+			}
+		default:
+			unlocked = append(unlocked, r)
+			byRecord[r] = name
 		}
 	}
-	return len(g.names) < n
+	target := maxSignInNames - maxSignInNames/10
+	if excess := len(g.names) - target; excess > 0 && len(unlocked) > 0 {
+		slices.SortFunc(unlocked, func(a, b *signInRecord) int {
+			return a.failures[len(a.failures)-1].Compare(b.failures[len(b.failures)-1])
+		})
+		for _, r := range unlocked[:min(excess, len(unlocked))] {
+			delete(g.names, byRecord[r])
+		}
+	}
+	if len(g.names) >= maxSignInNames {
+		g.full = firstEnd // every record a running lock
+		return false
+	}
+	return true
 }

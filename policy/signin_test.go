@@ -1,10 +1,12 @@
 package policy_test
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/policy"
 	"github.com/otpgate/otpgate/store"
 )
@@ -109,4 +111,31 @@ func TestSignInCodeOnlyDecoys(t *testing.T) {
 	a := signIn("judy", policy.FirstFactorNone, "", ipY)
 	a.State, a.Password = res.State, f.code()
 	check(t, f.decide(a), want{policy.Accept, "totp_ok_preapproved", "", "totp"})
+}
+
+// failingChallenges is a challenge table whose writes fail, as a cluster's
+// do while etcd is down.
+type failingChallenges struct{ *live.Table }
+
+func (failingChallenges) Put(live.Challenge) error {
+	return errors.New("etcdserver: request timed out")
+}
+
+// TestSignInCodeOnlyUnavailable: without a first factor, while the
+// challenges cannot be kept, the page asks no question it could not
+// judge: every name, known or not, gets the same "unavailable" answer.
+func TestSignInCodeOnlyUnavailable(t *testing.T) {
+	f := newFixture(t, func(c *policy.Config) { c.Challenges = failingChallenges{live.NewTable()} })
+	var ref policy.Result
+	for i, name := range []string{"alice", "nobody", "bob"} {
+		res := f.decide(signIn(name, policy.FirstFactorNone, "", ipY))
+		if res.Decision != policy.Reject || res.State != "" || res.Message != msgs.Unavailable {
+			t.Errorf("%s: got %v %q (%s, State %q), want a reject saying login is unavailable", name, res.Decision, res.Message, res.Reason, res.State)
+		}
+		if i == 0 {
+			ref = res
+		} else if res.Decision != ref.Decision || res.Reason != ref.Reason || res.Message != ref.Message {
+			t.Errorf("%s: got %v %s %q, alice got %v %s %q: want the same", name, res.Decision, res.Reason, res.Message, ref.Decision, ref.Reason, ref.Message)
+		}
+	}
 }

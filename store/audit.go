@@ -80,6 +80,9 @@ func (db *DB) Audit(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode audit entry: %w", err)
 	}
+	if db.etcd != nil {
+		db.etcd.shareAudit(v)
+	}
 	return db.enqueue(op{fn: func(tx *Tx) error { return tx.appendAudit(v) }})
 }
 

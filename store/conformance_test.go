@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/etcdtest"
 	"github.com/otpgate/otpgate/store"
-	"github.com/otpgate/otpgate/store/etcdtest"
 )
 
 func TestMain(m *testing.M) {
@@ -74,11 +74,11 @@ func testPrefix(t *testing.T) string {
 
 var runs atomic.Int64
 
-func openEtcdNode(t *testing.T, endpoint, prefix, node string) *store.DB {
+func openEtcdNode(t *testing.T, endpoints []string, prefix, node string) *store.DB {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), node+".db"), store.Options{
 		Node: node,
-		Etcd: &store.Etcd{Endpoints: []string{endpoint}, Prefix: prefix, Retry: 20 * time.Millisecond, RequestTimeout: time.Second},
+		Etcd: &store.Etcd{Endpoints: endpoints, Prefix: prefix, Retry: 20 * time.Millisecond, RequestTimeout: 5 * time.Second},
 	})
 	if err != nil {
 		t.Fatalf("Open on etcd: %v", err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -156,6 +157,9 @@ func (db *DB) walk(budget bool) error {
 			if fi.Size() < tx.Size() {
 				return damaged(db.path, "the file is %d bytes, its pages reach %d: it was cut short", fi.Size(), tx.Size())
 			}
+			if err := db.pages(tx); err != nil {
+				return err
+			}
 			return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 				c := b.Cursor()
 				first, next, before := c.First, c.Next, func(a, b []byte) bool { return bytes.Compare(a, b) < 0 }
@@ -186,6 +190,189 @@ func (db *DB) walk(budget bool) error {
 			})
 		})
 	})
+}
+
+// pages walks the trees of the root bucket and of every bucket in it, as
+// the file lays them out, before any cursor runs: a cursor, and bbolt's
+// Tx.Check and Bucket.Stats, follow a branch page's children without
+// noticing a page they have already been through, so a page that points
+// back up its tree (written where another belonged) makes them descend for
+// ever, eating memory until the process dies. pages keeps the set of
+// branch pages it has seen, and checks that every page a branch names lies
+// below the file's high water mark, is no free page, and is a branch or a
+// leaf as its siblings are, with every leaf of a tree as deep as the
+// others.
+//
+// It reads each branch page whole (a few in a hundred pages) and of each
+// leaf only its header, through bbolt's own map of the file.
+func (db *DB) pages(tx *bolt.Tx) error {
+	f, err := os.Open(db.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := &pageWalk{
+		db:       db,
+		tx:       tx,
+		f:        f,
+		pageSize: tx.DB().Info().PageSize,
+		seen:     make(map[uint64]bool),
+	}
+	w.end = uint64(tx.Size()) / uint64(w.pageSize)
+	return w.tree("the root bucket", uint64(tx.Cursor().Bucket().Root()), true)
+}
+
+// pageWalk is the state of pages.
+type pageWalk struct {
+	db       *DB
+	tx       *bolt.Tx
+	f        *os.File
+	pageSize int
+	end      uint64 // the high water mark: the first page id past the file's pages
+	seen     map[uint64]bool
+}
+
+// Page header and element layouts, as bbolt writes them (little-endian on
+// the machines otpgate runs on): a header {id uint64, flags, count uint16,
+// overflow uint32}, then count elements of 16 bytes each: a branch's
+// {pos, ksize uint32, pgid uint64}, a leaf's {flags, pos, ksize, vsize
+// uint32}, pos counted from the element.
+const (
+	pageHeader   = 16
+	pageElement  = 16
+	branchPage   = 0x01
+	leafPage     = 0x02
+	bucketLeaf   = 0x01
+	bucketHeader = 16 // a bucket's value: {root pgid, sequence uint64}, then an inline bucket's page
+	maxDepth     = 64 // far deeper than any tree of bbolt's, which splits pages of thousands of bytes
+)
+
+// tree walks the tree of bucket from its root page; buckets says whether
+// its leaves hold buckets (the root bucket's do, otpgate keeps none
+// deeper), which it then walks too.
+func (w *pageWalk) tree(bucket string, root uint64, buckets bool) error {
+	leafDepth := -1
+	// walk walks the page id and what is under it, and returns its type.
+	var walk func(id uint64, depth int) (string, error)
+	walk = func(id uint64, depth int) (string, error) {
+		if depth > maxDepth {
+			return "", damaged(w.db.path, "bucket %s: its tree is deeper than %d pages", bucket, maxDepth)
+		}
+		if id < 2 || id >= w.end {
+			return "", damaged(w.db.path, "bucket %s: page %d is named, the file has pages 2 to %d", bucket, id, w.end-1)
+		}
+		info, err := w.tx.Page(int(id))
+		if err != nil {
+			return "", err
+		}
+		if info == nil || id+uint64(info.OverflowCount) >= w.end {
+			return "", damaged(w.db.path, "bucket %s: page %d runs past the file's last page %d", bucket, id, w.end-1)
+		}
+		switch info.Type {
+		case "leaf":
+			if leafDepth < 0 {
+				leafDepth = depth
+			}
+			if depth != leafDepth {
+				return "", damaged(w.db.path, "bucket %s: leaf page %d is %d deep, the others %d", bucket, id, depth, leafDepth)
+			}
+			if buckets {
+				b, err := w.read(id, info.OverflowCount)
+				if err != nil {
+					return "", err
+				}
+				return info.Type, w.buckets(bucket, id, b)
+			}
+			return info.Type, nil
+		case "branch":
+			if w.seen[id] {
+				return "", damaged(w.db.path, "bucket %s: branch page %d is reached twice", bucket, id)
+			}
+			w.seen[id] = true
+			b, err := w.read(id, info.OverflowCount)
+			if err != nil {
+				return "", err
+			}
+			le := binary.LittleEndian
+			if le.Uint64(b) != id {
+				return "", damaged(w.db.path, "bucket %s: page %d says it is page %d", bucket, id, le.Uint64(b))
+			}
+			n := int(le.Uint16(b[10:]))
+			if n == 0 || pageHeader+n*pageElement > len(b) {
+				return "", damaged(w.db.path, "bucket %s: branch page %d has %d elements", bucket, id, n)
+			}
+			first := ""
+			for i := range n {
+				child := le.Uint64(b[pageHeader+i*pageElement+8:])
+				kind, err := walk(child, depth+1)
+				if err != nil {
+					return "", err
+				}
+				if first == "" {
+					first = kind
+				} else if kind != first { // siblings are all branches or all leaves
+					return "", damaged(w.db.path, "bucket %s: page %d under branch %d is a %s, its siblings %ss", bucket, child, id, kind, first)
+				}
+			}
+			return info.Type, nil
+		default: // free, meta, freelist or garbage
+			return "", damaged(w.db.path, "bucket %s: page %d is a %s page, where a branch or leaf belongs", bucket, id, info.Type)
+		}
+	}
+	_, err := walk(root, 0)
+	return err
+}
+
+// read reads page id and its overflow from the file.
+func (w *pageWalk) read(id uint64, overflow int) ([]byte, error) {
+	b := make([]byte, (1+overflow)*w.pageSize)
+	if _, err := w.f.ReadAt(b, int64(id)*int64(w.pageSize)); err != nil {
+		return nil, damaged(w.db.path, "page %d: %v", id, err)
+	}
+	return b, nil
+}
+
+// buckets walks the buckets held in a leaf page of the tree of parent:
+// each one's own tree, or, for a bucket small enough to live inline in
+// its value, the leaf page there.
+func (w *pageWalk) buckets(parent string, id uint64, b []byte) error {
+	le := binary.LittleEndian
+	n := int(le.Uint16(b[10:]))
+	if pageHeader+n*pageElement > len(b) {
+		return damaged(w.db.path, "bucket %s: leaf page %d has %d elements", parent, id, n)
+	}
+	for i := range n {
+		e := pageHeader + i*pageElement
+		flags, pos, ksize, vsize := le.Uint32(b[e:]), int(le.Uint32(b[e+4:])), int(le.Uint32(b[e+8:])), int(le.Uint32(b[e+12:]))
+		if flags&bucketLeaf == 0 {
+			continue
+		}
+		k := e + pos
+		if k < 0 || k+ksize < k || k+ksize+vsize < k+ksize || k+ksize+vsize > len(b) || vsize < bucketHeader {
+			return damaged(w.db.path, "bucket %s: leaf page %d: element %d lies outside it", parent, id, i)
+		}
+		name, value := string(b[k:k+ksize]), b[k+ksize:k+ksize+vsize]
+		if root := le.Uint64(value); root != 0 {
+			if err := w.tree(name, root, false); err != nil {
+				return err
+			}
+			continue
+		}
+		inline := value[bucketHeader:]
+		if len(inline) < pageHeader || le.Uint16(inline[8:]) != leafPage {
+			return damaged(w.db.path, "bucket %s: its inline page is no leaf", name)
+		}
+		m := int(le.Uint16(inline[10:]))
+		if pageHeader+m*pageElement > len(inline) {
+			return damaged(w.db.path, "bucket %s: its inline page has %d elements", name, m)
+		}
+		for j := range m {
+			if le.Uint32(inline[pageHeader+j*pageElement:])&bucketLeaf != 0 {
+				return damaged(w.db.path, "bucket %s: a bucket inside it, where otpgate keeps none", name)
+			}
+		}
+	}
+	return nil
 }
 
 // auditWalk is how long Open spends at most on reading the audit log

@@ -63,7 +63,7 @@ func (db *DB) decodeUser(key string, v []byte) (User, error) {
 func unmarshalUser(key string, v []byte) (User, error) {
 	var u User
 	if err := json.Unmarshal(v, &u); err != nil {
-		return User{}, fmt.Errorf("decode user %s: %w", key, err)
+		return User{}, fmt.Errorf("decode user %q: %w", key, err)
 	}
 	return u, nil
 }

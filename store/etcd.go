@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -40,6 +40,10 @@ type Etcd struct {
 	// Username and Password log in to etcd; empty means no
 	// authentication.
 	Username, Password string
+	// AuditKeep is how long the node's audit entries are kept in etcd as
+	// well, for "otpgate audit" on the other nodes (see clusteraudit.go).
+	// Zero means 24 h; negative keeps none there.
+	AuditKeep time.Duration
 	// Retry is how long to wait before watching again after a watch
 	// failed, and between two checks that etcd answers. Zero means 1 s.
 	Retry time.Duration
@@ -52,23 +56,28 @@ const maxEtcdOps = 128
 // etcdEngine is the store's shared engine: etcd, read through a watched
 // copy (mirror), written with transactions that compare what they read.
 type etcdEngine struct {
-	db      *DB
-	cli     *clientv3.Client
-	prefix  string
-	ends    []string
-	timeout time.Duration
-	retry   time.Duration
-	mirror  *mirror
-	health  health
-	ctx     context.Context // ends at close
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
+	db        *DB
+	cli       *clientv3.Client
+	prefix    string
+	ends      []string
+	timeout   time.Duration
+	retry     time.Duration
+	mirror    *mirror
+	health    health
+	auditKeep time.Duration
+	audit     sharedAudit
+	// afterChunk, set by tests, runs after each chunk of a bulk write.
+	afterChunk func(n int)
+	ctx        context.Context // ends at close
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	if len(c.Endpoints) == 0 {
 		return nil, errors.New("open etcd: no endpoints")
 	}
+	c = c.withDefaults()
 	e := &etcdEngine{
 		db:      db,
 		prefix:  c.Prefix,
@@ -77,40 +86,40 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		retry:   c.Retry,
 		mirror:  newMirror(),
 	}
-	if e.prefix == "" {
-		e.prefix = "/otpgate/"
-	}
-	if e.timeout == 0 {
-		e.timeout = 2 * time.Second
-	}
-	if e.retry == 0 {
-		e.retry = time.Second
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = 5 * time.Second
+	e.auditKeep = c.AuditKeep
+	if e.auditKeep == 0 {
+		e.auditKeep = 24 * time.Hour
 	}
 	e.health = health{log: db.log, now: db.now, where: e.where()}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   c.Endpoints,
-		DialTimeout: c.DialTimeout,
-		TLS:         c.TLS,
-		Username:    c.Username,
-		Password:    c.Password,
-		Logger:      zap.NewNop(),
-	})
+	cli, _, err := c.Dial()
 	if err != nil {
-		return nil, fmt.Errorf("open etcd %s: %w", e.where(), err)
+		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
+	// First, before the store is read: what a writer that died left half
+	// way is undone.
+	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	err = e.recoverBulk(rctx)
+	cancel()
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		db.log.Warn("a bulk write left half way is undone later", "store", e.where(), "err", err)
+	}
 	rev, err := e.load(context.Background())
 	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("open etcd %s: read the store: %w", e.where(), err)
 	}
+	if v := e.mirror.get(etcdKey(bucketMeta, []byte(metaFormat))).v; v != nil {
+		if n, err := strconv.Atoi(string(v)); err != nil || n > Format {
+			cli.Close()
+			return nil, fmt.Errorf("open %s: %w (meta/%s is %q); this binary reads up to format %d: upgrade otpgate on this node", e.where(), ErrNewerFormat, metaFormat, v, Format)
+		}
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.ctx, e.stop = ctx, stop
 	e.wg.Go(func() { e.watch(ctx, rev) })
 	e.wg.Go(func() { e.probe(ctx) })
+	e.wg.Go(func() { e.shareAuditLoop(ctx) })
 	return e, nil
 }
 
@@ -283,10 +292,12 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	if err := e.health.failing(); err != nil {
 		return false, fmt.Errorf("commit: %w", err)
 	}
-	ops := t.ops()
-	if n := max(len(ops), len(t.reads)); n > maxEtcdOps {
-		return false, fmt.Errorf("commit to etcd: %d keys in one transaction, more than the %d etcd takes", n, maxEtcdOps)
+	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {
+		// More than etcd takes at once (a conservative count: ops() is
+		// at most one per key written or prefix deleted).
+		return e.commitBulk(t)
 	}
+	ops := t.ops()
 	keys := make([]string, 0, len(t.reads))
 	cmps := make([]clientv3.Cmp, 0, len(t.reads))
 	gets := make([]clientv3.Op, 0, len(t.reads))
@@ -353,6 +364,7 @@ func unreachable(err error) bool {
 // committed to etcd.
 func (db *DB) queueAudit(entries [][]byte) {
 	for _, v := range entries {
+		db.etcd.shareAudit(v)
 		db.enqueue(op{fn: func(tx *Tx) error { return tx.appendAudit(v) }})
 	}
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,7 +161,7 @@ func (e *etcdEngine) watch(ctx context.Context, rev int64) {
 			}
 		}
 		wctx, cancel := context.WithCancel(e.watchCtx(ctx))
-		ch := e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+		ch := e.cli.Watch(wctx, e.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		var failed error
 		for wr := range ch {
 			if err := wr.Err(); err != nil {
@@ -177,9 +179,11 @@ func (e *etcdEngine) watch(ctx context.Context, rev int64) {
 					e.mirror.set(k, ev.Kv.Value, ev.Kv.ModRevision, ev.Kv.ModRevision)
 				}
 			}
-			if wr.IsProgressNotify() {
-				rev = max(rev, wr.Header.Revision)
-			} else if n := len(wr.Events); n > 0 {
+			// Only events move rev: etcd before 3.4.24 and 3.5.8 may send a
+			// progress notification ahead of events the watch still owes,
+			// and a tombstone forgotten on its word could be brought back
+			// by an older event that follows.
+			if n := len(wr.Events); n > 0 {
 				rev = max(rev, wr.Events[n-1].Kv.ModRevision)
 			}
 			e.mirror.advance(rev)
@@ -200,8 +204,9 @@ func (e *etcdEngine) watch(ctx context.Context, rev int64) {
 	}
 }
 
-// watchCtx is the context of the watch: RequestProgress must name the
-// same stream.
+// watchCtx is the context of the watch: one that ends when its etcd
+// member loses the leader, so that a member cut off from the others is
+// left for one that is not.
 func (e *etcdEngine) watchCtx(ctx context.Context) context.Context {
 	return clientv3.WithRequireLeader(ctx)
 }
@@ -209,14 +214,31 @@ func (e *etcdEngine) watchCtx(ctx context.Context) context.Context {
 // Sync returns once this node's copy of the store holds everything
 // written in etcd before the call: what another node has just written
 // is then read here. With bbolt it returns at once.
+//
+// It reads the prefix again rather than asking the watch how far it is:
+// etcd before 3.4.24 (Debian's 3.4.23 among them) answers a progress
+// request at once with its newest revision, ahead of events it has not
+// sent yet (etcd issue 15220), so that Sync returned before the other
+// node's writes had arrived, and the watch, trusting that revision,
+// could resume past events it never delivered.
 func (db *DB) Sync(ctx context.Context) error {
 	if db.etcd == nil {
 		return nil
 	}
 	e := db.etcd
+	// A mark written now comes through the watch after everything
+	// written before it. (A progress notification would cost no write,
+	// but etcd before 3.4.24 and 3.5.8 may send one ahead of events the
+	// watch still owes; Debian's 3.4.23 does.)
 	rctx, cancel := context.WithTimeout(ctx, e.timeout)
-	resp, err := e.cli.Get(rctx, e.prefix+"meta/key_id")
-	cancel()
+	defer cancel()
+	lease, err := e.cli.Grant(rctx, 60)
+	if err != nil {
+		return fmt.Errorf("sync with etcd: %w", err)
+	}
+	mark := make([]byte, 8)
+	rand.Read(mark)
+	resp, err := e.cli.Put(rctx, e.prefix+"sync/"+hex.EncodeToString(mark), "", clientv3.WithLease(lease.ID))
 	if err != nil {
 		return fmt.Errorf("sync with etcd: %w", err)
 	}
@@ -226,16 +248,10 @@ func (db *DB) Sync(ctx context.Context) error {
 		if rev >= want {
 			return nil
 		}
-		// The watch says how far it is on request; the revision may be
-		// another prefix's, which no event of ours reaches.
-		if err := e.cli.RequestProgress(e.watchCtx(e.ctx)); err != nil {
-			return fmt.Errorf("sync with etcd: %w", err)
-		}
 		select {
 		case <-moved:
 		case <-ctx.Done():
 			return fmt.Errorf("sync with etcd: %w", ctx.Err())
-		case <-time.After(e.retry):
 		}
 	}
 }

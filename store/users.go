@@ -134,7 +134,7 @@ func (tx *Tx) Users(fn func(User) error) error {
 	return tx.kv.scan(bucketUsers, nil, func(k, v []byte) (bool, error) {
 		var u User
 		if err := json.Unmarshal(v, &u); err != nil {
-			return false, fmt.Errorf("decode user %s: %w", k, err)
+			return false, fmt.Errorf("decode user %q: %w", k, err)
 		}
 		return true, fn(u)
 	})

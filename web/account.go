@@ -72,7 +72,7 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	t = texts(langOf(r, se.lang))
-	if !s.limiter.allow(s.clientIP(r).String(), s.Now()) {
+	if !s.limiter.allow(s.clientIP(r), s.Now()) {
 		s.renderAccount(w, r, se, t.TooMany)
 		return
 	}
@@ -115,6 +115,9 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, page{T: t, Title: t.AccountTitle, Done: t.SignedOut})
 		return
 	case "back":
+		if se.stage == stageLink {
+			s.dropLink(se)
+		}
 		se.stage, se.state, se.secret, se.codes = "", "", "", nil
 	default:
 		var done bool
@@ -163,8 +166,18 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, se *sessi
 // displayName is what users are shown for a gateway: its display_name,
 // else its name.
 func (s *Server) displayName(client string) string {
-	if n := s.DisplayNames[client]; n != "" {
-		return n
+	if s.DisplayName != nil {
+		return s.DisplayName(client)
 	}
 	return client
+}
+
+// local is at in tenant's time zone, else the server's.
+func (s *Server) local(tenant string, at time.Time) time.Time {
+	if s.Zone != nil {
+		if z := s.Zone(tenant); z != nil {
+			return at.In(z)
+		}
+	}
+	return at.Local()
 }

@@ -25,6 +25,7 @@ type SelfService interface {
 	UseInvite(token string) (bool, error)
 	Reprove(ctx context.Context, client, user string, noFirstFactor bool) policy.Result
 	StartLink(client, user string, noFirstFactor bool) (secretText, state string, err error)
+	DropLink(user, secretText string) error
 	StartPhone(ctx context.Context, client, user, number string) policy.Result
 	NewRecovery(user string) ([]string, error)
 	Profile(user string) (policy.Profile, error)
@@ -121,7 +122,7 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	t = texts(langOf(r, se.lang))
-	if !s.limiter.allow(s.clientIP(r).String(), s.Now()) {
+	if !s.limiter.allow(s.clientIP(r), s.Now()) {
 		s.renderEnrol(w, r, se, t.TooMany)
 		return
 	}
@@ -148,7 +149,9 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 		se.stage == stagePhone && action == "app",
 		se.stage == stagePhoneCode && action == "app":
 		msg = s.startLink(se, policy.ClientEnrol, t)
-	case se.stage == stageChoose && action == "sms" && en.CanSMS && !s.codeOnly():
+	case (se.stage == stageChoose || se.stage == stageLink) && action == "sms" && en.CanSMS && !s.codeOnly():
+		// The QR code's page offers SMS too: its secret is dropped.
+		s.dropLink(se)
 		se.stage = stagePhone
 	default:
 		var done bool
@@ -175,6 +178,11 @@ func (s *Server) step(r *http.Request, se *session, client string, t text, actio
 	answer := func(word string) policy.Result {
 		return s.Engine.Decide(r.Context(), policy.Request{Client: client, Tenant: s.Tenant, User: se.user,
 			State: se.state, Password: word, IP: ip})
+	}
+	// The prompt says "or type resend" (the same words as at a gateway):
+	// typed, it does what the Resend button does.
+	if action == "code" && strings.EqualFold(code, "resend") {
+		action = "resend"
 	}
 	switch {
 	case se.stage == stageCurrent && action == "code":
@@ -216,7 +224,8 @@ func (s *Server) step(r *http.Request, se *session, client string, t text, actio
 			se.state = res.State
 			return res.Message, false
 		}
-		se.stage, se.state, se.secret = stageChoose, "", ""
+		s.dropLink(se)
+		se.stage = stageChoose
 		return orText(res.Message, t.Failed), false
 	case se.stage == stagePhone && action == "phone":
 		res := s.Self.StartPhone(r.Context(), client, se.user, r.PostFormValue("phone"))
@@ -261,6 +270,17 @@ func (s *Server) startLink(se *session, client string, t text) string {
 	return ""
 }
 
+// dropLink forgets the app secret the session made and left unproved, so
+// that a gateway does not ask for a code from it (see policy.DropLink).
+func (s *Server) dropLink(se *session) {
+	if se.secret != "" {
+		if err := s.Self.DropLink(se.user, se.secret); err != nil {
+			s.Log.Error("drop an app link", "user", se.user, "err", err)
+		}
+	}
+	se.secret, se.state = "", ""
+}
+
 // newCodes gives the session's user new recovery codes, to show once.
 func (s *Server) newCodes(se *session, t text) string {
 	codes, err := s.Self.NewRecovery(se.user)
@@ -285,7 +305,7 @@ func (s *Server) renderEnrol(w http.ResponseWriter, r *http.Request, se *session
 	if en, ok := s.Self.Enrolment(se.token); ok {
 		v.CanSMS = en.CanSMS && !s.codeOnly()
 		v.Phone = en.Phone
-		v.Expires = en.Expires.Format("2006-01-02 15:04")
+		v.Expires = s.local(en.Tenant, en.Expires).Format("2006-01-02 15:04")
 	}
 	s.render(w, http.StatusOK, page{T: t, Title: t.EnrolTitle, Enrol: &v, Error: msg, CSRF: s.csrf(s.visitor(w, r), "enrol:"+se.token)})
 }

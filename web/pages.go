@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +215,14 @@ func newLimiter(n int, period time.Duration) *limiter {
 	return &limiter{n: n, period: period, counts: map[string]*window{}}
 }
 
-func (l *limiter) allow(key string, now time.Time) bool {
+// allow counts an event from ip: an IPv4 address counts alone, an IPv6
+// address with the rest of its /64, which one host or home usually holds
+// whole.
+func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
+	key := ip.String()
+	if ip.Is6() {
+		key = netip.PrefixFrom(ip, 64).Masked().String()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.counts) > 10000 {

@@ -56,12 +56,13 @@ type Server struct {
 	Self SelfService
 	// Issuer names the service in authenticator apps; empty means "otpgate".
 	Issuer string
-	// DisplayNames are the names users are shown for gateways, by their
-	// configured name; a gateway without one is shown by its name.
-	DisplayNames map[string]string
-	// Zones are the tenants' time zones, by tenant name, for the times
-	// pages show; a tenant without one has the server's.
-	Zones map[string]*time.Location
+	// DisplayName is the name users are shown for a gateway, by its
+	// configured name, as in force now (a reload changes it); nil means
+	// the configured name.
+	DisplayName func(client string) string
+	// Zone is a tenant's time zone as in force now, for the times pages
+	// show; nil, or a nil zone, means the server's.
+	Zone func(tenant string) *time.Location
 
 	limiter  *limiter
 	csrfKey  []byte
@@ -133,11 +134,7 @@ func (s *Server) showApproval(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := texts(langOf(r, a.Lang))
-	when := a.Created.Local()
-	if z := s.Zones[a.Tenant]; z != nil {
-		when = a.Created.In(z)
-	}
-	s.render(w, http.StatusOK, page{T: t, Approval: &a, Gateway: s.displayName(a.Client), When: when.Format("15:04:05"),
+	s.render(w, http.StatusOK, page{T: t, Approval: &a, Gateway: s.displayName(a.Client), When: s.local(a.Tenant, a.Created).Format("15:04:05"),
 		CSRF: s.csrf(s.visitor(w, r), "approve:"+token)})
 }
 
@@ -221,7 +218,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	first := s.signInPage(t, visitor, to)
 	ip := s.clientIP(r)
-	if !s.limiter.allow(ip.String(), s.Now()) {
+	if !s.limiter.allow(ip, s.Now()) {
 		first.Error = t.TooMany
 		s.render(w, http.StatusTooManyRequests, first)
 		return

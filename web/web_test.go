@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -304,5 +305,30 @@ func TestClientIP(t *testing.T) {
 		if got := s.clientIP(r).String(); got != tt.want {
 			t.Errorf("%s with %q: got %s, want %s", tt.remote, tt.xff, got, tt.want)
 		}
+	}
+}
+
+// TestSignInLimitPer64: an IPv6 host holds a /64 whole, so the sign-in
+// page's limit of attempts per address counts the /64: a new address in
+// it for each post does not get round the limit.
+func TestSignInLimitPer64(t *testing.T) {
+	ts, _, _ := newTestServer(t)
+	v := newVisitor(t, ts)
+	_, body := v.get(ts.URL + "/signin")
+	csrf := csrfOf(t, body)
+	post := func(from string) int {
+		status, _ := v.post(ts.URL+"/signin", url.Values{"csrf": {csrf}, "name": {"hank"}}, http.Header{"X-Forwarded-For": {from}})
+		return status
+	}
+	for i := 1; i <= 3; i++ {
+		if status := post(fmt.Sprintf("2001:db8:1:2::%x", i)); status != http.StatusOK {
+			t.Fatalf("attempt %d: got %d, want 200", i, status)
+		}
+	}
+	if status := post("2001:db8:1:2:ffff:ffff:ffff:ffff"); status != http.StatusTooManyRequests {
+		t.Errorf("fourth attempt from the same /64: got %d, want 429", status)
+	}
+	if status := post("2001:db8:1:3::1"); status != http.StatusOK {
+		t.Errorf("another /64: got %d, want 200", status)
 	}
 }

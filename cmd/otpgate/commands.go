@@ -45,9 +45,38 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 	if err := errors.Join(p...); err != nil {
 		return fmt.Errorf("config %s:\n%w", orDefault(*configPath, "embedded defaults"), err)
 	}
+	for _, w := range s.userWarnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "configuration OK: %d client(s), %d tenant(s), listening on %s, store %s\n",
 		len(s.clients), len(s.tenants), strings.Join(s.listen, " "), s.storePath)
 	return nil
+}
+
+// userWarnings names the users of the store who cannot log in under this
+// configuration (such as one with no method in a required tenant without
+// enrolment), asking the running server when there is one. Where there is
+// no store yet, or it cannot be read, there is nothing to say.
+func (s *settings) userWarnings() []string {
+	req := admin.Request{Op: "user list"}
+	rep, err := admin.Call(s.adminSocket, req)
+	if errors.Is(err, admin.ErrNoServer) {
+		rep, err = callLocal(s, req)
+	}
+	if err != nil || rep.Error != "" {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(rep.Output, "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		if _, why, ok := strings.Cut(line, "  NO: "); ok {
+			out = append(out, fmt.Sprintf("user %s cannot log in: %s", name, why))
+		}
+	}
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("%d more users cannot log in; otpgate user list names them", len(out)-5))
+	}
+	return out
 }
 
 // userUsage is the overview's lines about users.
@@ -293,7 +322,13 @@ func call(configPath string, req admin.Request, stdout, stderr io.Writer, finish
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, rep.Output)
+	out := rep.Output
+	if req.Op == "user totp" && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb" {
+		// The QR code in colours of its own, which a terminal's theme
+		// cannot invert; added here, after the reply was made printable.
+		out = admin.ColourQR(out)
+	}
+	fmt.Fprint(stdout, out)
 	if rep.Error != "" {
 		if rep.Usage {
 			return errUsage{rep.Error}

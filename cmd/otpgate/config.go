@@ -105,7 +105,8 @@ type metricsHTTPConfig struct {
 }
 
 type auditConfig struct {
-	Keep *time.Duration `mapstructure:"keep"`
+	Keep        *time.Duration `mapstructure:"keep"`
+	ClusterKeep *time.Duration `mapstructure:"cluster_keep"`
 }
 
 type webConfig struct {

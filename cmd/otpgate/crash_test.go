@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/etcdtest"
 	"github.com/otpgate/otpgate/otp"
 	"github.com/otpgate/otpgate/store"
 	"layeh.com/radius"
@@ -24,7 +25,7 @@ import (
 const crashConfig = `
 radius: {listen: ["127.0.0.1:0"]}
 http: {listen: ""}
-store: {path: "{{dir}}/otpgate.db"}
+store: {path: "{{dir}}/otpgate.db"{{etcd}}}
 clients:
   - {name: gw, address: 127.0.0.1/32, secret: testing123, tenant: acme, client_ip_attribute: Calling-Station-Id}
 tenants:
@@ -36,42 +37,66 @@ delivery: {allow_console: true, sms: [console]}
 // TestCrashSafety runs the real server under write-heavy load — logins
 // that send codes, TOTP logins that prove codes, enrolments through the
 // admin socket — kills it with SIGKILL at random moments, and checks after
-// each kill that the bbolt file passes its consistency check, that every
+// each kill that the store passes its consistency check, that every
 // enrolment the CLI reported done is in it, and, once the server is back,
-// that no TOTP code it accepted before the kill is accepted again.
+// that no TOTP code it accepted before the kill is accepted again. It
+// runs on each backend: a bbolt file, and a three-member etcd (where the
+// node's own file keeps only its audit log).
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it several times")
 	}
-	bin := filepath.Join(t.TempDir(), "otpgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	dir, cfg := writeConfig(t, crashConfig)
+	t.Run("bbolt", func(t *testing.T) {
+		dir, cfg := writeConfig(t, strings.ReplaceAll(crashConfig, "{{etcd}}", ""))
+		crashSafety(t, dir, cfg, 4000, store.Options{})
+	})
+	t.Run("etcd", func(t *testing.T) {
+		etcd := etcdtest.Start(t, 3)
+		dir, cfg := writeConfig(t, strings.ReplaceAll(crashConfig, "{{etcd}}",
+			", backend: etcd, etcd: {endpoints: ["+endpointList(etcd.Endpoints())+"], prefix: /crash/}"))
+		crashSafety(t, dir, cfg, 1000, store.Options{Etcd: &store.Etcd{Endpoints: etcd.Endpoints(), Prefix: "/crash/"}})
+	})
+}
+
+// crashSafety is TestCrashSafety on the store cfg configures, with nTOTP
+// TOTP users: enough that logins keep proving codes (and writing their
+// steps) until the moment of each kill. opts opens the store as the
+// server does, to check it after each kill.
+func crashSafety(t *testing.T, dir, cfg string, nTOTP int, opts store.Options) {
+	bin := otpgateBinary(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var done []string // users the CLI said it enrolled
 
 	// TOTP users, imported before the server first starts, each with a
-	// secret of its own: enough of them that logins keep proving codes
-	// (and writing their steps) until the moment of the kill.
-	const nTOTP = 4000
+	// secret of its own.
 	secrets := make([]string, nTOTP)
-	var csv strings.Builder
-	csv.WriteString("name,tenant,method,totp_secret\n")
 	for i := range secrets {
 		secret, err := otp.NewSecret(cryptorand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
 		secrets[i] = secret
-		fmt.Fprintf(&csv, "totp%d,acme,totp,%s\n", i, secret)
 	}
-	csvPath := filepath.Join(dir, "totp.csv")
-	if err := os.WriteFile(csvPath, []byte(csv.String()), 0o600); err != nil {
-		t.Fatal(err)
+	// One import, or several of batch users each: a transaction in etcd
+	// takes at most 128 keys, and "user import" writes all in one (for
+	// now).
+	batch := nTOTP
+	if opts.Etcd != nil {
+		batch = 100
 	}
-	if out, err := exec.Command(bin, "user", "import", csvPath, "--config", cfg).CombinedOutput(); err != nil {
-		t.Fatalf("import TOTP users: %v\n%s", err, out)
+	for from := 0; from < nTOTP; from += batch {
+		var csv strings.Builder
+		csv.WriteString("name,tenant,method,totp_secret\n")
+		for i := from; i < min(from+batch, nTOTP); i++ {
+			fmt.Fprintf(&csv, "totp%d,acme,totp,%s\n", i, secrets[i])
+		}
+		csvPath := filepath.Join(dir, "totp.csv")
+		if err := os.WriteFile(csvPath, []byte(csv.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "user", "import", csvPath, "--config", cfg).CombinedOutput(); err != nil {
+			t.Fatalf("import TOTP users: %v\n%s", err, out)
+		}
 	}
 	var accepted []provedCode // TOTP codes the server accepted, over all rounds
 	seen := map[provedCode]bool{}
@@ -200,7 +225,7 @@ func TestCrashSafety(t *testing.T) {
 		stop()
 		wg.Wait()
 
-		db, err := store.Open(filepath.Join(dir, "otpgate.db"), store.Options{})
+		db, err := store.Open(filepath.Join(dir, "otpgate.db"), opts)
 		if err != nil {
 			t.Fatalf("round %d: open after SIGKILL: %v", round, err)
 		}

@@ -143,6 +143,29 @@ func smash(t *testing.T, path string, off int64, pageSize int, kind string) {
 	}
 }
 
+// loopPage makes the root page of a bucket, a branch page, point to
+// itself as its first child: a page written where another belonged.
+func loopPage(t *testing.T, path, bucket string) {
+	t.Helper()
+	off, _ := bucketPage(t, path, bucket)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := make([]byte, 32) // the page header, then the first branch element {pos, ksize uint32, pgid uint64}
+	if _, err := f.ReadAt(head, off); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	if flags := le.Uint16(head[8:]); flags != 0x01 {
+		t.Fatalf("bucket %s's root page has flags %#x, want a branch (0x01): put more in it", bucket, flags)
+	}
+	if _, err := f.WriteAt(head[0:8], off+16+8); err != nil { // its own id
+		t.Fatal(err)
+	}
+}
+
 // refused runs the binary with args and checks that it fails with exit
 // status 1 and one line on standard error that names the store and says
 // how to restore it: no Go stack trace.
@@ -205,6 +228,9 @@ func TestDamagedStoreRefused(t *testing.T) {
 		{"users page body", 60, func(t *testing.T, path string) {
 			off, size := bucketPage(t, path, "users")
 			smash(t, path, off, size, "body")
+		}},
+		{"users root is its own first child", 60, func(t *testing.T, path string) {
+			loopPage(t, path, "users")
 		}},
 		{"steps page random", 1, func(t *testing.T, path string) {
 			useSteps(t, path, 200)

@@ -26,7 +26,9 @@ type enrolWorld struct {
 	*rdgWorld
 }
 
-func startEnrol(t *testing.T, webPassword string) *enrolWorld {
+// startEnrol starts it with web.password webPassword; tenant are more
+// keys of the tenant acme, such as "resend_cooldown: 30s".
+func startEnrol(t *testing.T, webPassword string, tenant ...string) *enrolWorld {
 	path := chromiumPath(t)
 	port := freePort(t)
 	public := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -39,9 +41,9 @@ clients:
   - {name: gw, display_name: "Acme VPN", address: 127.0.0.1/32, secret: testing123, tenant: acme, client_ip_attribute: Calling-Station-Id}
 tenants:
   - {name: acme, mode: required, methods: [totp, sms], country_code: "31", reconnect_window: 8h,
-     remember_ip_for: 8h, time_zone: Europe/Amsterdam, lockout: {failures: 5, window: 15m, duration: 1h}}
+     remember_ip_for: 8h, time_zone: Europe/Amsterdam, lockout: {failures: 5, window: 15m, duration: 1h}%s}
 delivery: {allow_console: true, sms: [console]}
-`, port, public, webPassword)
+`, port, public, webPassword, strings.Join(append([]string{""}, tenant...), ", "))
 	c := newClock()
 	w := &rdgWorld{server: startServerAt(t, config, c.Now), clock: c, public: public}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -201,4 +203,73 @@ func TestExportNeutralisesFormulas(t *testing.T) {
 
 func isE164Cell(s string) bool {
 	return len(s) > 1 && s[0] == '+' && strings.Trim(s[1:], "0123456789") == ""
+}
+
+// TestMessagesStayOneLine: a name typed to a command, or kept in the
+// store, that holds a line feed shows it escaped in what the command
+// answers, so that it cannot add a line of its own to the message — here
+// one that reads like the server's own.
+func TestMessagesStayOneLine(t *testing.T) {
+	const forged = "\nok: all users unlocked"
+	dir, cfg := writeConfig(t, cliConfig)
+	settings, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _, err := openStore(settings, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *store.Tx) error {
+		return tx.PutUser(store.User{Name: "eve" + forged, Tenant: "acme", Email: "eve@example.com", Method: "email"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oneLine := func(what, out string) {
+		t.Helper()
+		for l := range strings.Lines(out) {
+			if strings.HasPrefix(l, "ok: ") {
+				t.Errorf("%s: a name started a line of its own:\n%s", what, out)
+			}
+		}
+		if !strings.Contains(out, `\nok: all users unlocked`) {
+			t.Errorf("%s: the name is not shown escaped:\n%s", what, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"user", "show", "nobody" + forged},
+		{"user", "delete", "nobody" + forged},
+		{"user", "set", "nobody" + forged, "--email", "n@example.com"},
+		{"user", "unlock", "eve" + forged},
+		{"user", "set", "eve" + forged, "--email", "eve2@example.com"},
+		{"user", "add", "eve" + forged, "--tenant", "acme"},
+		{"user", "delete", "eve" + forged},
+	} {
+		out, errOut, _ := cliRun(t, cfg, "", args...)
+		oneLine(strings.Join(args[:2], " "), out+errOut)
+	}
+
+	// A key in the store whose record cannot be read.
+	b, err := bolt.Open(filepath.Join(dir, "otpgate.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("users")).Put([]byte("mallory"+forged), []byte("not a record"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, status := cliRun(t, cfg, "", "user", "list")
+	if status == 0 {
+		t.Fatalf("user list of a store with an unreadable record: status 0\n%s", out)
+	}
+	oneLine("user list", out+errOut)
 }

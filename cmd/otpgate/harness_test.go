@@ -31,6 +31,7 @@ type server struct {
 	radsec  string   // the RadSec listener's address, if any
 
 	cancel context.CancelFunc
+	kill   func() // a node's process killed with SIGKILL (see startNode)
 	done   chan error
 	now    func() time.Time // the server's clock; nil means time.Now
 

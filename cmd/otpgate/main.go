@@ -48,6 +48,9 @@ Usage:
   otpgate audit [--user NAME] [--limit N] [--since DURATION such as 24h or 7d] [--json]
   otpgate reload                         re-read the configuration of the running server (also SIGHUP)
   otpgate backup FILE                    a consistent copy of the store, while serving
+  otpgate store copy --from FILE.db --to etcd [--force]   move a single node's store into the cluster's etcd (store.etcd in --config)
+  otpgate store copy --from etcd --to FILE.db [--force]   and out of it, into a file a single node runs from
+  otpgate cluster status                 the nodes seen in the last minute, and whether their configurations differ
   otpgate version
 
 Every command takes --config FILE, before or after it, and answers --help
@@ -142,6 +145,10 @@ func dispatch(ctx context.Context, now func() time.Time, args []string, stdin io
 		return cmdAudit(rest, stdout, stderr)
 	case "backup":
 		return cmdBackup(rest, stdout, stderr)
+	case "store":
+		return cmdStore(rest, stdout)
+	case "cluster":
+		return cmdCluster(rest, stdout, stderr)
 	case "reload":
 		fs := newFlags("reload")
 		configPath := fs.String("config", "", "configuration `FILE` (default: the embedded defaults)")

@@ -124,8 +124,13 @@ func permissionText(path string, err error) string {
 	if !ok {
 		return fmt.Sprintf("%s: permission denied for %s (mode %v)", path, me, fi.Mode().Perm())
 	}
+	if who == "root" {
+		return fmt.Sprintf("%s is owned by root (mode %v) and this command runs as %s, who may not open it; a command run "+
+			"with sudo before the first serve (sudo otpgate user add ...) makes such a store. Give it, with the files beside it, "+
+			"to the user the server runs as: sudo chown otpgate %s*; then run admin commands as that user: sudo -u otpgate otpgate ...",
+			path, fi.Mode().Perm(), me, path)
+	}
 	return fmt.Sprintf("%s is owned by %s (mode %v) and this command runs as %s, who may not open it. "+
-		"Run admin commands as the user the server runs as (sudo -u %s otpgate ...). If a command run as root made the store "+
-		"before the first serve, give it, with the store's key file, to the server's user: sudo chown otpgate %s",
-		path, who, fi.Mode().Perm(), me, who, path)
+		"Run admin commands as the user the server runs as: sudo -u %s otpgate ...",
+		path, who, fi.Mode().Perm(), me, who)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +65,14 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	for _, w := range append(s.deliveryWarnings(), s.secretWarnings()...) {
 		log.Warn(w)
 	}
+	// A start that fails before it is ready takes away the store and key
+	// it made (the admin socket goes with its listener), so that the next
+	// start, perhaps with a changed port, is a first start again.
+	_, err = os.Stat(s.storePath)
+	newStore := errors.Is(err, fs.ErrNotExist)
+	_, err = os.Stat(s.keyFile)
+	newKey := errors.Is(err, fs.ErrNotExist)
+	ready := false
 	db, key, err := openStoreWith(s, store.Options{Timeout: time.Second, Log: log, Now: now})
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w (is another otpgate serve running with this store?)", err)
@@ -71,6 +80,17 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if ready {
+			return
+		}
+		if newStore {
+			os.Remove(s.storePath)
+		}
+		if newKey {
+			os.Remove(s.keyFile)
+		}
+	}()
 	defer func() {
 		if err := db.Close(); err != nil {
 			log.Error("close store", "err", err)
@@ -95,10 +115,12 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if m != nil {
 		observer = m
 	}
+	challenges, approvals, stopLive := liveState(db, log)
+	defer stopLive()
 	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,
 		PublicURL: s.web.publicURL, Checkers: s.checkers(), Observer: observer,
-		HoldLimits: s.holdLimits, MaxIO: s.maxIO,
+		HoldLimits: s.holdLimits, MaxIO: s.maxIO, Challenges: challenges, Approvals: approvals,
 	})
 	engine.SetDisplayNames(s.displayNames)
 	srv = &radius.Server{
@@ -163,6 +185,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if err != nil {
 		return err
 	}
+	defer adminLn.Close() // closed by admin.Serve once serving; closing removes the socket file
 	svc := &admin.Service{DB: db, Key: key, Tenants: s.tenants, Issuer: s.issuer, Now: now, PublicURL: s.web.publicURL, Inviter: engine}
 	svc.Reload = func() ([]policy.Tenant, string, error) {
 		ns, err := loadConfig(s.path)
@@ -194,6 +217,14 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		if webLn, err = net.Listen("tcp", s.web.listen); err != nil {
 			return fmt.Errorf("web listen on %s: %w", s.web.listen, err)
 		}
+		defer webLn.Close() // closed by its server's Shutdown once serving
+	}
+	var metricsLn net.Listener
+	if m != nil {
+		if metricsLn, err = net.Listen("tcp", s.httpListen); err != nil {
+			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
+		}
+		defer metricsLn.Close()
 	}
 
 	var wg sync.WaitGroup
@@ -214,6 +245,13 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		}
 	})
 	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
+	if len(conns) > 0 {
+		name := s.cfg.Cluster.NodeName
+		if name == "" {
+			name = nodeName(conns[0].LocalAddr().String())
+		}
+		wg.Go(func() { heartbeat(ctx, db, name, s.path, now, log) })
+	}
 	for _, c := range conns {
 		srv := srv
 		if slices.Contains(acctConns, c) {
@@ -232,10 +270,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}
 	radsec.serve(ctx, &wg, rsrv, log)
 	if m != nil {
-		ln, err := net.Listen("tcp", s.httpListen)
-		if err != nil {
-			return fmt.Errorf("http listen on %s (metrics; http.listen: \"\" turns them off): %w", s.httpListen, err)
-		}
+		ln := metricsLn
 		healthy := func() error {
 			if err := db.Unavailable(); err != nil {
 				return err
@@ -262,7 +297,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	}
 	if webLn != nil {
 		pages := &web.Server{Engine: engine, Tenant: s.web.tenant, FirstFactor: s.web.password, TrustedProxies: s.web.trustedProxies, Now: now, Log: log,
-			Self: engine, Issuer: s.issuer, DisplayNames: s.displayNames, Zones: zones(s.tenants)}
+			Self: engine, Issuer: s.issuer, DisplayName: engine.DisplayName, Zone: engine.TimeZone}
 		hs := &http.Server{Handler: recoverHTTP(pages.Handler(), log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 			WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		wg.Go(func() {
@@ -284,6 +319,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		})
 		log.Info("web listening", "addr", webLn.Addr().String(), "public_url", s.web.publicURL)
 	}
+	ready = true
 	log.Info("otpgate ready", "store", s.storePath, "admin_socket", s.adminSocket, "clients", len(s.clients), "tenants", len(s.tenants))
 	<-ctx.Done()
 	log.Info("shutting down: draining requests in flight")
@@ -431,10 +467,16 @@ func openStoreWith(s *settings, opts store.Options) (*store.DB, *secret.Key, err
 		}
 	}
 	db, err := store.Open(s.storePath, opts)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, nil, fmt.Errorf("open store: %s", permissionText(s.storePath, err))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	key, err := loadKey(db, s.keyFile)
+	if errors.Is(err, fs.ErrPermission) {
+		err = fmt.Errorf("open key file: %s", permissionText(s.keyFile, err))
+	}
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -479,15 +521,4 @@ func sameKey(db *store.DB) string {
 		return ""
 	}
 	return ": every node of a cluster uses the same key file; copy it from a node that works"
-}
-
-// zones are the tenants' time zones, by name, for the web pages.
-func zones(tenants []policy.Tenant) map[string]*time.Location {
-	m := map[string]*time.Location{}
-	for _, t := range tenants {
-		if t.TimeZone != nil {
-			m[t.Name] = t.TimeZone
-		}
-	}
-	return m
 }

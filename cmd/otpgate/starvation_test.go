@@ -259,18 +259,30 @@ delivery:
 	logins.collect(t, 12, "SMS logins beyond the provider's limit")
 
 	// 3. Ten more logins each of the four users whose message hangs: they
-	// would wait for it. Eight fill the I/O share (12, with the four
-	// sending); the other 32 are rejected at once as busy.
+	// would wait for it. One each waits (an I/O slot each: eight of the
+	// twelve taken, with the four sending); the other 36 are rejected at
+	// once as busy, so that one user cannot fill the I/O share. Four
+	// other users' challenges, sent by email, still get the four slots
+	// left.
 	for u := range hanging {
 		for range 10 {
 			logins.send(t, "127.0.0.2", encodeRequest(t, request{user: u, callingStation: "203.0.113.5"}))
 		}
 	}
-	busy := logins.collect(t, 32, "logins waiting behind a hanging provider")
-	if got := reasons(busy); got["Access-Reject "+msgUnavailable] != 32 {
-		t.Errorf("logins beyond the I/O share: got %v, want 32 rejects", got)
+	busy := logins.collect(t, 36, "logins waiting behind a hanging provider")
+	if got := reasons(busy); got["Access-Reject "+msgUnavailable] != 36 {
+		t.Errorf("logins beyond one waiting per user: got %v, want 36 rejects", got)
 	}
 	s.waitMetric(t, `otpgate_requests_total{client="vpn",decision="reject",reason="busy"}`)
+	others := newFleet(t, addr)
+	for i := range 4 {
+		others.send(t, "127.0.0.2", encodeRequest(t, request{user: fmt.Sprintf("rd%d", i), callingStation: "203.0.113.6"}))
+	}
+	for _, a := range others.collect(t, 4, "other users' challenges") {
+		if a.p.Code != radius.CodeAccessChallenge {
+			t.Errorf("rd%d's challenge by email while the share has room: got %v %q, want Access-Challenge", a.i, a.p.Code, replyMessage(a.p))
+		}
+	}
 	select {
 	case to := <-sms.arrived:
 		t.Fatalf("a fifth message reached the provider (to %s), past its max_in_flight of 4", to)

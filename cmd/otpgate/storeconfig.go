@@ -113,6 +113,17 @@ func (c *config) checkStore(s *settings, p *problems) {
 			p.add("store.etcd.password_file", "%s is empty", c.path(ec.PasswordFile))
 		}
 	}
+	e.AuditKeep = 24 * time.Hour
+	if k := c.Audit.ClusterKeep; k != nil {
+		switch {
+		case *k < 0 || *k > 7*24*time.Hour:
+			p.add("audit.cluster_keep", "%s is out of range, want 0 (none) up to 168h (default 24h)", *k)
+		case *k == 0:
+			e.AuditKeep = -1
+		default:
+			e.AuditKeep = *k
+		}
+	}
 	s.etcd = e
 	s.nodeName = c.Cluster.NodeName
 	if s.nodeName == "" {

@@ -1,0 +1,157 @@
+package policy_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/etcdtest"
+	"github.com/otpgate/otpgate/live"
+	"github.com/otpgate/otpgate/policy"
+)
+
+// clusterNodes makes two engines, nodes A (the fixture's) and B, that
+// share the fixture's store (as nodes share the store core) and keep
+// their challenges and approvals in one real three-member etcd, each
+// through its own client.
+func clusterNodes(t *testing.T) (f *fixture, a, b *policy.Engine) {
+	t.Helper()
+	etcd := etcdtest.Start(t, 3)
+	var cfg policy.Config
+	f = newFixture(t, func(c *policy.Config) {
+		node := live.NewCluster(etcd.Client(t), "/otpgate-live/")
+		t.Cleanup(node.Close)
+		c.Challenges, c.Approvals = node, node
+		c.PublicURL = "https://otp.example.com/"
+		cfg = *c
+	})
+	node := live.NewCluster(etcd.Client(t), "/otpgate-live/")
+	t.Cleanup(node.Close)
+	cfg.Challenges, cfg.Approvals = node, node
+	return f, f.engine, policy.New(cfg)
+}
+
+// sentCode is the code in the newest message sent.
+func (f *fixture) sentCode() string {
+	f.t.Helper()
+	ms := f.sender.messages()
+	if len(ms) == 0 {
+		f.t.Fatal("nothing sent")
+	}
+	text := ms[len(ms)-1].Text
+	return text[strings.LastIndexByte(text, ' ')+1:]
+}
+
+func TestClusterChallengeAnsweredAtTheOtherNode(t *testing.T) {
+	f, a, b := clusterNodes(t)
+	ctx := context.Background()
+	ch := a.Decide(ctx, login("bob", ipX))
+	if ch.Decision != policy.Challenge || ch.Reason != "challenge" {
+		t.Fatalf("login at A: got %s (%s), want a challenge", ch.Decision, ch.Reason)
+	}
+	code := f.sentCode()
+	// The login repeated at B finds A's challenge: nothing is sent twice.
+	again := b.Decide(ctx, login("bob", ipX))
+	if again.Reason != "challenge_reused" || again.State != ch.State {
+		t.Fatalf("repeated login at B: got %s %q, want A's challenge reused", again.Reason, again.State)
+	}
+	// A wrong answer at B puts the challenge back under a new State,
+	// which A answers.
+	wrong := b.Decide(ctx, answer("bob", ch.State, "000000", ipX))
+	check(t, wrong, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "sms"})
+	check(t, a.Decide(ctx, answer("bob", ch.State, code, ipX)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
+	check(t, a.Decide(ctx, answer("bob", wrong.State, code, ipX)), want{policy.Accept, "code_ok", "", "sms"})
+	check(t, b.Decide(ctx, answer("bob", wrong.State, code, ipX)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
+	// Another user's answer to it is refused and leaves it for its owner.
+	ch = b.Decide(ctx, login("rita", ipY))
+	code = f.sentCode()
+	check(t, a.Decide(ctx, answer("bob", ch.State, code, ipY)), want{policy.Reject, "state_mismatch", msgs.CodeExpired, ""})
+	check(t, a.Decide(ctx, answer("rita", ch.State, code, ipY)), want{policy.Accept, "code_ok", "", "email"})
+}
+
+// TestClusterOneAcceptPerState answers the same State at both nodes at
+// the same moment, a hundred times: each time exactly one Accept. The
+// code is a sent one, so that nothing but the challenge's single use
+// (no TOTP step) stands between the two.
+func TestClusterOneAcceptPerState(t *testing.T) {
+	f, a, b := clusterNodes(t)
+	ctx := context.Background()
+	for round := range 100 {
+		ip := netip.AddrFrom4([4]byte{10, 1, byte(round / 250), byte(1 + round%250)})
+		ch := a.Decide(ctx, login("bob", ip))
+		if ch.Decision != policy.Challenge {
+			t.Fatalf("round %d: got %s (%s), want a challenge", round, ch.Decision, ch.Reason)
+		}
+		code := f.sentCode()
+		var wg sync.WaitGroup
+		results := make([]policy.Result, 2)
+		start := make(chan struct{})
+		for i, node := range []*policy.Engine{a, b} {
+			wg.Go(func() {
+				<-start
+				results[i] = node.Decide(ctx, answer("bob", ch.State, code, ip))
+			})
+		}
+		close(start)
+		wg.Wait()
+		accepts := 0
+		for _, r := range results {
+			switch {
+			case r.Decision == policy.Accept:
+				accepts++
+			case r.Reason != "unknown_state":
+				t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
+			}
+		}
+		if accepts != 1 {
+			t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
+		}
+	}
+}
+
+// TestClusterApprovalClickedAtTheOtherNode holds a login on A and clicks
+// its link on B's page: A lets it through; the link is used up on both.
+func TestClusterApprovalClickedAtTheOtherNode(t *testing.T) {
+	f, a, b := clusterNodes(t)
+	ctx := context.Background()
+	res := a.Decide(ctx, rdg("bob"))
+	if res.Wait == nil {
+		t.Fatalf("got %s (%s), want a held login", res.Decision, res.Reason)
+	}
+	done := make(chan policy.Result, 1)
+	go func() { done <- res.Wait() }()
+	ms := f.sender.messages()
+	link := ms[len(ms)-1].Text
+	tok := token(link[strings.LastIndex(link, "https://"):])
+	// The same login reaching B meanwhile shares the link: nothing more is sent.
+	shared := b.Decide(ctx, rdg("bob"))
+	if shared.Wait == nil || len(f.sender.messages()) != len(ms) {
+		t.Fatalf("login at B: got %s (%s) and %d messages, want held with the same link", shared.Decision, shared.Reason, len(f.sender.messages()))
+	}
+	sharedDone := make(chan policy.Result, 1)
+	go func() { sharedDone <- shared.Wait() }()
+	got, ok := b.Approval(tok)
+	if !ok || got.User != "bob" || got.Client != "rdgw" || got.Machine != "LAPTOP-7" {
+		t.Fatalf("approval at B: got %+v, %v, want bob's held login", got, ok)
+	}
+	if err := b.Resolve(tok, true); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]chan policy.Result{"A": done, "B": sharedDone} {
+		select {
+		case r := <-c:
+			check(t, r, want{policy.Accept, "approved", "", "sms"})
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the login held on %s was not released", name)
+		}
+	}
+	if err := a.Resolve(tok, false); err != policy.ErrApprovalGone {
+		t.Errorf("the link clicked again on A: got %v, want ErrApprovalGone", err)
+	}
+	if _, ok := a.Approval(tok); ok {
+		t.Error("the used link still shows on A")
+	}
+}
