@@ -59,15 +59,16 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 // no store yet, or it cannot be read, there is nothing to say.
 func (s *settings) userWarnings() []string {
 	req := admin.Request{Op: "user list"}
-	rep, err := admin.Call(s.adminSocket, req)
+	var list strings.Builder // the listing's parts, as they come
+	rep, err := admin.CallTo(s.adminSocket, req, &list)
 	if errors.Is(err, admin.ErrNoServer) {
-		rep, err = callLocal(s, req)
+		rep, err = callLocal(s, req, &list)
 	}
 	if err != nil || rep.Error != "" {
 		return nil
 	}
 	var out []string
-	for _, line := range strings.Split(rep.Output, "\n") {
+	for _, line := range strings.Split(list.String()+rep.Output, "\n") {
 		name, _, _ := strings.Cut(line, " ")
 		if _, why, ok := strings.Cut(line, "  NO: "); ok {
 			out = append(out, fmt.Sprintf("user %s cannot log in: %s", name, why))
