@@ -92,6 +92,9 @@ type Reply struct {
 	Usage bool `json:"usage,omitempty"`
 	// URI is the otpauth:// link made by "user totp".
 	URI string `json:"uri,omitempty"`
+	// More marks one part of a long output ("user list", "user export"),
+	// sent as it is made: more replies follow, the last without More.
+	More bool `json:"more,omitempty"`
 }
 
 // Service runs commands against an open store.
@@ -114,7 +117,8 @@ type Service struct {
 	// Inviter sends invitation links; nil means they can only be printed.
 	Inviter Inviter
 
-	mu sync.Mutex // one command at a time
+	mu   sync.Mutex         // one command at a time
+	part func(string) error // where the command in progress sends its output's parts; nil gathers it
 }
 
 // usageError is a mistake in what the admin typed.
@@ -155,8 +159,19 @@ func clip(s string) string {
 // written the reply says so as an error. Output and Error are printable
 // text: see [Printable].
 func (s *Service) Do(by Actor, req Request) Reply {
+	return s.DoTo(by, req, nil)
+}
+
+// DoTo is Do with the output of a long listing ("user list", "user
+// export") handed to part as it is made, a few whole lines at a time,
+// instead of being gathered in memory; the Reply returned holds what is
+// left. A nil part gathers everything into the Reply, as Do does. An
+// error from part ends the listing with that error.
+func (s *Service) DoTo(by Actor, req Request, part func(output string) error) Reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.part = part
+	defer func() { s.part = nil }()
 	out, uri, imported, err := s.do(req)
 	rep := Reply{Output: printableText(out), URI: uri}
 	if err != nil {

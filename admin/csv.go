@@ -223,8 +223,8 @@ func (s *Service) sameSecret(u store.User, text string) bool {
 // exportUsers writes every user as CSV; TOTP secrets only when asked,
 // since they let anyone make codes.
 func (s *Service) exportUsers(withSecrets bool) (string, error) {
-	var b strings.Builder
-	w := csv.NewWriter(&b)
+	out := s.output()
+	w := csv.NewWriter(out)
 	w.Write(csvHeader)
 	err := s.DB.View(func(tx *store.Tx) error {
 		return tx.Users(func(u store.User) error {
@@ -244,14 +244,17 @@ func (s *Service) exportUsers(withSecrets bool) (string, error) {
 			for i, f := range rec {
 				rec[i] = cellText(f)
 			}
-			return w.Write(rec)
+			if err := w.Write(rec); err != nil {
+				return err
+			}
+			return out.err
 		})
 	})
 	w.Flush()
 	if err != nil {
 		return "", err
 	}
-	return b.String(), w.Error()
+	return out.rest(), w.Error()
 }
 
 // cellText writes a value for a CSV cell that a spreadsheet will open:

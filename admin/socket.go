@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -66,7 +67,15 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 				json.NewEncoder(c).Encode(Reply{Error: "bad request: " + err.Error(), Usage: true})
 				return
 			}
-			rep := doSafely(svc, by, req, log)
+			// A long listing goes out in parts as it is made, each with
+			// a minute of its own to be written.
+			enc := json.NewEncoder(c)
+			part := func(out string) error {
+				c.SetDeadline(time.Now().Add(time.Minute))
+				return enc.Encode(Reply{Output: out, More: true})
+			}
+			rep := doSafely(svc, by, req, part, log)
+			c.SetDeadline(time.Now().Add(time.Minute))
 			name := clip(req.Name)
 			switch {
 			case rep.Error != "":
@@ -77,7 +86,7 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 			default:
 				log.Info("admin command", "op", req.Op, "user", name, "by", by.String(), "outcome", "ok")
 			}
-			json.NewEncoder(c).Encode(rep)
+			enc.Encode(rep)
 		}()
 	}
 }
@@ -85,6 +94,16 @@ func Serve(ctx context.Context, l net.Listener, svc *Service, log *slog.Logger) 
 // Call sends one command to the server listening at path. It returns
 // ErrNoServer when nothing answers there.
 func Call(path string, req Request) (Reply, error) {
+	var out strings.Builder
+	rep, err := CallTo(path, req, &out)
+	rep.Output = out.String() + rep.Output
+	return rep, err
+}
+
+// CallTo is Call with a long output written to out in parts as they
+// come, so that neither side holds all of it; the Reply returned holds
+// the output's last part.
+func CallTo(path string, req Request, out io.Writer) (Reply, error) {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		return Reply{}, fmt.Errorf("%w: %v", ErrNoServer, err)
@@ -94,23 +113,32 @@ func Call(path string, req Request) (Reply, error) {
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return Reply{}, fmt.Errorf("send admin command: %w", err)
 	}
-	var rep Reply
-	if err := json.NewDecoder(c).Decode(&rep); err != nil {
-		return Reply{}, fmt.Errorf("read admin reply: %w", err)
+	dec := json.NewDecoder(c)
+	for {
+		var rep Reply
+		if err := dec.Decode(&rep); err != nil {
+			return Reply{}, fmt.Errorf("read admin reply: %w", err)
+		}
+		if !rep.More {
+			return rep, nil
+		}
+		if _, err := io.WriteString(out, rep.Output); err != nil {
+			return Reply{}, err
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
 	}
-	return rep, nil
 }
 
 // doSafely runs a command and turns a panic in it into an error, to the
 // client and in the log: one command fails, the server lives on.
-func doSafely(svc *Service, by Actor, req Request, log *slog.Logger) (rep Reply) {
+func doSafely(svc *Service, by Actor, req Request, part func(string) error, log *slog.Logger) (rep Reply) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("admin command failed", "op", req.Op, "by", by.String(), "err", fmt.Sprint(v))
 			rep = Reply{Error: fmt.Sprintf("%s failed: internal error: %v", req.Op, v)}
 		}
 	}()
-	return svc.Do(by, req)
+	return svc.DoTo(by, req, part)
 }
 
 func firstLine(s string) string {

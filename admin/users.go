@@ -277,12 +277,23 @@ func (s *Service) showUser(name string) (string, error) {
 	return b.String(), nil
 }
 
+// listBlock is how many users' rows are aligned together: a listing is
+// sent on as it is made, so its columns are as wide as the widest value
+// in each block of this many rows.
+const listBlock = 10000
+
 func (s *Service) listUsers() (string, error) {
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	out := s.output()
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tTENANT\tMETHOD\t2FA\tTOTP\tPHONE\tEMAIL\tCAN LOG IN")
+	rows := 0
 	err := s.DB.View(func(tx *store.Tx) error {
 		return tx.Users(func(u store.User) error {
+			if rows++; rows%listBlock == 0 {
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
 			method := orText(u.Method, "-")
 			if u.BackupMethod != "" {
 				method += "," + u.BackupMethod
@@ -302,11 +313,13 @@ func (s *Service) listUsers() (string, error) {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(u.Name), Printable(u.Tenant), Printable(method),
 				Printable(orText(u.TwoFactor, "tenant")), totp,
 				Printable(orText(u.Phone, "-")), Printable(orText(u.Email, "-")), Printable(login))
-			return nil
+			return out.err
 		})
 	})
-	w.Flush()
-	return b.String(), err
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	return out.rest(), err
 }
 
 func (s *Service) deleteUser(name string) (string, error) {

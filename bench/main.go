@@ -35,31 +35,45 @@ func main() {
 
 // options are the command line's.
 type options struct {
-	measure, warmup, timeout time.Duration
-	conc                     []int
-	scenarios                []string
-	totpUsers, codeUsers     int
-	startupUsers             int
-	startupRuns              int
-	cold                     bool
-	logLevel                 string
-	profileDir               string
-	keep                     bool
+	measure, warmup, timeout  time.Duration
+	conc                      []int
+	scenarios                 []string
+	totpUsers, codeUsers      int
+	startupUsers              int
+	startupRuns               int
+	cold                      bool
+	logLevel                  string
+	profileDir                string
+	keep                      bool
+	reps                      int
+	scaleUsers                []int
+	scaleTenants              int
+	soak, soakKeep, soakEvery time.Duration
+	soakRate                  int
+	only                      string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&o.measure, "duration", 10*time.Second, "measured time of each cell (one server, one scenario, one concurrency)")
+	fs.IntVar(&o.reps, "reps", 3, "cells per row, FreeRADIUS and otpgate in turn; the row shows each figure's median")
+	fs.DurationVar(&o.measure, "duration", 5*time.Second, "measured time of each cell (one server, one scenario, one concurrency)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "time each cell runs before it is measured")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long a request waits for its answer before it counts as a timeout")
 	concs := fs.String("c", "1,16,64", "concurrencies: load loops, each with its own UDP socket")
-	scen := fs.String("scenarios", "accept,totp,code", "which rows: accept (whitelisted IP), totp (TOTP flow), code (sent-code flow)")
+	scen := fs.String("scenarios", "accept,totp", "which rows: accept (whitelisted IP, against FreeRADIUS PAP), totp (TOTP flow, against FreeRADIUS's rlm_totp flow), code (sent-code flow, against the same rlm_totp flow)")
 	fs.IntVar(&o.totpUsers, "totp-users", 200000, "TOTP users; each does at most one flow per 30 s step, so this must exceed the flows in any one step")
 	fs.IntVar(&o.codeUsers, "code-users", 20000, "sent-code users, used round robin")
 	fs.IntVar(&o.startupUsers, "startup-users", 100000, "users in the store for the start-up measurement (0: skip it)")
 	fs.IntVar(&o.startupRuns, "startup-runs", 3, "start-ups to measure")
+	scale := fs.String("scale-users", "100000,1000000", "user counts for the scale rows, compared with the first (empty: skip them)")
+	fs.IntVar(&o.scaleTenants, "scale-tenants", 1000, "tenants the scale rows' users are spread over, each with two office networks")
+	fs.DurationVar(&o.soak, "soak", 0, "also run TOTP flows at -soak-rate for this long and print how the store, memory and latency grow (0: skip)")
+	fs.IntVar(&o.soakRate, "soak-rate", 2000, "TOTP flows per second in the soak run")
+	fs.DurationVar(&o.soakKeep, "soak-keep", 2*time.Minute, "audit.keep in the soak run, short so that pruning works while it runs")
+	fs.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "how often the soak run is sampled")
+	fs.StringVar(&o.only, "only", "", "run only this part: soak or scale (default: everything)")
 	fs.BoolVar(&o.cold, "cold", false, "drop the page cache before each start-up (root only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
@@ -77,6 +91,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.conc = append(o.conc, n)
 	}
+	for _, n := range strings.Split(*scale, ",") {
+		if strings.TrimSpace(n) == "" {
+			continue
+		}
+		u, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || u < 1 {
+			return o, fmt.Errorf("-scale-users: %q is not a number of users", n)
+		}
+		o.scaleUsers = append(o.scaleUsers, u)
+	}
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
 		if _, ok := scenarioNames[s]; !ok {
@@ -84,10 +108,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
-	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 {
-		return o, errors.New("-totp-users, -code-users and -startup-runs must be at least 1")
+	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 || o.reps < 1 {
+		return o, errors.New("-totp-users, -code-users, -startup-runs and -reps must be at least 1")
 	}
 	return o, nil
+}
+
+// peerNames are what FreeRADIUS does in each scenario's cells.
+var peerNames = map[string]string{
+	"accept": "PAP",
+	"totp":   "rlm_totp flow",
+	"code":   "rlm_totp flow",
 }
 
 // scenarioNames are the rows' names in the table.
@@ -127,6 +158,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := report{opts: o}
+	switch o.only {
+	case "soak":
+		if rep.soak, err = soak(ctx, bin, filepath.Join(dir, "soak"), o, progress); err != nil {
+			return err
+		}
+		printSoak(stdout, o, rep.soak)
+		return nil
+	case "scale":
+		if rep.scale, err = runScale(ctx, bin, dir, o, progress); err != nil {
+			return err
+		}
+		printScale(stdout, rep.scale)
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("-only: %q is not soak or scale", o.only)
+	}
 	if o.startupUsers > 0 {
 		progress("start-up with %d users, %d times", o.startupUsers, o.startupRuns)
 		if rep.startup, err = measureStartup(ctx, bin, filepath.Join(dir, "startup"), o); err != nil {
@@ -139,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		maxConc = max(maxConc, c)
 	}
 	progress("starting FreeRADIUS")
-	fr, err := startFreeRADIUS(dir, maxConc, 20*time.Second)
+	fr, err := startFreeRADIUS(dir, maxConc, o.totpUsers, 60*time.Second)
 	if err != nil {
 		return err
 	}
@@ -163,60 +211,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		env = append(env, pprofEnv+"="+pprofAddr)
 	}
+	progress("timing the disk's sync")
+	if rep.sync, err = measureSync(loadDir); err != nil {
+		return err
+	}
 	progress("starting otpgate")
 	og, err := startOtpgate(bin, loadDir, o.logLevel, box, env)
 	if err != nil {
 		return err
 	}
-	defer og.stop()
+	defer func() { og.stop() }() // og is replaced by the crash check
 
 	totp := &totpPool{users: o.totpUsers}
+	frTOTP := &totpPool{users: o.totpUsers, codeAtAnswer: true}
 	codes := &codePool{users: o.codeUsers, box: box}
 	for _, s := range o.scenarios {
 		for _, c := range o.conc {
-			l := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout}
-			frLoad, ogLoad := l, l
-			frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
-			ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
-
-			progress("%s, concurrency %d: FreeRADIUS PAP", scenarioNames[s], c)
-			frCell, err := frLoad.run(ctx, func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) })
-			if err != nil {
-				return err
+			x := row{scenario: s, conc: c}
+			for rep := range o.reps {
+				frCell, ogCell, err := runPair(ctx, o, s, c, rep, fr, og, frTOTP, totp, codes, pprofAddr, progress)
+				if err != nil {
+					return err
+				}
+				x.fr, x.og = append(x.fr, frCell), append(x.og, ogCell)
 			}
-			var ogOp func(loop int) op
-			switch s {
-			case "accept":
-				ogOp = func(loop int) op { return acceptOp(officeName(loop), officeIP) }
-			case "totp":
-				ogOp = func(loop int) op { return totp.flow(ctx, loop) }
-			case "code":
-				ogOp = func(loop int) op { return codes.flow(loop, o.timeout) }
-			}
-			progress("%s, concurrency %d: otpgate", scenarioNames[s], c)
-			profiled := make(chan error, 1)
-			if o.profileDir != "" {
-				file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.pprof", s, c))
-				secs := max(1, int((o.warmup+o.measure)/time.Second))
-				url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
-				go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
-			} else {
-				profiled <- nil
-			}
-			ogCell, err := ogLoad.run(ctx, ogOp)
-			if err != nil {
-				return err
-			}
-			if err := <-profiled; err != nil {
-				return err
-			}
-			rep.rows = append(rep.rows, row{scenario: s, conc: c, og: ogCell, fr: frCell})
-			progress("  FreeRADIUS %.0f/s, otpgate %.0f/s (p99 %s), %d timeouts, %d wrong",
-				frCell.rate(), ogCell.rate(), ms(ogCell.pct(99)), ogCell.timeouts, ogCell.failures)
+			rep.rows = append(rep.rows, x)
 		}
 	}
-	rep.totpWaits = totp.waited()
-	rep.strayCodes = box.strays()
 	if o.profileDir != "" {
 		url := fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr)
 		if err := fetch(url, filepath.Join(o.profileDir, "otpgate-heap.pprof"), 30*time.Second); err != nil {
@@ -229,12 +250,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if rep.frMem, err = readMemory(fr.cmd.Process.Pid); err != nil {
 		return err
 	}
+	progress("a code accepted just before otpgate is killed, tried again after it restarts")
+	if rep.replayAfterCrash, err = replayAfterCrash(ctx, og, totp, bin, loadDir, o.logLevel, box, env); err != nil {
+		return err
+	}
+	og = rep.replayAfterCrash.og
+	rep.totpWaits = totp.waited()
+	rep.strayCodes = box.strays()
 	if st, err := os.Stat(filepath.Join(loadDir, "otpgate.db")); err == nil {
 		rep.storeSize = st.Size()
 	}
 	rep.frTroubles, rep.frSamples = fr.out.trouble()
 	if err := og.stop(); err != nil {
 		return err
+	}
+	fr.stop()
+	os.RemoveAll(loadDir)
+	if rep.scale, err = runScale(ctx, bin, dir, o, progress); err != nil {
+		return err
+	}
+	if o.soak > 0 {
+		if rep.soak, err = soak(ctx, bin, filepath.Join(dir, "soak"), o, progress); err != nil {
+			return err
+		}
 	}
 	rep.print(stdout)
 	return nil
@@ -248,4 +286,81 @@ func freeTCPAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// runPair runs one FreeRADIUS cell and then one otpgate cell of scenario s
+// at concurrency c: the peer's cell just before, so that both see the
+// machine alike. The rep'th pair of a row is profiled when asked.
+func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradius, og *otpgate, frTOTP, totp *totpPool, codes *codePool,
+	pprofAddr string, progress func(string, ...any)) (cell, cell, error) {
+	l := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout}
+	frLoad, ogLoad := l, l
+	frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
+	ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
+
+	frOp := func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) }
+	if s != "accept" {
+		// The same two rounds, password then TOTP code, by rlm_totp.
+		frLoad.addr = fr.totpAddr
+		frOp = func(loop int) op { return frTOTP.flow(ctx, loop) }
+	}
+	progress("%s, concurrency %d, %d of %d: FreeRADIUS %s", scenarioNames[s], c, rep+1, o.reps, peerNames[s])
+	frCell, err := frLoad.run(ctx, frOp)
+	if err != nil {
+		return cell{}, cell{}, err
+	}
+	var ogOp func(loop int) op
+	switch s {
+	case "accept":
+		ogOp = func(loop int) op { return acceptOp(officeName(loop), officeIP) }
+	case "totp":
+		ogOp = func(loop int) op { return totp.flow(ctx, loop) }
+	case "code":
+		ogOp = func(loop int) op { return codes.flow(loop, o.timeout) }
+	}
+	progress("%s, concurrency %d, %d of %d: otpgate", scenarioNames[s], c, rep+1, o.reps)
+	profiled := make(chan error, 1)
+	if o.profileDir != "" && rep == 0 {
+		file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.pprof", s, c))
+		secs := max(1, int((o.warmup+o.measure)/time.Second))
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
+		go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
+		// And an execution trace of 2 s in the middle, which shows
+		// what a request waits for when the CPU is not busy.
+		go func() {
+			sleepUntil(ctx, time.Now().Add(o.warmup+o.measure/2))
+			url := fmt.Sprintf("http://%s/debug/pprof/trace?seconds=2", pprofAddr)
+			if err := fetch(url, filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.trace", s, c)), time.Minute); err != nil {
+				progress("trace: %v", err)
+			}
+		}()
+	} else {
+		profiled <- nil
+	}
+	ogCell, err := ogLoad.run(ctx, ogOp)
+	if err != nil {
+		return cell{}, cell{}, err
+	}
+	if err := <-profiled; err != nil {
+		return cell{}, cell{}, err
+	}
+	progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), otpgate %.0f/s (p50 %s, p99 %s), %s / %s errors",
+		frCell.rate(), ms(frCell.pct(50)), ms(frCell.pct(99)), ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell), errorsOf(frCell))
+	return frCell, ogCell, nil
+}
+
+// runScale measures each of o.scaleUsers in turn, each in a store of its
+// own removed after.
+func runScale(ctx context.Context, bin, dir string, o options, progress func(string, ...any)) ([]scaleResult, error) {
+	var rs []scaleResult
+	for _, n := range o.scaleUsers {
+		d := filepath.Join(dir, fmt.Sprintf("scale-%d", n))
+		r, err := measureScale(ctx, bin, d, n, o.scaleTenants, o, progress)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+		os.RemoveAll(d)
+	}
+	return rs, nil
 }

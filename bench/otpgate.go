@@ -45,6 +45,7 @@ delivery: {allow_console: true, sms: [console]}
 // JSON log on standard error.
 type otpgate struct {
 	addr    string
+	config  string // its configuration file
 	cmd     *exec.Cmd
 	started time.Time     // just before exec
 	ready   chan struct{} // closed at the "otpgate ready" line (or, below info, at the first answer)
@@ -67,12 +68,18 @@ func startOtpgate(bin, dir, logLevel string, codes *codeBox, env []string) (*otp
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(dir, "otpgate.yaml")
 	text := fmt.Sprintf(otpgateConfig, addr, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
+	return startOtpgateWith(bin, dir, addr, text, logLevel, codes, env)
+}
+
+// startOtpgateWith runs bin serve with the configuration text, written
+// into dir, listening on addr.
+func startOtpgateWith(bin, dir, addr, text, logLevel string, codes *codeBox, env []string) (*otpgate, error) {
+	cfg := filepath.Join(dir, "otpgate.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
-	o := &otpgate{addr: addr, ready: make(chan struct{}), exited: make(chan struct{}), codes: codes}
+	o := &otpgate{config: cfg, addr: addr, ready: make(chan struct{}), exited: make(chan struct{}), codes: codes}
 	o.cmd = exec.Command(bin, "serve", "--config", cfg)
 	o.cmd.Env = append(os.Environ(), env...)
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the bench, which stops it
@@ -166,6 +173,15 @@ func (o *otpgate) logTail() string {
 func (o *otpgate) stop() error {
 	o.stopOnce.Do(func() { o.stopErr = o.terminate() })
 	return o.stopErr
+}
+
+// crash kills the server at once (SIGKILL), as a power cut would end it.
+func (o *otpgate) crash() {
+	o.stopOnce.Do(func() {
+		o.cmd.Process.Kill()
+		<-o.exited
+		o.cmd.Wait()
+	})
 }
 
 func (o *otpgate) terminate() error {

@@ -14,7 +14,7 @@ import (
 )
 
 // officeIP is in the tenant's office network; outsideIP is not.
-const officeIP, outsideIP = "10.1.2.3", "203.0.113.%d"
+const officeIP, outsideIP, outsideIP1 = "10.1.2.3", "203.0.113.%d", "203.0.113.1"
 
 // acceptOp is one Access-Request that must be accepted: user/pw from ip.
 func acceptOp(user, ip string) op {
@@ -33,12 +33,19 @@ func acceptOp(user, ip string) op {
 // step waits for the next step (and is counted: a valid run has none).
 type totpPool struct {
 	users int
+	// codeAtAnswer gives the code of the step the answer is sent in
+	// rather than the one the user was taken in: rlm_totp takes only the
+	// current step's code, where otpgate also takes its neighbours'.
+	codeAtAnswer bool
 
 	mu    sync.Mutex
 	step  int64  // the step being handed out
 	next  int    // the next user for it
 	code  string // its code
 	waits int    // flows that had to wait for the next step
+
+	nowStep int64  // the step of nowCode, for codeAtAnswer
+	nowCode string //
 }
 
 // take returns an unused user for this step and the step's code.
@@ -69,6 +76,21 @@ func (p *totpPool) take(ctx context.Context) (int, string, error) {
 	}
 }
 
+// current is the code of the step now.
+func (p *totpPool) current() (string, error) {
+	step := otp.Step(time.Now())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if step != p.nowStep {
+		code, err := otp.TOTPCode(totpSecret, time.Unix(step*int64(otp.Period/time.Second), 0))
+		if err != nil {
+			return "", err
+		}
+		p.nowStep, p.nowCode = step, code
+	}
+	return p.nowCode, nil
+}
+
 // waited is how many flows had to wait for a new step.
 func (p *totpPool) waited() int {
 	p.mu.Lock()
@@ -87,7 +109,12 @@ func (p *totpPool) flow(ctx context.Context, loop int) op {
 		if err != nil {
 			return err
 		}
-		return twoRounds(c, totpName(i), ip, func() (string, error) { return code, nil })
+		return twoRounds(c, totpName(i), ip, func() (string, error) {
+			if p.codeAtAnswer {
+				return p.current()
+			}
+			return code, nil
+		})
 	}
 }
 
@@ -136,4 +163,55 @@ func twoRounds(c *conn, user, ip string, code func() (string, error)) error {
 		return err
 	}
 	return expect(p, radius.CodeAccessAccept, "answer")
+}
+
+// crashCheck is what became of a code accepted just before otpgate was
+// killed (SIGKILL, no chance to flush anything), tried again by the same
+// user after it restarted on the same store.
+type crashCheck struct {
+	accepted bool   // the code was accepted before the crash
+	refused  bool   // and not accepted after it
+	reason   string // what otpgate said the second time
+	og       *otpgate
+}
+
+// replayAfterCrash runs that check on og, which it kills; the restarted
+// server it returns in crashCheck.og takes og's place.
+func replayAfterCrash(ctx context.Context, og *otpgate, pool *totpPool, bin, dir, logLevel string, box *codeBox, env []string) (crashCheck, error) {
+	var cc crashCheck
+	i, code, err := pool.take(ctx)
+	if err != nil {
+		return cc, err
+	}
+	user := totpName(i)
+	try := func(addr string) (*radius.Packet, error) {
+		c, err := dial(addr, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		defer c.close()
+		p, err := c.exchange(user, "pw", outsideIP1, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := expect(p, radius.CodeAccessChallenge, "login"); err != nil {
+			return nil, err
+		}
+		return c.exchange(user, code, outsideIP1, rfc2865.State_Get(p))
+	}
+	p, err := try(og.addr)
+	if err != nil {
+		return cc, err
+	}
+	cc.accepted = p.Code == radius.CodeAccessAccept
+	og.crash()
+	if cc.og, err = startOtpgate(bin, dir, logLevel, box, env); err != nil {
+		return cc, fmt.Errorf("restart after the crash: %w", err)
+	}
+	if p, err = try(cc.og.addr); err != nil {
+		return cc, err
+	}
+	cc.refused = p.Code != radius.CodeAccessAccept // a Reject, or a challenge to try another code
+	cc.reason = fmt.Sprintf("%s %q", p.Code, rfc2865.ReplyMessage_GetString(p))
+	return cc, nil
 }

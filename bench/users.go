@@ -37,6 +37,19 @@ type population struct {
 	office int // office-network users, TOTP enrolled (office0…)
 	totp   int // TOTP users (t0000000…)
 	code   int // users who get codes by SMS (s0000000…)
+	// tenants spreads the TOTP users over tenants t0…, user i in
+	// tenantName(i % tenants); 0 puts everyone in acme.
+	tenants int
+}
+
+func tenantName(i int) string { return fmt.Sprintf("t%d", i) }
+
+// tenantOf is the tenant TOTP user i is in.
+func (p population) tenantOf(i int) string {
+	if p.tenants == 0 {
+		return "acme"
+	}
+	return tenantName(i % p.tenants)
 }
 
 func (p population) total() int { return p.office + p.totp + p.code }
@@ -63,17 +76,17 @@ func fill(dir string, p population) error {
 		return err
 	}
 	now := time.Now()
-	totpUser := func(name string) (store.User, error) {
+	totpUser := func(name, tenant string) (store.User, error) {
 		sealed, err := policy.SealTOTP(key, name, totpSecret)
-		return store.User{Name: name, Tenant: "acme", Method: policy.MethodTOTP,
+		return store.User{Name: name, Tenant: tenant, Method: policy.MethodTOTP,
 			TOTP: &store.TOTP{Sealed: sealed, Created: now}, Created: now, Updated: now}, err
 	}
 	kinds := []struct {
 		n    int
 		make func(i int) (store.User, error)
 	}{
-		{p.office, func(i int) (store.User, error) { return totpUser(officeName(i)) }},
-		{p.totp, func(i int) (store.User, error) { return totpUser(totpName(i)) }},
+		{p.office, func(i int) (store.User, error) { return totpUser(officeName(i), "acme") }},
+		{p.totp, func(i int) (store.User, error) { return totpUser(totpName(i), p.tenantOf(i)) }},
 		{p.code, func(i int) (store.User, error) {
 			return store.User{Name: codeName(i), Tenant: "acme", Method: policy.MethodSMS, Phone: phoneOf(i), Created: now, Updated: now}, nil
 		}},

@@ -403,6 +403,7 @@ func (e *Engine) Reload(tenants []Tenant, senders map[string]Sender, checkers ma
 	r := &rules{tenants: make(map[string]*Tenant, len(tenants)), senders: senders, checkers: checkers}
 	for i := range tenants {
 		t := tenants[i]
+		t.office = newNetworks(t.OfficeNetworks)
 		r.tenants[t.Name] = &t
 	}
 	e.current.Store(r)

@@ -107,6 +107,8 @@ type Tenant struct {
 	// TimeZone is where the times shown to users are told; nil means the
 	// server's.
 	TimeZone *time.Location
+
+	office networks // OfficeNetworks as a table, built by Reload
 }
 
 // Local is at in the tenant's time zone.
@@ -146,9 +148,10 @@ type Lockout struct {
 // allows reports whether the tenant permits method.
 func (t *Tenant) allows(method string) bool { return slices.Contains(t.Methods, method) }
 
-// inOffice reports whether ip is in one of the tenant's office networks.
+// inOffice reports whether ip is in one of the tenant's office networks,
+// looked up in the table Reload builds.
 func (t *Tenant) inOffice(ip netip.Addr) bool {
-	return containsAddr(t.OfficeNetworks, ip)
+	return t.office.contains(ip)
 }
 
 func containsAddr(prefixes []netip.Prefix, ip netip.Addr) bool {

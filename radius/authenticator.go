@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash"
 	"slices"
 	"sync"
@@ -96,8 +97,8 @@ func macMD5(secret []byte, parts ...[]byte) [md5.Size]byte {
 // text too long for what room is left after the other attributes (a proxy
 // chain's Proxy-States take their share) loses its last Reply-Messages.
 // Nothing else is dropped; a packet still too long fails to encode.
-func fit(attrs radius.Attributes) radius.Attributes {
-	size := 20
+// size is what the packet takes besides attrs.
+func fit(attrs []*radius.AVP, size int) []*radius.AVP {
 	for _, a := range attrs {
 		size += 2 + len(a.Attribute)
 	}
@@ -117,13 +118,11 @@ var md5s = sync.Pool{New: func() any { return md5.New() }}
 // the response's own attributes, then every Proxy-State of the request in
 // order (RFC 2865 §5.33), and finally the Response Authenticator.
 func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packet, secret []byte) ([]byte, error) {
-	all := make(radius.Attributes, 0, len(attrs)+2)
 	// Accounting answers need none, and FreeRADIUS computes theirs over a
 	// zeroed authenticator: leave it out there.
 	withMA := !(code == radius.CodeAccountingResponse && req.Code == radius.CodeAccountingRequest)
-	if withMA {
-		all = append(all, &radius.AVP{Type: typeMessageAuthenticator, Attribute: make([]byte, 16)})
-	}
+	var room [16]*radius.AVP // the attributes after Message-Authenticator; most answers have a few
+	all := room[:0]
 	for _, a := range attrs {
 		if a.Type != typeMessageAuthenticator && a.Type != typeProxyState {
 			all = append(all, a)
@@ -134,14 +133,34 @@ func encodeResponse(code radius.Code, attrs radius.Attributes, req *radius.Packe
 			all = append(all, a)
 		}
 	}
-	all = fit(all)
-	p := &radius.Packet{Code: code, Identifier: req.Identifier, Authenticator: req.Authenticator, Attributes: all}
-	b, err := p.MarshalBinary() // header carries the request authenticator, as both hashes need
-	if err != nil {
-		return nil, err
+	size := 20
+	if withMA {
+		size += 18
 	}
-	if int(binary.BigEndian.Uint16(b[2:4])) != len(b) {
-		return nil, errors.New("encode response: length mismatch")
+	all = fit(all, size)
+	for _, a := range all {
+		if len(a.Attribute) > maxAttr {
+			return nil, fmt.Errorf("encode response: attribute %d is %d bytes, more than %d", a.Type, len(a.Attribute), maxAttr)
+		}
+		size += 2 + len(a.Attribute)
+	}
+	if size > radius.MaxPacketLength {
+		return nil, fmt.Errorf("encode response: %d bytes, more than %d", size, radius.MaxPacketLength)
+	}
+	// Written straight into the bytes that are sent and kept for
+	// retransmissions. The header carries the request authenticator, as
+	// both hashes need.
+	b := make([]byte, 20, size)
+	b[0], b[1] = byte(code), req.Identifier
+	binary.BigEndian.PutUint16(b[2:4], uint16(size))
+	copy(b[4:20], req.Authenticator[:])
+	if withMA {
+		b = append(b, byte(typeMessageAuthenticator), 18)
+		b = append(b, make([]byte, 16)...)
+	}
+	for _, a := range all {
+		b = append(b, byte(a.Type), byte(2+len(a.Attribute)))
+		b = append(b, a.Attribute...)
 	}
 	if withMA {
 		sum := macMD5(secret, b)

@@ -3,6 +3,7 @@ package radius
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -11,12 +12,12 @@ var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func key(n int) replayKey {
 	k := replayKey{src: netip.MustParseAddrPort("192.0.2.1:40000"), id: byte(n)}
-	k.auth[0], k.auth[1] = byte(n>>8), byte(n)
+	k.auth[0], k.auth[1], k.auth[2] = byte(n>>8), byte(n), byte(n>>16)
 	return k
 }
 
 func TestReplayCacheBeginFinish(t *testing.T) {
-	c := newReplayCache(30*time.Second, 100)
+	c := newReplayCache(30*time.Second, 100, 0)
 	k := key(1)
 
 	if resp, seen := c.begin(k, t0); seen || resp != nil {
@@ -37,7 +38,7 @@ func TestReplayCacheBeginFinish(t *testing.T) {
 func TestReplayCacheHeldLongerThanWindow(t *testing.T) {
 	// A request held past the window (an approval) stays in progress, and
 	// its answer is then kept for a window from the answer.
-	c := newReplayCache(30*time.Second, 100)
+	c := newReplayCache(30*time.Second, 100, 0)
 	held, other := key(1), key(2)
 	c.begin(held, t0)
 	c.begin(other, t0.Add(time.Second))
@@ -56,7 +57,7 @@ func TestReplayCacheHeldLongerThanWindow(t *testing.T) {
 }
 
 func TestReplayCacheForget(t *testing.T) {
-	c := newReplayCache(30*time.Second, 100)
+	c := newReplayCache(30*time.Second, 100, 0)
 	k := key(1)
 	c.begin(k, t0)
 	c.forget(k)
@@ -96,7 +97,7 @@ func TestReplayCacheKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newReplayCache(30*time.Second, 100)
+			c := newReplayCache(30*time.Second, 100, 0)
 			c.begin(base, t0)
 			c.finish(base, []byte("answer"), t0)
 			if resp, seen := c.begin(tc.k, t0); seen {
@@ -120,7 +121,7 @@ func TestReplayCacheExpiry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newReplayCache(window, 100)
+			c := newReplayCache(window, 100, 0)
 			k := key(1)
 			c.begin(k, t0)
 			c.finish(k, []byte("answer"), t0)
@@ -135,7 +136,7 @@ func TestReplayCacheExpiryAfterForget(t *testing.T) {
 	// A request that got no answer is forgotten and, when retransmitted,
 	// begun again later. That must not keep other entries past the window.
 	const window = 30 * time.Second
-	c := newReplayCache(window, 100)
+	c := newReplayCache(window, 100, 0)
 	x, a, b := key(0), key(1), key(2)
 	c.begin(x, t0)
 	c.finish(x, []byte("x"), t0)
@@ -161,7 +162,7 @@ func TestReplayCacheExpiryAfterForget(t *testing.T) {
 func TestReplayCacheMaxAfterForget(t *testing.T) {
 	// The arrival list still holds the forgotten first attempt of a; when
 	// the bound pushes it out, it must not take a's new entry with it.
-	c := newReplayCache(time.Hour, 2)
+	c := newReplayCache(time.Hour, 2, 0)
 	x, a := key(0), key(1)
 	c.begin(x, t0)
 	c.finish(x, []byte("x"), t0)
@@ -178,7 +179,7 @@ func TestReplayCacheMaxAfterForget(t *testing.T) {
 func TestReplayCacheMaxEntries(t *testing.T) {
 	for _, max := range []int{1, 2, 3, 10} {
 		t.Run(fmt.Sprint(max), func(t *testing.T) {
-			c := newReplayCache(time.Hour, max)
+			c := newReplayCache(time.Hour, max, 0)
 			const n = 25
 			for i := range n {
 				if _, seen := c.begin(key(i), t0); seen {
@@ -210,7 +211,7 @@ func TestReplayCacheMaxEntries(t *testing.T) {
 func TestReplayCacheManyEntries(t *testing.T) {
 	// Enough traffic to make the arrival list compact itself.
 	const window = 10 * time.Second
-	c := newReplayCache(window, 1<<20)
+	c := newReplayCache(window, 1<<20, 0)
 	const n = 5000
 	step := 10 * time.Millisecond // 1000 requests per window
 	for i := range n {
@@ -231,4 +232,36 @@ func TestReplayCacheManyEntries(t *testing.T) {
 	if _, seen := c.begin(key(n-1001), now); seen {
 		t.Errorf("1001 steps back: got seen, want new")
 	}
+}
+
+func TestReplayCacheBytes(t *testing.T) {
+	// A flood of requests, each with its answer, must not take the cache
+	// past its bound in bytes: the heap it holds is measured, not its
+	// own count of it.
+	const maxBytes = 8 << 20
+	response := func(i int) []byte { return make([]byte, 40+i%100) } // an Accept to a challenge with a long text
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := newReplayCache(time.Hour, 1<<30, maxBytes)
+	const n = 300000
+	for i := range n {
+		c.begin(key(i), t0)
+		c.finish(key(i), response(i), t0)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d entries in %d bytes: %d bytes each", c.len(), held, held/int64(c.len()))
+	if held > maxBytes {
+		t.Errorf("heap held by the cache: got %d bytes, want at most %d", held, maxBytes)
+	}
+	// Not far below it either: the newest answers are kept.
+	if got, want := c.len(), maxBytes/(2*(entryOverhead+140)); got < want {
+		t.Errorf("entries kept: got %d, want at least %d", got, want)
+	}
+	if resp, seen := c.begin(key(n-1), t0); !seen || len(resp) != len(response(n-1)) {
+		t.Errorf("newest: got (%d bytes, %v), want (%d bytes, true)", len(resp), seen, len(response(n-1)))
+	}
+	runtime.KeepAlive(c)
 }

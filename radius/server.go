@@ -78,6 +78,10 @@ type Server struct {
 	DuplicateWindow time.Duration
 	// MaxDuplicates bounds the answers kept. Defaults to 262144.
 	MaxDuplicates int
+	// MaxDuplicateBytes bounds the memory the answers kept take, their
+	// keys and bookkeeping included: past it the oldest go first, even
+	// inside the window. Defaults to DefaultMaxDuplicateBytes.
+	MaxDuplicateBytes int
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Log receives dropped-packet notices (rate-limited) and panics.
@@ -121,6 +125,9 @@ func (s *Server) init() {
 		if s.MaxDuplicates <= 0 {
 			s.MaxDuplicates = 262144
 		}
+		if s.MaxDuplicateBytes <= 0 {
+			s.MaxDuplicateBytes = DefaultMaxDuplicateBytes
+		}
 		if s.Now == nil {
 			s.Now = time.Now
 		}
@@ -133,7 +140,7 @@ func (s *Server) init() {
 		s.MaxTLSConns = cmp.Or(s.MaxTLSConns, 1024)
 		s.MaxTLSConnsPerClient = cmp.Or(s.MaxTLSConnsPerClient, 32)
 		s.sem = make(chan struct{}, s.MaxConcurrent)
-		s.cache = newReplayCache(s.DuplicateWindow, s.MaxDuplicates)
+		s.cache = newReplayCache(s.DuplicateWindow, s.MaxDuplicates, s.MaxDuplicateBytes)
 		s.drops = newDropCounter(s.Log, s.Now)
 	})
 }

@@ -76,7 +76,7 @@ func (db *DB) Audit(e Entry) error {
 	if e.Node == "" {
 		e.Node = db.node
 	}
-	v, err := json.Marshal(e)
+	v, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("encode audit entry: %w", err)
 	}
@@ -92,7 +92,7 @@ func (tx *Tx) AppendAudit(e Entry) error {
 	if e.Node == "" {
 		e.Node = tx.db.node
 	}
-	v, err := json.Marshal(e)
+	v, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("encode audit entry: %w", err)
 	}

@@ -322,3 +322,37 @@ func TestOpenDropsChallengeBucketsOfEarlierBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAppendedBucketsFillTheirPages(t *testing.T) {
+	// The audit log and the used TOTP steps are only appended to: their
+	// pages are filled before they split, not left half empty.
+	db := openInternal(t, Options{})
+	for batch := range 40 {
+		if err := db.Update(func(tx *Tx) error {
+			for i := range 500 {
+				n := batch*500 + i
+				if err := tx.AppendAudit(Entry{Time: time.Unix(int64(n), 0), User: fmt.Sprintf("user%06d", n), Decision: "accept"}); err != nil {
+					return err
+				}
+				if err := tx.UseStep(fmt.Sprintf("user%06d", n), int64(n), time.Unix(int64(n), 0)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketAudit, bucketSteps} {
+			st := tx.Bucket(name).Stats()
+			if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.85 {
+				t.Errorf("%s: leaf pages %.0f %% full (%d bytes used of %d), want at least 85 %%", name, 100*fill, st.LeafInuse, st.LeafAlloc)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -86,11 +85,5 @@ func (b *boltKV) useStep(user string, step int64, until int64) error {
 
 // appendStep appends an entry to the steps bucket.
 func (b *boltKV) appendStep(user string, step int64, until int64) error {
-	seq, err := b.tx.Bucket(bucketSteps).NextSequence()
-	if err != nil {
-		return err
-	}
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return b.tx.Bucket(bucketSteps).Put(k[:], encodeStep(user, step, until))
+	return appendNext(b.tx.Bucket(bucketSteps), encodeStep(user, step, until))
 }

@@ -57,8 +57,11 @@ func placeKey(user, place string) []byte {
 
 // Prune removes proven pairs older than provenBefore and send records too
 // old to count toward any limit at now, and returns how many records it
-// removed. Used TOTP steps have PruneSteps.
+// removed. Used TOTP steps have PruneSteps. Run once a minute, it also
+// takes the store file's pages read since out of the process's resident
+// set (see releaseMapped).
 func (db *DB) Prune(now, provenBefore time.Time) (int, error) {
+	defer db.releaseMapped() // once a minute, the pages read since go too
 	total := 0
 	for {
 		n := 0

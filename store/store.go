@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -145,6 +146,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.log = opts.Log
+	db.releaseMapped() // the walk read every page
 	go db.commitLoop()
 	if opts.Etcd != nil {
 		db.maxPruned = maxEtcdOps / 2
@@ -221,7 +223,11 @@ func (db *DB) enqueue(o op) error {
 
 // appendNext puts v in b under the bucket's next sequence number, 8 bytes
 // big-endian, so that a cursor reads the values in the order written.
+// Such a bucket is only appended to (and pruned from its start), so its
+// pages are filled before they split rather than left half empty: half
+// the pages on disk, in memory and to write.
 func appendNext(b *bolt.Bucket, v []byte) error {
+	b.FillPercent = appendFill
 	seq, err := b.NextSequence()
 	if err != nil {
 		return err
@@ -230,6 +236,9 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 	binary.BigEndian.PutUint64(k[:], seq)
 	return b.Put(k[:], v)
 }
+
+// appendFill is how full the pages of a bucket only appended to are left.
+const appendFill = 1.0
 
 // Queued returns how many writes wait for the commit loop.
 func (db *DB) Queued() int { return len(db.ops) }
@@ -297,6 +306,14 @@ func (db *DB) commitLoop() {
 				}
 			}
 			timer.Stop()
+			batch = db.drain(batch)
+		}
+		if len(batch) < db.maxBatch {
+			// Let the goroutines that are ready to run do so first: under
+			// load some are about to queue a write of their own, which
+			// then shares this commit's disk syncs instead of waiting for
+			// the next. Idle, there are none and this costs nothing.
+			runtime.Gosched()
 			batch = db.drain(batch)
 		}
 		db.commit(batch)

@@ -59,15 +59,16 @@ func cmdCheckConfig(args []string, stdout io.Writer) error {
 // no store yet, or it cannot be read, there is nothing to say.
 func (s *settings) userWarnings() []string {
 	req := admin.Request{Op: "user list"}
-	rep, err := admin.Call(s.adminSocket, req)
+	var list strings.Builder // the listing's parts, as they come
+	rep, err := admin.CallTo(s.adminSocket, req, &list)
 	if errors.Is(err, admin.ErrNoServer) {
-		rep, err = callLocal(s, req)
+		rep, err = callLocal(s, req, &list)
 	}
 	if err != nil || rep.Error != "" {
 		return nil
 	}
 	var out []string
-	for _, line := range strings.Split(rep.Output, "\n") {
+	for _, line := range strings.Split(list.String()+rep.Output, "\n") {
 		name, _, _ := strings.Cut(line, " ")
 		if _, why, ok := strings.Cut(line, "  NO: "); ok {
 			out = append(out, fmt.Sprintf("user %s cannot log in: %s", name, why))
@@ -315,9 +316,9 @@ func call(configPath string, req admin.Request, stdout, stderr io.Writer, finish
 	if err != nil {
 		return err
 	}
-	rep, err := admin.Call(s.adminSocket, req)
+	rep, err := admin.CallTo(s.adminSocket, req, stdout)
 	if errors.Is(err, admin.ErrNoServer) {
-		rep, err = callLocal(s, req)
+		rep, err = callLocal(s, req, stdout)
 	}
 	if err != nil {
 		return err
@@ -345,7 +346,9 @@ func call(configPath string, req admin.Request, stdout, stderr io.Writer, finish
 // none, they say so instead of making one.
 var readOnly = map[string]bool{"user list": true, "user show": true, "user export": true, "audit": true, "backup": true}
 
-func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
+// callLocal runs req in this process, on the store itself, with a long
+// output written to stdout as it is made.
+func callLocal(s *settings, req admin.Request, stdout io.Writer) (admin.Reply, error) {
 	if _, err := os.Stat(s.storePath); errors.Is(err, fs.ErrNotExist) && readOnly[req.Op] {
 		from := "the embedded defaults, which keep it in the working directory"
 		if s.path != "" {
@@ -374,7 +377,10 @@ func callLocal(s *settings, req admin.Request) (admin.Reply, error) {
 		}
 		svc.Inviter = policy.New(policy.Config{Store: db, Key: key, Tenants: s.tenants, Senders: senders, Log: log})
 	}
-	rep := svc.Do(admin.LocalActor(), req)
+	rep := svc.DoTo(admin.LocalActor(), req, func(out string) error {
+		_, err := io.WriteString(stdout, out)
+		return err
+	})
 	if err := db.Close(); err != nil {
 		return rep, fmt.Errorf("close store: %w", err)
 	}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// soakSample is one interval of the soak run.
+type soakSample struct {
+	at        time.Duration // since the start
+	flows     int           // finished in the interval
+	p50, p99  time.Duration // of those flows
+	errors    int
+	storeSize int64
+	mem       memory
+}
+
+// soak runs TOTP flows at a steady rate for o.soak, with the audit log
+// kept for o.soakKeep so that pruning has work while it runs, and samples
+// the store's size, otpgate's memory and the flows' latency every
+// o.soakEvery.
+func soak(ctx context.Context, bin, dir string, o options, progress func(string, ...any)) ([]soakSample, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	users := max(o.totpUsers, o.soakRate*40) // more than a step's worth of flows
+	progress("soak: writing %d users", users)
+	if err := fill(dir, population{totp: users}); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf(otpgateConfig, addr, "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
+		fmt.Sprintf("audit: {keep: %s}\n", o.soakKeep)
+	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer og.stop()
+
+	pool := &totpPool{users: users}
+	const loops = 64
+	every := time.Duration(loops) * time.Second / time.Duration(o.soakRate) // each loop's pace
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	start := time.Now()
+	end := start.Add(o.soak)
+	var wg sync.WaitGroup
+	for loop := range loops {
+		wg.Go(func() {
+			c, err := dial(og.addr, o.timeout)
+			if err != nil {
+				mu.Lock()
+				errs++
+				mu.Unlock()
+				return
+			}
+			defer c.close()
+			flow := pool.flow(ctx, loop)
+			next := start.Add(every * time.Duration(loop) / loops)
+			for ctx.Err() == nil && next.Before(end) {
+				sleepUntil(ctx, next)
+				next = next.Add(every)
+				t0 := time.Now()
+				err := flow(c)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	var samples []soakSample
+	for t := start.Add(o.soakEvery); !t.After(end); t = t.Add(o.soakEvery) {
+		sleepUntil(ctx, t)
+		if ctx.Err() != nil {
+			break
+		}
+		mu.Lock()
+		l, e := lat, errs
+		lat, errs = nil, 0
+		mu.Unlock()
+		slices.Sort(l)
+		s := soakSample{at: t.Sub(start), flows: len(l), errors: e}
+		if len(l) > 0 {
+			s.p50, s.p99 = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)]
+		}
+		if st, err := os.Stat(filepath.Join(dir, "otpgate.db")); err == nil {
+			s.storeSize = st.Size()
+		}
+		s.mem, _ = readMemory(og.cmd.Process.Pid)
+		samples = append(samples, s)
+		progress("soak: %s: %d flows (%.0f/s), p50 %s, p99 %s, %d errors, store %s, RSS %s",
+			s.at.Round(time.Second), s.flows, float64(s.flows)/o.soakEvery.Seconds(), ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss))
+	}
+	wg.Wait()
+	return samples, og.stop()
+}
+
+func printSoak(w io.Writer, o options, samples []soakSample) {
+	if len(samples) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Soak: TOTP flows paced at %d/s for %s, audit log kept %s (pruned once a minute), sampled every %s:\n\n", o.soakRate, o.soak, o.soakKeep, o.soakEvery)
+	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, s := range samples {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
+			ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss), mb(s.mem.anon), mb(s.mem.file))
+	}
+}
