@@ -148,65 +148,67 @@ func (s *Server) serveConn(ctx context.Context, raw net.Conn, conn *tls.Conn, sr
 	defer close(c.done) // after the answers owed are queued: the writer sends them, then stops
 	defer c.wg.Wait()
 	s.Log.Debug("radsec connection", "client", client.Name, "src", src.String())
-	s.readConn(ctx, c, peer{addr: src, tls: c})
-	if ctx.Err() == nil {
-		// The client closed it, went idle or misbehaved: close it now;
-		// answers still owed have nowhere to go. On shutdown they are
-		// sent first.
+	if cut := s.readConn(ctx, c, peer{addr: src, tls: c}); cut && ctx.Err() == nil {
+		// The client misbehaved: close it now; answers still owed have
+		// nowhere to go. When it closed the connection or went idle, an
+		// answer queued just before is sent first, as on shutdown.
 		raw.Close()
 	}
 }
 
 // readConn reads requests off a connection and hands each to a worker
 // while ctx lasts. It never holds a worker itself: it waits for the
-// packet's bytes first, and for a worker's slot then.
-func (s *Server) readConn(ctx context.Context, c *tlsConn, to peer) {
+// packet's bytes first, and for a worker's slot then. It returns true
+// when the client misbehaved (stalled in a packet, sent a length the
+// stream cannot be framed by, or broke the connection), false when it
+// closed the connection, went idle with no answer owed, or ctx ended.
+func (s *Server) readConn(ctx context.Context, c *tlsConn, to peer) (cut bool) {
 	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	work := context.WithoutCancel(ctx) // requests read finish even when ctx is done
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(s.TLSIdleTimeout))
 		if ctx.Err() != nil { // after the deadline is set, so that stop's is not lost
-			return
+			return false
 		}
 		var hdr [4]byte
 		n, err := io.ReadFull(c.conn, hdr[:])
 		switch {
 		case ctx.Err() != nil:
-			return
+			return false
 		case err == nil:
 		case n == 0 && isTimeout(err) && c.busy.Load() > 0:
 			continue // not idle: answers are owed to it
-		case n == 0:
-			return // closed, or idle
+		case n == 0 && (isTimeout(err) || errors.Is(err, io.EOF)):
+			return false // idle, or closed by the client
 		case isTimeout(err):
 			s.drops.add("tls_stalled", to.addr)
-			return
+			return true
 		default:
-			return
+			return true
 		}
 		length := int(binary.BigEndian.Uint16(hdr[2:4]))
 		if length < 20 || length > radius.MaxPacketLength {
 			// The stream cannot be framed any more.
 			s.drops.add("tls_bad_length", to.addr)
-			return
+			return true
 		}
 		pkt := make([]byte, length)
 		copy(pkt, hdr[:])
 		c.conn.SetReadDeadline(time.Now().Add(s.TLSHandshakeTimeout))
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		if _, err := io.ReadFull(c.conn, pkt[4:]); err != nil {
 			if ctx.Err() == nil && isTimeout(err) {
 				s.drops.add("tls_stalled", to.addr)
 			}
-			return
+			return ctx.Err() == nil
 		}
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
-			return
+			return false
 		}
 		c.Go(func() {
 			defer func() { <-s.sem }()
