@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,4 +86,59 @@ func TestFarStepsPruned(t *testing.T) {
 	if n, err := db.Prune(epoch.Add(2*time.Hour), epoch); err != nil || n != 1 {
 		t.Errorf("Prune once neither is reachable: %d, %v; want 1", n, err)
 	}
+}
+
+// TestConformGuardsAcrossNodes: on both engines, a far step recorded at
+// one node makes another node's earlier read of the user conflict, so
+// that the answer is judged again with it; and sign-in counts made at
+// two nodes at once add up, none lost.
+func TestConformGuardsAcrossNodes(t *testing.T) {
+	conform(t, func(t *testing.T, e engine) {
+		a, b := e.node(t, 0), e.node(t, 1)
+		mustUpdate(t, a, func(tx *store.Tx) error {
+			return tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}})
+		})
+		r := waitRead(t, b, "alice", func(store.Read) bool { return true })
+		if r.FarStep(20) {
+			t.Fatal("step 20 far before it was told")
+		}
+		if err := a.CommitIf(r, func(tx *store.Tx) error {
+			return tx.AddFarStep("alice", 20, epoch.Add(time.Hour), epoch)
+		}); err != nil {
+			t.Fatalf("CommitIf adding a far step: %v", err)
+		}
+		err := b.CommitIf(r, func(tx *store.Tx) error { return tx.UseStep("alice", 20, epoch.Add(time.Hour)) })
+		if !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("B accepting step 20 on a read from before it was told far: got %v, want ErrConflict", err)
+		}
+		if r, err := b.ReadUser("alice"); err != nil || !r.FarStep(20) || r.User.TOTP.LastStep != 10 {
+			t.Fatalf("B's read after the conflict: far(20) %v, last step %d, %v; want far, 10", r.FarStep(20), r.User.TOTP.LastStep, err)
+		}
+
+		const tries = 16
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range tries {
+			wg.Go(func() {
+				<-start
+				err := []*store.DB{a, b}[i%2].Update(func(tx *store.Tx) error {
+					f := tx.SignInFailures("bob")
+					f.Failures, f.Window = append(f.Failures, epoch), time.Hour
+					return tx.PutSignInFailures("bob", f, epoch)
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		caughtUp(t, a)
+		mustView(t, a, func(tx *store.Tx) error {
+			if n := len(tx.SignInFailures("bob").Failures); n != tries {
+				t.Errorf("%d counts at two nodes at once: %d kept, want all", tries, n)
+			}
+			return nil
+		})
+	})
 }
