@@ -360,7 +360,7 @@ func (e *Engine) judge(req Request, t *Tenant, r store.Read, ch live.Challenge) 
 		o.far = step // refused at every node from now on (see verify)
 	}
 	// Without a first factor (the sign-in page's code-only question), wrong
-	// answers count against that page only (see signInFailures).
+	// answers count against that page only (see signInTry).
 	if lock := t.Lockout; lock.Failures > 0 && !ch.NoFirstFactor {
 		recent := u.Failures[:0:0]
 		for _, f := range u.Failures {

@@ -28,7 +28,7 @@ const FirstFactorNone = "none"
 //   - Without one (codeOnly), every name is asked the same question, an
 //     authenticator app's code or a recovery code; nothing is ever sent,
 //     names otpgate does not know get a question no answer proves, and
-//     wrong answers count on the sign-in page's own counter (signInGuard),
+//     wrong answers count on the sign-in page's own counter (signInTry),
 //     which stops guessing there for a while but never locks the user out
 //     of their logins.
 

@@ -58,7 +58,7 @@ func TestSignInGuardAcrossNodes(t *testing.T) {
 // TestFarCodeAcrossNodes: a code found further out than a step from the
 // phone's drift is not accepted, and the answer ("your phone's clock
 // seems off") tells whoever typed it that it is a code, so it is never
-// accepted later when its step comes near (policy/totp.go farSteps). At
+// accepted later when its step comes near (policy/answer.go verify, store.Tx.AddFarStep). At
 // the node that said so it is not; at the other node it must not be
 // either, or each guess at A is tried against the steps ahead too.
 func TestFarCodeAcrossNodes(t *testing.T) {
