@@ -83,7 +83,7 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 		}
 	}
 	for try := 1; ; try++ {
-		o, err := e.judge(req, t, r.User, ch)
+		o, err := e.judge(req, t, r, ch)
 		if err != nil {
 			putBack()
 			return Result{}, err
@@ -121,6 +121,7 @@ type outcome struct {
 	user   *store.User     // the user as changed by the answer; nil when unchanged
 	name   string          // whose answer it is
 	step   int64           // the TOTP step used, or 0
+	far    int64           // a TOTP step told to be far, never to be accepted; or 0
 	until  time.Time       // when no window of codes reaches step any more
 	proven netip.Addr      // proven at the time in at, when valid
 	at     time.Time       //
@@ -130,7 +131,7 @@ type outcome struct {
 // write returns what stores o within a transaction, or nil when o
 // writes nothing.
 func (o outcome) write() func(*store.Tx) error {
-	if o.user == nil && o.step == 0 && !o.proven.IsValid() {
+	if o.user == nil && o.step == 0 && o.far == 0 && !o.proven.IsValid() {
 		return nil
 	}
 	return func(tx *store.Tx) error {
@@ -141,6 +142,11 @@ func (o outcome) write() func(*store.Tx) error {
 		}
 		if o.step != 0 {
 			if err := tx.UseStep(o.name, o.step, o.until); err != nil {
+				return err
+			}
+		}
+		if o.far != 0 {
+			if err := tx.AddFarStep(o.name, o.far, stepGone(o.far), o.at); err != nil {
 				return err
 			}
 		}
@@ -288,8 +294,10 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 // from it: on success the enrolment it completes, the TOTP step, the
 // proven and remembered IP; on failure the lockout past the tenant's
 // limit, or the challenge, its attempt counted, under a new State for
-// another try. It writes nothing.
-func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) (outcome, error) {
+// another try, and a TOTP step told to be far. It judges the user as
+// read in r, with the steps they were told were far, and writes nothing.
+func (e *Engine) judge(req Request, t *Tenant, r store.Read, ch live.Challenge) (outcome, error) {
+	u := r.User
 	now := e.now()
 	m := t.Messages
 	res := Result{Tenant: t.Name, Method: ch.Method}
@@ -300,7 +308,7 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 		return o, nil
 	}
 	hadFailures := len(u.Failures) > 0
-	ok, reason, step, err := e.verify(&u, ch, req.Password, now)
+	ok, reason, step, err := e.verify(&u, r.FarStep, ch, req.Password, now)
 	if err != nil {
 		return o, err
 	}
@@ -349,9 +357,10 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 	ch.NextStep, ch.NextDrift = 0, 0
 	if reason == "totp_far" {
 		ch.NextStep, ch.NextDrift = step+1, int(step-otp.Step(now))
+		o.far = step // refused at every node from now on (see verify)
 	}
 	// Without a first factor (the sign-in page's code-only question), wrong
-	// answers count against that page only (see signInFailures).
+	// answers count against that page only (see signInTry).
 	if lock := t.Lockout; lock.Failures > 0 && !ch.NoFirstFactor {
 		recent := u.Failures[:0:0]
 		for _, f := range u.Failures {
@@ -395,8 +404,14 @@ func (e *Engine) judge(req Request, t *Tenant, u store.User, ch live.Challenge) 
 // the TOTP step a code matched, and the reason "totp_resync" for the
 // second of two codes in a row that learn the phone's drift anew. A TOTP
 // code found too far out to be accepted alone is not ok, with the reason
-// "totp_far" and its step (see matchTOTP).
-func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.Time) (ok bool, reason string, step int64, err error) {
+// "totp_far" and its step (see matchTOTP); the caller records that step,
+// and far reports the steps so recorded, which are never accepted: the
+// answer told whoever typed the code that it is one, so accepting it when
+// its step comes near would try each guess against the steps ahead as
+// well as the three near. A phone ahead has moved on past that step by
+// then. They are kept apart from the replay guard's last step, so that a
+// stray code from ahead does not make the user's current codes replays.
+func (e *Engine) verify(u *store.User, far func(step int64) bool, ch live.Challenge, code string, now time.Time) (ok bool, reason string, step int64, err error) {
 	if i := e.matchRecovery(*u, code); i >= 0 {
 		u.Recovery = slices.Delete(slices.Clone(u.Recovery), i, i+1)
 		return true, "recovery_code", 0, nil
@@ -411,13 +426,10 @@ func (e *Engine) verify(u *store.User, ch live.Challenge, code string, now time.
 			return false, "no_totp", 0, nil
 		}
 		step, reason, err := matchTOTP(e.key, u.Name, tot, code, now, ch)
-		if reason == "totp_far" {
-			e.farTOTP.saw(u.Name, step, now)
-		}
 		if err != nil || reason != "" {
 			return false, reason, step, err
 		}
-		if e.farTOTP.seen(u.Name, step) {
+		if far(step) {
 			return false, "totp_replay", 0, nil
 		}
 		drift, reason := tot.Drift, "totp_ok"

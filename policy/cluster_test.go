@@ -155,3 +155,51 @@ func TestClusterApprovalClickedAtTheOtherNode(t *testing.T) {
 		t.Error("the used link still shows on A")
 	}
 }
+
+// TestClusterSignInGuessesAtOnce: a guesser without a password opens
+// questions for one name on the sign-in page and posts a wrong code to
+// each, half at each node, all at the same moment: fewer at each node
+// than the page's lockout (5), more in all. The name's count of wrong
+// codes is one for the cluster, and no post is lost under the others, so
+// the name is locked at both nodes: even the right code is refused.
+func TestClusterSignInGuessesAtOnce(t *testing.T) {
+	f, a, b := clusterNodes(t)
+	ctx := context.Background()
+	wrong := f.wrongCode()
+	const posts = 8 // four at each node; the page's lockout (acme has none) is 5
+	states := make([]string, posts)
+	for i := range states {
+		res := a.Decide(ctx, signIn("alice", policy.FirstFactorNone, "", ipY))
+		if res.State == "" {
+			t.Fatalf("question %d: got %s (%s), want a question", i, res.Decision, res.Reason)
+		}
+		states[i] = res.State
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, state := range states {
+		node := []*policy.Engine{a, b}[i%2]
+		wg.Go(func() {
+			<-start
+			r := signIn("alice", policy.FirstFactorNone, "", ipY)
+			r.State, r.Password = state, wrong
+			if res := node.Decide(ctx, r); res.Decision == policy.Accept {
+				t.Errorf("a wrong code accepted: %s", res.Reason)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, node := range []*policy.Engine{a, b} {
+		if res := node.Decide(ctx, signIn("alice", policy.FirstFactorNone, "", ipY)); res.Reason != "sign_in_locked" {
+			t.Errorf("after %d wrong codes, a question: got %s (%s), want sign_in_locked", posts, res.Decision, res.Reason)
+			if res.State != "" {
+				r := signIn("alice", policy.FirstFactorNone, "", ipY)
+				r.State, r.Password = res.State, f.code()
+				if res := node.Decide(ctx, r); res.Decision == policy.Accept {
+					t.Errorf("and the right code is accepted (%s)", res.Reason)
+				}
+			}
+		}
+	}
+}

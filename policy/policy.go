@@ -180,12 +180,6 @@ type Engine struct {
 	sendingMu sync.Mutex
 	sending   map[string]*userLock
 
-	// signInGuard counts wrong codes on the sign-in page without a first
-	// factor (see signin.go).
-	signInGuard signInFailures
-
-	// farTOTP are the TOTP steps found far and said so (see farSteps).
-	farTOTP farSteps
 	// displayNames are the gateways' names as users know them (see
 	// SetDisplayNames).
 	displayNames atomic.Pointer[map[string]string]

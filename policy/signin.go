@@ -2,8 +2,6 @@ package policy
 
 import (
 	"context"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/live"
@@ -30,7 +28,7 @@ const FirstFactorNone = "none"
 //   - Without one (codeOnly), every name is asked the same question, an
 //     authenticator app's code or a recovery code; nothing is ever sent,
 //     names otpgate does not know get a question no answer proves, and
-//     wrong answers count on the sign-in page's own counter (signInGuard),
+//     wrong answers count on the sign-in page's own counter (signInTry),
 //     which stops guessing there for a while but never locks the user out
 //     of their logins.
 
@@ -53,7 +51,11 @@ func (e *Engine) askCodeOnly(req Request) (Result, error) {
 		return Result{Decision: Reject, Reason: "unknown_tenant", User: name, Message: DefaultMessages().Unavailable}, nil
 	}
 	now := e.now()
-	if e.signInGuard.locked(name, now) {
+	locked, err := e.signInLocked(name, now)
+	if err != nil {
+		return Result{User: name, Tenant: t.Name}, err
+	}
+	if locked {
 		return Result{Decision: Reject, Reason: "sign_in_locked", User: name, Tenant: t.Name, Message: t.Messages.Locked}, nil
 	}
 	id, err := e.newState()
@@ -87,7 +89,12 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	now := e.now()
 	// The try is counted before it is judged, so that answers posted at
 	// once cannot together get past the lockout; a proved code forgets it.
-	if !e.signInGuard.try(name, now, t.Lockout) {
+	ok, err := e.signInTry(name, now, t.Lockout)
+	if err != nil {
+		e.challenges.Put(ch) // the answer was not looked at: it may come again
+		return Result{Tenant: t.Name}, err
+	}
+	if !ok {
 		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
 	}
 	r, err := e.db.ReadUser(name)
@@ -102,19 +109,21 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 			return res, err
 		}
 	} else {
-		o, err := e.judge(req, t, store.User{Name: name}, ch)
+		o, err := e.judge(req, t, store.Read{User: store.User{Name: name}}, ch)
 		if err != nil {
 			return Result{}, err
 		}
 		res = e.settle(o)
 	}
 	if res.Decision == Accept {
-		e.signInGuard.passed(name)
+		if err := e.signInPassed(name, now); err != nil {
+			return Result{Tenant: t.Name}, err
+		}
 		res.Tenant = tenantName(u, req) // whose pre-approval window applies
 		return res, nil
 	}
-	if e.signInGuard.locked(name, now) {
-		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, nil
+	if locked, err := e.signInLocked(name, now); err != nil || locked {
+		return Result{Decision: Reject, Reason: "sign_in_locked", Tenant: t.Name, Method: ch.Method, Message: t.Messages.Locked}, err
 	}
 	return res, nil
 }
@@ -167,137 +176,65 @@ func (e *Engine) signedIn(ctx context.Context, req Request, res Result) Result {
 	return res
 }
 
-// signInFailures locks a name out of the sign-in page (only) after too
-// many wrong codes without a first factor. It lives in memory: a restart
-// forgets it, as it forgets the challenges. The zero value is ready.
-//
-// It tracks at most maxSignInNames names. A record goes once its last
-// failure is outside its lockout window and its lock, if any, has ended.
-// When the table is full of records that still count, the oldest unlocked
-// ones (by last failure) make room for new names, so that a flood of names
-// cannot shut the page for everyone; a locked record stays until its lock
-// ends, so that a flood cannot unlock a name either. Only when every
-// record is a lock still running is a new name refused (fail closed) until
-// the first of them ends.
-type signInFailures struct {
-	mu    sync.Mutex
-	names map[string]*signInRecord
-	// full, when set, is when the first lock ends: a table holding only
-	// running locks refuses new names until then without looking again.
-	full time.Time
-}
-
-type signInRecord struct {
-	failures    []time.Time
-	window      time.Duration // the lockout window the failures count in
-	lockedUntil time.Time
-}
-
-// spent reports whether r locks nothing now and holds no failure that
-// still counts.
-func (r *signInRecord) spent(now time.Time) bool {
-	return !now.Before(r.lockedUntil) && (len(r.failures) == 0 || now.Sub(r.failures[len(r.failures)-1]) >= r.window)
-}
-
-// maxSignInNames bounds the names tracked.
-const maxSignInNames = 100000
+// The sign-in page's count of wrong codes without a first factor is kept
+// per name in the store (store.SignInFailures), so that every node of a
+// cluster counts the same tries: a guesser who has used them up at one
+// node gets none at another. A try is one small write, on a page that
+// takes a few posts a minute per address. A record goes once its last
+// failure is outside its lockout window and its lock, if any, has ended:
+// the try that finds it spent deletes it, and the store's Prune removes
+// the others, so the records at any time are at most the names tried
+// within the last window and lock, which the per-address limit of posts
+// bounds; no record is ever dropped early, so a flood of names neither
+// shuts the page nor unlocks a name.
 
 // defaultSignInLockout applies where the tenant's lockout is off: the
 // sign-in page always stops guessing.
 var defaultSignInLockout = Lockout{Failures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}
 
-func (g *signInFailures) locked(name string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	r := g.names[name]
-	if r == nil {
-		return len(g.names) >= maxSignInNames && !g.makeRoom(now)
-	}
-	return now.Before(r.lockedUntil)
+// signInLocked reports whether name is locked out of the sign-in page.
+func (e *Engine) signInLocked(name string, now time.Time) (locked bool, err error) {
+	err = e.db.View(func(tx *store.Tx) error {
+		locked = now.Before(tx.SignInFailures(name).LockedUntil)
+		return nil
+	})
+	return locked, err
 }
 
-// try counts a try at name as a wrong answer before it is judged, and
-// reports whether it may be judged: not when the name is locked out of the
-// sign-in page, nor when no more names can be tracked. The try that
-// reaches the lockout is still judged; a try that proves its code is
-// forgotten with passed.
-func (g *signInFailures) try(name string, now time.Time, lock Lockout) bool {
+// signInTry counts a try at name as a wrong answer before it is judged,
+// and reports whether it may be judged: not when the name is locked out
+// of the sign-in page. The try that reaches the lockout is still judged;
+// a try that proves its code is forgotten with signInPassed. The count is
+// read and written in one transaction, which in a cluster commits only if
+// no node has counted meanwhile.
+func (e *Engine) signInTry(name string, now time.Time, lock Lockout) (ok bool, err error) {
 	if lock.Failures <= 0 {
 		lock = defaultSignInLockout
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.names == nil {
-		g.names = map[string]*signInRecord{}
-	}
-	r := g.names[name]
-	if r == nil {
-		if len(g.names) >= maxSignInNames && !g.makeRoom(now) {
-			return false
+	err = e.db.Update(func(tx *store.Tx) error {
+		f := tx.SignInFailures(name)
+		if ok = !now.Before(f.LockedUntil); !ok {
+			return nil
 		}
-		r = &signInRecord{}
-		g.names[name] = r
-	}
-	if now.Before(r.lockedUntil) {
-		return false
-	}
-	recent := r.failures[:0]
-	for _, f := range r.failures {
-		if now.Sub(f) < lock.Window {
-			recent = append(recent, f)
-		}
-	}
-	r.failures, r.window = append(recent, now), lock.Window
-	if len(r.failures) >= lock.Failures {
-		r.failures, r.lockedUntil = nil, now.Add(lock.Duration)
-	}
-	return true
-}
-
-// passed forgets the wrong answers of name, as a proved code does at a
-// gateway.
-func (g *signInFailures) passed(name string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.names, name)
-}
-
-// makeRoom frees a tenth of the table, and reports whether it freed
-// anything; g.mu is held. It drops spent records first, then the unlocked
-// records whose last failure is oldest. A sweep costs a pass over the
-// table, once per tenth of it filled again.
-func (g *signInFailures) makeRoom(now time.Time) bool {
-	if now.Before(g.full) {
-		return false
-	}
-	var unlocked []*signInRecord
-	byRecord := map[*signInRecord]string{}
-	firstEnd := time.Time{}
-	for name, r := range g.names {
-		switch {
-		case r.spent(now):
-			delete(g.names, name)
-		case now.Before(r.lockedUntil):
-			if firstEnd.IsZero() || r.lockedUntil.Before(firstEnd) {
-				firstEnd = r.lockedUntil
+		recent := f.Failures[:0]
+		for _, t := range f.Failures {
+			if now.Sub(t) < lock.Window {
+				recent = append(recent, t)
 			}
-		default:
-			unlocked = append(unlocked, r)
-			byRecord[r] = name
 		}
-	}
-	target := maxSignInNames - maxSignInNames/10
-	if excess := len(g.names) - target; excess > 0 && len(unlocked) > 0 {
-		slices.SortFunc(unlocked, func(a, b *signInRecord) int {
-			return a.failures[len(a.failures)-1].Compare(b.failures[len(b.failures)-1])
-		})
-		for _, r := range unlocked[:min(excess, len(unlocked))] {
-			delete(g.names, byRecord[r])
+		f.Failures, f.Window = append(recent, now), lock.Window
+		if len(f.Failures) >= lock.Failures {
+			f.Failures, f.LockedUntil = nil, now.Add(lock.Duration)
 		}
-	}
-	if len(g.names) >= maxSignInNames {
-		g.full = firstEnd // every record a running lock
-		return false
-	}
-	return true
+		return tx.PutSignInFailures(name, f, now)
+	})
+	return ok && err == nil, err
+}
+
+// signInPassed forgets the wrong answers of name, as a proved code does
+// at a gateway.
+func (e *Engine) signInPassed(name string, now time.Time) error {
+	return e.db.Update(func(tx *store.Tx) error {
+		return tx.PutSignInFailures(name, store.SignInFailures{}, now)
+	})
 }

@@ -3,8 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/otpgate/otpgate/live"
@@ -118,45 +116,4 @@ func UseTOTP(u *store.User, t *store.TOTP) {
 // SealTOTP seals a base32 TOTP secret for user.
 func SealTOTP(key *secret.Key, user, secretText string) ([]byte, error) {
 	return key.Seal([]byte(secretText), totpContext(store.NormalizeName(user)))
-}
-
-// farSteps are the TOTP steps whose codes were found further out than a
-// step from a user's drift, and said so ("your phone's clock seems off").
-// Such a code is never accepted later, when its step comes near: the
-// answer told whoever typed it that it is a code, so accepting it then
-// would try each guess against the steps ahead as well as the three near.
-// A phone ahead has moved on past that step by the time it comes near.
-// They live in memory, as the challenges do; the zero value is ready.
-type farSteps struct {
-	mu sync.Mutex
-	by map[string][]int64
-}
-
-// saw records that user's code of step was found far at now, and forgets
-// the steps no window can reach any more.
-func (f *farSteps) saw(user string, step int64, now time.Time) {
-	oldest := otp.Step(now) - otp.MaxDrift - otp.Skew
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.by == nil {
-		f.by = map[string][]int64{}
-	}
-	for name, steps := range f.by {
-		steps = slices.DeleteFunc(steps, func(s int64) bool { return s < oldest })
-		if len(steps) == 0 {
-			delete(f.by, name)
-		} else {
-			f.by[name] = steps
-		}
-	}
-	if !slices.Contains(f.by[user], step) {
-		f.by[user] = append(f.by[user], step)
-	}
-}
-
-// seen reports whether user's code of step was found far.
-func (f *farSteps) seen(user string, step int64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Contains(f.by[user], step)
 }

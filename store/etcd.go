@@ -325,6 +325,7 @@ func (e *etcdEngine) commitIf(r Read, write func(*Tx) error) error {
 	t := e.newTxn()
 	t.reads[userKey(r.name)] = r.mod
 	t.reads[stepKey(r.name)] = r.stepMod
+	t.reads[etcdKey(bucketSends, farKey(r.name))] = r.farMod
 	tx := &Tx{kv: t, db: e.db}
 	if write != nil {
 		if err := e.db.guarded(write, func() error { return write(tx) }); err != nil {

@@ -83,6 +83,8 @@ func (tx *Tx) staleSends(now time.Time, max int) ([][]byte, error) {
 			old = len(v) < 8 || time.Unix(0, int64(binary.BigEndian.Uint64(v[len(v)-8:]))).Before(now.Add(-SendWindow))
 		case kindDay:
 			old = len(v) != 16 || binary.BigEndian.Uint64(v)+1 < dayNumber(now)
+		default:
+			old = staleGuard(k[0], v, now) // guards.go
 		}
 		if old {
 			stale = append(stale, bytes.Clone(k))

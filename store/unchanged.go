@@ -29,6 +29,9 @@ type Read struct {
 	mod     int64  // etcd: the record's revision
 	step    int64  // the newest step used, kept apart from the record
 	stepMod int64  // etcd: the revision of that step's key
+	farRaw  []byte // the TOTP steps told to be far (guards.go), as stored
+	far     []int64
+	farMod  int64 // etcd: the revision of their key
 }
 
 // ReadUser returns the user called name, or ErrNotFound, as CommitIf
@@ -40,10 +43,13 @@ func (db *DB) ReadUser(name string) (Read, error) {
 	if db.etcd != nil {
 		u, s := db.etcd.mirror.get(userKey(key)), db.etcd.mirror.get(stepKey(key))
 		raw, r.mod, r.step, r.stepMod = u.v, u.mod, decodeUsedStep(s.v), s.mod
+		f := db.etcd.mirror.get(etcdKey(bucketSends, farKey(key)))
+		r.farRaw, r.farMod = f.v, f.mod
 	} else {
 		err := db.View(func(tx *Tx) error {
 			raw = bytes.Clone(tx.kv.get(bucketUsers, []byte(key)))
 			r.step = tx.kv.usedStep(key)
+			r.farRaw = bytes.Clone(tx.kv.get(bucketSends, farKey(key)))
 			return nil
 		})
 		if err != nil {
@@ -51,6 +57,7 @@ func (db *DB) ReadUser(name string) (Read, error) {
 		}
 		r.stamp = raw
 	}
+	r.far = decodeFar(r.farRaw)
 	if raw == nil {
 		return r, ErrNotFound
 	}
@@ -70,7 +77,7 @@ func (db *DB) ReadUser(name string) (Read, error) {
 }
 
 // CommitIf runs write in a transaction if the user of r and their newest
-// TOTP step are still as r read them, and returns ErrConflict, having
+// TOTP step (and the steps they were told were far) are still as r read them, and returns ErrConflict, having
 // written nothing, if not. A nil write writes nothing and only checks.
 // write may run more than once, like an Update function.
 func (db *DB) CommitIf(r Read, write func(*Tx) error) error {
@@ -79,7 +86,8 @@ func (db *DB) CommitIf(r Read, write func(*Tx) error) error {
 	}
 	same := func(tx *Tx) bool {
 		v := tx.kv.get(bucketUsers, []byte(r.name))
-		return v != nil && bytes.Equal(v, r.stamp) && tx.kv.usedStep(r.name) == r.step
+		return v != nil && bytes.Equal(v, r.stamp) && tx.kv.usedStep(r.name) == r.step &&
+			bytes.Equal(tx.kv.get(bucketSends, farKey(r.name)), r.farRaw)
 	}
 	conflict := false
 	var err error

@@ -19,7 +19,6 @@ import (
 // after the tenant's lockout of wrong codes. In a cluster every node
 // must stop it: a guesser who has used up the tries at A gets none at B.
 func TestSignInGuardAcrossNodes(t *testing.T) {
-	t.Skip("finding of review2: the sign-in page's counter of wrong codes is in each node's memory (policy/signin.go signInGuard), so N nodes give N times the guesses; unskip with the fix")
 	etcd := etcdtest.Start(t, 1)
 	clock := newClock()
 	key := filepath.Join(t.TempDir(), "cluster.key")
@@ -59,11 +58,10 @@ func TestSignInGuardAcrossNodes(t *testing.T) {
 // TestFarCodeAcrossNodes: a code found further out than a step from the
 // phone's drift is not accepted, and the answer ("your phone's clock
 // seems off") tells whoever typed it that it is a code, so it is never
-// accepted later when its step comes near (policy/totp.go farSteps). At
+// accepted later when its step comes near (policy/answer.go verify, store.Tx.AddFarStep). At
 // the node that said so it is not; at the other node it must not be
 // either, or each guess at A is tried against the steps ahead too.
 func TestFarCodeAcrossNodes(t *testing.T) {
-	t.Skip("finding of review2: farSteps is in each node's memory; unskip with the fix")
 	etcd := etcdtest.Start(t, 1)
 	clock := newClock()
 	key := filepath.Join(t.TempDir(), "cluster.key")
