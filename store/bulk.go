@@ -148,7 +148,7 @@ func (e *etcdEngine) commitBulk(t *etcdKV) (bool, error) {
 			if v, ok := t.writes[k]; ok && v != nil {
 				e.mirror.kv[k] = mirrored{v: v, mod: resp.Header.Revision, at: resp.Header.Revision}
 			} else if ok {
-				e.mirror.kv[k] = mirrored{at: resp.Header.Revision}
+				e.mirror.putLocked(k, mirrored{at: resp.Header.Revision})
 			}
 		}
 		e.mirror.mu.Unlock()

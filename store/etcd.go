@@ -380,7 +380,7 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 			if w.prefix {
 				for k := range e.mirror.kv {
 					if strings.HasPrefix(k, w.key) {
-						e.mirror.kv[k] = mirrored{at: rev}
+						e.mirror.putLocked(k, mirrored{at: rev})
 					}
 				}
 				continue
@@ -388,7 +388,7 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 			if v := t.writes[w.key]; v != nil {
 				e.mirror.kv[w.key] = mirrored{v: v, mod: rev, at: rev}
 			} else {
-				e.mirror.kv[w.key] = mirrored{at: rev}
+				e.mirror.putLocked(w.key, mirrored{at: rev})
 			}
 		}
 		return true, nil

@@ -24,9 +24,12 @@ import (
 //
 // Keys are kept without the prefix: "users/alice".
 type mirror struct {
-	mu  sync.RWMutex
-	kv  map[string]mirrored
-	rev int64 // the revision the watch has delivered everything up to
+	mu sync.RWMutex
+	kv map[string]mirrored
+	// gone are the keys of kv last stored absent, which advance may
+	// forget: only these, not every key, are looked at then.
+	gone map[string]struct{}
+	rev  int64 // the revision the watch has delivered everything up to
 	// seen is closed and replaced whenever rev moves.
 	seen chan struct{}
 }
@@ -39,7 +42,7 @@ type mirrored struct {
 }
 
 func newMirror() *mirror {
-	return &mirror{kv: map[string]mirrored{}, seen: make(chan struct{})}
+	return &mirror{kv: map[string]mirrored{}, gone: map[string]struct{}{}, seen: make(chan struct{})}
 }
 
 func (m *mirror) get(key string) mirrored {
@@ -63,7 +66,15 @@ func (m *mirror) setLocked(key string, v []byte, mod, at int64) {
 	if v == nil {
 		mod = 0
 	}
-	m.kv[key] = mirrored{v: v, mod: mod, at: at}
+	m.putLocked(key, mirrored{v: v, mod: mod, at: at})
+}
+
+// putLocked stores e at key, noting an absent key in gone.
+func (m *mirror) putLocked(key string, e mirrored) {
+	m.kv[key] = e
+	if e.v == nil {
+		m.gone[key] = struct{}{}
+	}
 }
 
 // delPrefix records that the keys under prefix were deleted at revision at.
@@ -100,9 +111,14 @@ func (m *mirror) advance(rev int64) {
 		return
 	}
 	m.rev = rev
-	for k, e := range m.kv {
-		if e.v == nil && e.at <= rev {
+	for k := range m.gone {
+		e, ok := m.kv[k]
+		switch {
+		case !ok || e.v != nil:
+			delete(m.gone, k) // back, or forgotten already
+		case e.at <= rev:
 			delete(m.kv, k)
+			delete(m.gone, k)
 		}
 	}
 	close(m.seen)
