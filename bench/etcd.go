@@ -310,7 +310,9 @@ func printEtcd(w io.Writer, o options, rows []etcdRow) {
 		}
 		var members []time.Duration
 		for i, c := range r.etcd {
-			members = append(members, c.perOp(r.etcdCPU[i]*c.window/(c.window+o.warmup)))
+			// The members' CPU covers the warm-up too: its share of the window.
+			share := float64(c.window) / float64(c.window+o.warmup)
+			members = append(members, c.perOp(time.Duration(float64(r.etcdCPU[i])*share)))
 		}
 		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n",
 			scenarioNames[r.scenario], r.conc, b, e, ratio, target,
