@@ -73,7 +73,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.soakRate, "soak-rate", 2000, "TOTP flows per second in the soak run")
 	fs.DurationVar(&o.soakKeep, "soak-keep", 2*time.Minute, "audit.keep in the soak run, short so that pruning works while it runs")
 	fs.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "how often the soak run is sampled")
-	fs.StringVar(&o.only, "only", "", "run only this part: soak or scale (default: everything)")
+	fs.StringVar(&o.only, "only", "", "run only this part: soak, scale or etcd (otpgate on bbolt and on a three-member etcd, see bench/etcd.go) (default: everything)")
 	fs.BoolVar(&o.cold, "cold", false, "drop the page cache before each start-up (root only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
@@ -171,9 +171,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		printScale(stdout, rep.scale)
 		return nil
+	case "etcd":
+		rows, err := runEtcd(ctx, bin, dir, o, progress)
+		if err != nil {
+			return err
+		}
+		printEtcd(stdout, o, rows)
+		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only: %q is not soak or scale", o.only)
+		return fmt.Errorf("-only: %q is not soak, scale or etcd", o.only)
 	}
 	if o.startupUsers > 0 {
 		progress("start-up with %d users, %d times", o.startupUsers, o.startupRuns)
