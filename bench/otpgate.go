@@ -46,6 +46,8 @@ delivery: {allow_console: true, sms: [console]}
 type otpgate struct {
 	addr    string
 	config  string // its configuration file
+	logFile string // where its log goes; empty: through the bench (read)
+	waitErr error  // how it ended, with logFile
 	cmd     *exec.Cmd
 	started time.Time     // just before exec
 	ready   chan struct{} // closed at the "otpgate ready" line (or, below info, at the first answer)
@@ -63,18 +65,20 @@ type otpgate struct {
 
 // startOtpgate writes the configuration into dir (whose store must be
 // filled) and runs bin serve with it; env is added to the environment.
-func startOtpgate(bin, dir, logLevel string, codes *codeBox, env []string) (*otpgate, error) {
+// With toFile its log goes to a file, as it would to journald, instead of
+// through the bench, which then reads none of it (codes must be nil).
+func startOtpgate(bin, dir, logLevel string, codes *codeBox, env []string, toFile bool) (*otpgate, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	text := fmt.Sprintf(otpgateConfig, addr, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
-	return startOtpgateWith(bin, dir, addr, text, logLevel, codes, env)
+	return startOtpgateWith(bin, dir, addr, text, logLevel, codes, env, toFile)
 }
 
 // startOtpgateWith runs bin serve with the configuration text, written
 // into dir, listening on addr.
-func startOtpgateWith(bin, dir, addr, text, logLevel string, codes *codeBox, env []string) (*otpgate, error) {
+func startOtpgateWith(bin, dir, addr, text, logLevel string, codes *codeBox, env []string, toFile bool) (*otpgate, error) {
 	cfg := filepath.Join(dir, "otpgate.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return nil, err
@@ -83,16 +87,30 @@ func startOtpgateWith(bin, dir, addr, text, logLevel string, codes *codeBox, env
 	o.cmd = exec.Command(bin, "serve", "--config", cfg)
 	o.cmd.Env = append(os.Environ(), env...)
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the bench, which stops it
-	stderr, err := o.cmd.StderrPipe()
-	if err != nil {
+	var stderr io.ReadCloser
+	var err error
+	if toFile {
+		o.logFile = filepath.Join(dir, "otpgate.log")
+		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the child has its own copy
+		o.cmd.Stderr = f
+	} else if stderr, err = o.cmd.StderrPipe(); err != nil {
 		return nil, err
 	}
 	o.started = time.Now()
 	if err := o.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start otpgate: %w", err)
 	}
-	go o.read(stderr)
-	if logLevel != "debug" && logLevel != "info" {
+	if toFile {
+		go func() { o.waitErr = o.cmd.Wait(); close(o.exited) }()
+		go o.poll()
+	} else {
+		go o.read(stderr)
+	}
+	if !toFile && logLevel != "debug" && logLevel != "info" {
 		// The ready line is info: ready is when it answers.
 		go o.poll()
 	}
@@ -100,11 +118,12 @@ func startOtpgateWith(bin, dir, addr, text, logLevel string, codes *codeBox, env
 	case <-o.ready:
 		return o, nil
 	case <-o.exited:
-		o.cmd.Wait()
+		o.wait()
 		return nil, fmt.Errorf("otpgate stopped at start:\n%s", o.logTail())
 	case <-time.After(60 * time.Second):
 		o.cmd.Process.Kill()
-		o.cmd.Wait()
+		<-o.exited
+		o.wait()
 		return nil, fmt.Errorf("otpgate not ready after 60 s:\n%s", o.logTail())
 	}
 }
@@ -163,6 +182,16 @@ func (o *otpgate) read(r io.Reader) {
 
 // logTail is the end of the log without the decisions and codes.
 func (o *otpgate) logTail() string {
+	if o.logFile != "" {
+		b, _ := os.ReadFile(o.logFile)
+		var kept []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, `"msg":"decision"`) && !strings.Contains(l, `"console delivery`) {
+				kept = append(kept, l)
+			}
+		}
+		return strings.Join(kept[max(0, len(kept)-40):], "\n")
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return strings.Join(o.tail, "\n")
@@ -180,8 +209,16 @@ func (o *otpgate) crash() {
 	o.stopOnce.Do(func() {
 		o.cmd.Process.Kill()
 		<-o.exited
-		o.cmd.Wait()
+		o.wait()
 	})
+}
+
+// wait reaps the process once it has exited, and returns how it ended.
+func (o *otpgate) wait() error {
+	if o.logFile != "" {
+		return o.waitErr // reaped by the goroutine that closed exited
+	}
+	return o.cmd.Wait()
 }
 
 func (o *otpgate) terminate() error {
@@ -190,8 +227,9 @@ func (o *otpgate) terminate() error {
 	case <-o.exited:
 	case <-time.After(30 * time.Second):
 		o.cmd.Process.Kill()
+		<-o.exited
 	}
-	err := o.cmd.Wait()
+	err := o.wait()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return fmt.Errorf("otpgate: %v:\n%s", err, o.logTail())

@@ -177,7 +177,7 @@ type crashCheck struct {
 
 // replayAfterCrash runs that check on og, which it kills; the restarted
 // server it returns in crashCheck.og takes og's place.
-func replayAfterCrash(ctx context.Context, og *otpgate, pool *totpPool, bin, dir, logLevel string, box *codeBox, env []string) (crashCheck, error) {
+func replayAfterCrash(ctx context.Context, og *otpgate, pool *totpPool, bin, dir, logLevel string, box *codeBox, env []string, toFile bool) (crashCheck, error) {
 	var cc crashCheck
 	i, code, err := pool.take(ctx)
 	if err != nil {
@@ -205,7 +205,7 @@ func replayAfterCrash(ctx context.Context, og *otpgate, pool *totpPool, bin, dir
 	}
 	cc.accepted = p.Code == radius.CodeAccessAccept
 	og.crash()
-	if cc.og, err = startOtpgate(bin, dir, logLevel, box, env); err != nil {
+	if cc.og, err = startOtpgate(bin, dir, logLevel, box, env, toFile); err != nil {
 		return cc, fmt.Errorf("restart after the crash: %w", err)
 	}
 	if p, err = try(cc.og.addr); err != nil {

@@ -40,7 +40,7 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 	}
 	text := fmt.Sprintf(otpgateConfig, addr, "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
 		fmt.Sprintf("audit: {keep: %s}\n", o.soakKeep)
-	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil)
+	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil, true)
 	if err != nil {
 		return nil, err
 	}

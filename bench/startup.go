@@ -37,7 +37,7 @@ func measureStartup(ctx context.Context, bin, dir string, o options) ([]startup,
 				return nil, err
 			}
 		}
-		og, err := startOtpgate(bin, dir, "info", nil, nil)
+		og, err := startOtpgate(bin, dir, "info", nil, nil, false)
 		if err != nil {
 			return nil, err
 		}
