@@ -203,7 +203,7 @@ func runEtcd(ctx context.Context, bin, dir string, o options, progress func(stri
 cluster: {node_name: bench}`,
 				filepath.Join(d, "node.db"), filepath.Join(d, "otpgate.db.key"), strings.Join(quoted, ", "), etcdPrefix), 1)
 		}
-		return startOtpgateWith(bin, d, addr, text, o.logLevel, nil, env)
+		return startOtpgateWith(bin, d, addr, text, o.logLevel, nil, env, true)
 	}
 	progress("starting otpgate on bbolt and otpgate on etcd")
 	bolt, err := start(0, boltDir, false)
