@@ -149,17 +149,24 @@ func (s *server) logText() string {
 // lastCode returns the code in the newest console delivery to dest.
 func (s *server) lastCode(t testing.TB, dest string) string {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := len(s.logs) - 1; i >= 0; i-- {
-		l := s.logs[i]
-		if strings.Contains(l, "console delivery") && field(l, "to") == dest {
-			text := field(l, "text")
-			return text[strings.LastIndexByte(text, ' ')+1:]
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		for i := len(s.logs) - 1; i >= 0; i-- {
+			l := s.logs[i]
+			if strings.Contains(l, "console delivery") && field(l, "to") == dest {
+				s.mu.Unlock()
+				text := field(l, "text")
+				return text[strings.LastIndexByte(text, ' ')+1:]
+			}
+		}
+		s.mu.Unlock()
+		select { // the line may still be on its way from the server's log
+		case <-s.newLog:
+		case <-deadline:
+			t.Fatalf("no code sent to %s in the log:\n%s", dest, s.logText())
 		}
 	}
-	t.Fatalf("no code sent to %s in the log:\n%s", dest, strings.Join(s.logs, "\n"))
-	return ""
 }
 
 // waitLog waits for a log line after the first skip lines that contains
