@@ -58,15 +58,5 @@ func (e *etcdEngine) backup(path string) (int64, error) {
 	if err == nil {
 		err = out.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
 	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return 0, fmt.Errorf("backup to %s: %w", path, err)
-	}
-	return size, nil
+	return finishBackup(tmp, path, out.Close(), err, size)
 }

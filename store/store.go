@@ -472,7 +472,14 @@ func (db *DB) Backup(path string) (int64, error) {
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	return finishBackup(tmp, path, f.Close(), err, n)
+}
+
+// finishBackup puts a backup written to tmp in place at path, once the
+// writing (err) and the closing (cerr) have gone well; otherwise it
+// removes tmp. n is the size written.
+func finishBackup(tmp, path string, cerr, err error, n int64) (int64, error) {
+	if err == nil {
 		err = cerr
 	}
 	if err == nil {

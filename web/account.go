@@ -79,24 +79,21 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 	ip := s.clientIP(r)
 	msg := ""
 	switch action := r.PostFormValue("action"); action {
-	case "link":
+	case "link", "codes":
+		// A new phone, or new recovery codes, are a second factor: a
+		// session alone, which may be someone else's at the user's
+		// computer, does not get them; the current second factor (or an
+		// old recovery code) is proved first.
 		res := s.Self.Reprove(r.Context(), policy.ClientAccount, se.user, false)
 		if res.Decision != policy.Challenge {
 			msg = orText(res.Message, t.Failed)
 			break
 		}
-		se.stage, se.state, se.prompt = stageCurrent, res.State, res.Message
-	case "codes":
-		// New codes are a second factor: a session alone, which may be
-		// someone else's at the user's computer, does not get them; the
-		// current second factor (or an old recovery code) is proved first,
-		// as for a new app.
-		res := s.Self.Reprove(r.Context(), policy.ClientAccount, se.user, false)
-		if res.Decision != policy.Challenge {
-			msg = orText(res.Message, t.Failed)
-			break
+		next := stageCurrent
+		if action == "codes" {
+			next = stageCodesCurrent
 		}
-		se.stage, se.state, se.prompt = stageCodesCurrent, res.State, res.Message
+		se.stage, se.state, se.prompt = next, res.State, res.Message
 	case "forget":
 		addr, err := netip.ParseAddr(r.PostFormValue("ip"))
 		if err == nil {
