@@ -16,6 +16,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/otpgate/otpgate/etcdbatch"
+	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -36,6 +38,7 @@ import (
 // It is safe for concurrent use.
 type Cluster struct {
 	cli    *clientv3.Client
+	batch  *etcdbatch.Batcher // puts and takes challenges together
 	prefix string
 	// Timeout bounds each call to etcd; zero means 2 s.
 	Timeout time.Duration
@@ -46,10 +49,19 @@ type Cluster struct {
 	// Hopeless, when set, says why etcd is not worth trying now (see
 	// store.DB.Hopeless): putting and taking challenges then fail at once.
 	Hopeless func() error
+	// Unavailable, when set, says why etcd takes no writes now, as far as
+	// is known (see store.DB.Unavailable). A challenge is then kept as a
+	// record, whose writing fails, rather than sealed: a code asked for
+	// while its answer could not be recorded would only be refused later.
+	Unavailable func() error
 	// Now is the clock leases are reckoned by; nil means time.Now.
 	Now func() time.Time
 	// Log hears of a watch that had to be restarted; nil means discard.
 	Log *slog.Logger
+	// Key, the server key every node shares, seals a challenge that sent
+	// nothing into its State (see sealed.go); nil keeps every challenge
+	// as a record.
+	Key *secret.Key
 
 	leaseMu sync.Mutex
 	leases  map[int64]clientv3.LeaseID // by the unix second their bucket ends
@@ -62,12 +74,13 @@ type Cluster struct {
 // NewCluster returns the challenges and approvals kept in etcd under
 // prefix (for example "/otpgate/").
 func NewCluster(cli *clientv3.Client, prefix string) *Cluster {
-	return &Cluster{cli: cli, prefix: prefix + "live/", leases: map[int64]clientv3.LeaseID{},
+	return &Cluster{cli: cli, batch: etcdbatch.New(cli), prefix: prefix + "live/", leases: map[int64]clientv3.LeaseID{},
 		waiters: map[string]map[chan Outcome]struct{}{}}
 }
 
 // Close stops watching approvals. The client stays open.
 func (c *Cluster) Close() {
+	c.batch.Close()
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
 	if c.watch != nil {
@@ -209,8 +222,18 @@ func (c *Cluster) withLease(ctx context.Context, expires time.Time, write func(c
 	}
 }
 
-// Put implements Challenges.
-func (c *Cluster) Put(ch Challenge) error {
+// Put implements Challenges: a challenge that sent nothing is sealed into
+// its State, others are kept as records under their ID.
+func (c *Cluster) Put(chp *Challenge) error {
+	ch := *chp
+	if c.Key != nil && sealable(ch) && (c.Unavailable == nil || c.Unavailable() == nil) {
+		state, err := c.seal(ch)
+		if err != nil {
+			return fmt.Errorf("put challenge: %w", err)
+		}
+		chp.ID = state
+		return nil
+	}
 	val, err := json.Marshal(ch)
 	if err != nil {
 		return err
@@ -219,10 +242,10 @@ func (c *Cluster) Put(ch Challenge) error {
 	ptr := strings.TrimPrefix(k, c.prefix+"ch/")
 	err = c.again(func(ctx context.Context) error {
 		_, err := c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-			return c.cli.Txn(ctx).Then(
+			return c.batch.Txn(ctx, nil, []clientv3.Op{
 				clientv3.OpPut(k, string(val), clientv3.WithLease(l)),
 				clientv3.OpPut(c.loginKey(ch.User, ch.Client, ch.EndUserIP), ptr, clientv3.WithLease(l)),
-			).Commit()
+			}, nil)
 		})
 		return err
 	})
@@ -242,17 +265,26 @@ func validID(id string) bool {
 // if it exists, so one taker wins; otherwise it counts the keys of the
 // State under any owner, to tell ErrMismatch from ErrNotFound.
 func (c *Cluster) Take(id, user, client string) (Challenge, error) {
+	switch ch, who, marker, err := c.unseal(id); {
+	case errors.Is(err, errNotSealed):
+	case err != nil:
+		return Challenge{}, err
+	case who != string(owner(user, client)):
+		return Challenge{}, ErrMismatch
+	default:
+		ch.User, ch.Client = user, client
+		return c.takeSealed(ch, marker)
+	}
 	if !validID(id) {
 		return Challenge{}, ErrNotFound
 	}
 	k := c.chKey(id, user, client)
 	var resp *clientv3.TxnResponse
 	err := c.again(func(ctx context.Context) (err error) {
-		resp, err = c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-			Then(clientv3.OpGet(k), clientv3.OpDelete(k)).
-			Else(clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())).
-			Commit()
+		resp, err = c.batch.Txn(ctx,
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), ">", 0)},
+			[]clientv3.Op{clientv3.OpGet(k), clientv3.OpDelete(k)},
+			[]clientv3.Op{clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())})
 		return err
 	})
 	if err != nil {
@@ -269,6 +301,9 @@ func (c *Cluster) Take(id, user, client string) (Challenge, error) {
 
 // Get implements Challenges.
 func (c *Cluster) Get(id string) (Challenge, bool) {
+	if ch, _, _, err := c.unseal(id); !errors.Is(err, errNotSealed) {
+		return ch, err == nil
+	}
 	if !validID(id) {
 		return Challenge{}, false
 	}

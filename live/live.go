@@ -81,9 +81,12 @@ var ErrMismatch = errors.New("challenge belongs to another user or gateway")
 // than ErrNotFound and ErrMismatch are infrastructure (etcd out of reach):
 // the caller fails closed.
 type Challenges interface {
-	// Put adds c under its ID, replacing one with the same ID. It becomes
-	// the live challenge of its user at its client and end-user IP.
-	Put(c Challenge) error
+	// Put keeps c and sets c.ID to the State the gateway is to echo: the
+	// ID it has, under which it replaces a challenge with the same ID and
+	// becomes the live challenge of its user at its client and end-user
+	// IP; or, in a cluster, for a challenge that sent nothing, the
+	// challenge itself, sealed, which Live does not find.
+	Put(c *Challenge) error
 	// Get returns the challenge with the given ID without taking it; false
 	// when there is none or it cannot be read now.
 	Get(id string) (Challenge, bool)
@@ -131,9 +134,11 @@ func NewTable() *Table {
 	return &Table{byID: map[string]Challenge{}, logins: map[login]string{}}
 }
 
-// Put adds c under its ID, replacing one with the same ID. It becomes the
-// live challenge of its user at its client and end-user IP.
-func (t *Table) Put(c Challenge) error {
+// Put adds c under its ID, replacing one with the same ID, which it
+// leaves as it is. It becomes the live challenge of its user at its
+// client and end-user IP.
+func (t *Table) Put(cp *Challenge) error {
+	c := *cp
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byID[c.ID] = c

@@ -68,7 +68,7 @@ func TestCluster(t *testing.T) {
 func testTakeOnceByItsOwner(t *testing.T, n nodes) {
 	c := live.Challenge{ID: "s1", User: "alice", Client: "vpn", Method: "sms", Attempts: 2,
 		EndUserIP: netip.MustParseAddr("192.0.2.7"), Expires: epoch.Add(time.Minute)}
-	must(t, n.a.Put(c))
+	must(t, n.a.Put(&c))
 	for _, wrong := range []struct{ user, client string }{{"bob", "vpn"}, {"alice", "citrix"}} {
 		if _, err := n.b.Take("s1", wrong.user, wrong.client); !errors.Is(err, live.ErrMismatch) {
 			t.Errorf("Take by %s at %s: got %v, want ErrMismatch", wrong.user, wrong.client, err)
@@ -99,7 +99,7 @@ func testTakeOnceByItsOwner(t *testing.T, n nodes) {
 func testConcurrentTake(t *testing.T, n nodes) {
 	for round := range 50 {
 		id := fmt.Sprintf("s%d", round)
-		must(t, n.a.Put(live.Challenge{ID: id, User: "alice", Client: "vpn", Expires: epoch}))
+		must(t, n.a.Put(&live.Challenge{ID: id, User: "alice", Client: "vpn", Expires: epoch}))
 		var won, lost atomic.Int32
 		var wg sync.WaitGroup
 		for i := range 8 {
@@ -129,7 +129,7 @@ func testConcurrentTake(t *testing.T, n nodes) {
 func testLiveIsTheNewest(t *testing.T, n nodes) {
 	ip := netip.MustParseAddr("192.0.2.7")
 	first := live.Challenge{ID: "a1", User: "alice", Client: "vpn", EndUserIP: ip, Expires: epoch}
-	must(t, n.a.Put(first))
+	must(t, n.a.Put(&first))
 	// A v4-mapped address is the same end-user IP.
 	if got, ok, err := n.b.Live("alice", "vpn", netip.MustParseAddr("::ffff:192.0.2.7")); !ok || err != nil || got.ID != "a1" {
 		t.Errorf("Live: got %q, %v, %v, want a1", got.ID, ok, err)
@@ -144,7 +144,7 @@ func testLiveIsTheNewest(t *testing.T, n nodes) {
 	}
 	second := first
 	second.ID = "b2"
-	must(t, n.b.Put(second))
+	must(t, n.b.Put(&second))
 	if _, err := n.a.Take("a1", "alice", "vpn"); err != nil { // the older one going leaves the newer live
 		t.Fatal(err)
 	}
@@ -161,14 +161,14 @@ func testLiveIsTheNewest(t *testing.T, n nodes) {
 
 func testTakeLive(t *testing.T, n nodes) {
 	ip := netip.MustParseAddr("2001:db8::7")
-	must(t, n.a.Put(live.Challenge{ID: "x", User: "alice", Client: "vpn", EndUserIP: ip, Expires: epoch}))
+	must(t, n.a.Put(&live.Challenge{ID: "x", User: "alice", Client: "vpn", EndUserIP: ip, Expires: epoch}))
 	if _, ok, err := n.b.TakeLive("alice", "vpn", ip, epoch.Add(-time.Second)); !ok || err != nil {
 		t.Fatalf("TakeLive before expiry: got %v, %v, want it", ok, err)
 	}
 	if _, ok, err := n.a.TakeLive("alice", "vpn", ip, epoch.Add(-time.Second)); ok || err != nil {
 		t.Errorf("second TakeLive: got %v, %v, want none", ok, err)
 	}
-	must(t, n.a.Put(live.Challenge{ID: "y", User: "alice", Client: "vpn", EndUserIP: ip, Expires: epoch}))
+	must(t, n.a.Put(&live.Challenge{ID: "y", User: "alice", Client: "vpn", EndUserIP: ip, Expires: epoch}))
 	if _, ok, err := n.b.TakeLive("alice", "vpn", ip, epoch); ok || err != nil {
 		t.Errorf("TakeLive at expiry: got %v, %v, want none", ok, err)
 	}
@@ -178,13 +178,13 @@ func testTakeLive(t *testing.T, n nodes) {
 // back under a new State, answerable at A; the old State is spent.
 func testPutBack(t *testing.T, n nodes) {
 	ip := netip.MustParseAddr("192.0.2.9")
-	must(t, n.a.Put(live.Challenge{ID: "old", User: "carol", Client: "vpn", Method: "sms", EndUserIP: ip, Expires: epoch.Add(time.Minute)}))
+	must(t, n.a.Put(&live.Challenge{ID: "old", User: "carol", Client: "vpn", Method: "sms", EndUserIP: ip, Expires: epoch.Add(time.Minute)}))
 	ch, err := n.b.Take("old", "carol", "vpn")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ch.ID, ch.Attempts = "new", ch.Attempts+1
-	must(t, n.b.Put(ch))
+	must(t, n.b.Put(&ch))
 	if _, err := n.a.Take("old", "carol", "vpn"); !errors.Is(err, live.ErrNotFound) {
 		t.Errorf("old State: got %v, want ErrNotFound", err)
 	}
@@ -202,7 +202,7 @@ func testEveryField(t *testing.T, n nodes) {
 		Salt: "salt", Destination: "+31 6 *** 78", EndUserIP: netip.MustParseAddr("2001:db8::1"), Attempts: 1,
 		Sent: epoch, Enrol: "phone", To: "+31612345678", NextStep: 99, NextDrift: -2, NoFirstFactor: true,
 		Expires: epoch.Add(time.Minute)}
-	must(t, n.a.Put(c))
+	must(t, n.a.Put(&c))
 	got, err := n.b.Take("f", "dave", "vpn")
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +381,7 @@ func TestTableSingleNode(t *testing.T) {
 			expires = epoch.Add(time.Minute)
 		}
 		want[id] = !expires.Before(epoch)
-		must(t, tab.Put(live.Challenge{ID: id, User: "u" + id, Client: "vpn", EndUserIP: ip, Expires: expires}))
+		must(t, tab.Put(&live.Challenge{ID: id, User: "u" + id, Client: "vpn", EndUserIP: ip, Expires: expires}))
 	}
 	removed := 0
 	for _, keep := range want {

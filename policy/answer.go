@@ -43,7 +43,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
 	}
 	if err != nil {
-		e.challenges.Put(ch) // the answer was not looked at: it may come again
+		e.challenges.Put(&ch) // the answer was not looked at: it may come again
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
 	u := r.User
@@ -79,7 +79,8 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) (Result, error) {
 	putBack := func() {
 		if ch.ID != "" {
-			e.challenges.Put(ch) // best effort: the caller fails closed anyway
+			back := ch
+			e.challenges.Put(&back) // best effort: the caller fails closed anyway
 		}
 	}
 	for try := 1; ; try++ {
@@ -168,9 +169,10 @@ func (e *Engine) settle(o outcome) Result {
 // cannot be kept (etcd out of reach): its State would answer nothing.
 func (e *Engine) settleChecked(o outcome) (Result, error) {
 	if o.again != nil {
-		if err := e.challenges.Put(*o.again); err != nil {
+		if err := e.challenges.Put(o.again); err != nil {
 			return Result{}, err
 		}
+		o.res.State = o.again.ID
 	}
 	return o.res, nil
 }
@@ -231,7 +233,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	if err := e.challenges.Put(ch); err != nil {
+	if err := e.challenges.Put(&ch); err != nil {
 		return Result{}, err
 	}
 	msg := prompt(m, ch)
@@ -250,11 +252,11 @@ func (e *Engine) keep(t *Tenant, old live.Challenge, reason, why string) (Result
 		return Result{}, err
 	}
 	old.ID = id
-	if err := e.challenges.Put(old); err != nil {
+	if err := e.challenges.Put(&old); err != nil {
 		return Result{}, err
 	}
 	return Result{Decision: Challenge, Reason: reason, Method: old.Method, Tenant: t.Name,
-		State: id, Message: join(why, prompt(t.Messages, old))}, nil
+		State: old.ID, Message: join(why, prompt(t.Messages, old))}, nil
 }
 
 // enrolPhone takes the answer to "enter your mobile number": a number
@@ -283,7 +285,7 @@ func (e *Engine) enrolPhone(ctx context.Context, c turn) (Result, error) {
 	case out.failed:
 		return e.keep(t, old, "delivery_failed", m.DeliveryFailed)
 	}
-	if err := e.challenges.Put(ch); err != nil {
+	if err := e.challenges.Put(&ch); err != nil {
 		return Result{}, err
 	}
 	return Result{Decision: Challenge, Reason: "challenge", Method: MethodSMS, Provider: out.provider,

@@ -9,9 +9,12 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-// challenge asks u for a code (PRODUCT.md step 3f). A live challenge of u
-// at this gateway and IP is reused, so a login repeated while the code is
-// on its way sends nothing twice. Otherwise methods are tried in order
+// challenge asks u for a code (PRODUCT.md step 3f). When the first method
+// sends a code, a live challenge of u at this gateway and IP is reused, so
+// a login repeated while the code is on its way sends nothing twice; an
+// authenticator app's code costs nothing to ask for again (and in a
+// cluster, such a challenge is sealed in its State, with no record a
+// repeated login could find). Otherwise methods are tried in order
 // until one can be used: a method whose code cannot be sent, or whose
 // sending a limit forbids, gives way to the next.
 func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.User, methods []string) (Result, error) {
@@ -21,8 +24,10 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 	}
 	defer unlock()
 
-	if res, ok, err := e.reuse(req, t, u); ok || err != nil {
-		return res, err
+	if methods[0] != MethodTOTP {
+		if res, ok, err := e.reuse(req, t, u); ok || err != nil {
+			return res, err
+		}
 	}
 	m := t.Messages
 	var failed string // the first method whose code could not be sent
@@ -52,7 +57,7 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 			}
 			continue
 		}
-		if err := e.challenges.Put(ch); err != nil {
+		if err := e.challenges.Put(&ch); err != nil {
 			return Result{}, err
 		}
 		res := Result{Decision: Challenge, Reason: "challenge", Method: method, Provider: out.provider,
@@ -163,10 +168,10 @@ func (e *Engine) askPhone(req Request, t *Tenant, u store.User) (Result, error) 
 		EndUserIP: ipKey(req.IP), Expires: e.now().Add(t.CodeTTL),
 		Reply: req.given.Reply, Groups: req.given.Groups,
 	}
-	if err := e.challenges.Put(ch); err != nil {
+	if err := e.challenges.Put(&ch); err != nil {
 		return Result{}, err
 	}
-	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: id, Message: t.Messages.AskPhone}, nil
+	return Result{Decision: Challenge, Reason: "ask_phone", Method: MethodSMS, State: ch.ID, Message: t.Messages.AskPhone}, nil
 }
 
 // prompt is the Reply-Message that asks for the code of ch.

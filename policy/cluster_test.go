@@ -23,12 +23,14 @@ func clusterNodes(t *testing.T) (f *fixture, a, b *policy.Engine) {
 	var cfg policy.Config
 	f = newFixture(t, func(c *policy.Config) {
 		node := live.NewCluster(etcd.Client(t), "/otpgate-live/")
+		node.Key, node.Now = c.Key, c.Now
 		t.Cleanup(node.Close)
 		c.Challenges, c.Approvals = node, node
 		c.PublicURL = "https://otp.example.com/"
 		cfg = *c
 	})
 	node := live.NewCluster(etcd.Client(t), "/otpgate-live/")
+	node.Key, node.Now = cfg.Key, cfg.Now
 	t.Cleanup(node.Close)
 	cfg.Challenges, cfg.Approvals = node, node
 	return f, f.engine, policy.New(cfg)

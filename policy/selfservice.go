@@ -182,9 +182,12 @@ func (e *Engine) Reprove(ctx context.Context, client, user string, noFirstFactor
 		if err != nil {
 			return Result{Decision: Reject, Reason: "error", Message: t.Messages.Unavailable}
 		}
-		e.challenges.Put(live.Challenge{ID: id, User: u.Name, Client: client, Method: MethodTOTP,
-			Expires: e.now().Add(t.CodeTTL), NoFirstFactor: noFirstFactor})
-		return Result{Decision: Challenge, Reason: "challenge", Method: MethodTOTP, State: id, Message: t.Messages.SignInCode}
+		ch := live.Challenge{ID: id, User: u.Name, Client: client, Method: MethodTOTP,
+			Expires: e.now().Add(t.CodeTTL), NoFirstFactor: noFirstFactor}
+		if err := e.challenges.Put(&ch); err != nil {
+			return Result{Decision: Reject, Reason: "error", Message: t.Messages.Unavailable}
+		}
+		return Result{Decision: Challenge, Reason: "challenge", Method: MethodTOTP, State: ch.ID, Message: t.Messages.SignInCode}
 	}
 	methods := e.methods(t, u)
 	if len(methods) == 0 {
@@ -230,9 +233,12 @@ func (e *Engine) StartLink(client, user string, noFirstFactor bool) (secretText,
 	if state, err = e.newState(); err != nil {
 		return "", "", err
 	}
-	e.challenges.Put(live.Challenge{ID: state, User: store.NormalizeName(user), Client: client, Method: MethodTOTP,
-		Enrol: enrolLink, Expires: e.now().Add(t.CodeTTL), NoFirstFactor: noFirstFactor})
-	return secretText, state, nil
+	ch := live.Challenge{ID: state, User: store.NormalizeName(user), Client: client, Method: MethodTOTP,
+		Enrol: enrolLink, Expires: e.now().Add(t.CodeTTL), NoFirstFactor: noFirstFactor}
+	if err := e.challenges.Put(&ch); err != nil {
+		return "", "", fmt.Errorf("link an authenticator app: %w", err)
+	}
+	return secretText, ch.ID, nil
 }
 
 // DropLink forgets the authenticator-app secret StartLink made for user
@@ -297,7 +303,10 @@ func (e *Engine) StartPhone(ctx context.Context, client, user, number string) Re
 	case out.failed:
 		return Result{Decision: Reject, Reason: "delivery_failed", Message: m.DeliveryFailed}
 	}
-	e.challenges.Put(ch)
+	if err := e.challenges.Put(&ch); err != nil {
+		e.log.ErrorContext(ctx, "challenge failed", "user", u.Name, "err", err)
+		return Result{Decision: Reject, Reason: "error", Message: m.Unavailable}
+	}
 	return Result{Decision: Challenge, Reason: "challenge", Method: MethodSMS, Provider: out.provider, State: ch.ID, Message: prompt(m, ch)}
 }
 

@@ -65,15 +65,15 @@ func (e *Engine) askCodeOnly(req Request) (Result, error) {
 	// A question that cannot be kept (the challenges' store unreachable, as
 	// etcd down in a cluster) could not be answered: fail closed, alike for
 	// every name (Decide answers the sign-in tenant's Unavailable).
-	err = e.challenges.Put(live.Challenge{
+	ch := live.Challenge{
 		ID: id, User: name, Client: req.Client, Method: MethodTOTP, EndUserIP: ipKey(req.IP),
 		Expires: now.Add(t.CodeTTL), NoFirstFactor: true,
-	})
-	if err != nil {
+	}
+	if err := e.challenges.Put(&ch); err != nil {
 		return Result{User: name, Tenant: t.Name}, err
 	}
 	return Result{Decision: Challenge, Reason: "challenge_code_only", Method: MethodTOTP, User: name, Tenant: t.Name,
-		State: id, Message: t.Messages.SignInCode}, nil
+		State: ch.ID, Message: t.Messages.SignInCode}, nil
 }
 
 // answerCodeOnly judges the answer to a question askCodeOnly asked. It is
@@ -91,7 +91,7 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	// once cannot together get past the lockout; a proved code forgets it.
 	ok, err := e.signInTry(name, now, t.Lockout)
 	if err != nil {
-		e.challenges.Put(ch) // the answer was not looked at: it may come again
+		e.challenges.Put(&ch) // the answer was not looked at: it may come again
 		return Result{Tenant: t.Name}, err
 	}
 	if !ok {
@@ -100,7 +100,7 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	r, err := e.db.ReadUser(name)
 	u := r.User
 	if err != nil && !isNotFound(err) {
-		e.challenges.Put(ch) // the answer was not looked at: it may come again
+		e.challenges.Put(&ch) // the answer was not looked at: it may come again
 		return Result{}, err
 	}
 	var res Result

@@ -117,7 +117,7 @@ func TestSignInCodeOnlyDecoys(t *testing.T) {
 // do while etcd is down.
 type failingChallenges struct{ *live.Table }
 
-func (failingChallenges) Put(live.Challenge) error {
+func (failingChallenges) Put(*live.Challenge) error {
 	return errors.New("etcdserver: request timed out")
 }
 

@@ -17,6 +17,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/otpgate/otpgate/etcdbatch"
 )
 
 // ErrUnavailable is wrapped by the errors of writes while etcd cannot be
@@ -73,6 +75,7 @@ const maxEtcdOps = 128
 type etcdEngine struct {
 	db        *DB
 	cli       *clientv3.Client
+	batch     *etcdbatch.Batcher // sends the transactions of logins together
 	prefix    string
 	ends      []string
 	timeout   time.Duration
@@ -113,6 +116,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
+	e.batch = etcdbatch.New(cli)
 	// First, before the store is read: what a writer that died left half
 	// way is undone.
 	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
@@ -148,6 +152,7 @@ func (e *etcdEngine) where() string {
 func (e *etcdEngine) close() {
 	e.stop()
 	e.wg.Wait()
+	e.batch.Close()
 	e.cli.Close()
 }
 
@@ -366,7 +371,7 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 		gets = append(gets, clientv3.OpGet(e.prefix+k))
 	}
 	resp, err := e.txn(func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return e.cli.Txn(ctx).If(cmps...).Then(ops...).Else(gets...).Commit()
+		return e.batch.Txn(ctx, cmps, ops, gets)
 	})
 	if err != nil {
 		return false, e.failed(err)

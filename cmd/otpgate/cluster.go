@@ -21,21 +21,25 @@ import (
 	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/cluster"
 	"github.com/otpgate/otpgate/live"
+	"github.com/otpgate/otpgate/secret"
 	"github.com/otpgate/otpgate/store"
 )
 
 // liveState returns where the challenges and approvals waiting for an
 // answer are kept: in this process's memory on a single node (bbolt), or
-// in etcd beside the shared store, where every node sees them. The
-// function it returns stops what it started.
-func liveState(db *store.DB, log *slog.Logger) (live.Challenges, live.Approvals, func()) {
+// in etcd beside the shared store, where every node sees them, a
+// challenge that sent nothing sealed with key into its State, told apart
+// from an expired one by the clock now (nil: time.Now). The function it
+// returns stops what it started.
+func liveState(db *store.DB, key *secret.Key, now func() time.Time, log *slog.Logger) (live.Challenges, live.Approvals, func()) {
 	cli, prefix := db.Shared()
 	if cli == nil {
 		return live.NewTable(), live.NewHolds(), func() {}
 	}
 	c := live.NewCluster(cli, prefix)
 	c.Log = log
-	c.Hopeless = db.Hopeless
+	c.Hopeless, c.Unavailable = db.Hopeless, db.Unavailable
+	c.Key, c.Now = key, now
 	return c, c, c.Close
 }
 

@@ -39,7 +39,7 @@ func TestClusterNodesShareOneTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		chs, aps, stop := liveState(db, slog.New(slog.DiscardHandler))
+		chs, aps, stop := liveState(db, key, nil, slog.New(slog.DiscardHandler))
 		t.Cleanup(stop)
 		dbs = append(dbs, db)
 		engines = append(engines, policy.New(policy.Config{Store: db, Key: key, Tenants: []policy.Tenant{tenant},

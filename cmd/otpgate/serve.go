@@ -116,7 +116,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 	if m != nil {
 		observer = m
 	}
-	challenges, approvals, stopLive := liveState(db, log)
+	challenges, approvals, stopLive := liveState(db, key, now, log)
 	defer stopLive()
 	engine = policy.New(policy.Config{
 		Store: db, Key: key, Tenants: s.tenants, Senders: senders, Now: now, Log: log,

@@ -133,7 +133,7 @@ func (b *browser) do(method, path string, form url.Values) (int, string) {
 var (
 	csrfField  = regexp.MustCompile(`name="csrf" value="([0-9a-f]*)"`)
 	nameField  = regexp.MustCompile(`name="name" value="([^"]*)"`)
-	stateField = regexp.MustCompile(`name="state" value="([0-9a-f]*)"`)
+	stateField = regexp.MustCompile(`name="state" value="([0-9A-Za-z_-]*)"`)
 )
 
 func hidden(re *regexp.Regexp, page string) string {
