@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/otpgate/otpgate/etcdbatch"
@@ -63,8 +62,7 @@ type Cluster struct {
 	// as a record.
 	Key *secret.Key
 
-	leaseMu sync.Mutex
-	leases  map[int64]clientv3.LeaseID // by the unix second their bucket ends
+	leases *etcdbatch.Leases // one for every challenge that expires in the same 30 s
 
 	waitMu  sync.Mutex
 	waiters map[string]map[chan Outcome]struct{}
@@ -74,8 +72,10 @@ type Cluster struct {
 // NewCluster returns the challenges and approvals kept in etcd under
 // prefix (for example "/otpgate/").
 func NewCluster(cli *clientv3.Client, prefix string) *Cluster {
-	return &Cluster{cli: cli, batch: etcdbatch.New(cli), prefix: prefix + "live/", leases: map[int64]clientv3.LeaseID{},
+	c := &Cluster{cli: cli, batch: etcdbatch.New(cli), prefix: prefix + "live/", leases: etcdbatch.NewLeases(cli),
 		waiters: map[string]map[chan Outcome]struct{}{}}
+	c.leases.Now = c.now
+	return c
 }
 
 // Close stops watching approvals. The client stays open.
@@ -156,70 +156,13 @@ func (c *Cluster) loginKey(user, client string, ip netip.Addr) string {
 	return c.prefix + "login/" + hash(user, client, ip.Unmap().String())
 }
 
-// leaseBucket is how finely challenges share leases: one lease serves
-// every challenge that expires in the same 30 seconds.
-const (
-	leaseBucket = 30
-	leaseGrace  = 60 * time.Second // kept past expiry, for "expired" answers
-)
+// leaseGrace is how long a challenge's key is kept past its expiry, for
+// "expired" answers (see etcdbatch.Leases).
+const leaseGrace = 60 * time.Second
 
-// lease returns a lease that lasts past expires, granted once for every
-// challenge that expires in the same bucket.
-func (c *Cluster) lease(ctx context.Context, expires time.Time) (clientv3.LeaseID, error) {
-	now := c.now()
-	if expires.Before(now) {
-		expires = now
-	}
-	end := (expires.Unix()/leaseBucket + 1) * leaseBucket
-	c.leaseMu.Lock()
-	id, ok := c.leases[end]
-	c.leaseMu.Unlock()
-	if ok {
-		return id, nil
-	}
-	ttl := time.Unix(end, 0).Sub(now) + leaseGrace
-	g, err := c.cli.Grant(ctx, int64(ttl/time.Second)+1)
-	if err != nil {
-		return 0, fmt.Errorf("grant lease: %w", err)
-	}
-	c.leaseMu.Lock()
-	defer c.leaseMu.Unlock()
-	for b := range c.leases {
-		if b < now.Unix() {
-			delete(c.leases, b)
-		}
-	}
-	c.leases[end] = g.ID
-	return g.ID, nil
-}
-
-// forgetLease drops a lease etcd no longer knows (it outlived its TTL, or
-// the etcd cluster was rebuilt).
-func (c *Cluster) forgetLease(id clientv3.LeaseID) {
-	c.leaseMu.Lock()
-	defer c.leaseMu.Unlock()
-	for b, l := range c.leases {
-		if l == id {
-			delete(c.leases, b)
-		}
-	}
-}
-
-// withLease runs write with a lease lasting past expires, again with a
-// new lease if etcd has forgotten the one it had.
+// withLease runs write with a lease lasting past expires.
 func (c *Cluster) withLease(ctx context.Context, expires time.Time, write func(clientv3.LeaseID) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
-	for try := 0; ; try++ {
-		l, err := c.lease(ctx, expires)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := write(l)
-		if try == 0 && errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			c.forgetLease(l)
-			continue
-		}
-		return resp, err
-	}
+	return c.leases.With(ctx, expires, write)
 }
 
 // Put implements Challenges: a challenge that sent nothing is sealed into
@@ -265,7 +208,7 @@ func validID(id string) bool {
 // if it exists, so one taker wins; otherwise it counts the keys of the
 // State under any owner, to tell ErrMismatch from ErrNotFound.
 func (c *Cluster) Take(id, user, client string) (Challenge, error) {
-	switch ch, who, marker, err := c.unseal(id); {
+	switch ch, who, claim, err := c.unseal(id); {
 	case errors.Is(err, errNotSealed):
 	case err != nil:
 		return Challenge{}, err
@@ -273,7 +216,7 @@ func (c *Cluster) Take(id, user, client string) (Challenge, error) {
 		return Challenge{}, ErrMismatch
 	default:
 		ch.User, ch.Client = user, client
-		return c.takeSealed(ch, marker)
+		return c.takeSealed(ch, claim)
 	}
 	if !validID(id) {
 		return Challenge{}, ErrNotFound

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/dictionary"
+	"github.com/otpgate/otpgate/store"
 )
 
 // Challenge is a question otpgate asked in an Access-Challenge. It is
@@ -67,6 +68,12 @@ type Challenge struct {
 	// Accept that proving the challenge gives.
 	Reply  []dictionary.Attribute
 	Groups []string
+	// Claim, when set, is the challenge's single use, which Take left to
+	// the caller: a sealed State's (see sealed.go). Whoever takes it
+	// claims it (store.Tx.Claim) in the transaction that writes what
+	// answering it changes, so that of two answers at once one is
+	// written, and every other answer finds it claimed.
+	Claim store.Claim `json:"-"`
 }
 
 // ErrNotFound: no challenge has that State (never asked, answered already,
@@ -91,8 +98,10 @@ type Challenges interface {
 	// when there is none or it cannot be read now.
 	Get(id string) (Challenge, bool)
 	// Take removes and returns the challenge with the given ID if it is
-	// user's at client: of any number of takers at once, one gets it.
-	// A challenge of someone else is left for its owner (ErrMismatch).
+	// user's at client: of any number of takers at once, one gets it;
+	// or, for a sealed State, returns it with its Claim, which each
+	// taker must claim. A challenge of someone else is left for its
+	// owner (ErrMismatch).
 	Take(id, user, client string) (Challenge, error)
 	// Live returns the newest challenge of user at client for the
 	// end-user IP ip (invalid when unknown), whether or not it has expired.

@@ -1,29 +1,30 @@
 package live
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/otpgate/otpgate/store"
 )
 
 // A challenge with nothing sent (an authenticator app's code asked for)
 // needs no record in etcd: the cluster seals it into the State itself,
 // with the server key every node shares, so that asking costs etcd
 // nothing and any node opens it. What a record's deletion did, the
-// single use, a marker does: taking a sealed State writes the marker of
-// its bytes only if there is none, in one transaction, so that of any
-// number of takers at once exactly one gets it. The marker lives, under a
-// lease, past the time the State can be answered; a State older than that
-// is refused before the marker is looked for.
+// single use, a claim does (store.Claim, named after the State's bytes):
+// Take returns the challenge to every taker with its claim, and the
+// caller claims it in the one transaction that writes what the answer
+// changes (the TOTP step used, a wrong answer counted), which commits only
+// if the claim is new: of any number of answers at once, exactly one is
+// written, and an answer costs etcd one write, not two. The claim lives,
+// under a lease, past the time the State can be answered; a State older
+// than that is refused before the claim is looked for.
 //
 // A challenge that sent a code keeps its record: a login repeated while
 // the code is on its way finds it by the login's key (Live), so that
@@ -86,9 +87,8 @@ var errNotSealed = errors.New("not a sealed State")
 
 // unseal opens a sealed State. It returns errNotSealed for one that names
 // a record, ErrNotFound for one that no node of this cluster sealed, and
-// the challenge, whose owner, and the key of the marker that records its
-// use.
-func (c *Cluster) unseal(state string) (ch Challenge, who, marker string, err error) {
+// the challenge, whose owner, and the ID of the claim of its use.
+func (c *Cluster) unseal(state string) (ch Challenge, who, claim string, err error) {
 	if c.Key == nil || !strings.HasPrefix(state, sealedPrefix) {
 		return Challenge{}, "", "", errNotSealed
 	}
@@ -106,7 +106,7 @@ func (c *Cluster) unseal(state string) (ch Challenge, who, marker string, err er
 	}
 	ch.ID = state
 	sum := sha256.Sum256(raw) // the bytes, not their spelling
-	return ch, who, c.prefix + "used/" + hex.EncodeToString(sum[:16]), nil
+	return ch, who, "state-" + hex.EncodeToString(sum[:16]), nil
 }
 
 // owner is what binds a sealed State to its user and gateway.
@@ -178,26 +178,12 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-// takeSealed takes the sealed challenge ch by writing its marker, if
-// there is none.
-func (c *Cluster) takeSealed(ch Challenge, marker string) (Challenge, error) {
+// takeSealed returns the sealed challenge ch with the claim of its single
+// use, if it is not too old to claim.
+func (c *Cluster) takeSealed(ch Challenge, claim string) (Challenge, error) {
 	if c.now().After(ch.Expires.Add(maxSealedAge)) {
-		return Challenge{}, ErrNotFound // its marker may be gone
+		return Challenge{}, ErrNotFound // its claim may be gone
 	}
-	var resp *clientv3.TxnResponse
-	err := c.again(func(ctx context.Context) (err error) {
-		resp, err = c.withLease(ctx, ch.Expires, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-			return c.batch.Txn(ctx,
-				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)},
-				[]clientv3.Op{clientv3.OpPut(marker, "", clientv3.WithLease(l))}, nil)
-		})
-		return err
-	})
-	if err != nil {
-		return Challenge{}, fmt.Errorf("take challenge: %w", err)
-	}
-	if !resp.Succeeded {
-		return Challenge{}, ErrNotFound
-	}
+	ch.Claim = store.Claim{ID: claim, Until: ch.Expires.Add(maxSealedAge)}
 	return ch, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/otpgate/otpgate/etcdtest"
 	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/secret"
+	"github.com/otpgate/otpgate/store"
 )
 
 func testKey(t *testing.T, b byte) *secret.Key {
@@ -119,18 +121,29 @@ func TestClusterSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	claim := got.Claim
 	want := c
 	want.ID = asked.ID
+	got.Claim = store.Claim{}
 	if fmt.Sprint(got) != fmt.Sprint(want) || !got.Expires.Equal(want.Expires) {
 		t.Errorf("Take: got %+v, want %+v", got, want)
 	}
-	for _, n := range []*live.Cluster{a, b} {
-		if _, err := n.Take(asked.ID, "alice", "vpn"); !errors.Is(err, live.ErrNotFound) {
-			t.Errorf("second Take: got %v, want ErrNotFound", err)
-		}
+	if claim.ID == "" || !claim.Until.After(c.Expires) {
+		t.Errorf("Take: got claim %+v, want one kept past the expiry", claim)
 	}
-	if _, err := b.Take(respell(t, asked.ID), "alice", "vpn"); !errors.Is(err, live.ErrNotFound) {
-		t.Errorf("Take re-spelled after use: got %v, want ErrNotFound", err)
+	// Taking writes nothing: each taker gets the same claim, which the
+	// store lets one of them make (TestSealedClaimedOnce).
+	again, err := a.Take(asked.ID, "alice", "vpn")
+	if err != nil || again.Claim != claim {
+		t.Errorf("second Take: got %+v, %v, want the same claim", again.Claim, err)
+	}
+	if n := keys(t, cli, "/sealed/"); n != 0 {
+		t.Errorf("taking wrote %d keys to etcd, want none", n)
+	}
+	other2 := c
+	must(t, a.Put(&other2))
+	if o, err := a.Take(other2.ID, "alice", "vpn"); err != nil || o.Claim.ID == claim.ID {
+		t.Errorf("another State of the same challenge: got claim %+v, %v, want a claim of its own", o.Claim, err)
 	}
 
 	// Too old to be told apart from one whose marker has gone.
@@ -173,28 +186,43 @@ func respell(t *testing.T, state string) string {
 	return "s" + body[:len(body)-1] + string(alphabet[last|1])
 }
 
-// TestClusterSealedTakenOnce takes one sealed State at both nodes at once,
-// fifty times: exactly one taker each time.
-func TestClusterSealedTakenOnce(t *testing.T) {
+// TestSealedClaimedOnce takes one sealed State at both nodes at once and
+// claims it in an etcd store, fifty times: exactly one claim each time,
+// and the others told it was claimed.
+func TestSealedClaimedOnce(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
 	now := epoch
 	a, b, _ := sealedNodes(t, etcd, "/once/", &now)
+	var dbs []*store.DB
+	for range 2 {
+		db, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{Etcd: &store.Etcd{Endpoints: etcd.Endpoints(), Prefix: "/once-store/"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
 	for round := range 50 {
-		c := live.Challenge{ID: "ab", User: "alice", Client: "vpn", Method: "totp", Expires: epoch.Add(time.Minute)}
+		c := live.Challenge{ID: "ab", User: "alice", Client: "vpn", Method: "totp", Expires: time.Now().Add(time.Minute)}
 		must(t, a.Put(&c))
 		var won, lost atomic.Int32
 		var wg sync.WaitGroup
 		for i := range 8 {
-			node := a
+			node, db := a, dbs[0]
 			if i%2 == 1 {
-				node = b
+				node, db = b, dbs[1]
 			}
 			wg.Go(func() {
-				_, err := node.Take(c.ID, "alice", "vpn")
+				ch, err := node.Take(c.ID, "alice", "vpn")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				err = db.Update(func(tx *store.Tx) error { return tx.Claim(ch.Claim) })
 				switch {
 				case err == nil:
 					won.Add(1)
-				case errors.Is(err, live.ErrNotFound):
+				case errors.Is(err, store.ErrClaimed):
 					lost.Add(1)
 				default:
 					t.Error(err)
@@ -203,7 +231,7 @@ func TestClusterSealedTakenOnce(t *testing.T) {
 		}
 		wg.Wait()
 		if w, l := won.Load(), lost.Load(); w != 1 || l != 7 {
-			t.Fatalf("round %d: got %d takers and %d refused, want 1 and 7", round, w, l)
+			t.Fatalf("round %d: got %d claims and %d refused, want 1 and 7", round, w, l)
 		}
 	}
 }

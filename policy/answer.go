@@ -73,7 +73,9 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 // step has changed since: the store compares both in the commit
 // (store.DB.CommitIf), on one node or across a cluster. If either has
 // changed, the answer is judged once more against the user as they are
-// now. The challenge goes back under a new State when the user may try
+// now. A sealed State's single use (ch.Claim) is claimed in the same
+// commit, whatever the answer comes to: of two answers at once, the
+// second finds it claimed and is refused as an unknown State. The challenge goes back under a new State when the user may try
 // again, and as it was when nothing could be written (unless it was made
 // up for this answer: ch.ID empty).
 func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) (Result, error) {
@@ -92,6 +94,9 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 		err = e.db.CommitIf(r, o.write())
 		if err == nil {
 			return e.settleChecked(o)
+		}
+		if errors.Is(err, store.ErrClaimed) { // answered at the same moment elsewhere
+			return Result{Decision: Reject, Reason: "unknown_state", Message: t.Messages.CodeExpired}, nil
 		}
 		if !errors.Is(err, store.ErrConflict) || try == maxJudged {
 			putBack()
@@ -127,15 +132,21 @@ type outcome struct {
 	proven netip.Addr      // proven at the time in at, when valid
 	at     time.Time       //
 	again  *live.Challenge // the challenge, for another try, under a new State
+	claim  store.Claim     // the answered State's single use, when Take left it to the commit
 }
 
 // write returns what stores o within a transaction, or nil when o
 // writes nothing.
 func (o outcome) write() func(*store.Tx) error {
-	if o.user == nil && o.step == 0 && o.far == 0 && !o.proven.IsValid() {
+	if o.claim.ID == "" && o.user == nil && o.step == 0 && o.far == 0 && !o.proven.IsValid() {
 		return nil
 	}
 	return func(tx *store.Tx) error {
+		if o.claim.ID != "" {
+			if err := tx.Claim(o.claim); err != nil {
+				return err
+			}
+		}
 		if o.user != nil {
 			if err := tx.PutUser(*o.user); err != nil {
 				return err
@@ -192,6 +203,13 @@ type turn struct {
 // why.
 func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	t, m, old := c.t, c.t.Messages, c.old
+	// Whatever follows answers under a new State: the old one is used up.
+	switch err := e.claim(old); {
+	case errors.Is(err, store.ErrClaimed):
+		return Result{Decision: Reject, Reason: "unknown_state", Message: m.CodeExpired}, nil
+	case err != nil:
+		return Result{}, err
+	}
 	unlock, ok := e.lockUser(c.u.Name)
 	if !ok {
 		return e.keep(t, old, "busy", m.DeliveryFailed)
@@ -242,6 +260,15 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	}
 	return Result{Decision: Challenge, Reason: reason, Method: method, Provider: out.provider,
 		Tenant: t.Name, State: ch.ID, Message: msg}, nil
+}
+
+// claim uses up ch's State, when Take left that to the caller (a sealed
+// State), in a transaction of its own; store.ErrClaimed when it had been.
+func (e *Engine) claim(ch live.Challenge) error {
+	if ch.Claim.ID == "" {
+		return nil
+	}
+	return e.db.Update(func(tx *store.Tx) error { return tx.Claim(ch.Claim) })
 }
 
 // keep puts the old challenge back under a new State, so that the code the
@@ -303,7 +330,7 @@ func (e *Engine) judge(req Request, t *Tenant, r store.Read, ch live.Challenge) 
 	now := e.now()
 	m := t.Messages
 	res := Result{Tenant: t.Name, Method: ch.Method}
-	o := outcome{name: u.Name, at: now}
+	o := outcome{name: u.Name, at: now, claim: ch.Claim}
 	if now.After(ch.Expires) {
 		res.Decision, res.Reason, res.Message = Reject, "code_expired", m.CodeExpired
 		o.res = res

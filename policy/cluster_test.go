@@ -205,3 +205,68 @@ func TestClusterSignInGuessesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSealedStateAnsweredOnce: an app's challenge in a cluster is
+// sealed into its State, and its single use is claimed with what the
+// answer writes. The same State answered at both nodes at the same moment,
+// with two different right codes (the steps before and after the one
+// accepted both lie in the window, so the replay guard alone would let
+// the second through), gives exactly one Accept, a hundred times over; a
+// wrong answer uses the State up too, and so does "resend".
+func TestClusterSealedStateAnsweredOnce(t *testing.T) {
+	f, a, b := clusterNodes(t)
+	ctx := context.Background()
+	for round := range 100 {
+		ip := netip.AddrFrom4([4]byte{10, 2, 0, byte(1 + round)}) // not proven yet
+		f.advance(3 * time.Minute)                                // past the steps used before
+		ch := a.Decide(ctx, login("alice", ip))
+		if ch.Decision != policy.Challenge || !strings.HasPrefix(ch.State, "s") {
+			t.Fatalf("round %d: got %s (%s) %q, want a sealed challenge", round, ch.Decision, ch.Reason, ch.State)
+		}
+		codes := []string{f.codeAt(f.now.Add(-30 * time.Second)), f.codeAt(f.now.Add(30 * time.Second))}
+		var wg sync.WaitGroup
+		results := make([]policy.Result, 2)
+		start := make(chan struct{})
+		for i, node := range []*policy.Engine{a, b} {
+			wg.Go(func() {
+				<-start
+				results[i] = node.Decide(ctx, answer("alice", ch.State, codes[i], ip))
+			})
+		}
+		close(start)
+		wg.Wait()
+		accepts := 0
+		for _, r := range results {
+			switch {
+			case r.Decision == policy.Accept:
+				accepts++
+			case r.Reason != "unknown_state":
+				t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
+			}
+		}
+		if accepts != 1 {
+			t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
+		}
+	}
+
+	// A wrong answer gives a new State and uses the old one up: the right
+	// code under the old State is refused at either node.
+	f.advance(3 * time.Minute)
+	ip := netip.MustParseAddr("10.2.1.1")
+	ch := a.Decide(ctx, login("alice", ip))
+	wrong := b.Decide(ctx, answer("alice", ch.State, f.wrongCode(), ip))
+	if wrong.Decision != policy.Challenge || wrong.State == ch.State {
+		t.Fatalf("a wrong code: got %s (%s), want a challenge under a new State", wrong.Decision, wrong.Reason)
+	}
+	for _, node := range []*policy.Engine{a, b} {
+		check(t, node.Decide(ctx, answer("alice", ch.State, f.code(), ip)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
+	}
+	// "resend" to an app's challenge keeps it under a new State; the old
+	// one cannot mint more.
+	again := a.Decide(ctx, answer("alice", wrong.State, "resend", ip))
+	if again.Decision != policy.Challenge || again.State == wrong.State {
+		t.Fatalf("resend: got %s (%s), want the challenge under a new State", again.Decision, again.Reason)
+	}
+	check(t, b.Decide(ctx, answer("alice", wrong.State, "resend", ip)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
+	check(t, b.Decide(ctx, answer("alice", again.State, f.code(), ip)), want{policy.Accept, "totp_ok", "", "totp"})
+}

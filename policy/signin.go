@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/otpgate/otpgate/live"
@@ -111,6 +112,12 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	} else {
 		o, err := e.judge(req, t, store.Read{User: store.User{Name: name}}, ch)
 		if err != nil {
+			return Result{}, err
+		}
+		switch err := e.claim(ch); {
+		case errors.Is(err, store.ErrClaimed):
+			return Result{Decision: Reject, Reason: "unknown_state", Tenant: t.Name, Message: t.Messages.CodeExpired}, nil
+		case err != nil:
 			return Result{}, err
 		}
 		res = e.settle(o)

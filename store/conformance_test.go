@@ -320,6 +320,71 @@ func TestConformCommitIf(t *testing.T) {
 	})
 }
 
+// TestConformClaim: a claim is made once across nodes, in the commit of
+// what it goes with or on its own: a transaction that claims what was
+// claimed fails with ErrClaimed and writes nothing, also when it commits
+// only if a user is unchanged; many claims of one ID at two nodes at once
+// give exactly one.
+func TestConformClaim(t *testing.T) {
+	conform(t, func(t *testing.T, e engine) {
+		a, b := e.node(t, 0), e.node(t, 1)
+		mustUpdate(t, a, func(tx *store.Tx) error {
+			return tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}})
+		})
+		r := waitRead(t, b, "alice", func(store.Read) bool { return true })
+		until := time.Now().Add(time.Minute)
+		claimAndStep := func(id string, step int64) func(*store.Tx) error {
+			return func(tx *store.Tx) error {
+				if err := tx.Claim(store.Claim{ID: id, Until: until}); err != nil {
+					return err
+				}
+				return tx.UseStep("alice", step, epoch.Add(time.Hour))
+			}
+		}
+		if err := b.CommitIf(r, claimAndStep("s1", 11)); err != nil {
+			t.Fatalf("CommitIf with a new claim: %v", err)
+		}
+		r = waitRead(t, a, "alice", func(r store.Read) bool { return r.User.TOTP.LastStep == 11 })
+		if err := a.CommitIf(r, claimAndStep("s1", 12)); !errors.Is(err, store.ErrClaimed) {
+			t.Fatalf("CommitIf with a claim made at the other node: got %v, want ErrClaimed", err)
+		}
+		if err := a.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{ID: "s1", Until: until}) }); !errors.Is(err, store.ErrClaimed) {
+			t.Fatalf("Update claiming it again: got %v, want ErrClaimed", err)
+		}
+		if got := a.UsedStep("alice"); got > 11 {
+			t.Errorf("a refused claim wrote its step: newest step %d", got)
+		}
+		if err := a.Update(func(tx *store.Tx) error {
+			return errors.Join(tx.Claim(store.Claim{ID: "s2", Until: until}), tx.Claim(store.Claim{ID: "s2", Until: until}))
+		}); !errors.Is(err, store.ErrClaimed) {
+			t.Fatalf("one ID claimed twice in a transaction: got %v, want ErrClaimed", err)
+		}
+		for round := range 20 {
+			id := fmt.Sprintf("round%d", round)
+			var won, lost atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 6 {
+				db := []*store.DB{a, b}[i%2]
+				wg.Go(func() {
+					err := db.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{ID: id, Until: until}) })
+					switch {
+					case err == nil:
+						won.Add(1)
+					case errors.Is(err, store.ErrClaimed):
+						lost.Add(1)
+					default:
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if w, l := won.Load(), lost.Load(); w != 1 || l != 5 {
+				t.Fatalf("round %d: got %d claims and %d refused, want 1 and 5", round, w, l)
+			}
+		}
+	})
+}
+
 // TestConformStepOnceAcrossNodes is the replay guard: many answers with
 // the same TOTP step, at two nodes at once, each reading the user,
 // judging, and committing if unchanged; exactly one is accepted.

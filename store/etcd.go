@@ -76,6 +76,7 @@ type etcdEngine struct {
 	db        *DB
 	cli       *clientv3.Client
 	batch     *etcdbatch.Batcher // sends the transactions of logins together
+	leases    *etcdbatch.Leases  // for claims, beside the store
 	prefix    string
 	ends      []string
 	timeout   time.Duration
@@ -117,6 +118,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	}
 	e.cli = cli
 	e.batch = etcdbatch.New(cli)
+	e.leases = etcdbatch.NewLeases(cli)
 	// First, before the store is read: what a writer that died left half
 	// way is undone.
 	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
@@ -312,7 +314,7 @@ func (e *etcdEngine) update(fn func(*Tx) error) error {
 			return err
 		}
 		ok := true
-		if len(t.order) > 0 {
+		if len(t.order) > 0 || len(t.claims) > 0 {
 			var err error
 			if ok, err = e.commit(t); err != nil {
 				return err
@@ -359,19 +361,40 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {
 		// More than etcd takes at once (a conservative count: ops() is
 		// at most one per key written or prefix deleted).
+		if len(t.claims) > 0 {
+			return false, errors.New("commit: a claim in a transaction too large for one etcd request")
+		}
 		return e.commitBulk(t)
 	}
 	ops := t.ops()
 	keys := make([]string, 0, len(t.reads))
-	cmps := make([]clientv3.Cmp, 0, len(t.reads))
-	gets := make([]clientv3.Op, 0, len(t.reads))
+	cmps := make([]clientv3.Cmp, 0, len(t.reads)+len(t.claims))
+	gets := make([]clientv3.Op, 0, len(t.reads)+len(t.claims))
 	for k, mod := range t.reads {
 		keys = append(keys, k)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.prefix+k), "=", mod))
 		gets = append(gets, clientv3.OpGet(e.prefix+k))
 	}
+	var until time.Time
+	for _, c := range t.claims {
+		k := e.claimKey(c.id)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+		gets = append(gets, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		if c.until.After(until) {
+			until = c.until
+		}
+	}
 	resp, err := e.txn(func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return e.batch.Txn(ctx, cmps, ops, gets)
+		if len(t.claims) == 0 {
+			return e.batch.Txn(ctx, cmps, ops, gets)
+		}
+		return e.leases.With(ctx, until, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			all := slices.Clip(ops)
+			for _, c := range t.claims {
+				all = append(all, clientv3.OpPut(e.claimKey(c.id), "", clientv3.WithLease(l)))
+			}
+			return e.batch.Txn(ctx, cmps, all, gets)
+		})
 	})
 	if err != nil {
 		return false, e.failed(err)
@@ -398,7 +421,12 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 		}
 		return true, nil
 	}
-	for i, r := range resp.Responses {
+	for _, r := range resp.Responses[len(keys):] {
+		if len(r.GetResponseRange().GetKvs()) > 0 {
+			return false, ErrClaimed
+		}
+	}
+	for i, r := range resp.Responses[:len(keys)] {
 		if kvs := r.GetResponseRange().GetKvs(); len(kvs) == 1 {
 			e.mirror.setLocked(keys[i], kvs[0].Value, kvs[0].ModRevision, rev)
 		} else {
@@ -472,6 +500,30 @@ type etcdKV struct {
 	reads  map[string]int64  // key → its revision when read; nil in a View
 	writes map[string][]byte // key → value written; nil: deleted
 	order  []written
+	claims []claimed
+}
+
+// claimed is a claim made in a transaction.
+type claimed struct {
+	id    string
+	until time.Time
+}
+
+// claimKey is where the claim of id is, beside the store: not in the
+// nodes' copies, under a lease.
+func (e *etcdEngine) claimKey(id string) string { return livePrefix(e.prefix) + "claims/" + id }
+
+func (t *etcdKV) claim(id string, until time.Time) error {
+	if t.reads == nil {
+		return errors.New("write in a read-only transaction")
+	}
+	for _, c := range t.claims {
+		if c.id == id {
+			return ErrClaimed
+		}
+	}
+	t.claims = append(t.claims, claimed{id, until})
+	return nil
 }
 
 // ops are the operations that make the transaction's writes: one per key

@@ -110,6 +110,8 @@ func staleGuard(kind byte, v []byte, now time.Time) bool {
 	switch kind {
 	case kindSignIn:
 		return decodeSignIn(v).Spent(now)
+	case kindClaim: // claims.go
+		return len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < now.UnixNano()
 	case kindFar:
 		for i := 0; i+16 <= len(v); i += 16 {
 			if int64(binary.BigEndian.Uint64(v[i+8:])) >= now.UnixNano() {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -29,6 +30,8 @@ type kv interface {
 	// useStep records that user has used step; the record of it may go
 	// after until.
 	useStep(user string, step int64, until int64) error
+	// claim claims id until until, or returns ErrClaimed (claims.go).
+	claim(id string, until time.Time) error
 }
 
 // boltKV is kv on a bbolt transaction.

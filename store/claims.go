@@ -1,0 +1,48 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// A Claim marks something used once across every node: a sealed State
+// answered (see live/sealed.go). Tx.Claim writes it within a transaction,
+// which then commits only if no transaction wrote it before, and fails
+// with ErrClaimed otherwise; so a State answered at two nodes at the same
+// moment is judged at both, and written, accepted or counted at one.
+//
+// With bbolt a claim is a guard record in the sends bucket, pruned with
+// them after Until; with etcd it is a key beside the store (not in the
+// nodes' copies), under a lease that ends after Until.
+type Claim struct {
+	// ID names what is used; empty: nothing to claim.
+	ID string
+	// Until is how long the claim must be kept: past it, whatever it
+	// marks is refused without looking for the claim.
+	Until time.Time
+}
+
+// ErrClaimed is the error of a transaction that claimed what had been
+// claimed before.
+var ErrClaimed = errors.New("already used")
+
+// kindClaim is a claim's record in the sends bucket (bbolt): when it may
+// go, in Unix nanoseconds (8 bytes).
+const kindClaim = 'c'
+
+// Claim claims c within tx (see Claim).
+func (tx *Tx) Claim(c Claim) error {
+	if c.ID == "" {
+		return errors.New("claim: no ID")
+	}
+	return tx.kv.claim(c.ID, c.Until)
+}
+
+func (b *boltKV) claim(id string, until time.Time) error {
+	k := sendsKey(kindClaim, id)
+	if b.get(bucketSends, k) != nil {
+		return ErrClaimed
+	}
+	return b.put(bucketSends, k, binary.BigEndian.AppendUint64(nil, uint64(until.UnixNano())))
+}
