@@ -2,6 +2,7 @@ package etcdbatch_test
 
 import (
 	"context"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"sync"
 	"testing"
 	"time"
@@ -142,5 +143,103 @@ func TestCompareSeesEarlierWriteInBatch(t *testing.T) {
 	// ahead of it in the request, had created it.
 	if r1.Header.Revision == r2.Header.Revision && r2.Succeeded {
 		t.Errorf("T2 (queued after T1, same request at revision %d) found /order/k absent although T1 created it", r1.Header.Revision)
+	}
+}
+
+// lossyKV commits the first batch it is sent (a request of nested
+// transactions) and then reports it failed, as when the answer is lost
+// (etcdserver: request timed out, a connection dropped).
+type lossyKV struct {
+	clientv3.KV
+	mu   sync.Mutex
+	lost bool
+}
+
+type lossyTxn struct {
+	clientv3.Txn
+	kv     *lossyKV
+	nested bool
+}
+
+func (l *lossyKV) Txn(ctx context.Context) clientv3.Txn {
+	return &lossyTxn{Txn: l.KV.Txn(ctx), kv: l}
+}
+
+func (t *lossyTxn) If(cs ...clientv3.Cmp) clientv3.Txn { t.Txn = t.Txn.If(cs...); return t }
+func (t *lossyTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	t.Txn = t.Txn.Else(ops...)
+	return t
+}
+
+func (t *lossyTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	for _, op := range ops {
+		t.nested = t.nested || op.IsTxn()
+	}
+	t.Txn = t.Txn.Then(ops...)
+	return t
+}
+
+func (t *lossyTxn) Commit() (*clientv3.TxnResponse, error) {
+	resp, err := t.Txn.Commit()
+	t.kv.mu.Lock()
+	defer t.kv.mu.Unlock()
+	if err == nil && t.nested && !t.kv.lost {
+		t.kv.lost = true
+		return nil, rpctypes.ErrTimeout
+	}
+	return resp, err
+}
+
+// TestLostBatchAnswerAppliesOnce: a batch that took effect but whose
+// answer was lost is sent again one transaction at a time. Each caller's
+// compare-guarded transaction (here: create a key only if absent, as a
+// sealed State's marker is written) then fails its compare: its caller
+// is told no, never that it succeeded twice, and the key is written
+// once.
+func TestLostBatchAnswerAppliesOnce(t *testing.T) {
+	etcd := etcdtest.Start(t, 3)
+	cli := etcd.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := &lossyKV{KV: cli}
+	g := &gateKV{KV: l, release: make(chan struct{}), held: make(chan struct{})}
+	b := etcdbatch.New(g)
+	defer b.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := b.Txn(ctx, nil, []clientv3.Op{clientv3.OpPut("/lost/first", "x")}, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	<-g.held
+	const n = 8
+	won := make([]bool, n)
+	for i := range n {
+		wg.Go(func() {
+			k := "/lost/marker/" + string(rune('a'+i))
+			resp, err := b.Txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), "=", 0)},
+				[]clientv3.Op{clientv3.OpPut(k, "")}, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			won[i] = resp.Succeeded
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(g.release)
+	wg.Wait()
+	if !l.lost {
+		t.Skip("the transactions were not batched")
+	}
+	for i := range n {
+		k := "/lost/marker/" + string(rune('a'+i))
+		resp, err := cli.Get(ctx, k)
+		if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Version != 1 {
+			t.Errorf("%s: got %v (%v), want written once", k, resp.Kvs, err)
+		}
+		if won[i] {
+			t.Errorf("%s: its caller was told it succeeded after a lost answer and a resend (it must fail the compare)", k)
+		}
 	}
 }
