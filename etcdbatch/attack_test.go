@@ -2,11 +2,11 @@ package etcdbatch_test
 
 import (
 	"context"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"sync"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/otpgate/otpgate/etcdbatch"
