@@ -8,10 +8,15 @@
 //
 // Each transaction keeps its own compares and its own outcome: a batch is
 // one request whose Then holds each caller's transaction nested
-// (clientv3.OpTxn), which etcd evaluates one after the other, each on
-// what the ones before it wrote. A batch never holds two transactions
-// that write the same key (etcd refuses that); the later one waits for
-// the next batch. While one batch is in flight the next gathers, so a
+// (clientv3.OpTxn). etcd evaluates every compare of a request, the
+// nested ones too, on what was there before the request, and only then
+// writes; so a batch never holds a transaction that compares or reads a
+// key another of the batch writes (it would not see that write, and two
+// that each compare what the other writes would both succeed, which no
+// order of the two alone gives), nor two that write the same key (etcd
+// refuses that). The later one waits for the next batch. What a batch
+// does is then what its transactions do one after the other, in any
+// order. While one batch is in flight the next gathers, so a
 // lone caller waits for nothing but its own request.
 package etcdbatch
 
@@ -51,10 +56,76 @@ type call struct {
 	cmps      []clientv3.Cmp
 	then, els []clientv3.Op
 	keys      []string // the keys it writes
+	reads     []span   // the keys and ranges it compares or reads
 	size      int      // its operations, as etcd counts them
 	bytes     int
 	alone     bool // deletes a range, or writes a key twice: sent on its own
 	reply     chan result
+}
+
+// span is a key, or a range [key, end) as etcd takes it (end "\x00":
+// every key from key on).
+type span struct{ key, end string }
+
+// has reports whether k is in s.
+func (s span) has(k string) bool {
+	switch s.end {
+	case "":
+		return k == s.key
+	case "\x00":
+		return k >= s.key
+	}
+	return k >= s.key && k < s.end
+}
+
+// touched is what the calls of a batch write and read.
+type touched struct {
+	written map[string]bool
+	read    map[string]bool // keys compared or read
+	ranges  []span          // ranges read
+}
+
+// conflicts reports whether c writes a key the batch writes or reads, or
+// reads a key the batch writes.
+func (t *touched) conflicts(c *call) bool {
+	for _, k := range c.keys {
+		if t.written[k] || t.read[k] {
+			return true
+		}
+		for _, r := range t.ranges {
+			if r.has(k) {
+				return true
+			}
+		}
+	}
+	for _, r := range c.reads {
+		if r.end == "" {
+			if t.written[r.key] {
+				return true
+			}
+			continue
+		}
+		for k := range t.written {
+			if r.has(k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// add records what c writes and reads.
+func (t *touched) add(c *call) {
+	for _, k := range c.keys {
+		t.written[k] = true
+	}
+	for _, r := range c.reads {
+		if r.end == "" {
+			t.read[r.key] = true
+		} else {
+			t.ranges = append(t.ranges, r)
+		}
+	}
 }
 
 type result struct {
@@ -119,11 +190,14 @@ func newCall(ctx context.Context, cmps []clientv3.Cmp, then, els []clientv3.Op) 
 				}
 				seen[k] = true
 				c.keys = append(c.keys, k)
+			case op.IsGet():
+				c.reads = append(c.reads, span{string(op.KeyBytes()), string(op.RangeBytes())})
 			}
 		}
 	}
 	for _, cmp := range cmps {
 		c.bytes += len(cmp.KeyBytes()) + len(cmp.ValueBytes())
+		c.reads = append(c.reads, span{string(cmp.KeyBytes()), string(cmp.GetCompare().RangeEnd)})
 	}
 	if c.size > maxOps/2 || c.bytes > maxBytes {
 		c.alone = true
@@ -166,26 +240,21 @@ func (b *Batcher) run() {
 }
 
 // pick takes from pending, in order, the calls that may share a request:
-// none writing a key another writes, within etcd's limits. A call that
-// must go alone goes alone, when it is first.
+// none writing a key another writes, compares or reads, within etcd's
+// limits. A call that must go alone goes alone, when it is first.
 func pick(pending []*call) (batch, rest []*call) {
 	if pending[0].alone {
 		return pending[:1], pending[1:]
 	}
-	written := map[string]bool{}
+	t := touched{written: map[string]bool{}, read: map[string]bool{}}
 	widest, bytes := 0, 0
 	for _, c := range pending {
 		fits := !c.alone && len(batch)+1+max(widest, c.size) <= maxOps && bytes+c.bytes <= maxBytes
-		for _, k := range c.keys {
-			fits = fits && !written[k]
-		}
-		if !fits {
+		if !fits || t.conflicts(c) {
 			rest = append(rest, c)
 			continue
 		}
-		for _, k := range c.keys {
-			written[k] = true
-		}
+		t.add(c)
 		widest, bytes = max(widest, c.size), bytes+c.bytes
 		batch = append(batch, c)
 	}

@@ -45,10 +45,14 @@ const maxSealedAge = leaseGrace / 2
 // sealedEncoding is strict, so that each State has one spelling.
 var sealedEncoding = base64.RawURLEncoding.Strict()
 
-// sealable reports whether ch can travel in its State.
+// sealable reports whether ch can travel in its State. One that waits
+// for the code after a far one (NextStep) keeps its record: at a gateway
+// that cannot prompt, the next login finds it by the login's key
+// (TakeLive), as it finds nothing sealed, and a phone whose clock is
+// ahead could never have its drift learned there.
 func sealable(ch Challenge) bool {
 	return ch.CodeHash == nil && ch.Salt == "" && ch.Destination == "" && ch.To == "" &&
-		ch.Sent.IsZero() && len(ch.Reply) == 0 && len(ch.Groups) == 0 &&
+		ch.Sent.IsZero() && len(ch.Reply) == 0 && len(ch.Groups) == 0 && ch.NextStep == 0 &&
 		len(ch.Method) < 256 && len(ch.Enrol) < 256
 }
 

@@ -66,7 +66,7 @@ func TestClusterSealed(t *testing.T) {
 	a, b, cli := sealedNodes(t, etcd, "/sealed/", &now)
 	ip := netip.MustParseAddr("2001:db8::7")
 	c := live.Challenge{ID: "0123abcd", User: "alice", Client: "vpn", Method: "totp", Enrol: "link",
-		EndUserIP: ip, Attempts: 2, NextStep: 59000001, NextDrift: -3, NoFirstFactor: true,
+		EndUserIP: ip, Attempts: 2, NextDrift: -3, NoFirstFactor: true,
 		Expires: epoch.Add(time.Minute)}
 	asked := c
 	must(t, a.Put(&asked))
@@ -155,12 +155,16 @@ func TestClusterSealed(t *testing.T) {
 	}
 	now = epoch
 
-	// What sent a code, or carries a first factor's attributes, keeps its
-	// record, found by Live.
+	// What sent a code, carries a first factor's attributes or waits for
+	// the code after a far one keeps its record, found by Live.
 	for _, rec := range []live.Challenge{
 		{ID: "1111", User: "bob", Client: "vpn", Method: "sms", CodeHash: []byte{1}, Salt: "s", EndUserIP: ip, Expires: c.Expires},
 		{ID: "2222", User: "carol", Client: "vpn", Method: "totp", EndUserIP: ip, Expires: c.Expires,
 			Reply: []dictionary.Attribute{{Key: dictionary.Key{Type: 11}, Value: []byte("staff")}}},
+		// Waits for the code after a far one: the next login at a gateway
+		// that cannot prompt finds it (TakeLive).
+		{ID: "3333", User: "dan", Client: "vpn", Method: "totp", EndUserIP: ip, Expires: c.Expires,
+			NextStep: 59000001, NextDrift: -3},
 	} {
 		put := rec
 		must(t, a.Put(&put))
