@@ -131,7 +131,7 @@ func fillEtcd(dir string, endpoints []string, p population) error {
 }
 
 // etcdTOTPUsers is the most TOTP users copied into etcd.
-const etcdTOTPUsers = 50000
+const etcdTOTPUsers = 150000
 
 // etcdRow is one scenario at one concurrency, bbolt and etcd cells.
 type etcdRow struct {

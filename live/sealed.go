@@ -96,6 +96,9 @@ func (c *Cluster) unseal(state string) (ch Challenge, who, claim string, err err
 	if c.Key == nil || !strings.HasPrefix(state, sealedPrefix) {
 		return Challenge{}, "", "", errNotSealed
 	}
+	if strings.ContainsAny(state, "\r\n") { // skipped by base64: another spelling
+		return Challenge{}, "", "", ErrNotFound
+	}
 	raw, err := sealedEncoding.DecodeString(state[len(sealedPrefix):])
 	if err != nil {
 		return Challenge{}, "", "", ErrNotFound

@@ -88,6 +88,15 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 		return Result{Decision: Reject, Reason: "unknown_tenant", Message: DefaultMessages().Unavailable}, nil
 	}
 	now := e.now()
+	// A sealed State is used up first, so that of answers to it posted at
+	// once one is counted and judged, for a name otpgate knows or not.
+	switch err := e.claim(ch); {
+	case errors.Is(err, store.ErrClaimed):
+		return Result{Decision: Reject, Reason: "unknown_state", Tenant: t.Name, Message: t.Messages.CodeExpired}, nil
+	case err != nil:
+		return Result{Tenant: t.Name}, err
+	}
+	ch.Claim = store.Claim{}
 	// The try is counted before it is judged, so that answers posted at
 	// once cannot together get past the lockout; a proved code forgets it.
 	ok, err := e.signInTry(name, now, t.Lockout)
@@ -112,12 +121,6 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	} else {
 		o, err := e.judge(req, t, store.Read{User: store.User{Name: name}}, ch)
 		if err != nil {
-			return Result{}, err
-		}
-		switch err := e.claim(ch); {
-		case errors.Is(err, store.ErrClaimed):
-			return Result{Decision: Reject, Reason: "unknown_state", Tenant: t.Name, Message: t.Messages.CodeExpired}, nil
-		case err != nil:
 			return Result{}, err
 		}
 		res = e.settle(o)
