@@ -58,7 +58,7 @@ func New(src Sources) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if src.LiveChallenges != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "otpgate_live_challenges", Help: "Challenges in the store, not yet answered or pruned.",
+			Name: "otpgate_live_challenges", Help: "Challenges kept, not yet answered or pruned (in a cluster, those that sent a code: an app's challenge travels sealed in its State).",
 		}, func() float64 { return float64(src.LiveChallenges()) }))
 	}
 	if src.Held != nil {
