@@ -123,6 +123,13 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 		if err != nil {
 			return Result{}, err
 		}
+		// What a known name's judging ends with (prove's CommitIf, even
+		// with nothing to write: in a cluster a round trip to etcd), so
+		// that the time of the answer tells nothing of the name. The
+		// name's record is absent (or locked): a conflict means nothing.
+		if err := e.db.CommitIf(r, nil); err != nil && !errors.Is(err, store.ErrConflict) {
+			return Result{Tenant: t.Name}, err
+		}
 		res = e.settle(o)
 	}
 	if res.Decision == Accept {

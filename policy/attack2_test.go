@@ -1,0 +1,137 @@
+package policy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/etcdtest"
+	"github.com/otpgate/otpgate/live"
+	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/store"
+)
+
+// etcdEngine is a fixture whose engine keeps its store and its live state
+// in one real etcd, as a cluster node does (the fixture's own users are in
+// its bbolt file, not there: add them with put).
+func etcdEngine(t *testing.T, with ...func(*policy.Config)) (f *fixture, etcd *etcdtest.Cluster, db *store.DB) {
+	t.Helper()
+	etcd = etcdtest.Start(t, 3)
+	db, err := store.Open(filepath.Join(t.TempDir(), "node.db"), store.Options{
+		Node: "a",
+		Etcd: &store.Etcd{Endpoints: etcd.Endpoints(), Prefix: "/otpgate/", RequestTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f = newFixture(t, append(with, func(c *policy.Config) {
+		node := live.NewCluster(etcd.Client(t), "/otpgate/")
+		node.Key, node.Now = c.Key, c.Now
+		t.Cleanup(node.Close)
+		c.Store, c.Challenges, c.Approvals = db, node, node
+	})...)
+	return f, etcd, db
+}
+
+// txns is how many transactions (Txn requests) the etcd members have
+// answered, as their metrics count them; read until two reads agree.
+func txns(t *testing.T, etcd *etcdtest.Cluster) int {
+	t.Helper()
+	read := func() int {
+		n := 0
+		for _, m := range etcd.Members {
+			resp, err := http.Get(m.Client + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				l := sc.Text()
+				if strings.HasPrefix(l, "grpc_server_handled_total{") && strings.Contains(l, `grpc_method="Txn"`) {
+					v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n += int(v)
+				}
+			}
+			resp.Body.Close()
+		}
+		return n
+	}
+	last := read()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		n := read()
+		if n == last {
+			return n
+		}
+		last = n
+	}
+}
+
+// TestSignInUnknownNameCostsTheSame: on the sign-in page without a first
+// factor every name is asked the same question, and a wrong answer must
+// cost the same for a name otpgate knows as for one it does not, or the
+// time of the answer tells which names are users. In a cluster, a known
+// name's wrong code went through prove, whose CommitIf (nothing to write)
+// still asks etcd whether the user changed meanwhile: one more round trip
+// to etcd than the decoy judging of an unknown (or locked) name, which
+// asked etcd nothing after its claim and its counted try. (alice has an
+// app, bob only SMS, carl is locked out: judged as unknown.)
+func TestSignInUnknownNameCostsTheSame(t *testing.T) {
+	f, etcd, db := etcdEngine(t)
+	err := db.Update(func(tx *store.Tx) error {
+		for _, u := range []store.User{
+			f.totpUser(store.User{Name: "alice", Tenant: "acme", Method: policy.MethodTOTP}),
+			{Name: "bob", Tenant: "acme", Method: policy.MethodSMS, Phone: "+31612345678"},
+			f.totpUser(store.User{Name: "carl", Tenant: "acme", Method: policy.MethodTOTP, LockedUntil: f.now.Add(time.Hour)}),
+		} {
+			if err := tx.PutUser(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	wrong := f.wrongCode()
+	cost := func(name string, i int) int {
+		ip := netip.AddrFrom4([4]byte{10, 9, byte(i), 1})
+		q := f.engine.Decide(ctx, signIn(name, policy.FirstFactorNone, "", ip))
+		if q.Decision != policy.Challenge || !strings.HasPrefix(q.State, "s") {
+			t.Fatalf("%s: got %s (%s) %q, want a question under a sealed State", name, q.Decision, q.Reason, q.State)
+		}
+		before := txns(t, etcd)
+		r := signIn(name, policy.FirstFactorNone, "", ip)
+		r.State, r.Password = q.State, wrong
+		res := f.engine.Decide(ctx, r)
+		if res.Decision != policy.Challenge {
+			t.Fatalf("%s: got %s (%s), want another try", name, res.Decision, res.Reason)
+		}
+		return txns(t, etcd) - before
+	}
+	got := map[string][]int{}
+	for i := range 3 {
+		for _, name := range []string{"alice", "bob", "carl", "nobody", "zed"} {
+			got[name] = append(got[name], cost(name, i))
+		}
+	}
+	want := fmt.Sprint(got["nobody"])
+	for _, n := range got {
+		if fmt.Sprint(n) != want {
+			t.Errorf("etcd transactions of a wrong code on the sign-in page: %v; want the same for every name", got)
+			break
+		}
+	}
+}
