@@ -135,3 +135,56 @@ func TestSignInUnknownNameCostsTheSame(t *testing.T) {
 		}
 	}
 }
+
+// TestSealedLockedAnswersRenewNothing: answers to a sealed State while its
+// user is locked out are neither judged nor claimed (the State stays, as a
+// record put back did), and re-issue nothing: after the unlock the State
+// has the tries it had, not more, and answers once. (With the in-memory
+// table the locked answer used the State up; in a cluster it is left, but
+// whoever holds it could as well have waited: nothing is gained.)
+func TestSealedLockedAnswersRenewNothing(t *testing.T) {
+	f, a, b := sealedNodes(t)
+	ctx := context.Background()
+	f.addUsers(f.totpUser(store.User{Name: "lena", Tenant: "acme", Method: policy.MethodTOTP}))
+	lock := func(until time.Time) {
+		t.Helper()
+		err := f.db.Update(func(tx *store.Tx) error {
+			u, err := tx.User("lena")
+			if err != nil {
+				return err
+			}
+			u.LockedUntil = until
+			return tx.PutUser(u)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrong := f.wrongCode()
+	res := a.Decide(ctx, login("lena", ipX))
+	sealedChallenge(t, "login", res, "challenge")
+	r1 := b.Decide(ctx, answer("lena", res.State, wrong, ipX))
+	sealedChallenge(t, "first wrong code", r1, "wrong_code")
+	lock(f.now.Add(time.Hour))
+	for i := range 20 {
+		for _, word := range []string{wrong, f.code(), "resend", "sms"} {
+			r := []*policy.Engine{a, b}[i%2].Decide(ctx, answer("lena", r1.State, word, ipX))
+			if r.Decision != policy.Reject || r.Reason != "locked" || r.State != "" {
+				t.Fatalf("answer %q while locked: got %s (%s) State %q, want locked and no State", word, r.Decision, r.Reason, r.State)
+			}
+		}
+	}
+	lock(time.Time{})
+	r2 := a.Decide(ctx, answer("lena", r1.State, wrong, ipX))
+	if r2.Decision != policy.Challenge || !strings.Contains(r2.Message, "1 try left") {
+		t.Fatalf("after the unlock: got %s (%s) %q, want a challenge with 1 try left", r2.Decision, r2.Reason, r2.Message)
+	}
+	for _, node := range []*policy.Engine{a, b} {
+		if r := node.Decide(ctx, answer("lena", r1.State, f.code(), ipX)); r.Reason != "unknown_state" {
+			t.Errorf("the State answered after the unlock, again: got %s (%s), want unknown_state", r.Decision, r.Reason)
+		}
+	}
+	if r := b.Decide(ctx, answer("lena", r2.State, wrong, ipX)); r.Reason != "wrong_code_final" {
+		t.Errorf("last try: got %s (%s), want wrong_code_final", r.Decision, r.Reason)
+	}
+}
