@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,5 +187,101 @@ func TestSealedLockedAnswersRenewNothing(t *testing.T) {
 	}
 	if r := b.Decide(ctx, answer("lena", r2.State, wrong, ipX)); r.Reason != "wrong_code_final" {
 		t.Errorf("last try: got %s (%s), want wrong_code_final", r.Decision, r.Reason)
+	}
+}
+
+// etcdNodes are two engines each with its own store on one etcd (the
+// same prefix, each node its own client, copy and batcher) and its own
+// live state there: a cluster as deployed, not the tests' shared bbolt
+// store, so that a sealed State's claim is the etcd key compared in the
+// commit. The fixture's users are added to the etcd store.
+func etcdNodes(t *testing.T) (f *fixture, a, b *policy.Engine) {
+	t.Helper()
+	etcd := etcdtest.Start(t, 3)
+	open := func(node string) *store.DB {
+		db, err := store.Open(filepath.Join(t.TempDir(), node+".db"), store.Options{
+			Node: node,
+			Etcd: &store.Etcd{Endpoints: etcd.Endpoints(), Prefix: "/otpgate/", RequestTimeout: 5 * time.Second},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbA, dbB := open("a"), open("b")
+	var cfg policy.Config
+	f = newFixture(t, func(c *policy.Config) {
+		node := live.NewCluster(etcd.Client(t), "/otpgate/")
+		node.Key, node.Now = c.Key, c.Now
+		t.Cleanup(node.Close)
+		c.Store, c.Challenges, c.Approvals = dbA, node, node
+		cfg = *c
+	})
+	node := live.NewCluster(etcd.Client(t), "/otpgate/")
+	node.Key, node.Now = cfg.Key, cfg.Now
+	t.Cleanup(node.Close)
+	cfg.Store, cfg.Challenges, cfg.Approvals = dbB, node, node
+	err := dbA.Update(func(tx *store.Tx) error {
+		return tx.PutUser(f.totpUser(store.User{Name: "alice", Tenant: "acme", Method: policy.MethodTOTP}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := dbB.ReadUser("alice"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B's copy never saw alice")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return f, f.engine, policy.New(cfg)
+}
+
+// TestEtcdSealedStateTakenOnce: one sealed State answered at both nodes
+// at once, each node's store on etcd: the right codes of the steps either
+// side, the current one, a wrong one and "resend", two of each kind at
+// each node. Exactly one answer takes the State (an Accept, another try or
+// a resend); every other is refused as unknown.
+func TestEtcdSealedStateTakenOnce(t *testing.T) {
+	f, a, b := etcdNodes(t)
+	ctx := context.Background()
+	wrong := f.wrongCode()
+	for round := range 30 {
+		ip := netip.AddrFrom4([4]byte{10, 3, 0, byte(1 + round)})
+		f.advance(3 * time.Minute) // past the steps used before
+		ch := a.Decide(ctx, login("alice", ip))
+		sealedChallenge(t, fmt.Sprintf("round %d: login", round), ch, "challenge")
+		words := []string{f.codeAt(f.now.Add(-30 * time.Second)), f.codeAt(f.now.Add(30 * time.Second)), f.code(), wrong, "resend"}
+		results := make([]policy.Result, 4*len(words))
+		var wg sync.WaitGroup
+		begin := make(chan struct{})
+		for i := range results {
+			node, word := []*policy.Engine{a, b}[i%2], words[(i/2)%len(words)]
+			wg.Go(func() {
+				<-begin
+				results[i] = node.Decide(ctx, answer("alice", ch.State, word, ip))
+			})
+		}
+		close(begin)
+		wg.Wait()
+		taken, accepts := 0, 0
+		for _, r := range results {
+			switch {
+			case r.Reason == "unknown_state":
+			case r.Decision == policy.Accept:
+				accepts++
+				taken++
+			case r.Decision == policy.Challenge:
+				taken++
+			default:
+				t.Errorf("round %d: got %s (%s)", round, r.Decision, r.Reason)
+			}
+		}
+		if taken != 1 || accepts > 1 {
+			t.Fatalf("round %d: the State taken by %d answers (%d Accepts), want 1", round, taken, accepts)
+		}
 	}
 }
