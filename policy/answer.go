@@ -43,7 +43,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		return Result{User: name, Decision: Reject, Reason: "unknown_user", Message: e.messages(req.Tenant).BadPassword}, nil
 	}
 	if err != nil {
-		e.challenges.Put(&ch) // the answer was not looked at: it may come again
+		e.putBack(ch) // the answer was not looked at: it may come again
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
 	u := r.User
@@ -75,14 +75,14 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 // changed, the answer is judged once more against the user as they are
 // now. A sealed State's single use (ch.Claim) is claimed in the same
 // commit, whatever the answer comes to: of two answers at once, the
-// second finds it claimed and is refused as an unknown State. The challenge goes back under a new State when the user may try
-// again, and as it was when nothing could be written (unless it was made
-// up for this answer: ch.ID empty).
+// second finds it claimed and is refused as an unknown State. The
+// challenge goes back under a new State when the user may try again, and
+// as it was when nothing could be written (unless it was made up for this
+// answer: ch.ID empty).
 func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) (Result, error) {
 	putBack := func() {
 		if ch.ID != "" {
-			back := ch
-			e.challenges.Put(&back) // best effort: the caller fails closed anyway
+			e.putBack(ch) // best effort: the caller fails closed anyway
 		}
 	}
 	for try := 1; ; try++ {
@@ -260,6 +260,15 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	}
 	return Result{Decision: Challenge, Reason: reason, Method: method, Provider: out.provider,
 		Tenant: t.Name, State: ch.ID, Message: msg}, nil
+}
+
+// putBack puts a challenge taken but not looked at back, so that its State
+// answers again. A sealed one needs nothing: its State answers until it
+// is claimed.
+func (e *Engine) putBack(ch live.Challenge) {
+	if ch.Claim.ID == "" {
+		e.challenges.Put(&ch)
+	}
 }
 
 // claim uses up ch's State, when Take left that to the caller (a sealed

@@ -101,7 +101,7 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	// once cannot together get past the lockout; a proved code forgets it.
 	ok, err := e.signInTry(name, now, t.Lockout)
 	if err != nil {
-		e.challenges.Put(&ch) // the answer was not looked at: it may come again
+		e.putBack(ch) // the answer was not looked at: it may come again
 		return Result{Tenant: t.Name}, err
 	}
 	if !ok {
@@ -110,7 +110,7 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	r, err := e.db.ReadUser(name)
 	u := r.User
 	if err != nil && !isNotFound(err) {
-		e.challenges.Put(&ch) // the answer was not looked at: it may come again
+		e.putBack(ch) // the answer was not looked at: it may come again
 		return Result{}, err
 	}
 	var res Result
