@@ -39,7 +39,7 @@ const sealedVersion = 1
 
 // maxSealedAge is how long after its expiry a sealed State is still
 // taken (to be told it has expired rather than that it is unknown); its
-// marker lives longer (leaseGrace).
+// claim lives longer (store.Claim.Until, and the lease's grace past it).
 const maxSealedAge = leaseGrace / 2
 
 // sealedEncoding is strict, so that each State has one spelling.

@@ -119,6 +119,7 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	e.cli = cli
 	e.batch = etcdbatch.New(cli)
 	e.leases = etcdbatch.NewLeases(cli)
+	e.leases.Now = db.now // the clock claims' times are reckoned by
 	// First, before the store is read: what a writer that died left half
 	// way is undone.
 	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
