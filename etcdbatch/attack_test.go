@@ -84,7 +84,7 @@ func TestNoWriteSkewInOneBatch(t *testing.T) {
 			}
 			ok2 = resp.Succeeded
 		})
-		time.Sleep(100 * time.Millisecond) // both queued
+		etcdbatch.WaitQueued(ctx, t, b, 2)
 		close(g.release)
 		wg.Wait()
 		b.Close()
@@ -124,7 +124,7 @@ func TestCompareSeesEarlierWriteInBatch(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	time.Sleep(50 * time.Millisecond) // T1 queued first
+	etcdbatch.WaitQueued(ctx, t, b, 1) // T1 queued first
 	wg.Go(func() {
 		var err error
 		r2, err = b.Txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision("/order/k"), "=", 0)},
@@ -133,7 +133,7 @@ func TestCompareSeesEarlierWriteInBatch(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	time.Sleep(50 * time.Millisecond)
+	etcdbatch.WaitQueued(ctx, t, b, 2)
 	close(g.release)
 	wg.Wait()
 	if r1 == nil || r2 == nil {
@@ -226,7 +226,7 @@ func TestLostBatchAnswerAppliesOnce(t *testing.T) {
 			won[i] = resp.Succeeded
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	etcdbatch.WaitQueued(ctx, t, b, n)
 	close(g.release)
 	wg.Wait()
 	if !l.lost {

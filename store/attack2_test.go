@@ -58,6 +58,7 @@ type lossyProxy struct {
 	ln       net.Listener
 	to       string
 	dropping atomic.Bool
+	dropped  chan struct{} // gets a value each time an answer is dropped
 	mu       sync.Mutex
 	conns    []net.Conn
 }
@@ -68,7 +69,7 @@ func newLossyProxy(t *testing.T, to string) *lossyProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &lossyProxy{ln: ln, to: strings.TrimPrefix(to, "http://")}
+	p := &lossyProxy{ln: ln, to: strings.TrimPrefix(to, "http://"), dropped: make(chan struct{}, 1)}
 	t.Cleanup(func() { ln.Close(); p.cut() })
 	go func() {
 		for {
@@ -89,7 +90,12 @@ func newLossyProxy(t *testing.T, to string) *lossyProxy {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := s.Read(buf)
-					if n > 0 && !p.dropping.Load() {
+					if n > 0 && p.dropping.Load() {
+						select {
+						case p.dropped <- struct{}{}:
+						default:
+						}
+					} else if n > 0 {
 						if _, err := c.Write(buf[:n]); err != nil {
 							break
 						}
@@ -137,7 +143,7 @@ func TestLostCommitAnswerClaimsOnce(t *testing.T) {
 		r := waitRead(t, b, "alice", func(r store.Read) bool { return r.User.TOTP.LastStep == step-1 })
 		p.dropping.Store(true)
 		go func() {
-			time.Sleep(300 * time.Millisecond)
+			<-p.dropped // an answer is lost: the client must try again
 			p.cut()
 			p.dropping.Store(false)
 		}()
