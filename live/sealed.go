@@ -191,6 +191,6 @@ func (c *Cluster) takeSealed(ch Challenge, claim string) (Challenge, error) {
 	if c.now().After(ch.Expires.Add(maxSealedAge)) {
 		return Challenge{}, ErrNotFound // its claim may be gone
 	}
-	ch.Claim = store.Claim{ID: claim, Until: ch.Expires.Add(maxSealedAge)}
+	ch.Claim = store.Claim{User: ch.User, ID: claim, Until: ch.Expires.Add(maxSealedAge)}
 	return ch, nil
 }

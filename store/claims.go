@@ -12,10 +12,14 @@ import (
 // with ErrClaimed otherwise; so a State answered at two nodes at the same
 // moment is judged at both, and written, accepted or counted at one.
 //
-// With bbolt a claim is a guard record in the sends bucket, pruned with
-// them after Until; with etcd it is a key beside the store (not in the
-// nodes' copies), under a lease that ends after Until.
+// With etcd a claim is kept with the user it was made for, in their key
+// of the newest TOTP step used (format 2), so that an answer compares and
+// writes one key for the State's claim and the step it uses; claims whose
+// Until has passed go when the key is next written. With bbolt a claim
+// is a guard record in the sends bucket, pruned with them after Until.
 type Claim struct {
+	// User is whose it is: the State's.
+	User string
 	// ID names what is used; empty: nothing to claim.
 	ID string
 	// Until is how long the claim must be kept: past it, whatever it
@@ -36,10 +40,10 @@ func (tx *Tx) Claim(c Claim) error {
 	if c.ID == "" {
 		return errors.New("claim: no ID")
 	}
-	return tx.kv.claim(c.ID, c.Until)
+	return tx.kv.claim(NormalizeName(c.User), c.ID, c.Until)
 }
 
-func (b *boltKV) claim(id string, until time.Time) error {
+func (b *boltKV) claim(_, id string, until time.Time) error {
 	k := sendsKey(kindClaim, id)
 	if b.get(bucketSends, k) != nil {
 		return ErrClaimed

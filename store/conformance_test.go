@@ -335,7 +335,7 @@ func TestConformClaim(t *testing.T) {
 		until := time.Now().Add(time.Minute)
 		claimAndStep := func(id string, step int64) func(*store.Tx) error {
 			return func(tx *store.Tx) error {
-				if err := tx.Claim(store.Claim{ID: id, Until: until}); err != nil {
+				if err := tx.Claim(store.Claim{User: "alice", ID: id, Until: until}); err != nil {
 					return err
 				}
 				return tx.UseStep("alice", step, epoch.Add(time.Hour))
@@ -348,14 +348,14 @@ func TestConformClaim(t *testing.T) {
 		if err := a.CommitIf(r, claimAndStep("s1", 12)); !errors.Is(err, store.ErrClaimed) {
 			t.Fatalf("CommitIf with a claim made at the other node: got %v, want ErrClaimed", err)
 		}
-		if err := a.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{ID: "s1", Until: until}) }); !errors.Is(err, store.ErrClaimed) {
+		if err := a.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{User: "alice", ID: "s1", Until: until}) }); !errors.Is(err, store.ErrClaimed) {
 			t.Fatalf("Update claiming it again: got %v, want ErrClaimed", err)
 		}
 		if got := a.UsedStep("alice"); got > 11 {
 			t.Errorf("a refused claim wrote its step: newest step %d", got)
 		}
 		if err := a.Update(func(tx *store.Tx) error {
-			return errors.Join(tx.Claim(store.Claim{ID: "s2", Until: until}), tx.Claim(store.Claim{ID: "s2", Until: until}))
+			return errors.Join(tx.Claim(store.Claim{User: "alice", ID: "s2", Until: until}), tx.Claim(store.Claim{User: "alice", ID: "s2", Until: until}))
 		}); !errors.Is(err, store.ErrClaimed) {
 			t.Fatalf("one ID claimed twice in a transaction: got %v, want ErrClaimed", err)
 		}
@@ -366,7 +366,7 @@ func TestConformClaim(t *testing.T) {
 			for i := range 6 {
 				db := []*store.DB{a, b}[i%2]
 				wg.Go(func() {
-					err := db.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{ID: id, Until: until}) })
+					err := db.Update(func(tx *store.Tx) error { return tx.Claim(store.Claim{User: "alice", ID: id, Until: until}) })
 					switch {
 					case err == nil:
 						won.Add(1)

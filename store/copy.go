@@ -69,7 +69,7 @@ func (db *DB) CopyToEtcd(dst *DB, force bool) (Copied, error) {
 	if err != nil {
 		return n, fmt.Errorf("copy to %s: %w", e.where(), err)
 	}
-	if resp.Count > 0 {
+	if resp.Count > 0 && !e.onlyFormat(ctx, resp.Count) {
 		if !force {
 			return n, fmt.Errorf("copy to %s: %w (%d keys)", e.where(), ErrNotEmpty, resp.Count)
 		}
@@ -115,4 +115,14 @@ func (db *DB) Stored() (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// onlyFormat reports whether the count keys under the prefix are just the
+// format a node records when it opens an empty store: nothing to replace.
+func (e *etcdEngine) onlyFormat(ctx context.Context, count int64) bool {
+	if count != 1 {
+		return false
+	}
+	resp, err := e.cli.Get(ctx, e.prefix+etcdKey(bucketMeta, []byte(metaFormat)), clientv3.WithCountOnly())
+	return err == nil && resp.Count == 1
 }

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -76,7 +78,6 @@ type etcdEngine struct {
 	db        *DB
 	cli       *clientv3.Client
 	batch     *etcdbatch.Batcher // sends the transactions of logins together
-	leases    *etcdbatch.Leases  // for claims, beside the store
 	prefix    string
 	ends      []string
 	timeout   time.Duration
@@ -118,8 +119,6 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	}
 	e.cli = cli
 	e.batch = etcdbatch.New(cli)
-	e.leases = etcdbatch.NewLeases(cli)
-	e.leases.Now = db.now // the clock claims' times are reckoned by
 	// First, before the store is read: what a writer that died left half
 	// way is undone.
 	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
@@ -139,12 +138,46 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 			return nil, fmt.Errorf("open %s: %w (meta/%s is %q); this binary reads up to format %d: upgrade otpgate on this node", e.where(), ErrNewerFormat, metaFormat, v, Format)
 		}
 	}
+	if err := e.recordFormat(); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("open %s: record the store's format: %w", e.where(), err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.ctx, e.stop = ctx, stop
 	e.wg.Go(func() { e.watch(ctx, rev) })
 	e.wg.Go(func() { e.probe(ctx) })
 	e.wg.Go(func() { e.shareAuditLoop(ctx) })
 	return e, nil
+}
+
+// recordFormat writes this build's format into the shared store, unless
+// it records it (or a newer one, which open refused) already: a build of
+// an older format then refuses the store rather than misread what this
+// one writes (the layout differs only in what this build writes, so there
+// is nothing to convert).
+func (e *etcdEngine) recordFormat() error {
+	k := e.prefix + etcdKey(bucketMeta, []byte(metaFormat))
+	want := strconv.Itoa(Format)
+	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+	defer cancel()
+	for range 3 {
+		resp, err := e.cli.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+		if len(resp.Kvs) > 0 {
+			if n, err := strconv.Atoi(string(resp.Kvs[0].Value)); err == nil && n >= Format {
+				return nil
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(k), "=", resp.Kvs[0].ModRevision)
+		}
+		t, err := e.cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(k, want)).Commit()
+		if err != nil || t.Succeeded {
+			return err
+		}
+	}
+	return errors.New("the format key keeps changing")
 }
 
 // where names the cluster and prefix.
@@ -315,7 +348,7 @@ func (e *etcdEngine) update(fn func(*Tx) error) error {
 			return err
 		}
 		ok := true
-		if len(t.order) > 0 || len(t.claims) > 0 {
+		if len(t.order) > 0 {
 			var err error
 			if ok, err = e.commit(t); err != nil {
 				return err
@@ -362,40 +395,19 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	if len(t.writes)+len(t.order) > maxEtcdOps || len(t.reads) > maxEtcdOps {
 		// More than etcd takes at once (a conservative count: ops() is
 		// at most one per key written or prefix deleted).
-		if len(t.claims) > 0 {
-			return false, errors.New("commit: a claim in a transaction too large for one etcd request")
-		}
 		return e.commitBulk(t)
 	}
 	ops := t.ops()
 	keys := make([]string, 0, len(t.reads))
-	cmps := make([]clientv3.Cmp, 0, len(t.reads)+len(t.claims))
-	gets := make([]clientv3.Op, 0, len(t.reads)+len(t.claims))
+	cmps := make([]clientv3.Cmp, 0, len(t.reads))
+	gets := make([]clientv3.Op, 0, len(t.reads))
 	for k, mod := range t.reads {
 		keys = append(keys, k)
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.prefix+k), "=", mod))
 		gets = append(gets, clientv3.OpGet(e.prefix+k))
 	}
-	var until time.Time
-	for _, c := range t.claims {
-		k := e.claimKey(c.id)
-		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
-		gets = append(gets, clientv3.OpGet(k, clientv3.WithKeysOnly()))
-		if c.until.After(until) {
-			until = c.until
-		}
-	}
 	resp, err := e.txn(func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		if len(t.claims) == 0 {
-			return e.batch.Txn(ctx, cmps, ops, gets)
-		}
-		return e.leases.With(ctx, until, func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
-			all := slices.Clip(ops)
-			for _, c := range t.claims {
-				all = append(all, clientv3.OpPut(e.claimKey(c.id), "", clientv3.WithLease(l)))
-			}
-			return e.batch.Txn(ctx, cmps, all, gets)
-		})
+		return e.batch.Txn(ctx, cmps, ops, gets)
 	})
 	if err != nil {
 		return false, e.failed(err)
@@ -422,12 +434,7 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 		}
 		return true, nil
 	}
-	for _, r := range resp.Responses[len(keys):] {
-		if len(r.GetResponseRange().GetKvs()) > 0 {
-			return false, ErrClaimed
-		}
-	}
-	for i, r := range resp.Responses[:len(keys)] {
+	for i, r := range resp.Responses {
 		if kvs := r.GetResponseRange().GetKvs(); len(kvs) == 1 {
 			e.mirror.setLocked(keys[i], kvs[0].Value, kvs[0].ModRevision, rev)
 		} else {
@@ -501,30 +508,6 @@ type etcdKV struct {
 	reads  map[string]int64  // key → its revision when read; nil in a View
 	writes map[string][]byte // key → value written; nil: deleted
 	order  []written
-	claims []claimed
-}
-
-// claimed is a claim made in a transaction.
-type claimed struct {
-	id    string
-	until time.Time
-}
-
-// claimKey is where the claim of id is, beside the store: not in the
-// nodes' copies, under a lease.
-func (e *etcdEngine) claimKey(id string) string { return livePrefix(e.prefix) + "claims/" + id }
-
-func (t *etcdKV) claim(id string, until time.Time) error {
-	if t.reads == nil {
-		return errors.New("write in a read-only transaction")
-	}
-	for _, c := range t.claims {
-		if c.id == id {
-			return ErrClaimed
-		}
-	}
-	t.claims = append(t.claims, claimed{id, until})
-	return nil
 }
 
 // ops are the operations that make the transaction's writes: one per key
@@ -688,17 +671,60 @@ func (t *etcdKV) usedStep(user string) int64 {
 // compares the revision it was read at, so a step is used once across
 // the nodes.
 func (t *etcdKV) useStep(user string, step int64, _ int64) error {
-	if step <= t.usedStep(user) {
+	v := t.read(stepKey(user))
+	if step <= decodeUsedStep(v) {
 		return nil
 	}
-	return t.write(stepKey(user), encodeUsedStep(step))
+	return t.write(stepKey(user), append(encodeUsedStep(step), stepClaims(v)...))
+}
+
+// A user's key under steps/ holds their newest TOTP step used (8 bytes)
+// and then the claims made for them that are kept (format 2): each the
+// first 16 bytes of its ID's SHA-256 and its Until in Unix nanoseconds.
+const claimSize = 24
+
+// maxUserClaims bounds the claims kept in one user's key: a user answers
+// a few States within the minutes a claim is kept; past the bound the
+// oldest go.
+const maxUserClaims = 64
+
+// stepClaims returns the claims of a steps key's value.
+func stepClaims(v []byte) []byte {
+	if len(v) < 8 || (len(v)-8)%claimSize != 0 {
+		return nil
+	}
+	return v[8:]
+}
+
+func (t *etcdKV) claim(user, id string, until time.Time) error {
+	k := stepKey(user)
+	v := t.read(k)
+	sum := sha256.Sum256([]byte(id))
+	now := t.e.db.now().UnixNano()
+	kept := encodeUsedStep(decodeUsedStep(v))
+	old := stepClaims(v)
+	for i := 0; i < len(old); i += claimSize {
+		c := old[i : i+claimSize]
+		if bytes.Equal(c[:16], sum[:16]) {
+			return ErrClaimed
+		}
+		if int64(binary.BigEndian.Uint64(c[16:])) >= now {
+			kept = append(kept, c...)
+		}
+	}
+	if n := (len(kept) - 8) / claimSize; n >= maxUserClaims {
+		kept = append(kept[:8], kept[8+(n-maxUserClaims+1)*claimSize:]...)
+	}
+	kept = append(kept, sum[:16]...)
+	kept = binary.BigEndian.AppendUint64(kept, uint64(until.UnixNano()))
+	return t.write(k, kept)
 }
 
 func encodeUsedStep(step int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(step)) }
 
 func decodeUsedStep(v []byte) int64 {
-	if len(v) != 8 {
+	if len(v) < 8 {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(v))
+	return int64(binary.BigEndian.Uint64(v[:8]))
 }

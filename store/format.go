@@ -21,7 +21,7 @@ import (
 // A field added with omitempty that older builds may safely ignore needs
 // no new format. Each raise gets a store written by the build before it in
 // cmd/otpgate/testdata, which TestUpgrade opens and logs in with.
-const Format = 1
+const Format = 2
 
 // metaFormat is the meta key that holds the store's format.
 const metaFormat = "format"
@@ -29,7 +29,14 @@ const metaFormat = "format"
 // upgrades[i] brings a store of format i+1 to format i+2, within the
 // transaction that opens it, before Open creates the buckets it lacks.
 // Its length is always Format-1.
-var upgrades []func(tx *bolt.Tx) error
+var upgrades = []func(tx *bolt.Tx) error{
+	// 1 → 2: in a cluster, a user's key under steps/ holds the claims of
+	// the sealed States they answered after their newest step (claims.go),
+	// which a format-1 build would read as no step at all, and accept a
+	// code again. A bbolt file keeps its layout: nothing to do but record
+	// the new format, so that a format-1 build refuses it.
+	func(*bolt.Tx) error { return nil },
+}
 
 // ErrNewerFormat is returned by Open for a store written by a newer build
 // in a format this one does not know.

@@ -30,8 +30,9 @@ type kv interface {
 	// useStep records that user has used step; the record of it may go
 	// after until.
 	useStep(user string, step int64, until int64) error
-	// claim claims id until until, or returns ErrClaimed (claims.go).
-	claim(id string, until time.Time) error
+	// claim claims id for user until until, or returns ErrClaimed
+	// (claims.go).
+	claim(user, id string, until time.Time) error
 }
 
 // boltKV is kv on a bbolt transaction.

@@ -30,7 +30,7 @@ func TestSignInGuardAcrossNodes(t *testing.T) {
 	a, b := node("a"), node("b")
 	a.cli(t, "user", "add", "tom", "--tenant", "acme")
 	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
-	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+	waitFor(t, "B to see tom", func() bool { return shows(b, "tom", "totp: active") })
 
 	guess := func(n *server) string {
 		c := newCookieClient(t, "http://"+n.web)
@@ -72,7 +72,7 @@ func TestFarCodeAcrossNodes(t *testing.T) {
 	a, b := node("a"), node("b")
 	a.cli(t, "user", "add", "tom", "--tenant", "acme")
 	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
-	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+	waitFor(t, "B to see tom", func() bool { return shows(b, "tom", "totp: active") })
 
 	ahead := totpAt(t, testSecret, clock.Now().Add(3*30*time.Second)) // three steps ahead: far
 	ch := mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "203.0.113.5"})

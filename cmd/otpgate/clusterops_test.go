@@ -161,7 +161,7 @@ func TestAuditAcrossNodes(t *testing.T) {
 	a, b := node("a"), node("b")
 	a.cli(t, "user", "add", "tom", "--tenant", "acme")
 	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
-	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+	waitFor(t, "B to see tom", func() bool { return shows(b, "tom", "totp: active") })
 	expect(t, mustExchange(t, b.addrs[0], request{user: "tom", password: "x", callingStation: "192.0.2.9"}), radius.CodeAccessAccept, "HQ IP Allowed!")
 	expect(t, mustExchange(t, a.addrs[0], request{user: "tom", password: "x", callingStation: "192.0.2.10"}), radius.CodeAccessAccept, "HQ IP Allowed!")
 

@@ -53,7 +53,7 @@ func TestClusterOnEtcd(t *testing.T) {
 
 	a.cli(t, "user", "add", "tom", "--tenant", "acme")
 	a.cli(t, "user", "totp", "tom", "--secret", testSecret)
-	waitFor(t, "B to see tom", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "tom")), "totp: active") })
+	waitFor(t, "B to see tom", func() bool { return shows(b, "tom", "totp: active") })
 
 	expect(t, mustExchange(t, b.addrs[0], request{user: "tom", password: "x", callingStation: "192.0.2.9"}), radius.CodeAccessAccept, "HQ IP Allowed!")
 	code := totpNow(t)

@@ -405,3 +405,10 @@ func codeName(p *radius.Packet) string {
 	}
 	return p.Code.String()
 }
+
+// shows reports whether "otpgate user show NAME" at s shows want; false
+// while s does not know the user yet (a node's copy catching up).
+func shows(s *server, name, want string) bool {
+	out, err := s.cliErr("user", "show", name)
+	return err == nil && strings.Contains(squash(out), want)
+}

@@ -28,7 +28,7 @@ func TestWebPagesAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.cli(t, "user", "totp", "erin", "--secret", testSecret)
-	waitFor(t, "B to see erin", func() bool { return strings.Contains(squash(b.cli(t, "user", "show", "erin")), "totp: active") })
+	waitFor(t, "B to see erin", func() bool { return shows(b, "erin", "totp: active") })
 	at := func(c *cookieClient, s *server) *cookieClient { c.base = "http://" + s.web; return c }
 	c := newCookieClient(t, "")
 	// The sign-in form from A, posted to B; the code's form from B,
