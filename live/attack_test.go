@@ -31,4 +31,3 @@ func TestSealedNewlines(t *testing.T) {
 		}
 	}
 }
-
