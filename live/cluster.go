@@ -21,10 +21,12 @@ import (
 )
 
 // Cluster keeps the challenges and approvals of every node in etcd, so
-// that any node answers any leg of a login. A challenge is a key under a
-// lease as long as its code lives; taking it is one transaction that
-// reads and deletes the key only if it exists, so of any number of nodes
-// taking the same State at once exactly one gets it. A held login's node
+// that any node answers any leg of a login. A challenge that sent a code
+// is a key under a lease as long as its code lives; taking it is one
+// transaction that reads and deletes the key only if it exists, so of any
+// number of nodes taking the same State at once exactly one gets it. One
+// that sent nothing, with Key set, is sealed into its State and kept
+// nowhere (sealed.go). A held login's node
 // watches its approval's key, and a click on any node's page wakes it.
 //
 // Keys, under the prefix:

@@ -6,7 +6,9 @@
 // new login, while keeping it on disk would cost every login a disk sync.
 // A cluster keeps them in etcd (Cluster), under leases as long as they
 // live, so that any node answers any leg and each State answers once
-// cluster-wide. What a proved challenge changes (the TOTP step, an
+// cluster-wide; a challenge that sent nothing travels sealed in its State
+// instead, and its single use is claimed by the caller in the store
+// (sealed.go). What a proved challenge changes (the TOTP step, an
 // enrolment, a proven IP) is written to the store by the caller.
 package live
 
