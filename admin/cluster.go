@@ -19,12 +19,12 @@ func (s *Service) clusterStatus() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := s.now()
-	nodes, err := cluster.Nodes(ctx, cli, prefix, now)
+	nodes, err := cluster.Alive(ctx, cli, prefix)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	b.WriteString("store: " + s.DB.Where() + "\n")
-	cluster.Report(&b, nodes, now)
+	cluster.Report(&b, nodes, now, 0)
 	return b.String(), nil
 }

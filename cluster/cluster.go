@@ -3,7 +3,7 @@
 // lease of a minute (a heartbeat), that names it, its version and a
 // fingerprint of its configuration; "otpgate cluster status" lists the
 // nodes seen in the last minute and warns when their configurations
-// differ.
+// differ, or when their clocks do.
 package cluster
 
 import (
@@ -80,15 +80,9 @@ func Heartbeat(ctx context.Context, cli *clientv3.Client, prefix string, n Node,
 	}
 }
 
-// Nodes returns the nodes under prefix seen within Window before now, by
-// name.
-func Nodes(ctx context.Context, cli *clientv3.Client, prefix string, now time.Time) ([]Node, error) {
-	all, err := Alive(ctx, cli, prefix)
-	return slices.DeleteFunc(all, func(n Node) bool { return now.Sub(n.Seen) > Window }), err
-}
-
 // Alive returns the nodes under prefix whose heartbeat's lease has not
-// ended, whatever their clocks say, by name.
+// ended (seen in the last minute by etcd's reckoning), whatever their
+// clocks say, by name.
 func Alive(ctx context.Context, cli *clientv3.Client, prefix string) ([]Node, error) {
 	resp, err := cli.Get(ctx, prefix+"nodes/", clientv3.WithPrefix())
 	if err != nil {
@@ -117,17 +111,42 @@ func Differ(nodes []Node) bool {
 	return false
 }
 
-// Report writes the nodes as a table, and a warning when they differ.
-func Report(w io.Writer, nodes []Node, now time.Time) {
+// clockSlack is how far a node's heartbeat may be from the reader's clock,
+// beyond the time between heartbeats, before status warns of the clocks.
+const clockSlack = 5 * time.Second
+
+// Report writes the nodes (seen at now by the reader's clock, beating
+// every interval; zero means 15 s) as a table, and a warning when their
+// configurations differ, or when a node's heartbeat is dated ahead of
+// now or further back than a heartbeat: its clock differs from this one's
+// (TOTP codes and the single use of a State across nodes rely on the
+// clocks agreeing within some seconds).
+func Report(w io.Writer, nodes []Node, now time.Time, interval time.Duration) {
 	if len(nodes) == 0 {
 		fmt.Fprintln(w, "no node seen in the last minute (is otpgate serve running with store.backend: etcd?)")
 		return
 	}
+	if interval <= 0 {
+		interval = 15 * time.Second
+	}
 	fmt.Fprintf(w, "%-24s %-12s %-18s %s\n", "NODE", "VERSION", "CONFIG", "LAST SEEN")
+	var clocks []string
 	for _, n := range nodes {
-		fmt.Fprintf(w, "%-24s %-12s %-18s %s ago\n", n.Name, n.Version, n.Fingerprint, now.Sub(n.Seen).Round(time.Second))
+		age := now.Sub(n.Seen).Round(time.Second)
+		seen := fmt.Sprintf("%s ago", age)
+		switch {
+		case age < -clockSlack:
+			seen = fmt.Sprintf("%s ahead", -age)
+			clocks = append(clocks, fmt.Sprintf("%s's clock is at least %s ahead of this one's", n.Name, -age))
+		case age > interval+clockSlack:
+			clocks = append(clocks, fmt.Sprintf("%s's clock is about %s behind this one's (or its heartbeats stall)", n.Name, (age-interval/2).Round(time.Second)))
+		}
+		fmt.Fprintf(w, "%-24s %-12s %-18s %s\n", n.Name, n.Version, n.Fingerprint, seen)
 	}
 	if Differ(nodes) {
 		fmt.Fprintln(w, "warning: the nodes run different configurations or versions; copy the same otpgate.yaml to every node and run otpgate reload on each")
+	}
+	for _, c := range clocks {
+		fmt.Fprintf(w, "warning: %s; keep every node's clock in sync (NTP): TOTP codes and the single use of a State across nodes rely on it\n", c)
 	}
 }

@@ -154,13 +154,13 @@ func clusterStatusDirect(s *settings, now time.Time) (admin.Reply, error) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	nodes, err := cluster.Nodes(ctx, cli, prefix, now)
+	nodes, err := cluster.Alive(ctx, cli, prefix)
 	if err != nil {
 		return admin.Reply{}, fmt.Errorf("%w (etcd %s)", err, strings.Join(s.etcd.Endpoints, ","))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "store: etcd %s prefix %s\n", strings.Join(s.etcd.Endpoints, ","), s.etcd.Prefix)
-	cluster.Report(&b, nodes, now)
+	cluster.Report(&b, nodes, now, 0)
 	// A node names itself in etcd: its fields are escaped, line by line.
 	lines := strings.Split(b.String(), "\n")
 	for i, l := range lines {

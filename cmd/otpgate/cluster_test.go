@@ -97,11 +97,11 @@ func TestClusterNodesShareOneTruth(t *testing.T) {
 	cli, prefix := dbs[0].Shared()
 	var nodes []cluster.Node
 	for deadline := time.Now().Add(10 * time.Second); len(nodes) < 2 && time.Now().Before(deadline); {
-		nodes, _ = cluster.Nodes(ctx, cli, prefix, time.Now())
+		nodes, _ = cluster.Alive(ctx, cli, prefix)
 		time.Sleep(20 * time.Millisecond) // waiting for both beats
 	}
 	var out strings.Builder
-	cluster.Report(&out, nodes, time.Now())
+	cluster.Report(&out, nodes, time.Now(), 0)
 	if len(nodes) != 2 || nodes[0].Name != "otp-a:1812" || cluster.Differ(nodes) {
 		t.Errorf("cluster status: got\n%s\nwant both nodes, alike", out.String())
 	}
