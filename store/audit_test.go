@@ -3,6 +3,7 @@ package store_test
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,21 @@ func TestAuditFlushedByUpdate(t *testing.T) {
 	got := auditLog(t, db, 0, nil)
 	if !reflect.DeepEqual(users(got), []string{"user0001"}) {
 		t.Errorf("got %v after an Update, want [user0001]", users(got))
+	}
+}
+
+func TestAuditWrittenWithoutAWriter(t *testing.T) {
+	// No write anyone waits for comes after the entry: it is committed on
+	// its own, shortly.
+	db := open(t, tempPath(t))
+	if err := db.Audit(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	for len(auditLog(t, db, 0, nil)) == 0 {
+		runtime.Gosched()
+	}
+	if got := users(auditLog(t, db, 0, nil)); !reflect.DeepEqual(got, []string{"user0001"}) {
+		t.Errorf("got %v, want [user0001]", got)
 	}
 }
 

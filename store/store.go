@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -65,14 +64,20 @@ type Options struct {
 type DB struct {
 	bolt     *bolt.DB
 	path     string
-	ops      chan op
 	maxBatch int
-	stopped  chan struct{}
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu     sync.RWMutex // held for reading while queueing, for writing by Close
-	closed bool
+	// The commit queue (see local). mu guards the fields below it.
+	mu       sync.Mutex
+	queue    []op      // writes waiting for a commit, in the order they came
+	batch    []op      // the leader's batch, kept for the next leader
+	busy     bool      // a goroutine is committing: the leader
+	blocked  int       // writers waiting for room in the queue
+	closed   bool      // Close was called: no new writes
+	changed  sync.Cond // the queue shrank, or busy fell to false
+	timer    *time.Timer
+	timerSet bool // timer will commit the audit entries queued
 
 	steps     usedSteps
 	decoded   decodedUsers
@@ -87,11 +92,15 @@ type DB struct {
 }
 
 // op is one queued write: a function and, when the caller waits, where to
-// report its result.
+// report its result, or that it is the caller's turn to commit (errLead).
 type op struct {
 	fn   func(*Tx) error
 	done chan error // nil for fire-and-forget writes such as audit entries
 }
+
+// errLead, sent to a waiting writer, makes it the leader: it commits what
+// is queued.
+var errLead = errors.New("store: lead the next commit")
 
 // Open opens or creates the store at path. It reads the buckets through
 // first (see walk), and refuses a damaged file with an error that wraps
@@ -122,9 +131,8 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{
 		bolt:      b,
 		path:      path,
-		ops:       make(chan op, opts.MaxBatch),
+		queue:     make([]op, 0, opts.MaxBatch),
 		maxBatch:  opts.MaxBatch,
-		stopped:   make(chan struct{}),
 		log:       slog.New(slog.DiscardHandler), // Open's own errors say it all
 		now:       opts.Now,
 		node:      opts.Node,
@@ -147,7 +155,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.log = opts.Log
 	db.releaseMapped() // the walk read every page
-	go db.commitLoop()
+	db.changed.L = &db.mu
+	db.timer = time.AfterFunc(time.Hour, db.commitAudit)
+	db.timer.Stop()
 	if opts.Etcd != nil {
 		db.maxPruned = maxEtcdOps / 2
 		if db.etcd, err = openEtcd(db, *opts.Etcd); err != nil {
@@ -204,20 +214,56 @@ func (db *DB) Close() error {
 	if db.etcd != nil {
 		db.etcd.close()
 	}
-	close(db.ops)
+	for {
+		if !db.busy && len(db.queue) > 0 {
+			db.busy = true
+			db.lead()
+			continue
+		}
+		if !db.busy && db.blocked == 0 {
+			break
+		}
+		db.changed.Wait()
+	}
 	db.mu.Unlock()
-	<-db.stopped
+	db.timer.Stop()
 	return db.bolt.Close()
 }
 
-// enqueue hands a write to the commit loop.
+// enqueue queues a write nobody waits for: it is committed with the next
+// write someone waits for, or after auditDelay.
 func (db *DB) enqueue(o op) error {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.room(); err != nil {
+		return err
+	}
+	db.queue = append(db.queue, o)
+	if !db.busy && !db.timerSet {
+		db.timerSet = true
+		db.timer.Reset(auditDelay)
+	}
+	return nil
+}
+
+// room waits, with mu held, until the queue has room for one more write
+// (at most MaxBatch wait), committing what is queued itself if no one
+// does. It fails once the store is closed, except for a writer that
+// was already waiting: Close writes it too.
+func (db *DB) room() error {
 	if db.closed {
 		return ErrClosed
 	}
-	db.ops <- o
+	for len(db.queue) >= db.maxBatch {
+		if !db.busy {
+			db.busy = true
+			db.lead()
+			continue
+		}
+		db.blocked++
+		db.changed.Wait()
+		db.blocked--
+	}
 	return nil
 }
 
@@ -240,8 +286,13 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 // appendFill is how full the pages of a bucket only appended to are left.
 const appendFill = 1.0
 
-// Queued returns how many writes wait for the commit loop.
-func (db *DB) Queued() int { return len(db.ops) }
+// Queued returns how many writes wait for a commit: behind the one under
+// way, if any.
+func (db *DB) Queued() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return len(db.queue)
+}
 
 // View runs fn in a read-only transaction. A damaged page met on the way
 // is an error that wraps ErrDamaged, not a panic. With etcd, fn reads
@@ -270,84 +321,97 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	return db.local(fn)
 }
 
-// local runs fn through the commit loop, in the file.
+// local runs fn in the file, committed together with the writes of
+// other callers that queue meanwhile. There is no goroutine of the
+// store's own on the way: a writer that finds no commit under way
+// commits itself, with whatever is queued (the leader); one that finds a
+// commit under way queues its function and waits, and when that commit
+// is done its leader hands the next one to the first writer waiting,
+// which commits everything queued by then, its own write among it. A
+// write thus costs its caller no hand-over to another goroutine and back
+// when the store is idle, and under load the writes that come during one
+// commit share the next one's disk syncs.
 func (db *DB) local(fn func(*Tx) error) error {
-	done := make(chan error, 1)
-	if err := db.enqueue(op{fn: fn, done: done}); err != nil {
+	done := doneChans.Get().(chan error)
+	db.mu.Lock()
+	if err := db.room(); err != nil {
+		db.mu.Unlock()
+		doneChans.Put(done)
 		return err
 	}
-	return <-done
+	db.queue = append(db.queue, op{fn: fn, done: done})
+	if !db.busy {
+		db.busy = true
+		db.lead()
+	}
+	db.mu.Unlock()
+	for {
+		err := <-done
+		if err != errLead {
+			doneChans.Put(done) // empty again: every op hears its result once
+			return err
+		}
+		db.mu.Lock()
+		db.lead()
+		db.mu.Unlock()
+	}
 }
 
-// commitLoop takes the first queued write, adds whatever else is already
-// waiting, and commits them together. Under no load a write commits at
-// once. Writes nobody waits for (audit entries) wait up to auditDelay for
-// company, so that a stream of them does not cost one disk sync each and
-// hold up the writes that requests wait for.
-func (db *DB) commitLoop() {
-	defer close(db.stopped)
-	for first := range db.ops {
-		batch := db.drain([]op{first})
-		if !waited(batch) {
-			timer := time.NewTimer(auditDelay)
-		wait:
-			for len(batch) < db.maxBatch {
-				select {
-				case o, ok := <-db.ops:
-					if !ok {
-						break wait
-					}
-					batch = append(batch, o)
-					if o.done != nil {
-						break wait // someone waits: commit now
-					}
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-			batch = db.drain(batch)
-		}
-		if len(batch) < db.maxBatch {
-			// Let the goroutines that are ready to run do so first: under
-			// load some are about to queue a write of their own, which
-			// then shares this commit's disk syncs instead of waiting for
-			// the next. Idle, there are none and this costs nothing.
-			runtime.Gosched()
-			batch = db.drain(batch)
-		}
+// doneChans are the channels waiting writers hear on, reused.
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// lead commits, with mu held and busy set by the caller, up to MaxBatch
+// writes from the front of the queue, and then hands the next commit to
+// the first writer waiting in the queue, if any; else busy is cleared, and
+// audit entries left in the queue are committed after auditDelay unless a
+// writer comes first. Once the store is closed it commits until the
+// queue is empty.
+func (db *DB) lead() {
+	for {
+		n := min(len(db.queue), db.maxBatch)
+		batch := append(db.batch[:0], db.queue[:n]...)
+		clear(db.queue[copy(db.queue, db.queue[n:]):])
+		db.queue = db.queue[:len(db.queue)-n]
+		db.changed.Broadcast()
+		db.mu.Unlock()
 		db.commit(batch)
-	}
-}
-
-// auditDelay is the longest a write nobody waits for is held back.
-const auditDelay = 2 * time.Millisecond
-
-// drain adds to batch what is already queued, up to maxBatch.
-func (db *DB) drain(batch []op) []op {
-	for len(batch) < db.maxBatch {
-		select {
-		case o, ok := <-db.ops:
-			if !ok {
-				return batch
+		db.mu.Lock()
+		clear(batch)
+		db.batch = batch[:0]
+		for _, o := range db.queue {
+			if o.done != nil {
+				o.done <- errLead // busy stays set: that writer leads now
+				return
 			}
-			batch = append(batch, o)
-		default:
-			return batch
+		}
+		if len(db.queue) == 0 || !db.closed {
+			break
 		}
 	}
-	return batch
+	db.busy = false
+	if len(db.queue) > 0 && !db.timerSet {
+		db.timerSet = true
+		db.timer.Reset(auditDelay)
+	}
+	db.changed.Broadcast()
 }
 
-// waited reports whether anyone waits for a write in batch.
-func waited(batch []op) bool {
-	for _, o := range batch {
-		if o.done != nil {
-			return true
-		}
+// commitAudit commits the audit entries queued auditDelay ago, unless a
+// commit under way takes them.
+func (db *DB) commitAudit() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.timerSet = false
+	if db.busy || len(db.queue) == 0 {
+		return
 	}
-	return false
+	db.busy = true
+	db.lead()
 }
+
+// auditDelay is the longest a write nobody waits for is held back, so
+// that a stream of them does not cost one disk sync each.
+const auditDelay = 2 * time.Millisecond
 
 // commit runs a batch in one transaction. When one function fails the
 // transaction is rolled back and every function runs again in a
