@@ -372,6 +372,13 @@ func (db *DB) lead() {
 		batch := append(db.batch[:0], db.queue[:n]...)
 		clear(db.queue[copy(db.queue, db.queue[n:]):])
 		db.queue = db.queue[:len(db.queue)-n]
+		if len(db.queue) == 0 && db.timerSet {
+			// The audit entries it was set for are in this batch. If it
+			// fires all the same, it finds nothing, or entries queued
+			// since, written a little early.
+			db.timer.Stop()
+			db.timerSet = false
+		}
 		db.changed.Broadcast()
 		db.mu.Unlock()
 		db.commit(batch)
