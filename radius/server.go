@@ -325,7 +325,7 @@ func (s *Server) handle(ctx context.Context, to peer, raw []byte, parked starter
 		s.drops.add("unsupported_code", src)
 		return
 	}
-	pkt, err := radius.Parse(raw, client.Secret)
+	pkt, err := parsePacket(raw, client.Secret)
 	if err != nil {
 		s.drops.add("malformed", src)
 		return
