@@ -95,7 +95,7 @@ func TestMaxBatch(t *testing.T) {
 	db := openInternal(t, Options{MaxBatch: 4})
 	release, held := hold(t, db)
 
-	const n = 4
+	n := queuedBatches * 4
 	var mu sync.Mutex
 	txs := map[*Tx]int{}
 	var wg sync.WaitGroup
@@ -112,11 +112,15 @@ func TestMaxBatch(t *testing.T) {
 			}
 		})
 	}
-	for range n {
-		update()
+	for i := range n {
+		if i%2 == 0 {
+			update()
+		} else if err := db.Audit(Entry{User: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		waitQueued(t, db, i+1)
 	}
-	// The queue holds MaxBatch writes: one more waits for room.
-	waitQueued(t, db, n)
+	// The queue holds queuedBatches × MaxBatch writes: one more waits for room.
 	update()
 	for {
 		db.mu.Lock()
@@ -140,8 +144,21 @@ func TestMaxBatch(t *testing.T) {
 			t.Errorf("transaction %p ran %d functions, want at most 4", tx, k)
 		}
 	}
-	if total != n+1 {
-		t.Errorf("got %d functions run, want %d", total, n+1)
+	if want := n/2 + 1; total != want {
+		t.Errorf("got %d functions run, want %d", total, want)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	err := db.View(func(tx *Tx) error {
+		es, err := tx.AuditLog(0, nil)
+		if len(es) != n/2 {
+			t.Errorf("got %d audit entries, want %d", len(es), n/2)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

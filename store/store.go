@@ -65,6 +65,7 @@ type DB struct {
 	bolt     *bolt.DB
 	path     string
 	maxBatch int
+	maxQueue int // queuedBatches × maxBatch
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -133,6 +134,7 @@ func Open(path string, opts Options) (*DB, error) {
 		path:      path,
 		queue:     make([]op, 0, opts.MaxBatch),
 		maxBatch:  opts.MaxBatch,
+		maxQueue:  queuedBatches * opts.MaxBatch,
 		log:       slog.New(slog.DiscardHandler), // Open's own errors say it all
 		now:       opts.Now,
 		node:      opts.Node,
@@ -239,22 +241,40 @@ func (db *DB) enqueue(o op) error {
 		return err
 	}
 	db.queue = append(db.queue, o)
-	if !db.busy && !db.timerSet {
-		db.timerSet = true
-		db.timer.Reset(auditDelay)
+	if !db.busy {
+		db.commitLater()
 	}
 	return nil
 }
 
+// queuedBatches is how many batches of writes may wait behind the commit
+// under way before writers wait too: audit entries, which requests do not
+// wait for, keep coming while a disk sync stalls for milliseconds.
+const queuedBatches = 16
+
+// commitLater sets the timer, with mu held and no commit under way, to
+// commit the audit entries queued: after auditDelay, or at once when they
+// fill a batch.
+func (db *DB) commitLater() {
+	switch {
+	case len(db.queue) >= db.maxBatch:
+		db.timerSet = true
+		db.timer.Reset(0)
+	case len(db.queue) > 0 && !db.timerSet:
+		db.timerSet = true
+		db.timer.Reset(auditDelay)
+	}
+}
+
 // room waits, with mu held, until the queue has room for one more write
-// (at most MaxBatch wait), committing what is queued itself if no one
-// does. It fails once the store is closed, except for a writer that
-// was already waiting: Close writes it too.
+// (at most queuedBatches × MaxBatch wait), committing what is queued
+// itself if no one does. It fails once the store is closed, except for a
+// writer that was already waiting: Close writes it too.
 func (db *DB) room() error {
 	if db.closed {
 		return ErrClosed
 	}
-	for len(db.queue) >= db.maxBatch {
+	for len(db.queue) >= db.maxQueue {
 		if !db.busy {
 			db.busy = true
 			db.lead()
@@ -363,8 +383,8 @@ var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 // lead commits, with mu held and busy set by the caller, up to MaxBatch
 // writes from the front of the queue, and then hands the next commit to
 // the first writer waiting in the queue, if any; else busy is cleared, and
-// audit entries left in the queue are committed after auditDelay unless a
-// writer comes first. Once the store is closed it commits until the
+// audit entries left in the queue are committed after auditDelay (at once
+// if they fill a batch) unless a writer comes first. Once the store is closed it commits until the
 // queue is empty.
 func (db *DB) lead() {
 	for {
@@ -396,10 +416,7 @@ func (db *DB) lead() {
 		}
 	}
 	db.busy = false
-	if len(db.queue) > 0 && !db.timerSet {
-		db.timerSet = true
-		db.timer.Reset(auditDelay)
-	}
+	db.commitLater()
 	db.changed.Broadcast()
 }
 
