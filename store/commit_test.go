@@ -211,6 +211,9 @@ func TestFailureInBatchSparesOthers(t *testing.T) {
 			}
 		}
 	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	err := db.View(func(tx *Tx) error {
 		for name, want := range map[string]bool{"first": true, "bad": false, "last": true} {
 			if got := tx.Meta(name) != nil; got != want {

@@ -4,8 +4,8 @@
 //
 // Writes on the request path go through [DB.Update], which commits the
 // functions of concurrent callers together in one transaction (one disk sync
-// for many requests); audit entries are queued by [DB.Audit] and written the
-// same way without making the caller wait.
+// for many requests); audit entries are queued by [DB.Audit] and written in
+// commits of their own, a few milliseconds later, without making anyone wait.
 package store
 
 import (
@@ -79,6 +79,7 @@ type DB struct {
 	changed  sync.Cond // the queue shrank, or busy fell to false
 	timer    *time.Timer
 	timerSet bool // timer will commit the audit entries queued
+	auditDue bool // the next commit takes the audit entries queued
 
 	steps     usedSteps
 	decoded   decodedUsers
@@ -97,6 +98,9 @@ type DB struct {
 type op struct {
 	fn   func(*Tx) error
 	done chan error // nil for fire-and-forget writes such as audit entries
+	// flush makes the batch that takes this write take the audit
+	// entries queued before it too (Flush).
+	flush bool
 }
 
 // errLead, sent to a waiting writer, makes it the leader: it commits what
@@ -219,7 +223,7 @@ func (db *DB) Close() error {
 	for {
 		if !db.busy && len(db.queue) > 0 {
 			db.busy = true
-			db.lead()
+			db.lead(true)
 			continue
 		}
 		if !db.busy && db.blocked == 0 {
@@ -241,9 +245,7 @@ func (db *DB) enqueue(o op) error {
 		return err
 	}
 	db.queue = append(db.queue, o)
-	if !db.busy {
-		db.commitLater()
-	}
+	db.commitLater()
 	return nil
 }
 
@@ -252,12 +254,11 @@ func (db *DB) enqueue(o op) error {
 // wait for, keep coming while a disk sync stalls for milliseconds.
 const queuedBatches = 16
 
-// commitLater sets the timer, with mu held and no commit under way, to
-// commit the audit entries queued: after auditDelay, or at once when they
-// fill a batch.
+// commitLater sets the timer, with mu held, to commit the audit entries
+// queued: after auditDelay, or at once when they fill a batch or are due.
 func (db *DB) commitLater() {
 	switch {
-	case len(db.queue) >= db.maxBatch:
+	case len(db.queue) >= db.maxBatch, db.auditDue && !db.busy:
 		db.timerSet = true
 		db.timer.Reset(0)
 	case len(db.queue) > 0 && !db.timerSet:
@@ -277,7 +278,7 @@ func (db *DB) room() error {
 	for len(db.queue) >= db.maxQueue {
 		if !db.busy {
 			db.busy = true
-			db.lead()
+			db.lead(true)
 			continue
 		}
 		db.blocked++
@@ -352,17 +353,24 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // when the store is idle, and under load the writes that come during one
 // commit share the next one's disk syncs.
 func (db *DB) local(fn func(*Tx) error) error {
+	return db.wait(op{fn: fn})
+}
+
+// wait queues o, with a channel of its own to hear on, and returns its
+// result once committed (see local).
+func (db *DB) wait(o op) error {
 	done := doneChans.Get().(chan error)
+	o.done = done
 	db.mu.Lock()
 	if err := db.room(); err != nil {
 		db.mu.Unlock()
 		doneChans.Put(done)
 		return err
 	}
-	db.queue = append(db.queue, op{fn: fn, done: done})
+	db.queue = append(db.queue, o)
 	if !db.busy {
 		db.busy = true
-		db.lead()
+		db.lead(false)
 	}
 	db.mu.Unlock()
 	for {
@@ -372,7 +380,7 @@ func (db *DB) local(fn func(*Tx) error) error {
 			return err
 		}
 		db.mu.Lock()
-		db.lead()
+		db.lead(false)
 		db.mu.Unlock()
 	}
 }
@@ -380,18 +388,16 @@ func (db *DB) local(fn func(*Tx) error) error {
 // doneChans are the channels waiting writers hear on, reused.
 var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
-// lead commits, with mu held and busy set by the caller, up to MaxBatch
-// writes from the front of the queue, and then hands the next commit to
-// the first writer waiting in the queue, if any; else busy is cleared, and
-// audit entries left in the queue are committed after auditDelay (at once
-// if they fill a batch) unless a writer comes first. Once the store is closed it commits until the
-// queue is empty.
-func (db *DB) lead() {
+// lead commits, with mu held and busy set by the caller, a batch taken
+// from the queue (see take), and then hands the next commit to the first
+// writer waiting in the queue, if any; else busy is cleared, and audit
+// entries left in the queue are committed after auditDelay (at once if
+// they fill a batch). Once the store is closed it commits until the queue
+// is empty.
+func (db *DB) lead(audit bool) {
 	for {
-		n := min(len(db.queue), db.maxBatch)
-		batch := append(db.batch[:0], db.queue[:n]...)
-		clear(db.queue[copy(db.queue, db.queue[n:]):])
-		db.queue = db.queue[:len(db.queue)-n]
+		batch := db.take(audit || db.closed || db.auditDue)
+		db.auditDue = false
 		if len(db.queue) == 0 && db.timerSet {
 			// The audit entries it was set for are in this batch. If it
 			// fires all the same, it finds nothing, or entries queued
@@ -420,17 +426,51 @@ func (db *DB) lead() {
 	db.changed.Broadcast()
 }
 
+// take moves up to MaxBatch writes from the queue, in the order they came,
+// into the batch to commit. Without audit, it takes only the writes someone
+// waits for, and the audit entries queued before a Flush among them: the
+// others wait for a commit of their own (commitAudit), so that a request's
+// commit writes only what the request needs on disk. An audit entry
+// appended adds a page to the commit, and the pages above it in the audit
+// log's tree, and a request waits for every page its commit writes; in
+// commits of their own, a few milliseconds' entries share those pages.
+func (db *DB) take(audit bool) []op {
+	flushAt := -1
+	if !audit {
+		for i, o := range db.queue {
+			if o.flush {
+				flushAt = i
+			}
+		}
+	}
+	batch, kept := db.batch[:0], db.queue[:0]
+	for i, o := range db.queue {
+		if len(batch) < db.maxBatch && (audit || o.done != nil || i < flushAt) {
+			batch = append(batch, o)
+		} else {
+			kept = append(kept, o)
+		}
+	}
+	clear(db.queue[len(kept):])
+	db.queue = kept
+	return batch
+}
+
 // commitAudit commits the audit entries queued auditDelay ago, unless a
 // commit under way takes them.
 func (db *DB) commitAudit() {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.timerSet = false
-	if db.busy || len(db.queue) == 0 {
-		return
+	switch {
+	case len(db.queue) == 0:
+	case db.busy:
+		db.auditDue = true // the next commit takes them
+	default:
+		db.auditDue = false
+		db.busy = true
+		db.lead(true)
 	}
-	db.busy = true
-	db.lead()
 }
 
 // auditDelay is the longest a write nobody waits for is held back, so
