@@ -224,6 +224,7 @@ func (db *DB) Close() error {
 		if !db.busy && len(db.queue) > 0 {
 			db.busy = true
 			db.lead(true)
+			db.mu.Lock()
 			continue
 		}
 		if !db.busy && db.blocked == 0 {
@@ -279,6 +280,7 @@ func (db *DB) room() error {
 		if !db.busy {
 			db.busy = true
 			db.lead(true)
+			db.mu.Lock()
 			continue
 		}
 		db.blocked++
@@ -368,11 +370,12 @@ func (db *DB) wait(o op) error {
 		return err
 	}
 	db.queue = append(db.queue, o)
-	if !db.busy {
+	if db.busy {
+		db.mu.Unlock()
+	} else {
 		db.busy = true
 		db.lead(false)
 	}
-	db.mu.Unlock()
 	for {
 		err := <-done
 		if err != errLead {
@@ -381,14 +384,14 @@ func (db *DB) wait(o op) error {
 		}
 		db.mu.Lock()
 		db.lead(false)
-		db.mu.Unlock()
 	}
 }
 
 // doneChans are the channels waiting writers hear on, reused.
 var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
-// lead commits, with mu held and busy set by the caller, a batch taken
+// lead commits, with mu held and busy set by the caller (it returns with mu
+// released), a batch taken
 // from the queue (see take), and then hands the next commit to the first
 // writer waiting in the queue, if any; else busy is cleared, and audit
 // entries left in the queue are committed after auditDelay (at once if
@@ -407,16 +410,23 @@ func (db *DB) lead(audit bool) {
 		}
 		db.changed.Broadcast()
 		db.mu.Unlock()
-		db.commit(batch)
+		errs := db.commit(batch)
 		db.mu.Lock()
-		clear(batch)
-		db.batch = batch[:0]
+		// The next leader hears first, so that the disk is not left idle
+		// while the writers of this batch are woken; they are told with
+		// mu released, which the next leader takes at once.
 		for _, o := range db.queue {
 			if o.done != nil {
 				o.done <- errLead // busy stays set: that writer leads now
+				db.batch = nil    // and takes a batch of its own
+				db.mu.Unlock()
+				tell(batch, errs)
 				return
 			}
 		}
+		tell(batch, errs)
+		clear(batch)
+		db.batch = batch[:0]
 		if len(db.queue) == 0 || !db.closed {
 			break
 		}
@@ -424,6 +434,16 @@ func (db *DB) lead(audit bool) {
 	db.busy = false
 	db.commitLater()
 	db.changed.Broadcast()
+	db.mu.Unlock()
+}
+
+// tell gives the writers of a batch their results.
+func tell(batch []op, errs []error) {
+	for i, o := range batch {
+		if o.done != nil {
+			o.done <- errs[i]
+		}
+	}
 }
 
 // take moves up to MaxBatch writes from the queue, in the order they came,
@@ -460,7 +480,6 @@ func (db *DB) take(audit bool) []op {
 // commit under way takes them.
 func (db *DB) commitAudit() {
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	db.timerSet = false
 	switch {
 	case len(db.queue) == 0:
@@ -470,7 +489,9 @@ func (db *DB) commitAudit() {
 		db.auditDue = false
 		db.busy = true
 		db.lead(true)
+		return
 	}
+	db.mu.Unlock()
 }
 
 // auditDelay is the longest a write nobody waits for is held back, so
@@ -482,7 +503,7 @@ const auditDelay = 2 * time.Millisecond
 // transaction of its own, so that one failure cannot take others with it.
 // A damaged page that a function or bbolt's commit meets is an error, for
 // that function or for all: never a panic that ends the loop.
-func (db *DB) commit(batch []op) {
+func (db *DB) commit(batch []op) []error {
 	errs := make([]error, len(batch))
 	failed := -1
 	var steps *boltKV
@@ -535,12 +556,8 @@ func (db *DB) commit(batch []op) {
 			written++
 		}
 	}
-	db.dropped.note(db, written, dropped, why) // before the waiters hear: Update is then a flush of the audit queue
-	for i, o := range batch {
-		if o.done != nil {
-			o.done <- errs[i]
-		}
-	}
+	db.dropped.note(db, written, dropped, why) // before the waiters hear: Flush is then a flush of the audit queue
+	return errs
 }
 
 // Tx is a transaction handed to View and Update functions.
