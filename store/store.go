@@ -81,6 +81,9 @@ type DB struct {
 	timerSet bool // timer will commit the audit entries queued
 	auditDue bool // the next commit takes the audit entries queued
 
+	stopRelease chan struct{} // closed by Close: releaseLoop returns
+	released    chan struct{} // closed when releaseLoop has returned
+
 	steps     usedSteps
 	decoded   decodedUsers
 	dropped   auditDrops
@@ -164,6 +167,8 @@ func Open(path string, opts Options) (*DB, error) {
 	db.changed.L = &db.mu
 	db.timer = time.AfterFunc(time.Hour, db.commitAudit)
 	db.timer.Stop()
+	db.stopRelease, db.released = make(chan struct{}), make(chan struct{})
+	go db.releaseLoop()
 	if opts.Etcd != nil {
 		db.maxPruned = maxEtcdOps / 2
 		if db.etcd, err = openEtcd(db, *opts.Etcd); err != nil {
@@ -234,7 +239,31 @@ func (db *DB) Close() error {
 	}
 	db.mu.Unlock()
 	db.timer.Stop()
+	close(db.stopRelease)
+	<-db.released
 	return db.bolt.Close()
+}
+
+// releaseEvery is how often the store file's pages leave the resident set
+// while the store is open (releaseMapped). Under load every commit reads
+// back, through the mapping, the pages the one before appended to the
+// audit log and the used steps, a few megabytes a second: a minute's worth
+// (Prune releases them too) was more than a hundred.
+const releaseEvery = 15 * time.Second
+
+// releaseLoop releases the mapped pages every releaseEvery until Close.
+func (db *DB) releaseLoop() {
+	defer close(db.released)
+	t := time.NewTicker(releaseEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			db.releaseMapped()
+		case <-db.stopRelease:
+			return
+		}
+	}
 }
 
 // enqueue queues a write nobody waits for: it is committed with the next
