@@ -125,6 +125,25 @@ func TestAuditFlushed(t *testing.T) {
 	}
 }
 
+func TestAuditOrderWithUpdate(t *testing.T) {
+	// An entry an Update appends comes after the entries queued before it,
+	// although those wait for a commit of their own otherwise.
+	db := open(t, tempPath(t))
+	if err := db.Audit(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, db, func(tx *store.Tx) error { return tx.AppendAudit(entry(2)) })
+	if err := db.Audit(entry(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := users(auditLog(t, db, 0, nil)), []string{"user0003", "user0002", "user0001"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v (newest first)", got, want)
+	}
+}
+
 func TestAuditWrittenWithoutAWriter(t *testing.T) {
 	// No write anyone waits for comes after the entry: it is committed on
 	// its own, shortly.

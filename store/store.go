@@ -102,7 +102,7 @@ type op struct {
 	fn   func(*Tx) error
 	done chan error // nil for fire-and-forget writes such as audit entries
 	// flush makes the batch that takes this write take the audit
-	// entries queued before it too (Flush).
+	// entries queued before it too (Update, Flush).
 	flush bool
 }
 
@@ -370,7 +370,10 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	if db.etcd != nil {
 		return db.etcd.update(fn)
 	}
-	return db.local(fn)
+	// fn may append audit entries of its own (AppendAudit): the entries
+	// queued before it are committed with it, so that the log keeps the
+	// order things happened in.
+	return db.wait(op{fn: fn, flush: true})
 }
 
 // local runs fn in the file, committed together with the writes of
@@ -379,7 +382,8 @@ func (db *DB) Update(fn func(*Tx) error) error {
 // commits itself, with whatever is queued (the leader); one that finds a
 // commit under way queues its function and waits, and when that commit
 // is done its leader hands the next one to the first writer waiting,
-// which commits everything queued by then, its own write among it. A
+// which commits the writes queued by then, its own among them (audit
+// entries only as take says). A
 // write thus costs its caller no hand-over to another goroutine and back
 // when the store is idle, and under load the writes that come during one
 // commit share the next one's disk syncs.
@@ -477,9 +481,10 @@ func tell(batch []op, errs []error) {
 
 // take moves up to MaxBatch writes from the queue, in the order they came,
 // into the batch to commit. Without audit, it takes only the writes someone
-// waits for, and the audit entries queued before a Flush among them: the
-// others wait for a commit of their own (commitAudit), so that a request's
-// commit writes only what the request needs on disk. An audit entry
+// waits for, and the audit entries queued before an Update or a Flush
+// among them: the others wait for a commit of their own (commitAudit), so
+// that the commit a TOTP answer waits for (CommitIf) writes only what the
+// answer needs on disk. An audit entry
 // appended adds a page to the commit, and the pages above it in the audit
 // log's tree, and a request waits for every page its commit writes; in
 // commits of their own, a few milliseconds' entries share those pages.
