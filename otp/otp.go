@@ -3,10 +3,14 @@
 package otp
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"net/url"
@@ -50,19 +54,55 @@ func MatchTOTPNear(secret, code string, now time.Time, drift, skew int) (step in
 	if len(code) != Digits {
 		return 0, false
 	}
+	mac, err := newMAC(secret)
+	if err != nil {
+		return 0, false
+	}
 	center := Step(now) + int64(drift)
+	var want [Digits]byte
 	for s := center - int64(skew); s <= center+int64(skew); s++ {
-		want, err := TOTPCode(secret, time.Unix(s*int64(Period/time.Second), 0))
-		if err != nil {
-			return 0, false
-		}
+		stepCode(mac, s, &want)
 		// Every step is computed and compared in constant time, so timing
 		// does not tell which one matched.
-		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+		if subtle.ConstantTimeCompare(want[:], []byte(code)) == 1 {
 			step, ok = s, true
 		}
 	}
 	return step, ok
+}
+
+// newMAC is the HMAC-SHA1 keyed with a base32 secret, read as
+// github.com/pquerna/otp reads it (TOTPCode): spaces around it, missing
+// padding and lower case are allowed. The secret is decoded once for all
+// the steps a code is checked against, and the HMAC reused.
+func newMAC(secret string) (hash.Hash, error) {
+	secret = strings.TrimSpace(secret)
+	if n := len(secret) % 8; n != 0 {
+		secret += strings.Repeat("=", 8-n)
+	}
+	key, err := base32.StdEncoding.DecodeString(strings.ToUpper(secret))
+	if err != nil {
+		return nil, otp.ErrValidateSecretInvalidBase32
+	}
+	return hmac.New(sha1.New, key), nil
+}
+
+// stepCode puts the code for step (RFC 4226's HOTP of the step, as RFC
+// 6238 has it) in out.
+func stepCode(mac hash.Hash, step int64, out *[Digits]byte) {
+	var counter [8]byte
+	binary.BigEndian.PutUint64(counter[:], uint64(step))
+	mac.Reset()
+	mac.Write(counter[:])
+	var buf [sha1.Size]byte
+	sum := mac.Sum(buf[:0])
+	off := sum[len(sum)-1] & 0xf
+	v := (uint32(sum[off])&0x7f)<<24 | uint32(sum[off+1])<<16 | uint32(sum[off+2])<<8 | uint32(sum[off+3])
+	v %= 1_000_000 // 10^Digits
+	for i := Digits - 1; i >= 0; i-- {
+		out[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 // MatchTOTPStep reports whether code is secret's code for step.

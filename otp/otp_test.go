@@ -459,3 +459,39 @@ func TestMatchTOTPStep(t *testing.T) {
 		}
 	}
 }
+
+// FuzzMatchTOTPNearAsTOTPCode: MatchTOTPNear finds a code where, and only
+// where, TOTPCode (github.com/pquerna/otp) makes it, for any secret.
+func FuzzMatchTOTPNearAsTOTPCode(f *testing.F) {
+	f.Add(rfcSecret, int64(1111111109), 0, 1, 0)
+	f.Add(" gezdgnbvgy3tqojq ", int64(59), 2, 4, -1)
+	f.Add("GEZDGNBV", int64(2000000000), -3, 0, 1)
+	f.Add("not base32!", int64(1234567890), 0, 1, 0)
+	f.Fuzz(func(t *testing.T, secret string, unix int64, drift, skew, pick int) {
+		if unix < 0 || unix > 1<<40 || drift < -8 || drift > 8 || skew < 0 || skew > 8 {
+			return
+		}
+		now := time.Unix(unix, 0)
+		center := otp.Step(now) + int64(drift)
+		s := center + int64(pick%(skew+2)) // one step out of the window too
+		code, err := otp.TOTPCode(secret, time.Unix(s*int64(otp.Period/time.Second), 0))
+		if err != nil {
+			if _, ok := otp.MatchTOTPNear(secret, "123456", now, drift, skew); ok {
+				t.Fatalf("secret %q: TOTPCode fails (%v), MatchTOTPNear matches", secret, err)
+			}
+			return
+		}
+		// The latest step in the window whose code it is.
+		var wantStep int64
+		wantOK := false
+		for w := center - int64(skew); w <= center+int64(skew); w++ {
+			if c, _ := otp.TOTPCode(secret, time.Unix(w*int64(otp.Period/time.Second), 0)); c == code {
+				wantStep, wantOK = w, true
+			}
+		}
+		step, ok := otp.MatchTOTPNear(secret, code, now, drift, skew)
+		if ok != wantOK || step != wantStep {
+			t.Fatalf("secret %q, code %s of step %d, window %d±%d: got (%d, %v), want (%d, %v)", secret, code, s, center, skew, step, ok, wantStep, wantOK)
+		}
+	})
+}

@@ -300,11 +300,20 @@ func (e *Engine) Decide(ctx context.Context, req Request) Result {
 		res.Timeout, res.Echo = e.asked(res.State)
 	}
 	if res.Wait != nil { // held: recorded once decided
-		wait := res.Wait
-		res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
-		return res
+		return e.decidedLater(ctx, req, res, start)
 	}
 	return e.decided(ctx, req, res, start)
+}
+
+// decidedLater is decided for a held login, once it is decided. It is a
+// function of its own because the closure keeps req: in Decide itself req
+// would be moved to the heap on every call, held or not.
+//
+//go:noinline
+func (e *Engine) decidedLater(ctx context.Context, req Request, res Result, start time.Time) Result {
+	wait := res.Wait
+	res.Wait = func() Result { return e.decided(ctx, req, wait(), start) }
+	return res
 }
 
 // decided completes a decision begun at start: pre-approval, the audit
@@ -351,7 +360,7 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 	if req.IP.IsValid() {
 		ip = req.IP.Unmap().String()
 	}
-	attrs := []slog.Attr{slog.String("user", res.User), slog.String("client", req.Client)}
+	attrs := append(make([]slog.Attr, 0, 7), slog.String("user", res.User), slog.String("client", req.Client))
 	// Fields a decision does not have (no IP, no method) are left out.
 	for _, a := range []slog.Attr{slog.String("ip", ip), slog.String("decision", res.Decision.String()), slog.String("reason", res.Reason),
 		slog.String("method", res.Method), slog.String("provider", res.Provider)} {

@@ -18,13 +18,23 @@ var classKey = dictionary.Key{Type: 25}
 // factor said of the user.
 func (e *Engine) withReply(ctx context.Context, res Result, req Request, t *Tenant, u store.User, id Identity) Result {
 	if res.Wait != nil {
-		wait := res.Wait
-		res.Wait = func() Result { return e.withReply(ctx, wait(), req, t, u, id) }
-		return res
+		return e.withReplyLater(ctx, res, req, t, u, id)
 	}
 	if res.Decision == Accept {
 		res.Reply = e.replyFor(ctx, req, t, u, res.Method, id)
 	}
+	return res
+}
+
+// withReplyLater is withReply for a held login. It is a function of its
+// own because the closure keeps req and u: in withReply itself they would
+// be moved to the heap on every call, held or not (and so it is not
+// inlined there either).
+//
+//go:noinline
+func (e *Engine) withReplyLater(ctx context.Context, res Result, req Request, t *Tenant, u store.User, id Identity) Result {
+	wait := res.Wait
+	res.Wait = func() Result { return e.withReply(ctx, wait(), req, t, u, id) }
 	return res
 }
 

@@ -84,10 +84,10 @@ func (c *replayCache) find(h uint64, k replayKey) (uint64, bool) {
 // the caller then handles and finishes; for a retransmission it returns
 // seen=true and the cached response, nil while the first is in progress.
 func (c *replayCache) begin(k replayKey, now time.Time) (response []byte, seen bool) {
+	h := maphash.Comparable(c.seed, k) // before the lock: the seed never changes
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	h := maphash.Comparable(c.seed, k)
 	if n, ok := c.find(h, k); ok {
 		return c.slot(n).response, true
 	}
@@ -112,9 +112,10 @@ func (c *replayCache) begin(k replayKey, now time.Time) (response []byte, seen b
 
 // finish stores the response to a request begun with begin.
 func (c *replayCache) finish(k replayKey, response []byte, now time.Time) {
+	h := maphash.Comparable(c.seed, k)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n, ok := c.find(maphash.Comparable(c.seed, k), k)
+	n, ok := c.find(h, k)
 	if !ok {
 		return
 	}

@@ -9,7 +9,6 @@
 package radius
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -163,34 +162,63 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.init()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	// Requests in flight finish even after ctx is done: that is the drain.
-	work := context.WithoutCancel(ctx)
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	// A worker that has answered a request waits for the next one, so that
-	// a busy server does not start a goroutine (and grow its stack) per
-	// packet. Each request holds a slot of s.sem while it is handled, so
-	// there are never more than MaxConcurrent workers busy; idle ones wait
-	// on jobs until Serve returns.
-	jobs := make(chan datagram)
-	defer close(jobs)
-	workers := 0
-	udp, _ := conn.(*net.UDPConn)
+	l := &udpListener{
+		s:    s,
+		ctx:  ctx,
+		work: context.WithoutCancel(ctx), // requests in flight finish even after ctx is done: that is the drain
+		conn: conn,
+	}
+	l.udp, _ = conn.(*net.UDPConn)
+	l.workers.Store(1)
+	l.idle.Store(1)
+	l.inflight.Add(1)
+	err := l.serve() // Serve's own goroutine is the first worker
+	l.inflight.Done()
+	l.inflight.Wait()
+	return err
+}
+
+// udpListener is one socket's workers. Each worker reads a datagram and
+// handles it itself, so that no hand-over from a reading goroutine to a
+// handling one (a goroutine wake-up) lies between a request's arrival and
+// its answer. While a worker handles what it read, another waits in the
+// read (the socket serialises concurrent reads): when none is left
+// waiting, the worker starts one more, up to MaxConcurrent. Each request
+// holds a slot of s.sem while it is handled, so that there are never more
+// than MaxConcurrent requests handled at once over all sockets; idle
+// workers wait in the read until Serve returns.
+type udpListener struct {
+	s        *Server
+	ctx      context.Context // Serve's: when done, workers stop reading
+	work     context.Context // the requests': not cancelled
+	conn     net.PacketConn
+	udp      *net.UDPConn // conn, when it is one: reads allocate no address
+	workers  atomic.Int32 // started, this goroutine included
+	idle     atomic.Int32 // workers not handling a request: reading, or about to
+	inflight sync.WaitGroup
+}
+
+// serve is one worker: it reads and handles requests until ctx is done,
+// or the socket is closed.
+func (l *udpListener) serve() error {
+	s := l.s
+	// Handled before the next read: the request is parsed into packets
+	// of its own, and nothing keeps the bytes read.
 	buf := make([]byte, radius.MaxPacketLength+1)
 	for {
 		var n int
 		var from netip.AddrPort
 		var err error
-		if udp != nil {
-			n, from, err = udp.ReadFromUDPAddrPort(buf)
+		if l.udp != nil {
+			n, from, err = l.udp.ReadFromUDPAddrPort(buf)
 		} else {
 			var addr net.Addr
-			n, addr, err = conn.ReadFrom(buf)
+			n, addr, err = l.conn.ReadFrom(buf)
 			if a, ok := addr.(*net.UDPAddr); ok {
 				from = a.AddrPort()
 			}
 		}
-		if ctx.Err() != nil {
+		if l.ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
@@ -205,36 +233,27 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		}
 		select {
 		case s.sem <- struct{}{}:
-		case <-ctx.Done():
+		case <-l.ctx.Done():
 			return nil
 		}
-		d := datagram{from: from, raw: bytes.Clone(buf[:n])}
-		select {
-		case jobs <- d:
-			continue
-		default:
+		if l.idle.Add(-1) == 0 {
+			l.spawn() // someone must read while this one handles
 		}
-		if workers == s.MaxConcurrent {
-			// They are all between answering and waiting: one takes it soon.
-			jobs <- d
-			continue
-		}
-		workers++
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			for ok := true; ok; d, ok = <-jobs {
-				s.handle(work, peer{conn: conn, addr: d.from}, d.raw, &inflight)
-				<-s.sem
-			}
-		}()
+		s.handle(l.work, peer{conn: l.conn, addr: from}, buf[:n], &l.inflight)
+		<-s.sem
+		l.idle.Add(1)
 	}
 }
 
-// datagram is a request as read: who sent it and its bytes.
-type datagram struct {
-	from netip.AddrPort
-	raw  []byte
+// spawn starts one more worker, unless MaxConcurrent are running: then
+// the next one that has answered reads next.
+func (l *udpListener) spawn() {
+	if l.workers.Add(1) > int32(l.s.MaxConcurrent) {
+		l.workers.Add(-1)
+		return
+	}
+	l.idle.Add(1)
+	l.inflight.Go(func() { l.serve() }) // the first worker reports the socket's end
 }
 
 // peer is where a request came from and where its answer goes: a UDP
@@ -306,7 +325,7 @@ func (s *Server) handle(ctx context.Context, to peer, raw []byte, parked starter
 		s.drops.add("unsupported_code", src)
 		return
 	}
-	pkt, err := radius.Parse(raw, client.Secret)
+	pkt, err := parsePacket(raw, client.Secret)
 	if err != nil {
 		s.drops.add("malformed", src)
 		return

@@ -67,7 +67,8 @@ type AdminAct struct {
 }
 
 // Audit queues an entry for the audit log and returns at once. Queued
-// entries are written with the next commit and all are on disk once Close
+// entries are written within auditDelay, in a commit of their own or with
+// a write that comes meanwhile, and all are on disk once Flush or Close
 // returns. An entry that cannot be written (the disk is full) is dropped,
 // counted (AuditDropped) and reported in the log, at error level, at most
 // once per DropReportEvery.
@@ -144,7 +145,7 @@ func (tx *Tx) AuditLog(limit int, keep func(Entry) bool) ([]Entry, error) {
 // or dropped (see AuditDropped): a full disk does not keep the audit log
 // from being read. It fails only when the store is closed.
 func (db *DB) Flush() error {
-	if err := db.local(func(*Tx) error { return nil }); errors.Is(err, ErrClosed) {
+	if err := db.wait(op{fn: func(*Tx) error { return nil }, flush: true}); errors.Is(err, ErrClosed) {
 		return err
 	}
 	return nil

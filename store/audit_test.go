@@ -3,6 +3,7 @@ package store_test
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -110,15 +111,51 @@ func TestAuditConcurrentSurvivesClose(t *testing.T) {
 	}
 }
 
-func TestAuditFlushedByUpdate(t *testing.T) {
+func TestAuditFlushed(t *testing.T) {
 	db := open(t, tempPath(t))
 	if err := db.Audit(entry(1)); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, db, func(*store.Tx) error { return nil })
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	got := auditLog(t, db, 0, nil)
 	if !reflect.DeepEqual(users(got), []string{"user0001"}) {
-		t.Errorf("got %v after an Update, want [user0001]", users(got))
+		t.Errorf("got %v after Flush, want [user0001]", users(got))
+	}
+}
+
+func TestAuditOrderWithUpdate(t *testing.T) {
+	// An entry an Update appends comes after the entries queued before it,
+	// although those wait for a commit of their own otherwise.
+	db := open(t, tempPath(t))
+	if err := db.Audit(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, db, func(tx *store.Tx) error { return tx.AppendAudit(entry(2)) })
+	if err := db.Audit(entry(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := users(auditLog(t, db, 0, nil)), []string{"user0003", "user0002", "user0001"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v (newest first)", got, want)
+	}
+}
+
+func TestAuditWrittenWithoutAWriter(t *testing.T) {
+	// No write anyone waits for comes after the entry: it is committed on
+	// its own, shortly.
+	db := open(t, tempPath(t))
+	if err := db.Audit(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	for len(auditLog(t, db, 0, nil)) == 0 {
+		runtime.Gosched()
+	}
+	if got := users(auditLog(t, db, 0, nil)); !reflect.DeepEqual(got, []string{"user0001"}) {
+		t.Errorf("got %v, want [user0001]", got)
 	}
 }
 
@@ -178,7 +215,9 @@ func TestAuditEntryFields(t *testing.T) {
 	if err := db.Audit(bare); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, db, func(*store.Tx) error { return nil })
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	got := auditLog(t, db, 0, nil)
 	if len(got) != 2 {
 		t.Fatalf("got %d entries, want 2", len(got))

@@ -1,7 +1,8 @@
 package store
 
-// These tests look inside the commit loop: they hold it busy so that the
-// writes behind it are sure to be queued, and then check what one batch does.
+// These tests look inside the commit queue: they hold a commit under way so
+// that the writes behind it are sure to be queued, and then check what one
+// batch does.
 
 import (
 	"errors"
@@ -26,7 +27,7 @@ func openInternal(t *testing.T, opts Options) *DB {
 	return db
 }
 
-// hold makes the commit loop run a function that waits for release, and
+// hold makes a commit run a function that waits for release, and
 // returns once it runs. The held Update's error arrives on the returned channel.
 func hold(t *testing.T, db *DB) (release func(), held <-chan error) {
 	t.Helper()
@@ -49,10 +50,10 @@ func hold(t *testing.T, db *DB) (release func(), held <-chan error) {
 // It waits for a condition, not for time to pass.
 func waitQueued(t *testing.T, db *DB, n int) {
 	t.Helper()
-	for len(db.ops) < n {
+	for db.Queued() < n {
 		runtime.Gosched()
 	}
-	if got := len(db.ops); got != n {
+	if got := db.Queued(); got != n {
 		t.Fatalf("got %d queued writes, want %d", got, n)
 	}
 }
@@ -94,11 +95,11 @@ func TestMaxBatch(t *testing.T) {
 	db := openInternal(t, Options{MaxBatch: 4})
 	release, held := hold(t, db)
 
-	const n = 4
+	n := queuedBatches * 4
 	var mu sync.Mutex
 	txs := map[*Tx]int{}
 	var wg sync.WaitGroup
-	for range n {
+	update := func() {
 		wg.Go(func() {
 			err := db.Update(func(tx *Tx) error {
 				mu.Lock()
@@ -111,18 +112,53 @@ func TestMaxBatch(t *testing.T) {
 			}
 		})
 	}
-	// The queue holds MaxBatch writes.
-	waitQueued(t, db, n)
-	if cap(db.ops) != 4 {
-		t.Errorf("got queue capacity %d, want MaxBatch 4", cap(db.ops))
+	for i := range n {
+		if i%2 == 0 {
+			update()
+		} else if err := db.Audit(Entry{User: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		waitQueued(t, db, i+1)
+	}
+	// The queue holds queuedBatches × MaxBatch writes: one more waits for room.
+	update()
+	for {
+		db.mu.Lock()
+		blocked := db.blocked
+		db.mu.Unlock()
+		if blocked == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if got := db.Queued(); got != n {
+		t.Errorf("got %d queued writes with one more waiting for room, want %d", got, n)
 	}
 	release()
 	<-held
 	wg.Wait()
+	total := 0
 	for tx, k := range txs {
+		total += k
 		if k > 4 {
 			t.Errorf("transaction %p ran %d functions, want at most 4", tx, k)
 		}
+	}
+	if want := n/2 + 1; total != want {
+		t.Errorf("got %d functions run, want %d", total, want)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	err := db.View(func(tx *Tx) error {
+		es, err := tx.AuditLog(0, nil)
+		if len(es) != n/2 {
+			t.Errorf("got %d audit entries, want %d", len(es), n/2)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -174,6 +210,9 @@ func TestFailureInBatchSparesOthers(t *testing.T) {
 				t.Errorf("update %s: got %v, want nil", r.name, r.err)
 			}
 		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	err := db.View(func(tx *Tx) error {
 		for name, want := range map[string]bool{"first": true, "bad": false, "last": true} {

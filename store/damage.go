@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -104,9 +105,20 @@ func (db *DB) guarded(fn any, run func() error) error {
 	return err
 }
 
-// funcName names fn, such as "admin.(*Service).listUsers.func1".
+// funcName names fn, a func value, such as
+// "admin.(*Service).listUsers.func1". It reads the code address from the
+// func value itself rather than through reflect, which would make every
+// function handed to View escape to the heap, and with it whatever its
+// closure captures: a transaction's function is named only when it fails.
 func funcName(fn any) string {
-	f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer())
+	type eface struct{ typ, data unsafe.Pointer }
+	e := (*eface)(unsafe.Pointer(&fn))
+	if e.data == nil || reflect.TypeOf(fn).Kind() != reflect.Func {
+		return "unknown"
+	}
+	// A func value is a pointer to its code address (and the closure's
+	// variables after it); an interface holds that pointer as it is.
+	f := runtime.FuncForPC(*(*uintptr)(e.data))
 	if f == nil {
 		return "unknown"
 	}

@@ -4,8 +4,8 @@
 //
 // Writes on the request path go through [DB.Update], which commits the
 // functions of concurrent callers together in one transaction (one disk sync
-// for many requests); audit entries are queued by [DB.Audit] and written the
-// same way without making the caller wait.
+// for many requests); audit entries are queued by [DB.Audit] and written in
+// commits of their own, a few milliseconds later, without making anyone wait.
 package store
 
 import (
@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
@@ -65,14 +64,25 @@ type Options struct {
 type DB struct {
 	bolt     *bolt.DB
 	path     string
-	ops      chan op
 	maxBatch int
-	stopped  chan struct{}
+	maxQueue int // queuedBatches × maxBatch
 	log      *slog.Logger
 	now      func() time.Time
 
-	mu     sync.RWMutex // held for reading while queueing, for writing by Close
-	closed bool
+	// The commit queue (see local). mu guards the fields below it.
+	mu       sync.Mutex
+	queue    []op      // writes waiting for a commit, in the order they came
+	batch    []op      // the leader's batch, kept for the next leader
+	busy     bool      // a goroutine is committing: the leader
+	blocked  int       // writers waiting for room in the queue
+	closed   bool      // Close was called: no new writes
+	changed  sync.Cond // the queue shrank, or busy fell to false
+	timer    *time.Timer
+	timerSet bool // timer will commit the audit entries queued
+	auditDue bool // the next commit takes the audit entries queued
+
+	stopRelease chan struct{} // closed by Close: releaseLoop returns
+	released    chan struct{} // closed when releaseLoop has returned
 
 	steps     usedSteps
 	decoded   decodedUsers
@@ -87,11 +97,18 @@ type DB struct {
 }
 
 // op is one queued write: a function and, when the caller waits, where to
-// report its result.
+// report its result, or that it is the caller's turn to commit (errLead).
 type op struct {
 	fn   func(*Tx) error
 	done chan error // nil for fire-and-forget writes such as audit entries
+	// flush makes the batch that takes this write take the audit
+	// entries queued before it too (Update, Flush).
+	flush bool
 }
+
+// errLead, sent to a waiting writer, makes it the leader: it commits what
+// is queued.
+var errLead = errors.New("store: lead the next commit")
 
 // Open opens or creates the store at path. It reads the buckets through
 // first (see walk), and refuses a damaged file with an error that wraps
@@ -122,9 +139,9 @@ func Open(path string, opts Options) (*DB, error) {
 	db := &DB{
 		bolt:      b,
 		path:      path,
-		ops:       make(chan op, opts.MaxBatch),
+		queue:     make([]op, 0, opts.MaxBatch),
 		maxBatch:  opts.MaxBatch,
-		stopped:   make(chan struct{}),
+		maxQueue:  queuedBatches * opts.MaxBatch,
 		log:       slog.New(slog.DiscardHandler), // Open's own errors say it all
 		now:       opts.Now,
 		node:      opts.Node,
@@ -147,7 +164,11 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.log = opts.Log
 	db.releaseMapped() // the walk read every page
-	go db.commitLoop()
+	db.changed.L = &db.mu
+	db.timer = time.AfterFunc(time.Hour, db.commitAudit)
+	db.timer.Stop()
+	db.stopRelease, db.released = make(chan struct{}), make(chan struct{})
+	go db.releaseLoop()
 	if opts.Etcd != nil {
 		db.maxPruned = maxEtcdOps / 2
 		if db.etcd, err = openEtcd(db, *opts.Etcd); err != nil {
@@ -204,20 +225,97 @@ func (db *DB) Close() error {
 	if db.etcd != nil {
 		db.etcd.close()
 	}
-	close(db.ops)
+	for {
+		if !db.busy && len(db.queue) > 0 {
+			db.busy = true
+			db.lead(true)
+			db.mu.Lock()
+			continue
+		}
+		if !db.busy && db.blocked == 0 {
+			break
+		}
+		db.changed.Wait()
+	}
 	db.mu.Unlock()
-	<-db.stopped
+	db.timer.Stop()
+	close(db.stopRelease)
+	<-db.released
 	return db.bolt.Close()
 }
 
-// enqueue hands a write to the commit loop.
+// releaseEvery is how often the store file's pages leave the resident set
+// while the store is open (releaseMapped). Under load every commit reads
+// back, through the mapping, the pages the one before appended to the
+// audit log and the used steps, a few megabytes a second: a minute's worth
+// (Prune releases them too) was more than a hundred.
+const releaseEvery = 15 * time.Second
+
+// releaseLoop releases the mapped pages every releaseEvery until Close.
+func (db *DB) releaseLoop() {
+	defer close(db.released)
+	t := time.NewTicker(releaseEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			db.releaseMapped()
+		case <-db.stopRelease:
+			return
+		}
+	}
+}
+
+// enqueue queues a write nobody waits for: it is committed with the next
+// write someone waits for, or after auditDelay.
 func (db *DB) enqueue(o op) error {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.room(); err != nil {
+		return err
+	}
+	db.queue = append(db.queue, o)
+	db.commitLater()
+	return nil
+}
+
+// queuedBatches is how many batches of writes may wait behind the commit
+// under way before writers wait too: audit entries, which requests do not
+// wait for, keep coming while a disk sync stalls for milliseconds.
+const queuedBatches = 16
+
+// commitLater sets the timer, with mu held, to commit the audit entries
+// queued: after auditDelay, or at once when they fill a batch or are due.
+func (db *DB) commitLater() {
+	switch {
+	case len(db.queue) >= db.maxBatch, db.auditDue && !db.busy:
+		db.timerSet = true
+		db.timer.Reset(0)
+	case len(db.queue) > 0 && !db.timerSet:
+		db.timerSet = true
+		db.timer.Reset(auditDelay)
+	}
+}
+
+// room waits, with mu held, until the queue has room for one more write
+// (at most queuedBatches × MaxBatch wait), committing what is queued
+// itself if no one does. It fails once the store is closed, except for a
+// writer that was already waiting: Close writes it too.
+func (db *DB) room() error {
 	if db.closed {
 		return ErrClosed
 	}
-	db.ops <- o
+	for len(db.queue) >= db.maxQueue {
+		if !db.busy {
+			db.busy = true
+			db.lead(true)
+			db.mu.Lock()
+			continue
+		}
+		db.blocked++
+		db.changed.Wait()
+		db.blocked--
+	}
 	return nil
 }
 
@@ -240,8 +338,13 @@ func appendNext(b *bolt.Bucket, v []byte) error {
 // appendFill is how full the pages of a bucket only appended to are left.
 const appendFill = 1.0
 
-// Queued returns how many writes wait for the commit loop.
-func (db *DB) Queued() int { return len(db.ops) }
+// Queued returns how many writes wait for a commit: behind the one under
+// way, if any.
+func (db *DB) Queued() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return len(db.queue)
+}
 
 // View runs fn in a read-only transaction. A damaged page met on the way
 // is an error that wraps ErrDamaged, not a panic. With etcd, fn reads
@@ -267,94 +370,174 @@ func (db *DB) Update(fn func(*Tx) error) error {
 	if db.etcd != nil {
 		return db.etcd.update(fn)
 	}
-	return db.local(fn)
+	// fn may append audit entries of its own (AppendAudit): the entries
+	// queued before it are committed with it, so that the log keeps the
+	// order things happened in.
+	return db.wait(op{fn: fn, flush: true})
 }
 
-// local runs fn through the commit loop, in the file.
+// local runs fn in the file, committed together with the writes of
+// other callers that queue meanwhile. There is no goroutine of the
+// store's own on the way: a writer that finds no commit under way
+// commits itself, with whatever is queued (the leader); one that finds a
+// commit under way queues its function and waits, and when that commit
+// is done its leader hands the next one to the first writer waiting,
+// which commits the writes queued by then, its own among them (audit
+// entries only as take says). A
+// write thus costs its caller no hand-over to another goroutine and back
+// when the store is idle, and under load the writes that come during one
+// commit share the next one's disk syncs.
 func (db *DB) local(fn func(*Tx) error) error {
-	done := make(chan error, 1)
-	if err := db.enqueue(op{fn: fn, done: done}); err != nil {
+	return db.wait(op{fn: fn})
+}
+
+// wait queues o, with a channel of its own to hear on, and returns its
+// result once committed (see local).
+func (db *DB) wait(o op) error {
+	done := doneChans.Get().(chan error)
+	o.done = done
+	db.mu.Lock()
+	if err := db.room(); err != nil {
+		db.mu.Unlock()
+		doneChans.Put(done)
 		return err
 	}
-	return <-done
-}
-
-// commitLoop takes the first queued write, adds whatever else is already
-// waiting, and commits them together. Under no load a write commits at
-// once. Writes nobody waits for (audit entries) wait up to auditDelay for
-// company, so that a stream of them does not cost one disk sync each and
-// hold up the writes that requests wait for.
-func (db *DB) commitLoop() {
-	defer close(db.stopped)
-	for first := range db.ops {
-		batch := db.drain([]op{first})
-		if !waited(batch) {
-			timer := time.NewTimer(auditDelay)
-		wait:
-			for len(batch) < db.maxBatch {
-				select {
-				case o, ok := <-db.ops:
-					if !ok {
-						break wait
-					}
-					batch = append(batch, o)
-					if o.done != nil {
-						break wait // someone waits: commit now
-					}
-				case <-timer.C:
-					break wait
-				}
-			}
-			timer.Stop()
-			batch = db.drain(batch)
+	db.queue = append(db.queue, o)
+	if db.busy {
+		db.mu.Unlock()
+	} else {
+		db.busy = true
+		db.lead(false)
+	}
+	for {
+		err := <-done
+		if err != errLead {
+			doneChans.Put(done) // empty again: every op hears its result once
+			return err
 		}
-		if len(batch) < db.maxBatch {
-			// Let the goroutines that are ready to run do so first: under
-			// load some are about to queue a write of their own, which
-			// then shares this commit's disk syncs instead of waiting for
-			// the next. Idle, there are none and this costs nothing.
-			runtime.Gosched()
-			batch = db.drain(batch)
-		}
-		db.commit(batch)
+		db.mu.Lock()
+		db.lead(false)
 	}
 }
 
-// auditDelay is the longest a write nobody waits for is held back.
-const auditDelay = 2 * time.Millisecond
+// doneChans are the channels waiting writers hear on, reused.
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
-// drain adds to batch what is already queued, up to maxBatch.
-func (db *DB) drain(batch []op) []op {
-	for len(batch) < db.maxBatch {
-		select {
-		case o, ok := <-db.ops:
-			if !ok {
-				return batch
+// lead commits, with mu held and busy set by the caller (it returns with mu
+// released), a batch taken
+// from the queue (see take), and then hands the next commit to the first
+// writer waiting in the queue, if any; else busy is cleared, and audit
+// entries left in the queue are committed after auditDelay (at once if
+// they fill a batch). Once the store is closed it commits until the queue
+// is empty.
+func (db *DB) lead(audit bool) {
+	for {
+		batch := db.take(audit || db.closed || db.auditDue)
+		db.auditDue = false
+		if len(db.queue) == 0 && db.timerSet {
+			// The audit entries it was set for are in this batch. If it
+			// fires all the same, it finds nothing, or entries queued
+			// since, written a little early.
+			db.timer.Stop()
+			db.timerSet = false
+		}
+		db.changed.Broadcast()
+		db.mu.Unlock()
+		errs := db.commit(batch)
+		db.mu.Lock()
+		// The next leader hears first, so that the disk is not left idle
+		// while the writers of this batch are woken; they are told with
+		// mu released, which the next leader takes at once.
+		for _, o := range db.queue {
+			if o.done != nil {
+				o.done <- errLead // busy stays set: that writer leads now
+				db.batch = nil    // and takes a batch of its own
+				db.mu.Unlock()
+				tell(batch, errs)
+				return
 			}
+		}
+		tell(batch, errs)
+		clear(batch)
+		db.batch = batch[:0]
+		if len(db.queue) == 0 || !db.closed {
+			break
+		}
+	}
+	db.busy = false
+	db.commitLater()
+	db.changed.Broadcast()
+	db.mu.Unlock()
+}
+
+// tell gives the writers of a batch their results.
+func tell(batch []op, errs []error) {
+	for i, o := range batch {
+		if o.done != nil {
+			o.done <- errs[i]
+		}
+	}
+}
+
+// take moves up to MaxBatch writes from the queue, in the order they came,
+// into the batch to commit. Without audit, it takes only the writes someone
+// waits for, and the audit entries queued before an Update or a Flush
+// among them: the others wait for a commit of their own (commitAudit), so
+// that the commit a TOTP answer waits for (CommitIf) writes only what the
+// answer needs on disk. An audit entry
+// appended adds a page to the commit, and the pages above it in the audit
+// log's tree, and a request waits for every page its commit writes; in
+// commits of their own, a few milliseconds' entries share those pages.
+func (db *DB) take(audit bool) []op {
+	flushAt := -1
+	if !audit {
+		for i, o := range db.queue {
+			if o.flush {
+				flushAt = i
+			}
+		}
+	}
+	batch, kept := db.batch[:0], db.queue[:0]
+	for i, o := range db.queue {
+		if len(batch) < db.maxBatch && (audit || o.done != nil || i < flushAt) {
 			batch = append(batch, o)
-		default:
-			return batch
+		} else {
+			kept = append(kept, o)
 		}
 	}
+	clear(db.queue[len(kept):])
+	db.queue = kept
 	return batch
 }
 
-// waited reports whether anyone waits for a write in batch.
-func waited(batch []op) bool {
-	for _, o := range batch {
-		if o.done != nil {
-			return true
-		}
+// commitAudit commits the audit entries queued auditDelay ago, unless a
+// commit under way takes them.
+func (db *DB) commitAudit() {
+	db.mu.Lock()
+	db.timerSet = false
+	switch {
+	case len(db.queue) == 0:
+	case db.busy:
+		db.auditDue = true // the next commit takes them
+	default:
+		db.auditDue = false
+		db.busy = true
+		db.lead(true)
+		return
 	}
-	return false
+	db.mu.Unlock()
 }
+
+// auditDelay is the longest a write nobody waits for is held back, so
+// that a stream of them does not cost one disk sync each.
+const auditDelay = 2 * time.Millisecond
 
 // commit runs a batch in one transaction. When one function fails the
 // transaction is rolled back and every function runs again in a
 // transaction of its own, so that one failure cannot take others with it.
 // A damaged page that a function or bbolt's commit meets is an error, for
 // that function or for all: never a panic that ends the loop.
-func (db *DB) commit(batch []op) {
+func (db *DB) commit(batch []op) []error {
 	errs := make([]error, len(batch))
 	failed := -1
 	var steps *boltKV
@@ -407,12 +590,8 @@ func (db *DB) commit(batch []op) {
 			written++
 		}
 	}
-	db.dropped.note(db, written, dropped, why) // before the waiters hear: Update is then a flush of the audit queue
-	for i, o := range batch {
-		if o.done != nil {
-			o.done <- errs[i]
-		}
-	}
+	db.dropped.note(db, written, dropped, why) // before the waiters hear: Flush is then a flush of the audit queue
+	return errs
 }
 
 // Tx is a transaction handed to View and Update functions.
