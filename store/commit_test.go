@@ -395,3 +395,50 @@ func TestAppendedBucketsFillTheirPages(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAuditWrittenUnderWaitedWrites: an audit entry that a due commit
+// leaves behind (the batch filled with waited writes) is still written
+// within about auditDelay while waited writes that do not take it
+// (CommitIf's) keep the commit handed from writer to writer.
+func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
+	db := openInternal(t, Options{MaxBatch: 2})
+	release, held := hold(t, db)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { db.local(func(*Tx) error { return nil }) })
+	}
+	waitQueued(t, db, 2)
+	if err := db.Audit(Entry{User: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * auditDelay) // the timer fires while the commit is held: auditDue
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				db.local(func(*Tx) error { time.Sleep(100 * time.Microsecond); return nil })
+			}
+		})
+	}
+	for db.Queued() < 5 {
+		runtime.Gosched()
+	}
+	release()
+	<-held
+	deadline := time.Now().Add(200 * time.Millisecond)
+	n := 0
+	for time.Now().Before(deadline) && n == 0 {
+		db.View(func(tx *Tx) error { es, _ := tx.AuditLog(0, nil); n = len(es); return nil })
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if n == 0 {
+		t.Errorf("an audit entry queued before a stream of waited writes was not written within 200ms (auditDelay %v)", auditDelay)
+	}
+}

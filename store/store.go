@@ -448,8 +448,13 @@ func (db *DB) lead(audit bool) {
 		// The next leader hears first, so that the disk is not left idle
 		// while the writers of this batch are woken; they are told with
 		// mu released, which the next leader takes at once.
-		for _, o := range db.queue {
+		for i, o := range db.queue {
 			if o.done != nil {
+				// Audit entries left behind (a batch that took only
+				// waited writes, or filled up) are committed after
+				// auditDelay even if waited writes keep coming: the
+				// next leader takes them only when they are due.
+				db.auditLater(i)
 				o.done <- errLead // busy stays set: that writer leads now
 				db.batch = nil    // and takes a batch of its own
 				db.mu.Unlock()
@@ -468,6 +473,22 @@ func (db *DB) lead(audit bool) {
 	db.commitLater()
 	db.changed.Broadcast()
 	db.mu.Unlock()
+}
+
+// auditLater sets the timer, with mu held and a commit to be handed on,
+// if audit entries are queued and it is not set: queue[:first] are all
+// audit entries.
+func (db *DB) auditLater(first int) {
+	if db.timerSet {
+		return
+	}
+	for _, o := range db.queue[first:] {
+		if first > 0 || o.done == nil {
+			db.timerSet = true
+			db.timer.Reset(auditDelay)
+			return
+		}
+	}
 }
 
 // tell gives the writers of a batch their results.
