@@ -96,12 +96,20 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	case err != nil:
 		return Result{Tenant: t.Name}, err
 	}
-	ch.Claim = store.Claim{}
+	if ch.Claim.ID != "" {
+		// Used up: nothing to claim again, nor to put back (see prove).
+		ch.ID, ch.Claim = "", store.Claim{}
+	}
+	putBack := func() {
+		if ch.ID != "" {
+			e.putBack(ch) // the answer was not looked at: it may come again
+		}
+	}
 	// The try is counted before it is judged, so that answers posted at
 	// once cannot together get past the lockout; a proved code forgets it.
 	ok, err := e.signInTry(name, now, t.Lockout)
 	if err != nil {
-		e.putBack(ch) // the answer was not looked at: it may come again
+		putBack()
 		return Result{Tenant: t.Name}, err
 	}
 	if !ok {
@@ -110,7 +118,7 @@ func (e *Engine) answerCodeOnly(req Request, ch live.Challenge) (Result, error) 
 	r, err := e.db.ReadUser(name)
 	u := r.User
 	if err != nil && !isNotFound(err) {
-		e.putBack(ch) // the answer was not looked at: it may come again
+		putBack()
 		return Result{}, err
 	}
 	var res Result
