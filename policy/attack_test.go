@@ -56,10 +56,9 @@ func TestSealedStateAnsweredOnceAtOnce(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, 2, 0, byte(1 + round)})
 		res := a.Decide(ctx, login("alice", ip))
 		sealedChallenge(t, "login", res, "challenge")
-		results := make([]policy.Result, 8)
-		var wg sync.WaitGroup
-		begin := make(chan struct{})
-		for i := range results {
+		var nodes []*policy.Engine
+		var reqs []policy.Request
+		for i := range 8 {
 			node, word := a, wrong
 			if i%2 == 1 {
 				node = b
@@ -67,13 +66,9 @@ func TestSealedStateAnsweredOnceAtOnce(t *testing.T) {
 			if i%4 >= 2 {
 				word = "resend"
 			}
-			wg.Go(func() {
-				<-begin
-				results[i] = node.Decide(ctx, answer("alice", res.State, word, ip))
-			})
+			nodes, reqs = append(nodes, node), append(reqs, answer("alice", res.State, word, ip))
 		}
-		close(begin)
-		wg.Wait()
+		results := atOnce(ctx, nodes, reqs)
 		taken := 0
 		for _, r := range results {
 			switch {

@@ -88,29 +88,8 @@ func TestClusterOneAcceptPerState(t *testing.T) {
 			t.Fatalf("round %d: got %s (%s), want a challenge", round, ch.Decision, ch.Reason)
 		}
 		code := f.sentCode()
-		var wg sync.WaitGroup
-		results := make([]policy.Result, 2)
-		start := make(chan struct{})
-		for i, node := range []*policy.Engine{a, b} {
-			wg.Go(func() {
-				<-start
-				results[i] = node.Decide(ctx, answer("bob", ch.State, code, ip))
-			})
-		}
-		close(start)
-		wg.Wait()
-		accepts := 0
-		for _, r := range results {
-			switch {
-			case r.Decision == policy.Accept:
-				accepts++
-			case r.Reason != "unknown_state":
-				t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
-			}
-		}
-		if accepts != 1 {
-			t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
-		}
+		r := answer("bob", ch.State, code, ip)
+		oneAccept(t, round, atOnce(ctx, []*policy.Engine{a, b}, []policy.Request{r, r}))
 	}
 }
 
@@ -223,30 +202,9 @@ func TestClusterSealedStateAnsweredOnce(t *testing.T) {
 		if ch.Decision != policy.Challenge || !strings.HasPrefix(ch.State, "s") {
 			t.Fatalf("round %d: got %s (%s) %q, want a sealed challenge", round, ch.Decision, ch.Reason, ch.State)
 		}
-		codes := []string{f.codeAt(f.now.Add(-30 * time.Second)), f.codeAt(f.now.Add(30 * time.Second))}
-		var wg sync.WaitGroup
-		results := make([]policy.Result, 2)
-		start := make(chan struct{})
-		for i, node := range []*policy.Engine{a, b} {
-			wg.Go(func() {
-				<-start
-				results[i] = node.Decide(ctx, answer("alice", ch.State, codes[i], ip))
-			})
-		}
-		close(start)
-		wg.Wait()
-		accepts := 0
-		for _, r := range results {
-			switch {
-			case r.Decision == policy.Accept:
-				accepts++
-			case r.Reason != "unknown_state":
-				t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
-			}
-		}
-		if accepts != 1 {
-			t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
-		}
+		early := answer("alice", ch.State, f.codeAt(f.now.Add(-30*time.Second)), ip)
+		late := answer("alice", ch.State, f.codeAt(f.now.Add(30*time.Second)), ip)
+		oneAccept(t, round, atOnce(ctx, []*policy.Engine{a, b}, []policy.Request{early, late}))
 	}
 
 	// A wrong answer gives a new State and uses the old one up: the right
@@ -269,4 +227,39 @@ func TestClusterSealedStateAnsweredOnce(t *testing.T) {
 	}
 	check(t, b.Decide(ctx, answer("alice", wrong.State, "resend", ip)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
 	check(t, b.Decide(ctx, answer("alice", again.State, f.code(), ip)), want{policy.Accept, "totp_ok", "", "totp"})
+}
+
+// atOnce decides each request at its node at the same moment and returns
+// the results in the requests' order.
+func atOnce(ctx context.Context, nodes []*policy.Engine, reqs []policy.Request) []policy.Result {
+	results := make([]policy.Result, len(reqs))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, req := range reqs {
+		wg.Go(func() {
+			<-start
+			results[i] = nodes[i].Decide(ctx, req)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results
+}
+
+// oneAccept fails t unless exactly one of results is an Accept and the
+// others found the State used (unknown_state).
+func oneAccept(t *testing.T, round int, results []policy.Result) {
+	t.Helper()
+	accepts := 0
+	for _, r := range results {
+		switch {
+		case r.Decision == policy.Accept:
+			accepts++
+		case r.Reason != "unknown_state":
+			t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
+		}
+	}
+	if accepts != 1 {
+		t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
+	}
 }
