@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -28,22 +27,43 @@ import (
 // etcdPrefix is where the bench's store lives in the cluster.
 const etcdPrefix = "/otpgate-bench/"
 
-// etcdCluster is the members, each its own process of Debian's etcd.
+// etcdCluster is the members, each its own etcd process.
 type etcdCluster struct {
+	version   string // what the binary says it is
 	endpoints []string
 	cmds      []*exec.Cmd
 	pids      []int
 }
 
-// startEtcd starts n members on loopback with their data under base
-// (tmpfs where there is one, as the tests do: the bench measures otpgate,
-// not the disk) and waits until the cluster has a leader.
-func startEtcd(base string, n int) (*etcdCluster, error) {
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		return nil, errors.New("etcd is not installed: apt-get install etcd-server")
+// etcdBinary is -etcd, or etcd built from bench/etcdmember into dir.
+func etcdBinary(o options, dir string) (string, error) {
+	if o.etcdBin != "" {
+		return o.etcdBin, nil
 	}
-	c := &etcdCluster{}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the module (run from the repository): %w", err)
+	}
+	bin := filepath.Join(dir, "etcd-server")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join(strings.TrimSpace(string(out)), "bench", "etcdmember")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build etcd (bench/etcdmember; -etcd PATH runs an installed one): %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// startEtcd starts n members of bin on loopback with their data under base
+// (tmpfs where there is one, as the tests do: the bench measures otpgate,
+// not the disk) and waits until the cluster has a leader. With pprof the
+// members serve Go's profiles at /debug/pprof on their client address.
+func startEtcd(bin, base string, n int, pprof bool) (*etcdCluster, error) {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --version: %w", bin, err)
+	}
+	version, _, _ := strings.Cut(string(out), "\n")
+	c := &etcdCluster{version: strings.TrimSpace(strings.TrimPrefix(version, "etcd Version:"))}
 	var initial, peers []string
 	for i := range n {
 		client, err := freeTCPAddr()
@@ -60,14 +80,18 @@ func startEtcd(base string, n int) (*etcdCluster, error) {
 	}
 	for i := range n {
 		name := fmt.Sprintf("m%d", i)
-		cmd := exec.Command(bin,
+		args := []string{
 			"--name", name, "--data-dir", filepath.Join(base, name),
 			"--listen-client-urls", c.endpoints[i], "--advertise-client-urls", c.endpoints[i],
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", "otpgate-bench",
 			"--heartbeat-interval", "100", "--election-timeout", "2500",
-			"--logger", "zap", "--log-outputs", filepath.Join(base, name+".log"))
+			"--logger", "zap", "--log-outputs", filepath.Join(base, name+".log")}
+		if pprof {
+			args = append(args, "--enable-pprof")
+		}
+		cmd := exec.Command(bin, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			c.stop()
@@ -141,7 +165,7 @@ type etcdRow struct {
 	etcdCPU    []time.Duration // the members' CPU in each etcd cell's window (and warm-up)
 }
 
-func runEtcd(ctx context.Context, bin, dir string, o options, progress func(string, ...any)) ([]etcdRow, error) {
+func runEtcd(ctx context.Context, bin, dir string, o options, progress func(string, ...any)) (rows []etcdRow, version string, err error) {
 	maxConc := 1
 	for _, c := range o.conc {
 		maxConc = max(maxConc, c)
@@ -153,7 +177,7 @@ func runEtcd(ctx context.Context, bin, dir string, o options, progress func(stri
 	boltDir, etcdDir := filepath.Join(dir, "bolt"), filepath.Join(dir, "etcd")
 	for _, d := range []string{boltDir, etcdDir} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
 	base := filepath.Join(dir, "members")
@@ -161,18 +185,23 @@ func runEtcd(ctx context.Context, bin, dir string, o options, progress func(stri
 		base = d
 		defer os.RemoveAll(d)
 	}
-	progress("starting a three-member etcd cluster (data in %s)", base)
-	ec, err := startEtcd(base, 3)
+	etcdBin, err := etcdBinary(o, dir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	progress("starting a three-member etcd cluster of %s (data in %s)", etcdBin, base)
+	ec, err := startEtcd(etcdBin, base, 3, o.profileDir != "")
+	if err != nil {
+		return nil, "", err
+	}
+	version = ec.version
 	defer ec.stop()
 	progress("writing %d users into a bbolt store and %d into etcd", pop.total(), etcdPop.total())
 	if err := fill(boltDir, pop); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := fillEtcd(etcdDir, ec.endpoints, etcdPop); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 
 	var env []string
@@ -208,18 +237,17 @@ cluster: {node_name: bench}`,
 	progress("starting otpgate on bbolt and otpgate on etcd")
 	bolt, err := start(0, boltDir, false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer bolt.stop()
 	onEtcd, err := start(1, etcdDir, true)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer onEtcd.stop()
 
 	boltTOTP := &totpPool{users: o.totpUsers}
 	etcdTOTP := &totpPool{users: etcdPop.totp}
-	var rows []etcdRow
 	for _, s := range o.scenarios {
 		if s != "accept" && s != "totp" {
 			continue
@@ -235,12 +263,22 @@ cluster: {node_name: bench}`,
 						newOp = func(loop int) op { return pool.flow(ctx, loop) }
 					}
 					progress("%s, concurrency %d, %d of %d: otpgate on %s", scenarioNames[s], c, rep+1, o.reps, name)
-					profiled := make(chan error, 1)
+					profiled := make(chan error, 1+len(ec.endpoints))
+					profiles := 1
 					if o.profileDir != "" && rep == 0 {
 						file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-%s-c%d.pprof", name, s, c))
 						secs := max(1, int((o.warmup+o.measure)/time.Second))
 						url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddrs[i], secs)
 						go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
+						if i == 1 {
+							// And each member's, beside it.
+							for m, e := range ec.endpoints {
+								file := filepath.Join(o.profileDir, fmt.Sprintf("etcd-m%d-%s-c%d.pprof", m, s, c))
+								url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e, secs)
+								go func() { profiled <- fetch(url, file, time.Duration(secs+30)*time.Second) }()
+								profiles++
+							}
+						}
 					} else {
 						profiled <- nil
 					}
@@ -248,10 +286,12 @@ cluster: {node_name: bench}`,
 					before := ec.cpu()
 					x, err := l.run(ctx, newOp)
 					if err != nil {
-						return nil, err
+						return nil, "", err
 					}
-					if err := <-profiled; err != nil {
-						return nil, err
+					for range profiles {
+						if err := <-profiled; err != nil {
+							return nil, "", err
+						}
 					}
 					progress("  %.0f/s (p50 %s, p99 %s), %s errors", x.rate(), ms(x.pct(50)), ms(x.pct(99)), errorsOf(x))
 					if i == 0 {
@@ -266,24 +306,24 @@ cluster: {node_name: bench}`,
 		}
 	}
 	if err := onEtcd.stop(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := bolt.stop(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if w := boltTOTP.waited() + etcdTOTP.waited(); w > 0 {
 		// The TOTP rows then measure the wait: say so in the table.
 		rows = append(rows, etcdRow{scenario: "waits", conc: w})
 	}
-	return rows, nil
+	return rows, version, nil
 }
 
 // printEtcd writes the rows as a markdown table, with the ratio and
 // whether each meets issue 17's target.
-func printEtcd(w io.Writer, o options, rows []etcdRow) {
+func printEtcd(w io.Writer, o options, version string, rows []etcdRow) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "otpgate on bbolt and on a three-member etcd (Debian's etcd, members on loopback, data on tmpfs), %s, %s, %d CPUs; %d cells per figure (median), %s measured after %s warm-up, %d TOTP users\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), o.reps, o.measure, o.warmup, o.totpUsers)
+	fmt.Fprintf(w, "otpgate on bbolt and on a three-member etcd (etcd %s, members on loopback, data on tmpfs), %s, %s, %d CPUs; %d cells per figure (median), %s measured after %s warm-up, %d TOTP users\n\n",
+		version, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), o.reps, o.measure, o.warmup, o.totpUsers)
 	fmt.Fprintln(w, "| scenario | c | bbolt /s | etcd /s | etcd/bbolt | target | p50 bbolt | p50 etcd | p99 bbolt | p99 etcd | otpgate CPU/op bbolt | otpgate CPU/op etcd | etcd members' CPU/op | errors bbolt / etcd |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	maxConc := 0

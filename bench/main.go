@@ -52,6 +52,7 @@ type options struct {
 	soak, soakKeep, soakEvery time.Duration
 	soakRate                  int
 	only                      string
+	etcdBin                   string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -75,6 +76,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.soakKeep, "soak-keep", 2*time.Minute, "audit.keep in the soak run, short so that pruning works while it runs")
 	fs.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "how often the soak run is sampled")
 	fs.StringVar(&o.only, "only", "", "run only this part: soak, scale or etcd (otpgate on bbolt and on a three-member etcd, see bench/etcd.go) (default: everything)")
+	fs.StringVar(&o.etcdBin, "etcd", "", "`PATH` of the etcd binary the etcd rows' members run, for example Debian's /usr/bin/etcd (default: etcd built from bench/etcdmember, the release it pins)")
 	fs.BoolVar(&o.cold, "cold", false, "drop the page cache before each start-up (root only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
@@ -173,11 +175,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printScale(stdout, rep.scale)
 		return nil
 	case "etcd":
-		rows, err := runEtcd(ctx, bin, dir, o, progress)
+		rows, version, err := runEtcd(ctx, bin, dir, o, progress)
 		if err != nil {
 			return err
 		}
-		printEtcd(stdout, o, rows)
+		printEtcd(stdout, o, version, rows)
 		return nil
 	case "":
 	default:

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/otpgate/otpgate/etcdbatch"
+	"github.com/otpgate/otpgate/etcdleader"
 )
 
 // ErrUnavailable is wrapped by the errors of writes while etcd cannot be
@@ -68,6 +69,11 @@ const tryFor = time.Second
 // write's wait, before writes stop trying etcd and fail at once.
 const skipAfter = 3
 
+// findLeaderEvery is how often the node asks which member leads, to send
+// its batches of writes there (etcdleader); a write that finds the
+// leader's connection dead asks at once.
+const findLeaderEvery = 5 * time.Second
+
 // maxEtcdOps is the most operations etcd takes in one transaction unless
 // told otherwise (its --max-txn-ops).
 const maxEtcdOps = 128
@@ -78,6 +84,7 @@ type etcdEngine struct {
 	db        *DB
 	cli       *clientv3.Client
 	batch     *etcdbatch.Batcher // sends the transactions of logins together
+	leader    *etcdleader.KV     // and to the leader
 	prefix    string
 	ends      []string
 	timeout   time.Duration
@@ -118,7 +125,13 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
-	e.batch = etcdbatch.New(cli)
+	e.leader = etcdleader.New(cli, c.Endpoints, func(ep string) (*clientv3.Client, error) {
+		one := c
+		one.Endpoints = []string{ep}
+		cli, _, err := one.Dial()
+		return cli, err
+	}, findLeaderEvery)
+	e.batch = etcdbatch.New(e.leader)
 	// First, before the store is read: what a writer that died left half
 	// way is undone.
 	rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
@@ -129,17 +142,17 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 	}
 	rev, err := e.load(context.Background())
 	if err != nil {
-		cli.Close()
+		e.closeClients()
 		return nil, fmt.Errorf("open etcd %s: read the store: %w", e.where(), err)
 	}
 	if v := e.mirror.get(etcdKey(bucketMeta, []byte(metaFormat))).v; v != nil {
 		if n, err := strconv.Atoi(string(v)); err != nil || n > Format {
-			cli.Close()
+			e.closeClients()
 			return nil, fmt.Errorf("open %s: %w (meta/%s is %q); this binary reads up to format %d: upgrade otpgate on this node", e.where(), ErrNewerFormat, metaFormat, v, Format)
 		}
 	}
 	if err := e.recordFormat(); err != nil {
-		cli.Close()
+		e.closeClients()
 		return nil, fmt.Errorf("open %s: record the store's format: %w", e.where(), err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -188,7 +201,13 @@ func (e *etcdEngine) where() string {
 func (e *etcdEngine) close() {
 	e.stop()
 	e.wg.Wait()
+	e.closeClients()
+}
+
+// closeClients closes what talks to etcd.
+func (e *etcdEngine) closeClients() {
 	e.batch.Close()
+	e.leader.Close()
 	e.cli.Close()
 }
 
