@@ -24,10 +24,10 @@ import (
 // to etcd is one write per node and second, not one per login; a second
 // whose write fails (etcd unavailable) is missing from the other nodes'
 // view, never from the node's own file. The entries of a second are
-// compressed (DEFLATE, fastest level): JSON lines shrink to about a
-// sixth, and every byte written to etcd is sent to, logged and stored by
-// each member; at thousands of logins a second the entries were most of
-// what etcd wrote.
+// compressed (DEFLATE, fastest level): login entries shrink to about a
+// tenth (some 25 bytes each), and every byte written to etcd is sent to,
+// logged and stored by each member; at thousands of logins a second the
+// entries were most of what etcd wrote.
 
 // sharedAuditMagic starts a value of compressed entries; a value without
 // it is the lines themselves, as builds before compression wrote them
