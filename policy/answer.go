@@ -33,6 +33,16 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	case err != nil:
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
+	// A sealed State is taken by every answer to it; one that was claimed
+	// (answered) before this answer came is unknown now. A claim made
+	// while this answer is judged is another's at the same moment
+	// (answeredElsewhere).
+	switch used, err := e.claimed(ch); {
+	case err != nil:
+		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
+	case used:
+		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
+	}
 	if ch.NoFirstFactor {
 		res, err := e.answerCodeOnly(req, ch)
 		res.User = name
@@ -75,7 +85,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 // changed, the answer is judged once more against the user as they are
 // now. A sealed State's single use (ch.Claim) is claimed in the same
 // commit, whatever the answer comes to: of two answers at once, the
-// second finds it claimed and is refused as an unknown State. The
+// second finds it claimed and gets no answer (answeredElsewhere). The
 // challenge goes back under a new State when the user may try again, and
 // as it was when nothing could be written (unless it was made up for this
 // answer: ch.ID empty).
@@ -95,8 +105,8 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 		if err == nil {
 			return e.settleChecked(o)
 		}
-		if errors.Is(err, store.ErrClaimed) { // answered at the same moment elsewhere
-			return Result{Decision: Reject, Reason: "unknown_state", Message: t.Messages.CodeExpired}, nil
+		if errors.Is(err, store.ErrClaimed) {
+			return answeredElsewhere(t), nil
 		}
 		if !errors.Is(err, store.ErrConflict) || try == maxJudged {
 			putBack()
@@ -206,7 +216,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	// Whatever follows answers under a new State: the old one is used up.
 	switch err := e.claim(old); {
 	case errors.Is(err, store.ErrClaimed):
-		return Result{Decision: Reject, Reason: "unknown_state", Message: m.CodeExpired}, nil
+		return answeredElsewhere(t), nil
 	case err != nil:
 		return Result{}, err
 	}
@@ -273,6 +283,25 @@ func (e *Engine) putBack(ch live.Challenge) {
 
 // claim uses up ch's State, when Take left that to the caller (a sealed
 // State), in a transaction of its own; store.ErrClaimed when it had been.
+// claimed reports whether ch's State has been claimed (see claim); false
+// for a State with nothing to claim.
+func (e *Engine) claimed(ch live.Challenge) (bool, error) {
+	if ch.Claim.ID == "" {
+		return false, nil
+	}
+	return e.db.Claimed(ch.Claim)
+}
+
+// answeredElsewhere is the answer to a State that another answer claimed
+// while this one was judged: the same answer, sent by a gateway to two
+// nodes at once, whose other copy won. That copy's decision goes out; this
+// one sends nothing (Unanswered), so that the gateway, which takes the
+// first answer, never takes a Reject for a login that was accepted. A
+// copy sent to one node only was answered there already.
+func answeredElsewhere(t *Tenant) Result {
+	return Result{Decision: Reject, Reason: "answered_elsewhere", Tenant: t.Name, Message: t.Messages.CodeExpired, Unanswered: true}
+}
+
 func (e *Engine) claim(ch live.Challenge) error {
 	if ch.Claim.ID == "" {
 		return nil

@@ -264,7 +264,7 @@ func TestEtcdSealedStateTakenOnce(t *testing.T) {
 		taken, accepts := 0, 0
 		for _, r := range results {
 			switch {
-			case r.Reason == "unknown_state":
+			case refusedAsUsed(r):
 			case r.Decision == policy.Accept:
 				accepts++
 				taken++

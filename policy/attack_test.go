@@ -72,7 +72,7 @@ func TestSealedStateAnsweredOnceAtOnce(t *testing.T) {
 		taken := 0
 		for _, r := range results {
 			switch {
-			case r.Reason == "unknown_state":
+			case refusedAsUsed(r):
 			case r.Decision == policy.Challenge && (r.Reason == "wrong_code" || r.Reason == "resend_totp"):
 				taken++
 			default:

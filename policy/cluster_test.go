@@ -190,11 +190,20 @@ func TestClusterSignInGuessesAtOnce(t *testing.T) {
 // answer writes. The same State answered at both nodes at the same moment,
 // with two different right codes (the steps before and after the one
 // accepted both lie in the window, so the replay guard alone would let
-// the second through), gives exactly one Accept, a hundred times over; a
-// wrong answer uses the State up too, and so does "resend".
+// the second through), gives exactly one Accept, a hundred times over,
+// and the answer that lost the race goes unanswered (a gateway that sent
+// it to both nodes takes the Accept); a wrong answer uses the State up
+// too, and so does "resend", and an answer that comes after the State
+// was used is refused (unknown_state), at either node.
 func TestClusterSealedStateAnsweredOnce(t *testing.T) {
 	f, a, b := clusterNodes(t)
 	ctx := context.Background()
+	unanswered := 0
+	defer func() {
+		if unanswered == 0 && !t.Failed() {
+			t.Error("in 100 rounds no answer that lost the race went unanswered")
+		}
+	}()
 	for round := range 100 {
 		ip := netip.AddrFrom4([4]byte{10, 2, 0, byte(1 + round)}) // not proven yet
 		f.advance(3 * time.Minute)                                // past the steps used before
@@ -204,7 +213,11 @@ func TestClusterSealedStateAnsweredOnce(t *testing.T) {
 		}
 		early := answer("alice", ch.State, f.codeAt(f.now.Add(-30*time.Second)), ip)
 		late := answer("alice", ch.State, f.codeAt(f.now.Add(30*time.Second)), ip)
-		oneAccept(t, round, atOnce(ctx, []*policy.Engine{a, b}, []policy.Request{early, late}))
+		unanswered += oneAccept(t, round, atOnce(ctx, []*policy.Engine{a, b}, []policy.Request{early, late}))
+		for _, node := range []*policy.Engine{a, b} {
+			// Later, the same State: a replay, refused with an answer.
+			check(t, node.Decide(ctx, early), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
+		}
 	}
 
 	// A wrong answer gives a new State and uses the old one up: the right
@@ -247,19 +260,34 @@ func atOnce(ctx context.Context, nodes []*policy.Engine, reqs []policy.Request) 
 }
 
 // oneAccept fails t unless exactly one of results is an Accept and the
-// others found the State used (unknown_state).
-func oneAccept(t *testing.T, round int, results []policy.Result) {
+// others found the State used (refusedAsUsed). It returns how many of
+// those lost the race to it and go unanswered.
+func oneAccept(t *testing.T, round int, results []policy.Result) (unanswered int) {
 	t.Helper()
 	accepts := 0
 	for _, r := range results {
 		switch {
 		case r.Decision == policy.Accept:
 			accepts++
-		case r.Reason != "unknown_state":
+		case !refusedAsUsed(r):
 			t.Errorf("round %d: got %s (%s), want an Accept or unknown_state", round, r.Decision, r.Reason)
+		case r.Unanswered:
+			unanswered++
 		}
 	}
 	if accepts != 1 {
 		t.Fatalf("round %d: got %d Accepts, want exactly 1 (%+v)", round, accepts, results)
 	}
+	return unanswered
+}
+
+// refusedAsUsed reports whether r refuses an answer to a State answered
+// before it (unknown_state, a Reject the gateway gets) or at the same
+// moment (answered_elsewhere: no answer at all, see
+// policy.Result.Unanswered).
+func refusedAsUsed(r policy.Result) bool {
+	if r.Decision != policy.Reject {
+		return false
+	}
+	return r.Reason == "unknown_state" && !r.Unanswered || r.Reason == "answered_elsewhere" && r.Unanswered
 }

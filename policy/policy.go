@@ -141,6 +141,12 @@ type Result struct {
 	// User and Tenant are the normalised name and the tenant that decided.
 	User   string
 	Tenant string
+	// Unanswered, on a Reject, means that a gateway gets no answer at all
+	// (a page still shows Message): another answer to the same State,
+	// at another node at the same moment, was judged, and its decision
+	// goes out. A gateway that sends each request to two nodes at once
+	// and takes the first answer so gets that one, never this Reject.
+	Unanswered bool
 	// Wait, when not nil, means the login is held for approval and not
 	// decided yet: Wait blocks until it is (approved, denied, timed out or
 	// stopped by StopHolds) and returns the decision, recorded like any

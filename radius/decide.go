@@ -61,8 +61,12 @@ func Decide(d Decider) Handler {
 	})
 }
 
-// response is the answer that carries a decision.
+// response is the answer that carries a decision; nil (no answer) for
+// one another node answers (policy.Result.Unanswered).
 func response(res policy.Result) *Response {
+	if res.Unanswered {
+		return nil
+	}
 	resp := &Response{Code: radius.CodeAccessReject}
 	switch res.Decision {
 	case policy.Accept:

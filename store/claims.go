@@ -43,10 +43,28 @@ func (tx *Tx) Claim(c Claim) error {
 	return tx.kv.claim(NormalizeName(c.User), c.ID, c.Until)
 }
 
-func (b *boltKV) claim(_, id string, until time.Time) error {
-	k := sendsKey(kindClaim, id)
-	if b.get(bucketSends, k) != nil {
+// Claimed reports whether c has been claimed, as this node knows now (in a
+// cluster: as far as its copy of etcd has come).
+func (db *DB) Claimed(c Claim) (bool, error) {
+	if c.ID == "" {
+		return false, errors.New("claimed: no ID")
+	}
+	var used bool
+	err := db.View(func(tx *Tx) error {
+		used = tx.kv.claimed(NormalizeName(c.User), c.ID)
+		return nil
+	})
+	return used, err
+}
+
+func (b *boltKV) claimed(_, id string) bool {
+	return b.get(bucketSends, sendsKey(kindClaim, id)) != nil
+}
+
+func (b *boltKV) claim(user, id string, until time.Time) error {
+	if b.claimed(user, id) {
 		return ErrClaimed
 	}
+	k := sendsKey(kindClaim, id)
 	return b.put(bucketSends, k, binary.BigEndian.AppendUint64(nil, uint64(until.UnixNano())))
 }

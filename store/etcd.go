@@ -715,6 +715,17 @@ func stepClaims(v []byte) []byte {
 	return v[8:]
 }
 
+func (t *etcdKV) claimed(user, id string) bool {
+	sum := sha256.Sum256([]byte(id))
+	old := stepClaims(t.read(stepKey(user)))
+	for i := 0; i < len(old); i += claimSize {
+		if bytes.Equal(old[i:i+16], sum[:16]) {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *etcdKV) claim(user, id string, until time.Time) error {
 	k := stepKey(user)
 	v := t.read(k)

@@ -33,6 +33,8 @@ type kv interface {
 	// claim claims id for user until until, or returns ErrClaimed
 	// (claims.go).
 	claim(user, id string, until time.Time) error
+	// claimed reports whether id is claimed for user.
+	claimed(user, id string) bool
 }
 
 // boltKV is kv on a bbolt transaction.
