@@ -39,7 +39,7 @@ type KV struct {
 	clientv3.KV // every endpoint
 	all         *clientv3.Client
 	endpoints   []string
-	dial        func(endpoint string) (*clientv3.Client, error)
+	dial        func(ctx context.Context, endpoint string) (*clientv3.Client, error)
 	ask         time.Duration // how long a Status call may take
 
 	mu      sync.Mutex
@@ -54,8 +54,10 @@ type KV struct {
 
 // New routes the transactions of all (a client for every endpoint in
 // endpoints) to the leader, found every refresh. dial connects to one
-// endpoint with all's settings (TLS, user).
-func New(all *clientv3.Client, endpoints []string, dial func(endpoint string) (*clientv3.Client, error), refresh time.Duration) *KV {
+// endpoint with all's settings (TLS, user); ctx ends at Close, and should
+// end the dial (clientv3.Config.Context: clientv3.New logs in at once, and
+// waits up to its dial timeout for a member that is down).
+func New(all *clientv3.Client, endpoints []string, dial func(ctx context.Context, endpoint string) (*clientv3.Client, error), refresh time.Duration) *KV {
 	var eps []string
 	for _, ep := range endpoints {
 		if !slices.Contains(eps, ep) {
@@ -198,7 +200,7 @@ func (k *KV) find(ctx context.Context) bool {
 	var wg sync.WaitGroup
 	for i, ep := range k.endpoints {
 		wg.Go(func() {
-			c, err := k.client(ep)
+			c, err := k.client(ctx, ep)
 			if err != nil {
 				return
 			}
@@ -237,14 +239,14 @@ func (k *KV) find(ctx context.Context) bool {
 
 // client returns the client for endpoint ep alone, dialling it the first
 // time.
-func (k *KV) client(ep string) (*clientv3.Client, error) {
+func (k *KV) client(ctx context.Context, ep string) (*clientv3.Client, error) {
 	k.mu.Lock()
 	c := k.one[ep]
 	k.mu.Unlock()
 	if c != nil {
 		return c, nil
 	}
-	c, err := k.dial(ep)
+	c, err := k.dial(ctx, ep)
 	if err != nil {
 		return nil, err
 	}
