@@ -8,9 +8,11 @@
 // once and by a third at 16.
 //
 // Which member leads is asked of each configured endpoint (etcd's Status
-// call names the member answering and the leader it follows) every
-// refresh and whenever a write through the leader's connection fails for
-// want of an answer; the endpoint used is the configured one, so nothing
+// call names the member answering, its cluster and the leader it
+// follows; a member is taken for the leader only when more than half of
+// the endpoints follow it in the same cluster) every refresh and
+// whenever a write through the leader's connection fails for want of an
+// answer; the endpoint used is the configured one, so nothing
 // but the admin's list is ever dialled. While no leader is known, or its
 // connection fails, transactions go through the client for every
 // endpoint, as they would without this package: routing never stops a
@@ -20,6 +22,7 @@ package etcdleader
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +39,7 @@ type KV struct {
 	clientv3.KV // every endpoint
 	all         *clientv3.Client
 	endpoints   []string
-	dial        func(endpoint string) (*clientv3.Client, error)
+	dial        func(ctx context.Context, endpoint string) (*clientv3.Client, error)
 	ask         time.Duration // how long a Status call may take
 
 	mu      sync.Mutex
@@ -51,8 +54,17 @@ type KV struct {
 
 // New routes the transactions of all (a client for every endpoint in
 // endpoints) to the leader, found every refresh. dial connects to one
-// endpoint with all's settings (TLS, user).
-func New(all *clientv3.Client, endpoints []string, dial func(endpoint string) (*clientv3.Client, error), refresh time.Duration) *KV {
+// endpoint with all's settings (TLS, user); ctx ends at Close, and should
+// end the dial (clientv3.Config.Context: clientv3.New logs in at once, and
+// waits up to its dial timeout for a member that is down).
+func New(all *clientv3.Client, endpoints []string, dial func(ctx context.Context, endpoint string) (*clientv3.Client, error), refresh time.Duration) *KV {
+	var eps []string
+	for _, ep := range endpoints {
+		if !slices.Contains(eps, ep) {
+			eps = append(eps, ep) // one answer per endpoint
+		}
+	}
+	endpoints = eps
 	ctx, stop := context.WithCancel(context.Background())
 	k := &KV{
 		KV: all, all: all, endpoints: endpoints, dial: dial, ask: time.Second,
@@ -171,24 +183,51 @@ func (k *KV) run(ctx context.Context, refresh time.Duration) {
 // searchAgain is how soon a search that found no leader is made again.
 const searchAgain = time.Second
 
-// find asks each endpoint which member it is and which it follows, and
-// routes to the endpoint of the member that leads. It reports whether
-// it found one.
+// find asks every endpoint at once which member it is, which cluster it
+// belongs to and which member it follows, and routes to the endpoint of
+// the member that leads, if more than half of the endpoints follow it in
+// the same cluster: an endpoint that only says so itself is a member
+// whose Raft loop is stuck (it answers Status as the leader it was while
+// the others have elected another) or one of another cluster, and
+// routing to it would stop every write or send it to the wrong cluster.
+// It reports whether it found one.
 func (k *KV) find(ctx context.Context) bool {
-	for _, ep := range k.endpoints {
-		c, err := k.client(ep)
-		if err != nil {
-			continue
+	type answer struct {
+		c  *clientv3.Client
+		st *pb.StatusResponse
+	}
+	answers := make([]answer, len(k.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range k.endpoints {
+		wg.Go(func() {
+			c, err := k.client(ctx, ep)
+			if err != nil {
+				return
+			}
+			actx, cancel := context.WithTimeout(ctx, k.ask)
+			// Through c's own connection (clientv3's Status dials anew).
+			st, err := pb.NewMaintenanceClient(c.ActiveConnection()).Status(actx, &pb.StatusRequest{})
+			cancel()
+			if err == nil && st.Header != nil && st.Leader != 0 {
+				answers[i] = answer{c, st}
+			}
+		})
+	}
+	wg.Wait()
+	type followed struct{ cluster, leader uint64 }
+	votes := map[followed]int{}
+	for _, a := range answers {
+		if a.st != nil {
+			votes[followed{a.st.Header.ClusterId, a.st.Leader}]++
 		}
-		actx, cancel := context.WithTimeout(ctx, k.ask)
-		// Through c's own connection (clientv3's Status dials anew).
-		st, err := pb.NewMaintenanceClient(c.ActiveConnection()).Status(actx, &pb.StatusRequest{})
-		cancel()
-		if err != nil || st.Header == nil || st.Leader == 0 || st.Header.MemberId != st.Leader {
+	}
+	for i, a := range answers {
+		if a.st == nil || a.st.Header.MemberId != a.st.Leader ||
+			2*votes[followed{a.st.Header.ClusterId, a.st.Leader}] <= len(k.endpoints) {
 			continue
 		}
 		k.mu.Lock()
-		k.leader, k.address = c, ep
+		k.leader, k.address = a.c, k.endpoints[i]
 		k.mu.Unlock()
 		return true
 	}
@@ -200,14 +239,14 @@ func (k *KV) find(ctx context.Context) bool {
 
 // client returns the client for endpoint ep alone, dialling it the first
 // time.
-func (k *KV) client(ep string) (*clientv3.Client, error) {
+func (k *KV) client(ctx context.Context, ep string) (*clientv3.Client, error) {
 	k.mu.Lock()
 	c := k.one[ep]
 	k.mu.Unlock()
 	if c != nil {
 		return c, nil
 	}
-	c, err := k.dial(ep)
+	c, err := k.dial(ctx, ep)
 	if err != nil {
 		return nil, err
 	}

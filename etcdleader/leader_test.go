@@ -17,8 +17,8 @@ import (
 	"github.com/otpgate/otpgate/etcdtest"
 )
 
-func dialer(ep string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+func dialer(ctx context.Context, ep string) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), Context: ctx})
 }
 
 // txnsServed is how many Txn calls the member at ep has answered.
@@ -184,7 +184,7 @@ func TestNoEndpointDialled(t *testing.T) {
 	etcd := etcdtest.Start(t, 3)
 	cli := etcd.Client(t)
 	dials := make(chan string, 100)
-	kv := etcdleader.New(cli, etcd.Endpoints(), func(ep string) (*clientv3.Client, error) {
+	kv := etcdleader.New(cli, etcd.Endpoints(), func(_ context.Context, ep string) (*clientv3.Client, error) {
 		dials <- ep
 		return nil, fmt.Errorf("refused")
 	}, time.Hour)

@@ -125,11 +125,10 @@ func openEtcd(db *DB, c Etcd) (*etcdEngine, error) {
 		return nil, fmt.Errorf("open %s: %w", e.where(), err)
 	}
 	e.cli = cli
-	e.leader = etcdleader.New(cli, c.Endpoints, func(ep string) (*clientv3.Client, error) {
+	e.leader = etcdleader.New(cli, c.Endpoints, func(ctx context.Context, ep string) (*clientv3.Client, error) {
 		one := c
 		one.Endpoints = []string{ep}
-		cli, _, err := one.Dial()
-		return cli, err
+		return one.dial(ctx)
 	}, findLeaderEvery)
 	e.batch = etcdbatch.New(e.leader)
 	// First, before the store is read: what a writer that died left half

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -32,6 +33,17 @@ func livePrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") +
 // request says whether etcd answers.
 func (c Etcd) Dial() (*clientv3.Client, string, error) {
 	c = c.withDefaults()
+	cli, err := c.dial(context.Background())
+	if err != nil {
+		return nil, "", err
+	}
+	return cli, livePrefix(c.Prefix), nil
+}
+
+// dial connects to c's endpoints; ctx ends the client (and its logging
+// in, which clientv3.New does at once when c has a user).
+func (c Etcd) dial(ctx context.Context) (*clientv3.Client, error) {
+	c = c.withDefaults()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
@@ -39,11 +51,12 @@ func (c Etcd) Dial() (*clientv3.Client, string, error) {
 		Username:    c.Username,
 		Password:    c.Password,
 		Logger:      zap.NewNop(),
+		Context:     ctx,
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("connect to etcd %s: %w", strings.Join(c.Endpoints, ","), err)
+		return nil, fmt.Errorf("connect to etcd %s: %w", strings.Join(c.Endpoints, ","), err)
 	}
-	return cli, livePrefix(c.Prefix), nil
+	return cli, nil
 }
 
 // withDefaults fills in what the zero values of c's fields mean.
