@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,8 @@ type Cluster struct {
 	// as a record.
 	Key *secret.Key
 
-	leases *etcdbatch.Leases // one for every challenge that expires in the same 30 s
+	leases  *etcdbatch.Leases // one for every challenge that expires in the same 30 s
+	sending sendingSession    // the lease of the node's locks for sending (Sending)
 
 	waitMu  sync.Mutex
 	waiters map[string]map[chan Outcome]struct{}
@@ -83,6 +85,7 @@ func NewCluster(cli *clientv3.Client, prefix string) *Cluster {
 // Close stops watching approvals. The client stays open.
 func (c *Cluster) Close() {
 	c.batch.Close()
+	c.closeSending()
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
 	if c.watch != nil {
@@ -154,6 +157,16 @@ func (c *Cluster) chKey(id, user, client string) string {
 	return c.prefix + "ch/" + id + "/" + hash(user, client)
 }
 
+// takenKey marks a record challenge taken, for takenFor (see ErrTaken).
+func (c *Cluster) takenKey(id, user, client string) string {
+	return c.prefix + "taken/" + hash(id, user, client)
+}
+
+// takenFor is how long after a record challenge was taken another
+// answer to it is told ErrTaken rather than ErrNotFound: the copy of the
+// same answer that a gateway sent to another node at the same moment.
+const takenFor = 5 * time.Second
+
 func (c *Cluster) loginKey(user, client string, ip netip.Addr) string {
 	return c.prefix + "login/" + hash(user, client, ip.Unmap().String())
 }
@@ -223,19 +236,29 @@ func (c *Cluster) Take(id, user, client string) (Challenge, error) {
 	if !validID(id) {
 		return Challenge{}, ErrNotFound
 	}
-	k := c.chKey(id, user, client)
+	k, taken := c.chKey(id, user, client), c.takenKey(id, user, client)
+	now := c.now()
 	var resp *clientv3.TxnResponse
 	err := c.again(func(ctx context.Context) (err error) {
-		resp, err = c.batch.Txn(ctx,
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), ">", 0)},
-			[]clientv3.Op{clientv3.OpGet(k), clientv3.OpDelete(k)},
-			[]clientv3.Op{clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())})
+		resp, err = c.withLease(ctx, now.Add(takenFor), func(l clientv3.LeaseID) (*clientv3.TxnResponse, error) {
+			return c.batch.Txn(ctx,
+				[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), ">", 0)},
+				[]clientv3.Op{clientv3.OpGet(k), clientv3.OpDelete(k),
+					clientv3.OpPut(taken, strconv.FormatInt(now.UnixNano(), 10), clientv3.WithLease(l))},
+				[]clientv3.Op{clientv3.OpGet(c.prefix+"ch/"+id+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()),
+					clientv3.OpGet(taken)})
+		})
 		return err
 	})
 	if err != nil {
 		return Challenge{}, fmt.Errorf("take challenge: %w", err)
 	}
 	if !resp.Succeeded {
+		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+			if at, err := strconv.ParseInt(string(kvs[0].Value), 10, 64); err == nil && now.Sub(time.Unix(0, at)) <= takenFor {
+				return Challenge{}, ErrTaken
+			}
+		}
 		if resp.Responses[0].GetResponseRange().Count > 0 {
 			return Challenge{}, ErrMismatch
 		}

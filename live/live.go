@@ -13,6 +13,7 @@
 package live
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"sync"
@@ -82,12 +83,18 @@ type Challenge struct {
 // or pruned).
 var ErrNotFound = errors.New("no such challenge")
 
+// ErrTaken: the challenge was taken a moment ago by another answer, in a
+// cluster: the copy of the same answer that a gateway sent to another
+// node at the same moment, whose answer goes out (policy answers this
+// one with nothing).
+var ErrTaken = errors.New("challenge taken by another answer a moment ago")
+
 // ErrMismatch: the State belongs to another user or another gateway.
 var ErrMismatch = errors.New("challenge belongs to another user or gateway")
 
 // Challenges keeps the challenges waiting for an answer. Table keeps them
 // in one process's memory, Cluster in etcd for every node. Errors other
-// than ErrNotFound and ErrMismatch are infrastructure (etcd out of reach):
+// than ErrNotFound, ErrTaken and ErrMismatch are infrastructure (etcd out of reach):
 // the caller fails closed.
 type Challenges interface {
 	// Put keeps c and sets c.ID to the State the gateway is to echo: the
@@ -111,6 +118,13 @@ type Challenges interface {
 	// TakeLive removes and returns the newest challenge of user at client
 	// for ip if it is still answerable at now.
 	TakeLive(user, client string, ip netip.Addr, now time.Time) (Challenge, bool, error)
+	// Sending keeps every other node from starting a challenge for user
+	// until release is called, waiting while another holds it, for at
+	// most as long as ctx lasts: so that a login that reaches two nodes at
+	// once sends one code, and the node that waited finds it (Live). On
+	// one node it holds nothing: the engine serializes a user's
+	// challenges itself.
+	Sending(ctx context.Context, user string) (release func(), err error)
 	// Len returns how many challenges are held, answerable or not yet
 	// pruned; -1 when that cannot be known now.
 	Len() int
@@ -228,6 +242,9 @@ func (t *Table) remove(c Challenge) {
 }
 
 // Len returns how many challenges are held, answerable or not yet pruned.
+// Sending implements Challenges: nothing to hold on one node.
+func (t *Table) Sending(context.Context, string) (func(), error) { return func() {}, nil }
+
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

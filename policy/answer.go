@@ -27,6 +27,9 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	switch {
 	case errors.Is(err, live.ErrNotFound):
 		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
+	case errors.Is(err, live.ErrTaken):
+		m := e.messages(req.Tenant)
+		return Result{User: name, Decision: Reject, Reason: "answered_elsewhere", Message: m.CodeExpired, Unanswered: true}, nil
 	case errors.Is(err, live.ErrMismatch):
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil

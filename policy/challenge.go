@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/otpgate/otpgate/live"
 	"github.com/otpgate/otpgate/otp"
@@ -25,6 +27,19 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 	defer unlock()
 
 	if methods[0] != MethodTOTP {
+		// In a cluster, another node may be starting the same login
+		// (a gateway that asks two nodes at once): the second to come
+		// waits, and finds the first one's challenge.
+		wctx, cancel := context.WithTimeout(ctx, sendingWait)
+		release, err := e.challenges.Sending(wctx, u.Name)
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return e.busy(req, t, methods[0]), nil
+		case err != nil:
+			return Result{}, err
+		}
+		defer release()
 		if res, ok, err := e.reuse(req, t, u); ok || err != nil {
 			return res, err
 		}
@@ -77,6 +92,10 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 	}
 	return Result{Decision: Reject, Reason: "delivery_failed", Method: methods[0], Message: m.DeliveryFailed}, nil
 }
+
+// sendingWait bounds how long a login waits for another node that is
+// sending the same user a code (live.Challenges.Sending).
+const sendingWait = 15 * time.Second
 
 // reuse finds a challenge of u at this gateway and IP that can still be
 // answered.

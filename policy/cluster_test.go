@@ -64,8 +64,16 @@ func TestClusterChallengeAnsweredAtTheOtherNode(t *testing.T) {
 	// which A answers.
 	wrong := b.Decide(ctx, answer("bob", ch.State, "000000", ipX))
 	check(t, wrong, want{policy.Challenge, "wrong_code", "Wrong code, 2 tries left", "sms"})
+	// The old State, answered at A at once: taken a moment ago, as by the
+	// copy of one answer that a gateway sent to both nodes, so A sends
+	// nothing; seconds later it is refused as unknown.
+	if r := a.Decide(ctx, answer("bob", ch.State, code, ipX)); r.Reason != "answered_elsewhere" || !r.Unanswered {
+		t.Fatalf("the taken State at once: got %s (%s) unanswered %v", r.Decision, r.Reason, r.Unanswered)
+	}
+	f.advance(6 * time.Second)
 	check(t, a.Decide(ctx, answer("bob", ch.State, code, ipX)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
 	check(t, a.Decide(ctx, answer("bob", wrong.State, code, ipX)), want{policy.Accept, "code_ok", "", "sms"})
+	f.advance(6 * time.Second)
 	check(t, b.Decide(ctx, answer("bob", wrong.State, code, ipX)), want{policy.Reject, "unknown_state", msgs.CodeExpired, ""})
 	// Another user's answer to it is refused and leaves it for its owner.
 	ch = b.Decide(ctx, login("rita", ipY))

@@ -65,16 +65,23 @@ func toBoth(t *testing.T, raw []byte, nodes []*server, marks []int) []reply {
 }
 
 // TestGatewayAsksBothNodes: a gateway that sends each request to both
-// nodes at once and takes the first answer logs in with an app's code
-// every time. Both nodes challenge the password (each with a State of its
-// own; the gateway takes one), and both judge the answer: one accepts
-// it, and the other, whose claim on the State lost the race, sends
+// nodes at once and takes the first answer logs in with an app's code,
+// and with a code sent by SMS, every time. For the app, both nodes
+// challenge the password (each with a State of its own; the gateway takes
+// one); for SMS one node sends the code while the other waits, then asks
+// for the same code under the same State. Both judge the answer: one
+// accepts it, and the other, which lost the race for the State, sends
 // nothing (answered_elsewhere), so that the gateway never takes a Reject
 // for a login that was accepted; the State is then used up at both.
 func TestGatewayAsksBothNodes(t *testing.T) {
 	etcd := etcdtest.Start(t, 1)
 	key := filepath.Join(t.TempDir(), "cluster.key")
-	a, b := startEtcdNode(t, etcd.Endpoints(), key, "a"), startEtcdNode(t, etcd.Endpoints(), key, "b")
+	start := func(node string) *server {
+		r := strings.NewReplacer("{{etcd}}", endpointList(etcd.Endpoints()), "{{key}}", key, "{{node}}", node,
+			"methods: [totp]", "methods: [totp, sms]")
+		return startServer(t, r.Replace(etcdNodeConfig))
+	}
+	a, b := start("a"), start("b")
 	nodes := []*server{a, b}
 	const rounds = 4
 	for i := range rounds { // a user a round: each code is new to the store
@@ -119,5 +126,47 @@ func TestGatewayAsksBothNodes(t *testing.T) {
 	}
 	if silent == 0 {
 		t.Error("in no round did the node that lost the race keep silent")
+	}
+
+	a.cli(t, "user", "add", "sid", "--tenant", "acme", "--phone", "+31612345609", "--method", "sms")
+	waitFor(t, "B to see sid", func() bool { return shows(b, "sid", "sms") })
+	silent = 0
+	for round := range rounds {
+		ip := fmt.Sprintf("203.0.113.%d", 60+round)
+		m := marks()
+		first := toBoth(t, encodeRequest(t, request{user: "sid", password: "x", callingStation: ip}), nodes, m)
+		if len(first) != 2 || first[0].p.Code != radius.CodeAccessChallenge || first[1].p.Code != radius.CodeAccessChallenge ||
+			string(rfc2865.State_Get(first[0].p)) != string(rfc2865.State_Get(first[1].p)) {
+			t.Fatalf("round %d: sid's password at both nodes: %d answers, want two challenges with one State", round, len(first))
+		}
+		sent := 0
+		var code string
+		for i, n := range nodes {
+			for _, l := range n.logsSince(m[i]) {
+				if strings.Contains(l, "console delivery") {
+					sent++
+					code = smsCode(t, l)
+				}
+			}
+		}
+		if sent != 1 {
+			t.Fatalf("round %d: %d codes sent for one login asked at both nodes, want 1", round, sent)
+		}
+		m = marks()
+		got := toBoth(t, encodeRequest(t, request{user: "sid", password: code, callingStation: ip, state: string(rfc2865.State_Get(first[0].p))}), nodes, m)
+		if len(got) == 0 || got[0].p.Code != radius.CodeAccessAccept {
+			t.Fatalf("round %d: sid's code at both nodes: first answer %v, want an Accept", round, got)
+		}
+		for _, r := range got[1:] {
+			if r.p.Code == radius.CodeAccessAccept {
+				t.Fatalf("round %d: the same answer accepted by both nodes", round)
+			}
+		}
+		if len(got) == 1 {
+			silent++
+		}
+	}
+	if silent == 0 {
+		t.Error("in no round of sent codes did the node that lost the race keep silent")
 	}
 }

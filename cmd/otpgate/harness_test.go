@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -192,6 +193,13 @@ func (s *server) waitLog(t testing.TB, skip int, want string) string {
 }
 
 // logLen is how many log lines there are so far.
+// logsSince returns the log lines from the skip-th on.
+func (s *server) logsSince(skip int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.logs[min(skip, len(s.logs)):])
+}
+
 func (s *server) logLen() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
