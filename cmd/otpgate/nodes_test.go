@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,19 +138,28 @@ func TestNodesOnEtcd(t *testing.T) {
 			code := smsCode(t, asked.waitLog(t, mark, "console delivery"))
 			var wg sync.WaitGroup
 			got := make([]*radius.Packet, 2)
-			for j, n := range []*server{asked, other} {
-				wg.Go(func() { got[j] = answer(t, n, "rita", ip, code, ch) })
+			errs := make([]error, 2)
+			pair := []*server{asked, other}
+			asked.waitLog(t, mark, "decision=challenge") // logged after the code went out
+			marks := []int{asked.logLen(), other.logLen()}
+			for j, n := range pair {
+				wg.Go(func() {
+					req := request{user: "rita", password: code, callingStation: ip, state: string(rfc2865.State_Get(ch))}
+					got[j], errs[j] = answerOrSilence(t, n, marks[j], req)
+				})
 			}
 			wg.Wait()
 			accepts := 0
-			for _, p := range got {
-				if p.Code == radius.CodeAccessAccept {
+			for j, p := range got {
+				switch {
+				case errs[j] != nil:
+					t.Fatalf("round %d: node %d: %v", i, j, errs[j])
+				case p != nil && p.Code == radius.CodeAccessAccept:
 					accepts++
 				}
 			}
 			if accepts != 1 {
-				t.Fatalf("round %d: the same State answered at both nodes at once got %s and %s, want one Accept",
-					i, got[0].Code, got[1].Code)
+				t.Fatalf("round %d: the same State answered at both nodes at once: %d Accepts, want one", i, accepts)
 			}
 		}
 	})
@@ -442,6 +452,35 @@ func known(t *testing.T, user string, nodes ...*server) {
 func answer(t *testing.T, n *server, user, ip, code string, ch *radius.Packet) *radius.Packet {
 	t.Helper()
 	return mustExchange(t, n.addrs[0], request{user: user, password: code, callingStation: ip, state: string(rfc2865.State_Get(ch))})
+}
+
+// answerOrSilence sends req to node n and returns its answer, or nil
+// when n decided to send none (another node answered the same State at
+// the same moment: answered_elsewhere), as n's decision logged after
+// mark says.
+func answerOrSilence(t *testing.T, n *server, mark int, req request) (*radius.Packet, error) {
+	raddr, err := net.ResolveUDPAddr("udp", n.addrs[0])
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(encodeRequest(t, req)); err != nil {
+		return nil, err
+	}
+	if line := n.waitLog(t, mark, "msg=decision"); strings.Contains(line, "reason=answered_elsewhere") {
+		return nil, nil
+	}
+	conn.SetReadDeadline(time.Now().Add(answerWait))
+	buf := make([]byte, 4096)
+	k, err := conn.Read(buf)
+	if err != nil {
+		return nil, fmt.Errorf("no answer: %w", err)
+	}
+	return radius.Parse(buf[:k], []byte("testing123"))
 }
 
 // smsCode is the code in a console delivery's log line.
