@@ -26,13 +26,17 @@ const sendingTTL = 10 // seconds
 // sendingSession is the node's lease for its locks, made when first
 // needed and again when etcd has let it expire.
 type sendingSession struct {
-	mu sync.Mutex
-	s  *concurrency.Session
+	mu     sync.Mutex
+	s      *concurrency.Session
+	closed bool // by Close: no lease is taken any more
 }
 
 func (c *Cluster) session() (*concurrency.Session, error) {
 	c.sending.mu.Lock()
 	defer c.sending.mu.Unlock()
+	if c.sending.closed {
+		return nil, errors.New("lock for sending: closed")
+	}
 	if s := c.sending.s; s != nil {
 		select {
 		case <-s.Done(): // expired or closed: take a new one
@@ -151,6 +155,7 @@ func (c *Cluster) dropSession(s *concurrency.Session) {
 func (c *Cluster) closeSending() {
 	c.sending.mu.Lock()
 	defer c.sending.mu.Unlock()
+	c.sending.closed = true
 	if c.sending.s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/otpgate/otpgate/etcdtest"
+	"github.com/otpgate/otpgate/live"
 )
 
 // TestSendingLockNotLeftBehind: a release that etcd does not take (etcd
@@ -106,4 +109,64 @@ func TestSendingWaitEndsWithItsContext(t *testing.T) {
 		t.Fatalf("B still waiting %v after its time was out (3 s); went on only when etcd was back, after %v: %v", time.Since(start)-3*time.Second, time.Since(start).Round(time.Millisecond), err)
 	}
 	etcd.Restart(t)
+}
+
+// TestSendingAfterClose: a login still deciding when the node stops
+// takes no new lease, which nothing would revoke or stop renewing: its
+// lock and the lease's keep-alive would outlive the node's Close.
+func TestSendingAfterClose(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	now := epoch
+	a, _, cli := sealedNodes(t, etcd, "/closed/", &now)
+	a.Close()
+	before, err := cli.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Sending(context.Background(), "alice"); err == nil {
+		r()
+		t.Error("Sending after Close: took a lock")
+	}
+	after, err := cli.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Leases) > len(before.Leases) {
+		t.Errorf("Sending after Close granted a lease: %d leases, %d before", len(after.Leases), len(before.Leases))
+	}
+}
+
+// TestSendingHolderKilled: a node that dies holding a user's lock (its
+// lease no longer renewed, nothing revoked: SIGKILL) delays that user's
+// logins at another node by at most the lease's ten seconds, within
+// policy's wait of fifteen.
+func TestSendingHolderKilled(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	now := epoch
+	b := live.NewCluster(etcd.Client(t), "/killed/")
+	cliA, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := live.NewCluster(cliA, "/killed/")
+	for _, n := range []*live.Cluster{a, b} {
+		n.Now = func() time.Time { return now }
+	}
+	t.Cleanup(b.Close)
+	if _, err := a.Sending(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	cliA.Close() // dies: no more keep-alives, no revoke
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := b.Sending(ctx, "alice")
+	if err != nil {
+		t.Fatalf("B after A died holding the lock: %v after %v", err, time.Since(start))
+	}
+	r()
+	if took := time.Since(start); took > 11*time.Second {
+		t.Errorf("B waited %v", took)
+	}
+	t.Logf("B went on %v after A died", time.Since(start).Round(time.Millisecond))
 }
