@@ -30,12 +30,16 @@ func (e *Engine) challenge(ctx context.Context, req Request, t *Tenant, u store.
 		// In a cluster, another node may be starting the same login
 		// (a gateway that asks two nodes at once): the second to come
 		// waits, and finds the first one's challenge.
+		// Only a wait that ran out is busy; etcd out of reach fails
+		// closed as any store failure does.
 		wctx, cancel := context.WithTimeout(ctx, sendingWait)
 		release, err := e.challenges.Sending(wctx, u.Name)
+		waited := errors.Is(wctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			return e.busy(req, t, methods[0]), nil
+		case err != nil && waited:
+			e.log.WarnContext(ctx, "another node has been sending this user a code for too long; rejected", "user", u.Name, "client", req.Client)
+			return Result{Decision: Reject, Reason: "busy", Method: methods[0], Message: t.Messages.Unavailable}, nil
 		case err != nil:
 			return Result{}, err
 		}
