@@ -37,12 +37,15 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	}
 	// A sealed State is taken by every answer to it; one that was claimed
-	// (answered) before this answer came is unknown now. A claim made
-	// while this answer is judged is another's at the same moment
-	// (answeredElsewhere).
-	switch used, err := e.claimed(ch); {
+	// (answered) before this answer came is unknown now. One claimed
+	// since, or while this answer is judged, was claimed by the copy of
+	// it at another node, at the same moment (answeredElsewhere).
+	switch used, since, err := e.claimed(ch, req.arrived); {
 	case err != nil:
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
+	case used && since:
+		m := e.messages(req.Tenant)
+		return Result{User: name, Decision: Reject, Reason: "answered_elsewhere", Message: m.CodeExpired, Unanswered: true}, nil
 	case used:
 		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
@@ -88,7 +91,9 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 // changed, the answer is judged once more against the user as they are
 // now. A sealed State's single use (ch.Claim) is claimed in the same
 // commit, whatever the answer comes to: of two answers at once, the
-// second finds it claimed and gets no answer (answeredElsewhere). The
+// second finds it claimed and gets no answer (answeredElsewhere), as does
+// a code whose step was used since the answer came (a code in the
+// password, sent to two nodes at once). The
 // challenge goes back under a new State when the user may try again, and
 // as it was when nothing could be written (unless it was made up for this
 // answer: ch.ID empty).
@@ -103,6 +108,12 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 		if err != nil {
 			putBack()
 			return Result{}, err
+		}
+		if strings.HasPrefix(o.res.Reason, "totp_replay") && r.StepUsedAfter(req.arrived) {
+			// Its step used since this answer came: by the same code,
+			// sent to another node too (a gateway that cannot prompt
+			// has no State to claim).
+			return answeredElsewhere(t), nil
 		}
 		err = e.db.CommitIf(r, o.write())
 		if err == nil {
@@ -286,13 +297,13 @@ func (e *Engine) putBack(ch live.Challenge) {
 
 // claim uses up ch's State, when Take left that to the caller (a sealed
 // State), in a transaction of its own; store.ErrClaimed when it had been.
-// claimed reports whether ch's State has been claimed (see claim); false
-// for a State with nothing to claim.
-func (e *Engine) claimed(ch live.Challenge) (bool, error) {
+// claimed reports whether ch's State has been claimed (see claim), and
+// whether since m; false for a State with nothing to claim.
+func (e *Engine) claimed(ch live.Challenge, m store.Mark) (used, since bool, err error) {
 	if ch.Claim.ID == "" {
-		return false, nil
+		return false, false, nil
 	}
-	return e.db.Claimed(ch.Claim)
+	return e.db.Claimed(ch.Claim, m)
 }
 
 // answeredElsewhere is the answer to a State that another answer claimed

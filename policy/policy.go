@@ -110,6 +110,9 @@ type Request struct {
 	// given is what the first factor said of the user (set by the
 	// engine), which a challenge keeps for its Accept.
 	given Identity
+	// arrived is where the store was when the request came: what was
+	// written since may be the work of a copy of it at another node.
+	arrived store.Mark
 }
 
 // Result is the answer to a Request.
@@ -290,6 +293,7 @@ func (e *Engine) PruneChallenges() int { return e.challenges.Prune(e.now()) }
 // a Reject with the tenant's "unavailable" text.
 func (e *Engine) Decide(ctx context.Context, req Request) Result {
 	start := time.Now()
+	req.arrived = e.db.Mark()
 	var res Result
 	var err error
 	if req.State != "" {

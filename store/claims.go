@@ -43,18 +43,43 @@ func (tx *Tx) Claim(c Claim) error {
 	return tx.kv.claim(NormalizeName(c.User), c.ID, c.Until)
 }
 
-// Claimed reports whether c has been claimed, as this node knows now (in a
-// cluster: as far as its copy of etcd has come).
-func (db *DB) Claimed(c Claim) (bool, error) {
-	if c.ID == "" {
-		return false, errors.New("claimed: no ID")
+// A Mark is how far this node's view of the store had come at a moment:
+// in a cluster, an etcd revision up to which everything had been written
+// (what its copy had reached, or its own last commit). A key whose
+// revision is newer was written since, as far as this node can tell. On a
+// single node it marks nothing: every write there is this node's own.
+type Mark struct{ rev int64 }
+
+// Mark returns where this node's view of the store is now.
+func (db *DB) Mark() Mark {
+	if db.etcd == nil {
+		return Mark{}
 	}
-	var used bool
-	err := db.View(func(tx *Tx) error {
-		used = tx.kv.claimed(NormalizeName(c.User), c.ID)
+	return Mark{rev: db.etcd.mirror.written()}
+}
+
+// after reports whether a key written at revision mod was written after
+// m, as far as m marks anything.
+func (m Mark) after(mod int64) bool { return m.rev > 0 && mod > m.rev }
+
+// Claimed reports whether c has been claimed, as this node knows now (in a
+// cluster: as far as its copy of etcd has come), and if so whether the
+// claim may have been made after m (in a cluster, the key that holds it
+// was written since): a claim made while the answer that asks was on its
+// way, by the copy of it a gateway sent to another node.
+func (db *DB) Claimed(c Claim, m Mark) (claimed, after bool, err error) {
+	if c.ID == "" {
+		return false, false, errors.New("claimed: no ID")
+	}
+	user := NormalizeName(c.User)
+	err = db.View(func(tx *Tx) error {
+		claimed = tx.kv.claimed(user, c.ID)
 		return nil
 	})
-	return used, err
+	if claimed && db.etcd != nil {
+		after = m.after(db.etcd.mirror.get(stepKey(user)).mod)
+	}
+	return claimed, after, err
 }
 
 func (b *boltKV) claimed(_, id string) bool {

@@ -385,6 +385,53 @@ func TestConformClaim(t *testing.T) {
 	})
 }
 
+// TestConformMarkSince: a claim or a step written by another node after a
+// Mark is "since" it at this node, one written before (and seen) is not,
+// and a node's own commit before the Mark is before it even while the
+// watch has not brought it back; on one node (bbolt) nothing is since.
+func TestConformMarkSince(t *testing.T) {
+	conform(t, func(t *testing.T, e engine) {
+		a, b := e.node(t, 0), e.node(t, 1)
+		mustUpdate(t, a, func(tx *store.Tx) error {
+			return tx.PutUser(store.User{Name: "alice", TOTP: &store.TOTP{Sealed: []byte{1}, LastStep: 10}})
+		})
+		until := time.Now().Add(time.Minute)
+		claim := func(db *store.DB, id string, step int64) {
+			t.Helper()
+			mustUpdate(t, db, func(tx *store.Tx) error {
+				return errors.Join(tx.Claim(store.Claim{User: "alice", ID: id, Until: until}), tx.UseStep("alice", step, epoch.Add(time.Hour)))
+			})
+		}
+		// Before: claimed at b, seen at a, then a's mark.
+		claim(b, "early", 11)
+		waitRead(t, a, "alice", func(r store.Read) bool { return r.User.TOTP.LastStep == 11 })
+		m := a.Mark()
+		if used, since, err := a.Claimed(store.Claim{User: "alice", ID: "early"}, m); err != nil || !used || since {
+			t.Fatalf("a claim seen before the mark: used %v since %v (%v), want used, not since", used, since, err)
+		}
+		// Since: claimed at b after a's mark.
+		claim(b, "late", 12)
+		r := waitRead(t, a, "alice", func(r store.Read) bool { return r.User.TOTP.LastStep == 12 })
+		used, since, err := a.Claimed(store.Claim{User: "alice", ID: "late"}, m)
+		if err != nil || !used || since != (e.name == "etcd") {
+			t.Fatalf("a claim made after the mark: used %v since %v (%v), want used, since on etcd only", used, since, err)
+		}
+		if r.StepUsedAfter(m) != (e.name == "etcd") {
+			t.Fatalf("the step used after the mark: since %v, want since on etcd only", r.StepUsedAfter(m))
+		}
+		// A node's own commit, then its mark at once: before.
+		claim(a, "own", 13)
+		m = a.Mark()
+		r, err = a.ReadUser("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used, since, err := a.Claimed(store.Claim{User: "alice", ID: "own"}, m); err != nil || !used || since || r.StepUsedAfter(m) {
+			t.Fatalf("the node's own claim before its mark: used %v since %v step since %v (%v), want used, not since", used, since, r.StepUsedAfter(m), err)
+		}
+	})
+}
+
 // TestConformStepOnceAcrossNodes is the replay guard: many answers with
 // the same TOTP step, at two nodes at once, each reading the user,
 // judging, and committing if unchanged; exactly one is accepted.

@@ -434,6 +434,7 @@ func (e *etcdEngine) commit(t *etcdKV) (bool, error) {
 	rev := resp.Header.Revision
 	e.mirror.mu.Lock()
 	defer e.mirror.mu.Unlock()
+	e.mirror.known = max(e.mirror.known, rev)
 	if resp.Succeeded {
 		for _, w := range t.order {
 			if w.prefix {

@@ -30,6 +30,9 @@ type mirror struct {
 	// forget: only these, not every key, are looked at then.
 	gone map[string]struct{}
 	rev  int64 // the revision the watch has delivered everything up to
+	// known is the newest revision a commit of this node's was answered
+	// at: everything up to it was written before that answer.
+	known int64
 	// seen is closed and replaced whenever rev moves.
 	seen chan struct{}
 }
@@ -127,6 +130,14 @@ func (m *mirror) advance(rev int64) {
 
 // revision returns the revision the watch has delivered up to, and a
 // channel closed when it moves.
+// written returns a revision up to which everything was written before
+// now: the watch's, or this node's last commit's if newer.
+func (m *mirror) written() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return max(m.rev, m.known)
+}
+
 func (m *mirror) revision() (int64, <-chan struct{}) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

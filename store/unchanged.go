@@ -34,6 +34,11 @@ type Read struct {
 	farMod  int64 // etcd: the revision of their key
 }
 
+// StepUsedAfter reports whether the user's newest step used, as read, may
+// have been written after m (in a cluster: its key was written since):
+// by a login that came at the same moment, at another node.
+func (r Read) StepUsedAfter(m Mark) bool { return m.after(r.stepMod) }
+
 // ReadUser returns the user called name, or ErrNotFound, as CommitIf
 // will compare them.
 func (db *DB) ReadUser(name string) (Read, error) {
