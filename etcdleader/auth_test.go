@@ -2,6 +2,7 @@ package etcdleader_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,8 +73,15 @@ func TestAuth(t *testing.T) {
 	// dial timeout.
 	etcd.Kill(1)
 	etcd.Kill(2)
-	kv = etcdleader.New(all, eps, func(ctx context.Context, ep string) (*clientv3.Client, error) { return dial(ctx, ep) }, time.Hour)
-	time.Sleep(100 * time.Millisecond) // the first search under way
+	dialling := make(chan struct{}) // closed when a killed member's dial has begun
+	var once sync.Once
+	kv = etcdleader.New(all, eps, func(ctx context.Context, ep string) (*clientv3.Client, error) {
+		if ep == eps[1] {
+			once.Do(func() { close(dialling) })
+		}
+		return dial(ctx, ep)
+	}, time.Hour)
+	<-dialling
 	start := time.Now()
 	kv.Close()
 	if d := time.Since(start); d > time.Second {

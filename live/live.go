@@ -241,10 +241,10 @@ func (t *Table) remove(c Challenge) {
 	}
 }
 
-// Len returns how many challenges are held, answerable or not yet pruned.
 // Sending implements Challenges: nothing to hold on one node.
 func (t *Table) Sending(context.Context, string) (func(), error) { return func() {}, nil }
 
+// Len returns how many challenges are held, answerable or not yet pruned.
 func (t *Table) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

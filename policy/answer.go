@@ -295,10 +295,9 @@ func (e *Engine) putBack(ch live.Challenge) {
 	}
 }
 
-// claim uses up ch's State, when Take left that to the caller (a sealed
-// State), in a transaction of its own; store.ErrClaimed when it had been.
 // claimed reports whether ch's State has been claimed (see claim), and
-// whether since m; false for a State with nothing to claim.
+// whether the claim may be newer than m (store.DB.Claimed); false for a
+// State with nothing to claim.
 func (e *Engine) claimed(ch live.Challenge, m store.Mark) (used, since bool, err error) {
 	if ch.Claim.ID == "" {
 		return false, false, nil
@@ -316,6 +315,8 @@ func answeredElsewhere(t *Tenant) Result {
 	return Result{Decision: Reject, Reason: "answered_elsewhere", Tenant: t.Name, Message: t.Messages.CodeExpired, Unanswered: true}
 }
 
+// claim uses up ch's State, when Take left that to the caller (a sealed
+// State), in a transaction of its own; store.ErrClaimed when it had been.
 func (e *Engine) claim(ch live.Challenge) error {
 	if ch.Claim.ID == "" {
 		return nil

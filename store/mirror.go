@@ -128,8 +128,6 @@ func (m *mirror) advance(rev int64) {
 	m.seen = make(chan struct{})
 }
 
-// revision returns the revision the watch has delivered up to, and a
-// channel closed when it moves.
 // written returns a revision up to which everything was written before
 // now: the watch's, or this node's last commit's if newer.
 func (m *mirror) written() int64 {
@@ -138,6 +136,8 @@ func (m *mirror) written() int64 {
 	return max(m.rev, m.known)
 }
 
+// revision returns the revision the watch has delivered up to, and a
+// channel closed when it moves.
 func (m *mirror) revision() (int64, <-chan struct{}) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

@@ -192,7 +192,6 @@ func (s *server) waitLog(t testing.TB, skip int, want string) string {
 	}
 }
 
-// logLen is how many log lines there are so far.
 // logsSince returns the log lines from the skip-th on.
 func (s *server) logsSince(skip int) []string {
 	s.mu.Lock()
@@ -200,6 +199,7 @@ func (s *server) logsSince(skip int) []string {
 	return slices.Clone(s.logs[min(skip, len(s.logs)):])
 }
 
+// logLen is how many log lines there are so far.
 func (s *server) logLen() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
