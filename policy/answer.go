@@ -109,10 +109,12 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 			putBack()
 			return Result{}, err
 		}
-		if strings.HasPrefix(o.res.Reason, "totp_replay") && r.StepUsedAfter(req.arrived) {
-			// Its step used since this answer came: by the same code,
-			// sent to another node too (a gateway that cannot prompt
-			// has no State to claim).
+		if ch.ID == "" && strings.HasPrefix(o.res.Reason, "totp_replay") && r.StepUsedAfter(req.arrived) {
+			// A code typed after the password, with no State of its
+			// own, whose step was used since it came: by the same code,
+			// sent to another node too. (An answer under a State is
+			// told from its copy by the State's claim: the same code
+			// under another State is another login, refused.)
 			return answeredElsewhere(t), nil
 		}
 		err = e.db.CommitIf(r, o.write())
