@@ -1,8 +1,12 @@
 package live_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,12 +97,16 @@ func TestSendingWaitEndsWithItsContext(t *testing.T) {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	before := watchers(t, etcd.Endpoints()[0])
 	start := time.Now()
 	go func() {
 		_, err := b.Sending(ctx, "alice")
 		done <- err
 	}()
-	time.Sleep(time.Second)
+	// Once B watches for the lock's release, etcd goes away.
+	for watchers(t, etcd.Endpoints()[0]) <= before {
+		time.Sleep(10 * time.Millisecond) // polling for a condition
+	}
 	etcd.Stop()
 	select {
 	case err := <-done:
@@ -109,6 +117,28 @@ func TestSendingWaitEndsWithItsContext(t *testing.T) {
 		t.Fatalf("B still waiting %v after its time was out (3 s); went on only when etcd was back, after %v: %v", time.Since(start)-3*time.Second, time.Since(start).Round(time.Millisecond), err)
 	}
 	etcd.Restart(t)
+}
+
+// watchers is how many watches the etcd member at ep serves.
+func watchers(t *testing.T, ep string) int {
+	t.Helper()
+	resp, err := http.Get(ep + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "etcd_debugging_mvcc_watcher_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("no etcd_debugging_mvcc_watcher_total in the member's metrics")
+	return 0
 }
 
 // TestSendingAfterClose: a login still deciding when the node stops
