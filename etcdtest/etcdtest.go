@@ -67,14 +67,31 @@ func Start(t testing.TB, n int) *Cluster {
 		base = d
 		t.Cleanup(func() { os.RemoveAll(d) })
 	}
-	c, err := start(bin, base, n)
-	if c != nil {
-		t.Cleanup(c.Stop)
+	// A port found free may be taken by another test process before a
+	// member binds it; the member then exits at once, and the cluster is
+	// made again on other ports.
+	for try := 1; ; try++ {
+		c, err := start(bin, filepath.Join(base, fmt.Sprint(try)), n)
+		if c != nil {
+			t.Cleanup(c.Stop)
+		}
+		var exited errExited
+		if err != nil && errors.As(err, &exited) && try < 3 {
+			c.Stop()
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+}
+
+// errExited: a member exited while the cluster was starting.
+type errExited struct{ name, log string }
+
+func (e errExited) Error() string {
+	return fmt.Sprintf("etcd member %s exited while starting; the end of its log:\n%s", e.name, e.log)
 }
 
 // shm makes a directory for members' data on tmpfs, where there is one:
@@ -87,6 +104,9 @@ func shm() (string, error) {
 }
 
 func start(bin, base string, n int) (*Cluster, error) {
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, err
+	}
 	c := &Cluster{bin: bin}
 	var initial []string
 	for i := range n {
@@ -277,11 +297,37 @@ func (c *Cluster) waitReady() error {
 		if err == nil {
 			return nil
 		}
+		if err := c.exited(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("etcd cluster not ready after a minute: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling for a condition, not for time to pass
 	}
+}
+
+// exited returns errExited for a member whose process has ended by
+// itself (not killed or stopped by the test).
+func (c *Cluster) exited() error {
+	for _, m := range c.Members {
+		m.mu.Lock()
+		running, done := m.cmd != nil, m.done
+		m.mu.Unlock()
+		if !running {
+			continue
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(filepath.Dir(m.dir), m.Name+".log"))
+			if len(log) > 2000 {
+				log = log[len(log)-2000:]
+			}
+			return errExited{name: m.Name, log: string(log)}
+		default:
+		}
+	}
+	return nil
 }
 
 var shared struct {
