@@ -28,8 +28,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	case errors.Is(err, live.ErrNotFound):
 		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
 	case errors.Is(err, live.ErrTaken):
-		m := e.messages(req.Tenant)
-		return Result{User: name, Decision: Reject, Reason: "answered_elsewhere", Message: m.CodeExpired, Unanswered: true}, nil
+		return answeredElsewhere(name, "", e.messages(req.Tenant)), nil
 	case errors.Is(err, live.ErrMismatch):
 		// Not this user's or this gateway's challenge: it stays for its owner.
 		return Result{User: name, Decision: Reject, Reason: "state_mismatch", Message: e.messages(req.Tenant).CodeExpired}, nil
@@ -44,8 +43,7 @@ func (e *Engine) answer(ctx context.Context, req Request) (Result, error) {
 	case err != nil:
 		return Result{User: name}, fmt.Errorf("answer challenge: %w", err)
 	case used && since:
-		m := e.messages(req.Tenant)
-		return Result{User: name, Decision: Reject, Reason: "answered_elsewhere", Message: m.CodeExpired, Unanswered: true}, nil
+		return answeredElsewhere(name, "", e.messages(req.Tenant)), nil
 	case used:
 		return Result{User: name, Decision: Reject, Reason: "unknown_state", Message: e.messages(req.Tenant).CodeExpired}, nil
 	}
@@ -115,14 +113,14 @@ func (e *Engine) prove(req Request, t *Tenant, ch live.Challenge, r store.Read) 
 			// sent to another node too. (An answer under a State is
 			// told from its copy by the State's claim: the same code
 			// under another State is another login, refused.)
-			return answeredElsewhere(t), nil
+			return answeredElsewhere("", t.Name, t.Messages), nil
 		}
 		err = e.db.CommitIf(r, o.write())
 		if err == nil {
 			return e.settleChecked(o)
 		}
 		if errors.Is(err, store.ErrClaimed) {
-			return answeredElsewhere(t), nil
+			return answeredElsewhere("", t.Name, t.Messages), nil
 		}
 		if !errors.Is(err, store.ErrConflict) || try == maxJudged {
 			putBack()
@@ -232,7 +230,7 @@ func (e *Engine) turn(ctx context.Context, c turn) (Result, error) {
 	// Whatever follows answers under a new State: the old one is used up.
 	switch err := e.claim(old); {
 	case errors.Is(err, store.ErrClaimed):
-		return answeredElsewhere(t), nil
+		return answeredElsewhere("", t.Name, t.Messages), nil
 	case err != nil:
 		return Result{}, err
 	}
@@ -307,14 +305,15 @@ func (e *Engine) claimed(ch live.Challenge, m store.Mark) (used, since bool, err
 	return e.db.Claimed(ch.Claim, m)
 }
 
-// answeredElsewhere is the answer to a State that another answer claimed
-// while this one was judged: the same answer, sent by a gateway to two
-// nodes at once, whose other copy won. That copy's decision goes out; this
-// one sends nothing (Unanswered), so that the gateway, which takes the
-// first answer, never takes a Reject for a login that was accepted. A
-// copy sent to one node only was answered there already.
-func answeredElsewhere(t *Tenant) Result {
-	return Result{Decision: Reject, Reason: "answered_elsewhere", Tenant: t.Name, Message: t.Messages.CodeExpired, Unanswered: true}
+// answeredElsewhere is the answer to a State (or a code) that another
+// answer took while this one came or was judged: the same answer, sent by
+// a gateway to two nodes at once, whose other copy won. That copy's
+// decision goes out; this one sends nothing (Unanswered), so that the
+// gateway, which takes the first answer, never takes a Reject for a login
+// that was accepted. A copy sent to one node only was answered there
+// already.
+func answeredElsewhere(user, tenant string, m Messages) Result {
+	return Result{User: user, Tenant: tenant, Decision: Reject, Reason: "answered_elsewhere", Message: m.CodeExpired, Unanswered: true}
 }
 
 // claim uses up ch's State, when Take left that to the caller (a sealed

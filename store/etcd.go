@@ -716,38 +716,46 @@ func stepClaims(v []byte) []byte {
 }
 
 func (t *etcdKV) claimed(user, id string) bool {
-	sum := sha256.Sum256([]byte(id))
+	sum := claimSum(id)
 	old := stepClaims(t.read(stepKey(user)))
 	for i := 0; i < len(old); i += claimSize {
-		if bytes.Equal(old[i:i+16], sum[:16]) {
+		if bytes.Equal(old[i:i+16], sum[:]) {
 			return true
 		}
 	}
 	return false
 }
 
+// claim adds id's claim to user's steps key, dropping the claims whose
+// Until has passed, and the oldest past maxUserClaims.
 func (t *etcdKV) claim(user, id string, until time.Time) error {
+	if t.claimed(user, id) {
+		return ErrClaimed
+	}
 	k := stepKey(user)
 	v := t.read(k)
-	sum := sha256.Sum256([]byte(id))
 	now := t.e.db.now().UnixNano()
 	kept := encodeUsedStep(decodeUsedStep(v))
 	old := stepClaims(v)
 	for i := 0; i < len(old); i += claimSize {
-		c := old[i : i+claimSize]
-		if bytes.Equal(c[:16], sum[:16]) {
-			return ErrClaimed
-		}
-		if int64(binary.BigEndian.Uint64(c[16:])) >= now {
+		if c := old[i : i+claimSize]; int64(binary.BigEndian.Uint64(c[16:])) >= now {
 			kept = append(kept, c...)
 		}
 	}
 	if n := (len(kept) - 8) / claimSize; n >= maxUserClaims {
 		kept = append(kept[:8], kept[8+(n-maxUserClaims+1)*claimSize:]...)
 	}
-	kept = append(kept, sum[:16]...)
+	sum := claimSum(id)
+	kept = append(kept, sum[:]...)
 	kept = binary.BigEndian.AppendUint64(kept, uint64(until.UnixNano()))
 	return t.write(k, kept)
+}
+
+// claimSum is how a claim names its ID in a steps key: the first 16 bytes
+// of the ID's SHA-256.
+func claimSum(id string) [16]byte {
+	sum := sha256.Sum256([]byte(id))
+	return [16]byte(sum[:16])
 }
 
 func encodeUsedStep(step int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(step)) }

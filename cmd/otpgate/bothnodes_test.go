@@ -69,6 +69,23 @@ func toBoth(t *testing.T, raw []byte, nodes []*server, marks []int) []reply {
 	}
 }
 
+// acceptedFirst sends req to both nodes at once (toBoth, after marks) and
+// fails t unless the first answer is an Accept and no other is; it
+// returns the answers.
+func acceptedFirst(t *testing.T, what string, nodes []*server, marks []int, req request) []reply {
+	t.Helper()
+	got := toBoth(t, encodeRequest(t, req), nodes, marks)
+	if len(got) == 0 || got[0].p.Code != radius.CodeAccessAccept {
+		t.Fatalf("%s at both nodes: answers %s, want an Accept first; decisions:\n%s", what, describe(got), decisions(nodes, marks))
+	}
+	for _, r := range got[1:] {
+		if r.p.Code == radius.CodeAccessAccept {
+			t.Fatalf("%s: the same answer accepted by both nodes", what)
+		}
+	}
+	return got
+}
+
 // describe names each answer's code and text, and where it came from.
 func describe(rs []reply) string {
 	var b strings.Builder
@@ -128,15 +145,7 @@ func TestGatewayAsksBothNodes(t *testing.T) {
 		}
 		state := string(rfc2865.State_Get(first[0].p)) // the gateway takes the first
 		m := marks()
-		got := toBoth(t, encodeRequest(t, request{user: user, password: code, callingStation: ip, state: state}), nodes, m)
-		if len(got) == 0 || got[0].p.Code != radius.CodeAccessAccept {
-			t.Fatalf("round %d: the code at both nodes: answers %s, want an Accept first; decisions:\n%s", round, describe(got), decisions(nodes, m))
-		}
-		for _, r := range got[1:] {
-			if r.p.Code == radius.CodeAccessAccept {
-				t.Fatalf("round %d: the same answer accepted by both nodes", round)
-			}
-		}
+		got := acceptedFirst(t, fmt.Sprintf("round %d: the code", round), nodes, m, request{user: user, password: code, callingStation: ip, state: state})
 		if len(got) == 1 {
 			silent++
 			for i, n := range nodes {
@@ -179,16 +188,8 @@ func TestGatewayAsksBothNodes(t *testing.T) {
 		if sent != 1 {
 			t.Fatalf("round %d: %d codes sent for one login asked at both nodes, want 1", round, sent)
 		}
-		m = marks()
-		got := toBoth(t, encodeRequest(t, request{user: "sid", password: code, callingStation: ip, state: string(rfc2865.State_Get(first[0].p))}), nodes, m)
-		if len(got) == 0 || got[0].p.Code != radius.CodeAccessAccept {
-			t.Fatalf("round %d: sid's code at both nodes: answers %s, want an Accept first; decisions:\n%s", round, describe(got), decisions(nodes, m))
-		}
-		for _, r := range got[1:] {
-			if r.p.Code == radius.CodeAccessAccept {
-				t.Fatalf("round %d: the same answer accepted by both nodes", round)
-			}
-		}
+		got := acceptedFirst(t, fmt.Sprintf("round %d: sid's code", round), nodes, marks(),
+			request{user: "sid", password: code, callingStation: ip, state: string(rfc2865.State_Get(first[0].p))})
 		if len(got) == 1 {
 			silent++
 		}
