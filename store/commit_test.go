@@ -411,7 +411,11 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 	if err := db.Audit(Entry{User: "e1"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * auditDelay) // the timer fires while the commit is held: auditDue
+	for due := false; !due; runtime.Gosched() { // the timer fires while the commit is held
+		db.mu.Lock()
+		due = db.auditDue
+		db.mu.Unlock()
+	}
 	stop := make(chan struct{})
 	for range 4 {
 		wg.Go(func() {
@@ -430,7 +434,7 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 	}
 	release()
 	<-held
-	deadline := time.Now().Add(200 * time.Millisecond)
+	deadline := time.Now().Add(10 * auditDelay)
 	n := 0
 	for time.Now().Before(deadline) && n == 0 {
 		db.View(func(tx *Tx) error { es, _ := tx.AuditLog(0, nil); n = len(es); return nil })
@@ -439,6 +443,6 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	if n == 0 {
-		t.Errorf("an audit entry queued before a stream of waited writes was not written within 200ms (auditDelay %v)", auditDelay)
+		t.Errorf("an audit entry queued before a stream of waited writes was not written within %v (auditDelay %v)", 10*auditDelay, auditDelay)
 	}
 }
