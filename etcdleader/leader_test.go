@@ -1,12 +1,9 @@
 package etcdleader_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,29 +21,8 @@ func dialer(ctx context.Context, ep string) (*clientv3.Client, error) {
 // txnsServed is how many Txn calls the member at ep has answered.
 func txnsServed(t *testing.T, ep string) int {
 	t.Helper()
-	resp, err := http.Get(ep + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	n := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "grpc_server_handled_total{") || !strings.Contains(line, `grpc_method="Txn"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metrics of %s: %q", ep, line)
-		}
-		n += int(v)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	n, _ := etcdtest.Metric(t, ep, "grpc_server_handled_total", `grpc_method="Txn"`)
+	return int(n)
 }
 
 // leaderOf asks the members which endpoint leads.

@@ -6,13 +6,17 @@
 package etcdtest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -365,4 +369,38 @@ func StopShared() {
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
+}
+
+// Metric is the sum of the samples of the metric name that the member at
+// ep serves on /metrics, counting only those whose labels hold every one
+// of labels (such as `grpc_method="Txn"`), and whether there was one.
+func Metric(t testing.TB, ep, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(ep + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{") {
+			continue
+		}
+		if slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(rest, l) }) {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metrics of %s: %q", ep, line)
+		}
+		sum, found = sum+v, true
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sum, found
 }

@@ -1,12 +1,8 @@
 package live_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -122,23 +118,11 @@ func TestSendingWaitEndsWithItsContext(t *testing.T) {
 // watchers is how many watches the etcd member at ep serves.
 func watchers(t *testing.T, ep string) int {
 	t.Helper()
-	resp, err := http.Get(ep + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	n, ok := etcdtest.Metric(t, ep, "etcd_debugging_mvcc_watcher_total")
+	if !ok {
+		t.Fatal("no etcd_debugging_mvcc_watcher_total in the member's metrics")
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "etcd_debugging_mvcc_watcher_total "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
-	}
-	t.Fatal("no etcd_debugging_mvcc_watcher_total in the member's metrics")
-	return 0
+	return int(n)
 }
 
 // TestSendingAfterClose: a login still deciding when the node stops
