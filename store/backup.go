@@ -40,7 +40,7 @@ func (e *etcdEngine) backup(path string) (int64, error) {
 				// room to spare: the file's list of steps is pruned.
 				step := decodeUsedStep(kv.Value)
 				until := time.Unix((step+10)*30, 0).UnixNano()
-				if err := (&boltKV{tx: tx}).appendStep(key, step, until); err != nil {
+				if err := appendNext(tx.Bucket(bucketSteps), encodeStep(key, step, until)); err != nil {
 					return err
 				}
 				continue

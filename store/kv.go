@@ -45,6 +45,8 @@ type boltKV struct {
 	// known to the functions after in the same commit, and to the
 	// store's memory (DB.steps) once the commit is on disk.
 	steps map[string]int64
+	// used are the entries of those steps, in the order used (encodeStep).
+	used [][]byte
 }
 
 func (b *boltKV) get(bucket, key []byte) []byte { return b.tx.Bucket(bucket).Get(key) }
@@ -80,16 +82,13 @@ func (b *boltKV) usedStep(user string) int64 {
 	return b.db.UsedStep(user)
 }
 
-// useStep appends to the steps bucket (see steps.go).
+// useStep records the step, to be written with the transaction: in the
+// log of used steps, or appended to the steps bucket (see write).
 func (b *boltKV) useStep(user string, step int64, until int64) error {
 	if b.steps == nil {
 		b.steps = map[string]int64{}
 	}
 	b.steps[user] = max(b.steps[user], b.db.UsedStep(user), step)
-	return b.appendStep(user, step, until)
-}
-
-// appendStep appends an entry to the steps bucket.
-func (b *boltKV) appendStep(user string, step int64, until int64) error {
-	return appendNext(b.tx.Bucket(bucketSteps), encodeStep(user, step, until))
+	b.used = append(b.used, encodeStep(user, step, until))
+	return nil
 }

@@ -116,7 +116,8 @@ func (db *DB) PruneSteps(now time.Time) (int, error) {
 	}
 	n := 0
 	var gone map[string]int64
-	err := db.Update(func(tx *Tx) error {
+	// The steps logged but not yet in the file go in first (op.file).
+	err := db.wait(op{flush: true, file: true, fn: func(tx *Tx) error {
 		n, gone = 0, map[string]int64{}
 		live := 0
 		c := tx.tx.Bucket(bucketSteps).Cursor()
@@ -157,7 +158,7 @@ func (db *DB) PruneSteps(now time.Time) (int, error) {
 			}
 		}
 		return nil
-	})
+	}})
 	if err == nil {
 		db.forgetSteps(gone)
 	}

@@ -6,6 +6,9 @@
 // functions of concurrent callers together in one transaction (one disk sync
 // for many requests); audit entries are queued by [DB.Audit] and written in
 // commits of their own, a few milliseconds later, without making anyone wait.
+// A commit that only records TOTP steps used (a proved code) writes them to
+// a log beside the file, in one disk write, and the file takes them with its
+// next commit (steplog.go).
 package store
 
 import (
@@ -15,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,6 +89,7 @@ type DB struct {
 	released    chan struct{} // closed when releaseLoop has returned
 
 	steps     usedSteps
+	steplog   *stepLog // nil with etcd
 	decoded   decodedUsers
 	dropped   auditDrops
 	maxPruned int // the most records one of Prune's transactions removes
@@ -104,6 +109,9 @@ type op struct {
 	// flush makes the batch that takes this write take the audit
 	// entries queued before it too (Update, Flush).
 	flush bool
+	// file makes the batch that takes this write commit the file, with
+	// the used steps logged before it (steplog.go).
+	file bool
 }
 
 // errLead, sent to a waiting writer, makes it the leader: it commits what
@@ -151,11 +159,42 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, err
 	}
-	err = guard(path, func() error { return b.Update(createBuckets) })
+	var logged [][]byte // the log's entries since the file's last commit
+	if opts.Etcd == nil {
+		err = b.View(func(tx *bolt.Tx) error {
+			db.steplog, logged, err = openStepLog(path, uint64(tx.ID()))
+			return err
+		})
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	err = guard(path, func() error {
+		return b.Update(func(tx *bolt.Tx) error {
+			fresh := tx.Bucket(bucketSteps) == nil // a log beside a new file is not its own
+			if err := createBuckets(tx); err != nil {
+				return err
+			}
+			for _, e := range logged {
+				if fresh {
+					break
+				}
+				if err := appendNext(tx.Bucket(bucketSteps), e); err != nil {
+					return err
+				}
+			}
+			if db.steplog != nil {
+				db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
+			}
+			return nil
+		})
+	})
 	if err == nil {
 		err = db.loadSteps()
 	}
 	if err != nil {
+		db.closeStepLog()
 		b.Close()
 		if errors.Is(err, ErrDamaged) {
 			return nil, err
@@ -241,7 +280,20 @@ func (db *DB) Close() error {
 	db.timer.Stop()
 	close(db.stopRelease)
 	<-db.released
-	return db.bolt.Close()
+	var err error
+	if l := db.steplog; l != nil && len(l.pending) > 0 {
+		// The file takes what is logged, so that it is whole on its own.
+		err = db.commit([]op{{fn: func(*Tx) error { return nil }, file: true}})[0]
+	}
+	return errors.Join(err, db.closeStepLog(), db.bolt.Close())
+}
+
+// closeStepLog closes the log of used steps, if any.
+func (db *DB) closeStepLog() error {
+	if db.steplog == nil {
+		return nil
+	}
+	return db.steplog.f.Close()
 }
 
 // releaseEvery is how often the store file's pages leave the resident set
@@ -568,11 +620,14 @@ const auditDelay = 20 * time.Millisecond
 func (db *DB) commit(batch []op) []error {
 	errs := make([]error, len(batch))
 	failed := -1
-	var steps *boltKV
+	file := false
+	for _, o := range batch {
+		file = file || o.file
+	}
+	var steps map[string]int64
 	err := db.guarded(db.commit, func() error {
-		return db.bolt.Update(func(tx *bolt.Tx) error {
-			t := db.boltTx(tx)
-			steps = &t.bolt
+		var err error
+		steps, err = db.write(file, func(t *Tx) error {
 			for i, o := range batch {
 				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
 					failed = i
@@ -581,10 +636,11 @@ func (db *DB) commit(batch []op) []error {
 			}
 			return nil
 		})
+		return err
 	})
 	switch {
 	case err == nil:
-		db.keepSteps(steps.steps)
+		db.keepSteps(steps)
 	case failed < 0:
 		// The commit itself failed (disk full, I/O error): nothing was written.
 		for i := range errs {
@@ -595,14 +651,12 @@ func (db *DB) commit(batch []op) []error {
 	default:
 		for i, o := range batch {
 			errs[i] = db.guarded(o.fn, func() error {
-				return db.bolt.Update(func(tx *bolt.Tx) error {
-					t := db.boltTx(tx)
-					steps = &t.bolt
-					return o.fn(t)
-				})
+				var err error
+				steps, err = db.write(o.file, o.fn)
+				return err
 			})
 			if errs[i] == nil {
-				db.keepSteps(steps.steps)
+				db.keepSteps(steps)
 			}
 		}
 	}
@@ -620,6 +674,79 @@ func (db *DB) commit(batch []op) []error {
 	}
 	db.dropped.note(db, written, dropped, why) // before the waiters hear: Flush is then a flush of the audit queue
 	return errs
+}
+
+// write runs fn in a transaction on the file and returns once what fn
+// wrote is on disk, with the TOTP steps it used, newest per user. When fn
+// wrote nothing but used steps, and file is false, they go to the log of
+// used steps and the transaction is rolled back (steplog.go); otherwise
+// the file is committed, with the steps logged before. The writes of a
+// commit go through here: the log's generation is the ID of the file's
+// last commit.
+func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if tx.DB() != nil { // fn failed or panicked, or the commit failed
+			tx.Rollback()
+		}
+	}()
+	l, id := db.steplog, uint64(tx.ID())
+	var logged [][]byte // the steps logged before, when this commit takes them
+	if l != nil {
+		logged = l.pending
+	}
+	if file { // first, for fn to find them (PruneSteps)
+		if err := appendSteps(tx, logged); err != nil {
+			return nil, err
+		}
+		logged = nil
+	}
+	t := db.boltTx(tx)
+	if err := fn(t); err != nil {
+		return nil, err
+	}
+	used := t.bolt.used
+	// No node made means nothing written in the file: bbolt writes only
+	// the nodes a put, delete or sequence changed.
+	if l != nil && !file && nodesMade(tx) == 0 && id-1 == l.gen && l.fits(used) {
+		tx.Rollback()
+		if len(used) > 0 {
+			if err := l.append(used); err != nil {
+				return nil, err
+			}
+		}
+		return t.bolt.steps, nil
+	}
+	if err := appendSteps(tx, slices.Concat(logged, used)); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	if l != nil {
+		l.restart(id)
+	}
+	return t.bolt.steps, nil
+}
+
+// appendSteps appends entries of used steps to the steps bucket.
+func appendSteps(tx *bolt.Tx, entries [][]byte) error {
+	b := tx.Bucket(bucketSteps)
+	for _, e := range entries {
+		if err := appendNext(b, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodesMade returns how many of the file's nodes tx has made to change.
+func nodesMade(tx *bolt.Tx) int64 {
+	s := tx.Stats()
+	return s.GetNodeCount()
 }
 
 // Tx is a transaction handed to View and Update functions.
@@ -662,6 +789,11 @@ func (tx *Tx) PutMeta(key string, value []byte) error {
 func (db *DB) Backup(path string) (int64, error) {
 	if db.etcd != nil {
 		return db.etcd.backup(path)
+	}
+	// The steps logged so far go into the file first: the copy is whole
+	// on its own.
+	if err := db.wait(op{fn: func(*Tx) error { return nil }, file: true}); err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
 	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// The log of used TOTP steps: what makes a proved code's step durable
+// before the Access-Accept goes out, in one disk write.
+//
+// A commit of the bbolt file costs two disk syncs (the pages, then the
+// meta page) and the CPU to write half a dozen pages, however little it
+// holds; a TOTP answer needs one thing on disk, the step its code used.
+// So a commit whose functions wrote nothing in the file but used steps
+// (UseStep) writes no file at all (DB.write): its steps go, as one frame,
+// to the log beside the file, written with O_DSYNC into blocks written
+// when the log was made (so that the disk has only the data to sync, no
+// size or block map), and the transaction is rolled back. They are held
+// in memory too (pending), and the next commit that writes the file
+// anyway (the audit log's, every few milliseconds under load; pruning;
+// a backup; Close) appends them to the steps bucket. The frames carry a
+// generation, the ID of the file's last commit: that commit took every
+// entry logged before it, so the log starts again at its beginning with
+// the next ID, and frames of an older generation are stale. Open applies
+// the frames of the generation the file is at, which a crash left
+// behind, in its first commit.
+//
+// A frame is its length (4 bytes), a CRC-32C of what follows it (4), the
+// generation (8), and entries as encodeStep makes them, each after its
+// length (2). Reading stops at the first frame that is cut short, fails
+// its check or is of another generation: a frame is acknowledged only
+// once its write has returned, and every frame before it had been.
+
+// stepLogSize is the log's size: it is written in full when created, and
+// a commit whose frame no longer fits in it writes the file instead
+// (which empties the log). A few milliseconds of steps fill a few
+// kilobytes.
+var stepLogSize int64 = 1 << 20
+
+// stepLog is the open log. Only the leader of the commit queue uses it.
+type stepLog struct {
+	f *os.File
+	// gen is the generation written now: the ID of the file's last
+	// commit, which took every entry logged before it.
+	gen     uint64
+	off     int64 // where the next frame goes
+	size    int64
+	pending [][]byte // the entries logged since the file last took them
+}
+
+// stepLogPath is where the log of the store at path is.
+func stepLogPath(path string) string { return path + "-steps" }
+
+// openStepLog opens the log beside the store's file, or creates it,
+// written in full, and returns it with what it holds: the entries of its
+// frames of generation gen, the ID of the file's last commit.
+func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
+	path = stepLogPath(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_DSYNC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the log of used steps: %w", err)
+	}
+	fail := func(err error) (*stepLog, [][]byte, error) {
+		f.Close()
+		return nil, nil, fmt.Errorf("the log of used steps %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	buf := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return fail(err)
+	}
+	l := &stepLog{f: f, size: max(st.Size(), stepLogSize)}
+	if st.Size() < l.size {
+		// Written in full, once: later writes only overwrite.
+		if _, err := f.WriteAt(make([]byte, l.size-st.Size()), st.Size()); err != nil {
+			return fail(err)
+		}
+		if err := syncDir(path); err != nil {
+			return fail(err)
+		}
+	}
+	return l, readStepLog(buf, gen), nil
+}
+
+// readStepLog returns the entries of the frames of generation gen at the
+// start of buf.
+func readStepLog(buf []byte, gen uint64) [][]byte {
+	var entries [][]byte
+	for len(buf) >= frameHeader {
+		n := int(binary.BigEndian.Uint32(buf))
+		if n < 8 || n > len(buf)-8 {
+			break
+		}
+		body := buf[8 : 8+n]
+		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[4:]) ||
+			binary.BigEndian.Uint64(body) != gen {
+			break
+		}
+		for rest := body[8:]; len(rest) >= 2; {
+			m := int(binary.BigEndian.Uint16(rest))
+			if m > len(rest)-2 {
+				break
+			}
+			entries = append(entries, rest[2:2+m])
+			rest = rest[2+m:]
+		}
+		buf = buf[8+n:]
+	}
+	return entries
+}
+
+// frameHeader is a frame's length, check and generation.
+const frameHeader = 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fits reports whether a frame of entries fits in what is left of the log.
+func (l *stepLog) fits(entries [][]byte) bool {
+	n := int64(frameHeader)
+	for _, e := range entries {
+		n += 2 + int64(len(e))
+	}
+	return l.off+n <= l.size && len(l.pending)+len(entries) <= maxPendingSteps
+}
+
+// maxPendingSteps bounds the entries held for the file.
+const maxPendingSteps = 1 << 16
+
+// append writes entries as one frame and returns once it is on disk.
+func (l *stepLog) append(entries [][]byte) error {
+	frame := make([]byte, frameHeader, 256)
+	binary.BigEndian.PutUint64(frame[8:], l.gen)
+	for _, e := range entries {
+		if len(e) > 0xffff {
+			return errors.New("log a used step: entry too long")
+		}
+		frame = binary.BigEndian.AppendUint16(frame, uint16(len(e)))
+		frame = append(frame, e...)
+	}
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-8))
+	binary.BigEndian.PutUint32(frame[4:], crc32.Checksum(frame[8:], castagnoli))
+	if _, err := l.f.WriteAt(frame, l.off); err != nil {
+		return fmt.Errorf("log a used step: %w", err)
+	}
+	l.off += int64(len(frame))
+	l.pending = append(l.pending, entries...)
+	return nil
+}
+
+// restart starts generation gen, once the file holds every entry logged
+// before it.
+func (l *stepLog) restart(gen uint64) {
+	l.gen, l.off = gen, 0
+	clear(l.pending)
+	l.pending = l.pending[:0]
+}
+
+// syncDir syncs the directory that holds path, so that a file created in
+// it is there after a crash.
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
