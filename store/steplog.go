@@ -29,7 +29,8 @@ import (
 // entry logged before it, so the log starts again at its beginning with
 // the next ID, and frames of an older generation are stale. Open applies
 // the frames of the generation the file is at, which a crash left
-// behind, in its first commit.
+// behind, in its first commit; a clean Close has the file take every
+// entry and removes the log, so that a store closed cleanly is one file.
 //
 // A frame is its length (4 bytes), a CRC-32C of what follows it (4), the
 // generation (8), and entries as encodeStep makes them, each after its
@@ -37,7 +38,7 @@ import (
 // its check or is of another generation: a frame is acknowledged only
 // once its write has returned, and every frame before it had been.
 
-// stepLogSize is the log's size: it is written in full when created, and
+// stepLogSize is the log's size: it is written in full when made, and
 // a commit whose frame no longer fits in it writes the file instead
 // (which empties the log). A few milliseconds of steps fill a few
 // kilobytes.
@@ -45,7 +46,8 @@ var stepLogSize int64 = 1 << 20
 
 // stepLog is the open log. Only the leader of the commit queue uses it.
 type stepLog struct {
-	f *os.File
+	f    *os.File
+	path string
 	// gen is the generation written now: the ID of the file's last
 	// commit, which took every entry logged before it.
 	gen     uint64
@@ -78,7 +80,7 @@ func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return fail(err)
 	}
-	l := &stepLog{f: f, size: max(st.Size(), stepLogSize)}
+	l := &stepLog{f: f, path: path, size: max(st.Size(), stepLogSize)}
 	if st.Size() < l.size {
 		// Written in full, once: later writes only overwrite.
 		if _, err := f.WriteAt(make([]byte, l.size-st.Size()), st.Size()); err != nil {

@@ -121,9 +121,12 @@ func TestStepLogTakesAnswersAndSurvivesACrash(t *testing.T) {
 		t.Errorf("after the crash alice reads with LastStep %d, want 101: step 101 could be used again", r.User.TOTP.LastStep)
 	}
 
-	// A clean Close leaves the file whole on its own.
+	// A clean Close leaves the file whole on its own, and no log.
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(stepLogPath(db.path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the log after Close: %v, want it removed", err)
 	}
 	b, err := bolt.Open(db.path, 0o600, nil)
 	if err != nil {
@@ -259,7 +262,10 @@ func TestStepLogFailsClosed(t *testing.T) {
 	if got := db.UsedStep("alice"); got != 0 {
 		t.Errorf("a step whose write failed is known as used: %d", got)
 	}
-	db.steplog.f, _ = os.Open(os.DevNull) // for Close
+	db.steplog.f, err = os.OpenFile(stepLogPath(db.path), os.O_RDWR, 0) // for Close
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestStepLogOfAnotherFile: a log left beside a store file that is new

@@ -281,9 +281,15 @@ func (db *DB) Close() error {
 	close(db.stopRelease)
 	<-db.released
 	var err error
-	if l := db.steplog; l != nil && len(l.pending) > 0 {
-		// The file takes what is logged, so that it is whole on its own.
-		err = db.commit([]op{{fn: func(*Tx) error { return nil }, file: true}})[0]
+	if l := db.steplog; l != nil {
+		// The file takes what is logged, so that it is whole on its own,
+		// and the log goes: a store closed cleanly is one file.
+		if len(l.pending) > 0 {
+			err = db.commit([]op{{fn: func(*Tx) error { return nil }, file: true}})[0]
+		}
+		if err == nil {
+			err = os.Remove(l.path)
+		}
 	}
 	return errors.Join(err, db.closeStepLog(), db.bolt.Close())
 }
