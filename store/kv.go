@@ -5,6 +5,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // kv is one transaction on the engine below Tx: named buckets of keys and
@@ -85,6 +86,10 @@ func (b *boltKV) usedStep(user string) int64 {
 // useStep records the step, to be written with the transaction: in the
 // log of used steps, or appended to the steps bucket (see write).
 func (b *boltKV) useStep(user string, step int64, until int64) error {
+	if !b.tx.Writable() {
+		// Nothing would write it: refused, as a put would be.
+		return berrors.ErrTxNotWritable
+	}
 	if b.steps == nil {
 		b.steps = map[string]int64{}
 	}

@@ -305,3 +305,19 @@ func TestBackupHoldsLoggedSteps(t *testing.T) {
 		t.Errorf("alice's newest step in the backup: got %d, want 100", got)
 	}
 }
+
+// TestUseStepInAViewFails: a step used in a read-only transaction is
+// refused, as etcd refuses it, and as the file did when a step was put
+// in the bucket at once: a caller told nil would take the step as
+// recorded and accept its code, which nothing writes, again and again.
+func TestUseStepInAViewFails(t *testing.T) {
+	db := openInternal(t, Options{})
+	withUsers(t, db, "alice")
+	err := db.View(func(tx *Tx) error { return tx.UseStep("alice", 100, time.Now().Add(time.Hour)) })
+	if err == nil {
+		t.Error("UseStep in View: no error, and the step is recorded nowhere")
+	}
+	if got := db.UsedStep("alice"); got != 0 {
+		t.Errorf("alice's newest step after a View: %d, want 0", got)
+	}
+}
