@@ -86,9 +86,13 @@ func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
 		if _, err := f.WriteAt(make([]byte, l.size-st.Size()), st.Size()); err != nil {
 			return fail(err)
 		}
-		if err := syncDir(path); err != nil {
-			return fail(err)
-		}
+	}
+	// Every time, not only when made here: a log made by an Open that
+	// died (or failed) before this sync is found whole, and its name may
+	// not be on disk yet; the frames O_DSYNC writes are not in the
+	// directory.
+	if err := syncDir(path); err != nil {
+		return fail(err)
 	}
 	return l, readStepLog(buf, gen), nil
 }
@@ -168,7 +172,7 @@ func (l *stepLog) restart(gen uint64) {
 
 // syncDir syncs the directory that holds path, so that a file created in
 // it is there after a crash.
-func syncDir(path string) error {
+var syncDir = func(path string) error {
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err

@@ -321,3 +321,31 @@ func TestUseStepInAViewFails(t *testing.T) {
 		t.Errorf("alice's newest step after a View: %d, want 0", got)
 	}
 }
+
+// TestStepLogFoundWholeIsSyncedInItsDirectory: a log an Open made in
+// full but died before syncing its directory (or whose sync failed) is
+// found at its full size by the next Open, which writes acknowledged
+// steps into it: its name must be made durable then, or a power cut
+// loses the log and the steps with it.
+func TestStepLogFoundWholeIsSyncedInItsDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "otpgate.db")
+	// What the Open that died left: the log written in full, its
+	// directory not synced.
+	if err := os.WriteFile(stepLogPath(path), make([]byte, stepLogSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func(string) error) { syncDir = f }(syncDir)
+	var synced []string
+	syncDir = func(p string) error {
+		synced = append(synced, p)
+		return nil
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if len(synced) == 0 {
+		t.Errorf("Open wrote into a log whose directory entry was never synced")
+	}
+}
