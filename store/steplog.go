@@ -76,14 +76,24 @@ func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
 	if err != nil {
 		return fail(err)
 	}
-	buf := make([]byte, st.Size())
+	// Never more than stepLogSize is written: what is past it (a damaged
+	// file) is not read.
+	have := min(st.Size(), stepLogSize)
+	buf := make([]byte, have)
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return fail(err)
 	}
-	l := &stepLog{f: f, path: path, size: max(st.Size(), stepLogSize)}
-	if st.Size() < l.size {
-		// Written in full, once: later writes only overwrite.
-		if _, err := f.WriteAt(make([]byte, l.size-st.Size()), st.Size()); err != nil {
+	l := &stepLog{f: f, path: path, size: stepLogSize}
+	if have < l.size {
+		// Written in full, once: later writes only overwrite. On a full
+		// disk the log gives back what it took and keeps the size it had
+		// (none, when new): the frames that do not fit go to the file's
+		// commits, as when it is full.
+		_, err := f.WriteAt(make([]byte, l.size-have), have)
+		if errors.Is(err, syscall.ENOSPC) {
+			l.size, err = have, f.Truncate(have)
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}
