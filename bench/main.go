@@ -59,7 +59,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.reps, "reps", 3, "cells per row, FreeRADIUS and otpgate in turn; the row shows each figure's median")
+	fs.IntVar(&o.reps, "reps", 3, "cells per row, FreeRADIUS and otpgate in turn (in the scale rows, Accept and TOTP in turn); the row shows each figure's median")
 	fs.DurationVar(&o.measure, "duration", 5*time.Second, "measured time of each cell (one server, one scenario, one concurrency)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "time each cell runs before it is measured")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long a request waits for its answer before it counts as a timeout")
