@@ -251,3 +251,35 @@ func TestPruneAudit(t *testing.T) {
 		t.Errorf("got %d entries left, want 3", got)
 	}
 }
+
+// TestPruneAuditInBoundedTransactions: one call removes at most
+// MaxPrunedAudit entries, so that the logins' writes queued behind it
+// wait for a short transaction; calling it again removes the rest.
+func TestPruneAuditInBoundedTransactions(t *testing.T) {
+	db := open(t, tempPath(t))
+	old := store.MaxPrunedAudit + 500
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		for i := range old + 3 {
+			e := entry(i)
+			e.Time = epoch.Add(time.Duration(i) * time.Second)
+			if i >= old {
+				e.Time = epoch.Add(24 * time.Hour)
+			}
+			if err := tx.AppendAudit(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	before := epoch.Add(time.Hour)
+	n, err := db.PruneAudit(before)
+	if err != nil || n != store.MaxPrunedAudit {
+		t.Fatalf("first PruneAudit: got %d, %v, want %d", n, err, store.MaxPrunedAudit)
+	}
+	if n, err = db.PruneAudit(before); err != nil || n != 500 {
+		t.Fatalf("second PruneAudit: got %d, %v, want 500", n, err)
+	}
+	if got := len(auditLog(t, db, 0, nil)); got != 3 {
+		t.Errorf("got %d entries left, want the 3 newer than the cut", got)
+	}
+}

@@ -837,13 +837,20 @@ func finishBackup(tmp, path string, cerr, err error, n int64) (int64, error) {
 	return n, nil
 }
 
-// PruneAudit removes audit entries older than before, and returns how many.
+// MaxPrunedAudit is the most audit entries PruneAudit removes in one
+// transaction: the logins' writes wait while it runs, and 10,000 (what it
+// was) held them up for tens of milliseconds, once a minute.
+const MaxPrunedAudit = 1000
+
+// PruneAudit removes audit entries older than before, at most
+// MaxPrunedAudit, and returns how many: call it again while that is
+// MaxPrunedAudit.
 func (db *DB) PruneAudit(before time.Time) (int, error) {
 	n := 0
 	err := db.local(func(tx *Tx) error {
 		n = 0
 		c := tx.tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil && n < 10000; {
+		for k, v := c.First(); k != nil && n < MaxPrunedAudit; {
 			var e struct {
 				Time time.Time `json:"time"`
 			}

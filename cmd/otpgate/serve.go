@@ -401,7 +401,7 @@ func pruneAudit(db *store.DB, now time.Time, keep time.Duration, log *slog.Logge
 			log.Error("prune audit log", "err", err)
 			return
 		}
-		if n < 10000 {
+		if n < store.MaxPrunedAudit {
 			break
 		}
 	}
