@@ -22,6 +22,7 @@ type scaleResult struct {
 	ready          time.Duration // exec → "otpgate ready"
 	atReady        memory
 	accept, totp   []cell // at concurrency 16, -reps cells each, taken in turn
+	totpWaits      int    // TOTP flows that waited for a new step: all users used in one
 	list, export   command
 	backup         command
 	backupSize     int64
@@ -126,6 +127,7 @@ func measureScale(ctx context.Context, bin, dir string, users, tenants int, o op
 		r.totp = append(r.totp, c)
 		progress("  %.0f/s (p99 %s)", c.rate(), ms(c.pct(99)))
 	}
+	r.totpWaits = pool.waited()
 
 	cli := func(args ...string) command {
 		var c command
@@ -252,6 +254,11 @@ func printScale(w io.Writer, rs []scaleResult) {
 			cmdText(r.reload), r.duringReload, r.reloadMisses, mb(r.serverPeak.peak))
 	}
 	fmt.Fprintln(w)
+	for _, r := range rs {
+		if r.totpWaits > 0 {
+			fmt.Fprintf(w, "- WARNING: %d TOTP flows with %d users waited for a new 30 s step because every user had logged in in this one: that row's TOTP rate is too low\n", r.totpWaits, r.users)
+		}
+	}
 	small, large := rs[0], rs[len(rs)-1]
 	if len(rs) > 1 {
 		verdict := func(ok bool) string {
