@@ -370,17 +370,10 @@ func restartNeeded(cur, next *settings) []string {
 // pruneSteps removes the used TOTP steps no code can reach any more, in
 // transactions of a bounded size.
 func pruneSteps(db *store.DB, now time.Time, log *slog.Logger) {
-	total := 0
-	for {
-		n, err := db.PruneSteps(now)
-		total += n
-		if err != nil {
-			log.Error("prune used TOTP steps", "err", err)
-			return
-		}
-		if n < store.MaxPrunedSteps {
-			break
-		}
+	total, err := inBatches(store.MaxPrunedSteps, func() (int, error) { return db.PruneSteps(now) })
+	if err != nil {
+		log.Error("prune used TOTP steps", "err", err)
+		return
 	}
 	if total > 0 {
 		log.Debug("pruned used TOTP steps", "steps", total)
@@ -393,20 +386,27 @@ func pruneAudit(db *store.DB, now time.Time, keep time.Duration, log *slog.Logge
 	if keep <= 0 {
 		return
 	}
-	total := 0
-	for {
-		n, err := db.PruneAudit(now.Add(-keep))
-		total += n
-		if err != nil {
-			log.Error("prune audit log", "err", err)
-			return
-		}
-		if n < store.MaxPrunedAudit {
-			break
-		}
+	total, err := inBatches(store.MaxPrunedAudit, func() (int, error) { return db.PruneAudit(now.Add(-keep)) })
+	if err != nil {
+		log.Error("prune audit log", "err", err)
+		return
 	}
 	if total > 0 {
 		log.Info("pruned audit log", "entries", total, "keep", keep.String())
+	}
+}
+
+// inBatches calls prune, which removes at most most records in one
+// transaction, until it removes fewer or fails, and returns how many it
+// removed in all.
+func inBatches(most int, prune func() (int, error)) (int, error) {
+	total := 0
+	for {
+		n, err := prune()
+		total += n
+		if err != nil || n < most {
+			return total, err
+		}
 	}
 }
 
