@@ -220,7 +220,7 @@ func runEtcd(ctx context.Context, bin, dir string, o options, progress func(stri
 		if err != nil {
 			return nil, err
 		}
-		text := fmt.Sprintf(otpgateConfig, addr, o.logLevel, filepath.Join(d, "otpgate.db"), sharedSecret)
+		text := fmt.Sprintf(otpgateConfig, addr, "127.0.0.1:0", o.logLevel, filepath.Join(d, "otpgate.db"), sharedSecret)
 		if etcd {
 			old := fmt.Sprintf(`store: {path: "%s"}`, filepath.Join(d, "otpgate.db"))
 			quoted := make([]string, len(ec.endpoints))

@@ -351,12 +351,25 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	} else {
 		profiled <- nil
 	}
+	var syncsBefore stepLogHistogram
+	if og.metrics != "" {
+		if syncsBefore, err = readStepLogHistogram(og.metrics); err != nil {
+			return cell{}, cell{}, err
+		}
+	}
 	ogCell, err := ogLoad.run(ctx, ogOp)
 	if err != nil {
 		return cell{}, cell{}, err
 	}
 	if err := <-profiled; err != nil {
 		return cell{}, cell{}, err
+	}
+	if og.metrics != "" {
+		syncs, err := readStepLogHistogram(og.metrics)
+		if err != nil {
+			return cell{}, cell{}, err
+		}
+		ogCell.stepSync = syncs.medianSince(syncsBefore)
 	}
 	progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), otpgate %.0f/s (p50 %s, p99 %s), %s / %s errors",
 		frCell.rate(), ms(frCell.pct(50)), ms(frCell.pct(99)), ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell), errorsOf(frCell))

@@ -24,7 +24,7 @@ import (
 // that the bench measures the work of a login and not a limit. Metrics
 // stay on, on a free port, as they are by default.
 const otpgateConfig = `radius: {listen: ["%s"]}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "%s"}
 log: {level: %s, format: json}
 store: {path: "%s"}
 clients:
@@ -45,6 +45,7 @@ delivery: {allow_console: true, sms: [console]}
 // JSON log on standard error.
 type otpgate struct {
 	addr    string
+	metrics string // the URL of its metrics, when known
 	config  string // its configuration file
 	logFile string // where its log goes; empty: through the bench (read)
 	waitErr error  // how it ended, with logFile
@@ -72,8 +73,16 @@ func startOtpgate(bin, dir, logLevel string, codes *codeBox, env []string, toFil
 	if err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf(otpgateConfig, addr, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
-	return startOtpgateWith(bin, dir, addr, text, logLevel, codes, env, toFile)
+	http, err := freeTCPAddr()
+	if err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf(otpgateConfig, addr, http, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
+	o, err := startOtpgateWith(bin, dir, addr, text, logLevel, codes, env, toFile)
+	if err == nil {
+		o.metrics = "http://" + http + "/metrics"
+	}
+	return o, err
 }
 
 // startOtpgateWith runs bin serve with the configuration text, written

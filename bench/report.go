@@ -170,8 +170,15 @@ func (r report) printTargets(w io.Writer) {
 		}
 		if x.scenario == "totp" && x.conc == 1 {
 			og, fr := med(x.og, p50), med(x.fr, p50)
-			fmt.Fprintf(w, "- a TOTP flow's p50 at concurrency 1 no more than FreeRADIUS + rlm_totp's plus the store's durable write of the step used: %s vs %s + %s = %s: %s\n",
-				ms(og), ms(fr), ms(r.sync.step), ms(fr+r.sync.step), verdict(og <= fr+r.sync.step))
+			// What the durable write adds to a flow is what it took in
+			// these cells, by otpgate's own metric: one write at a time,
+			// each after the wait for the code's packet.
+			sync, how := med(x.og, func(c cell) time.Duration { return c.stepSync }), "as otpgate's metric timed it in these cells"
+			if sync == 0 {
+				sync, how = r.sync.step, "one write after another on the quiet machine"
+			}
+			fmt.Fprintf(w, "- a TOTP flow's p50 at concurrency 1 no more than FreeRADIUS + rlm_totp's plus the store's durable write of the step used (%s; one after another on the quiet machine: %s): %s vs %s + %s = %s: %s\n",
+				how, ms(r.sync.step), ms(og), ms(fr), ms(sync), ms(fr+sync), verdict(og <= fr+sync))
 		}
 		if x.scenario == "totp" && x.conc == 16 {
 			og, fr := med(x.og, p99), med(x.fr, p99)

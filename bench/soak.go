@@ -38,7 +38,7 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 	if err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf(otpgateConfig, addr, "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
+	text := fmt.Sprintf(otpgateConfig, addr, "127.0.0.1:0", "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
 		fmt.Sprintf("audit: {keep: %s}\n", o.soakKeep)
 	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil, true)
 	if err != nil {

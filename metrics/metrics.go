@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/otpgate/otpgate/policy"
+	"github.com/otpgate/otpgate/store"
 )
 
 // Metrics is the registry and the metrics otpgate updates. It is a
@@ -37,6 +38,9 @@ type Sources struct {
 	// StoreUnavailable says why the shared store (etcd) takes no writes
 	// now, or nil; nil means a store that is always available.
 	StoreUnavailable func() error
+	// SyncTimes returns how long the store's durable writes took, by kind
+	// (store.DB.SyncTimes).
+	SyncTimes func() map[string]store.SyncHistogram
 }
 
 // New makes the metrics, with the Go runtime's and the process's.
@@ -85,6 +89,11 @@ func New(src Sources) *Metrics {
 			}
 			return 1
 		}))
+	}
+	if src.SyncTimes != nil {
+		m.reg.MustRegister(&syncTimes{src: src.SyncTimes, desc: prometheus.NewDesc("otpgate_store_sync_duration_seconds",
+			"Time for the store's writes to reach the disk, by kind: step_log, a frame of used TOTP steps (one O_DSYNC write, what a TOTP answer waits for); file, a commit of the store's file (two syncs).",
+			[]string{"kind"}, nil)})
 	}
 	if len(src.Dropped) > 0 {
 		m.reg.MustRegister(&dropped{src: src.Dropped, desc: prometheus.NewDesc("otpgate_dropped_packets_total",
@@ -137,5 +146,23 @@ func (d *dropped) Collect(ch chan<- prometheus.Metric) {
 	}
 	for cause, n := range sum {
 		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(n), cause)
+	}
+}
+
+// syncTimes collects the store's histograms of durable writes.
+type syncTimes struct {
+	src  func() map[string]store.SyncHistogram
+	desc *prometheus.Desc
+}
+
+func (s *syncTimes) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+func (s *syncTimes) Collect(ch chan<- prometheus.Metric) {
+	for kind, h := range s.src() {
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		for i, le := range h.Bounds {
+			buckets[le.Seconds()] = h.Buckets[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(s.desc, h.Count, h.Sum.Seconds(), buckets, kind)
 	}
 }

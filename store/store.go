@@ -93,6 +93,7 @@ type DB struct {
 	decoded   decodedUsers
 	dropped   auditDrops
 	maxPruned int // the most records one of Prune's transactions removes
+	syncs     struct{ stepLog, file syncTimes }
 
 	// etcd is the shared engine, nil when bbolt is (Options.Etcd). With
 	// it the file at path keeps only what is this node's own: the audit
@@ -720,18 +721,22 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 	if l != nil && !file && nodesMade(tx) == 0 && id-1 == l.gen && l.fits(used) {
 		tx.Rollback()
 		if len(used) > 0 {
+			t0 := time.Now()
 			if err := l.append(used); err != nil {
 				return nil, err
 			}
+			db.syncs.stepLog.observe(time.Since(t0))
 		}
 		return t.bolt.steps, nil
 	}
 	if err := appendSteps(tx, slices.Concat(logged, used)); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	db.syncs.file.observe(time.Since(t0))
 	if l != nil {
 		l.restart(id)
 	}

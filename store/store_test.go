@@ -272,3 +272,34 @@ func TestUpdateErrorsAmongConcurrentUpdates(t *testing.T) {
 }
 
 func key(i int) string { return fmt.Sprintf("k%03d", i) }
+
+func TestSyncTimesCountEachDurableWrite(t *testing.T) {
+	db := open(t, tempPath(t))
+	before := db.SyncTimes()
+	// An answer's write: only the step its code used, to the log of steps.
+	if err := db.Update(func(tx *store.Tx) error { return tx.UseStep("ann", 100, time.Now().Add(time.Hour)) }); err != nil {
+		t.Fatal(err)
+	}
+	// Anything else commits the file.
+	if err := db.Update(func(tx *store.Tx) error { return tx.PutMeta("k", []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	after := db.SyncTimes()
+	for _, kind := range []string{store.SyncStepLog, store.SyncFile} {
+		h := after[kind]
+		if got := h.Count - before[kind].Count; got != 1 {
+			t.Errorf("%s: %d writes counted, want 1", kind, got)
+		}
+		if h.Sum <= before[kind].Sum {
+			t.Errorf("%s: the sum of times did not grow: %v", kind, h.Sum)
+		}
+		if len(h.Bounds) != len(h.Buckets) || h.Buckets[len(h.Buckets)-1] > h.Count {
+			t.Fatalf("%s: %d bounds, %d buckets, last %d of %d", kind, len(h.Bounds), len(h.Buckets), h.Buckets[len(h.Buckets)-1], h.Count)
+		}
+		for i := 1; i < len(h.Buckets); i++ {
+			if h.Buckets[i] < h.Buckets[i-1] || h.Bounds[i] <= h.Bounds[i-1] {
+				t.Fatalf("%s: bucket %d (le %v: %d) below bucket %d (le %v: %d)", kind, i, h.Bounds[i], h.Buckets[i], i-1, h.Bounds[i-1], h.Buckets[i-1])
+			}
+		}
+	}
+}

@@ -110,6 +110,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			RadSec:           func() int { return rsrv.TLSConnections() },
 			AuditDropped:     db.AuditDropped,
 			StoreUnavailable: db.Unavailable,
+			SyncTimes:        db.SyncTimes,
 		})
 	}
 	var observer policy.Observer
