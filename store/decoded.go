@@ -61,6 +61,9 @@ func (db *DB) decodeUser(key string, v []byte) (User, error) {
 }
 
 func unmarshalUser(key string, v []byte) (User, error) {
+	if u, ok := readUserJSON(v); ok {
+		return u, nil
+	}
 	var u User
 	if err := json.Unmarshal(v, &u); err != nil {
 		return User{}, fmt.Errorf("decode user %q: %w", key, err)
