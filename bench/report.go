@@ -170,15 +170,25 @@ func (r report) printTargets(w io.Writer) {
 		}
 		if x.scenario == "totp" && x.conc == 1 {
 			og, fr := med(x.og, p50), med(x.fr, p50)
-			// What the durable write adds to a flow is what it took in
-			// these cells, by otpgate's own metric: one write at a time,
-			// each after the wait for the code's packet.
-			sync, how := med(x.og, func(c cell) time.Duration { return c.stepSync }), "as otpgate's metric timed it in these cells"
-			if sync == 0 {
-				sync, how = r.sync.step, "one write after another on the quiet machine"
+			// The write as the quiet machine makes it, one after another,
+			// is the target's; what it took in these cells (otpgate's own
+			// metric) is printed beside it: on a virtual machine a write
+			// after an idle moment, as every one is at concurrency 1, can
+			// take longer.
+			sync := r.sync.step
+			fmt.Fprintf(w, "- a TOTP flow's p50 at concurrency 1 no more than FreeRADIUS + rlm_totp's plus the store's durable write of the step used (one after another on the quiet machine): %s vs %s + %s = %s: %s",
+				ms(og), ms(fr), ms(sync), ms(fr+sync), verdict(og <= fr+sync))
+			var inCells []cell
+			for _, c := range x.og {
+				if c.stepSync > 0 {
+					inCells = append(inCells, c)
+				}
 			}
-			fmt.Fprintf(w, "- a TOTP flow's p50 at concurrency 1 no more than FreeRADIUS + rlm_totp's plus the store's durable write of the step used (%s; one after another on the quiet machine: %s): %s vs %s + %s = %s: %s\n",
-				how, ms(r.sync.step), ms(og), ms(fr), ms(sync), ms(fr+sync), verdict(og <= fr+sync))
+			if len(inCells) > 0 {
+				inFlow := med(inCells, func(c cell) time.Duration { return c.stepSync })
+				fmt.Fprintf(w, " (the write took %s at the median in these cells, by otpgate's metric: %s + %s = %s)", ms(inFlow), ms(fr), ms(inFlow), ms(fr+inFlow))
+			}
+			fmt.Fprintln(w)
 		}
 		if x.scenario == "totp" && x.conc == 16 {
 			og, fr := med(x.og, p99), med(x.fr, p99)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,9 +12,10 @@ import (
 
 // What the store's durable write of a used step took inside otpgate while
 // a cell ran, from its own metric (otpgate_store_sync_duration_seconds,
-// kind step_log): on a virtual machine a write that follows an idle moment,
-// as every one does at concurrency 1, can take longer than the bench's
-// writes one after another on a quiet machine (sync.go).
+// kind step_log), printed beside the target at concurrency 1: on a virtual
+// machine a write that follows an idle moment, as every one does there,
+// can take longer than the bench's writes one after another on a quiet
+// machine (sync.go), which the target adds.
 
 // stepLogHistogram is the step-log writes' cumulative counts by upper bound,
 // as otpgate reports them; the last bound is +Inf.
@@ -25,6 +27,9 @@ type stepLogHistogram struct {
 // readStepLogHistogram reads the histogram from otpgate's metrics at url.
 func readStepLogHistogram(url string) (stepLogHistogram, error) {
 	var h stepLogHistogram
+	if url == "" {
+		return h, errors.New("its metrics' address is not known")
+	}
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {

@@ -16,8 +16,8 @@ const (
 	// SyncStepLog is a frame of used TOTP steps written to the log beside
 	// the file: one O_DSYNC write (steplog.go).
 	SyncStepLog = "step_log"
-	// SyncFile is a commit of the file: its pages, then its meta page,
-	// each followed by a sync (bbolt).
+	// SyncFile is the write of a commit of the file: its pages, then its
+	// meta page, each followed by a sync (bbolt).
 	SyncFile = "file"
 )
 
@@ -63,7 +63,7 @@ func (s *syncTimes) observe(d time.Duration) {
 }
 
 // histogram returns what s has counted. Read while writes are counted,
-// Count may be a write ahead of or behind Buckets.
+// Sum may be a write behind or ahead of the counts.
 func (s *syncTimes) histogram() SyncHistogram {
 	h := SyncHistogram{Sum: time.Duration(s.sum.Load()), Buckets: make([]uint64, len(syncBounds)), Bounds: slices.Clone(syncBounds[:])}
 	for i := range s.counts {

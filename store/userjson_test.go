@@ -92,7 +92,8 @@ func TestReadUserJSONLeavesTheRestToEncodingJSON(t *testing.T) {
 		"other case":      strings.Replace(string(full), `"tenant":`, `"Tenant":`, 1),
 		"unknown key":     strings.Replace(string(full), `"tenant":`, `"colour":"red","tenant":`, 1),
 		"repeated key":    strings.Replace(string(full), `"tenant":"acme"`, `"tenant":"acme","tenant":"other"`, 1),
-		"null":            strings.Replace(string(full), `"invite":{`, `"reply":null,"invite":{`, 1),
+		"null":            strings.Replace(string(full), `"reply":["Filter-Id=admins","Class=vpn"]`, `"reply":null`, 1),
+		"null totp":       strings.Replace(string(full), `"pending_totp":{"sealed":"cGVuZGluZw==","last_step":0}`, `"pending_totp":null`, 1),
 		"exponent":        strings.Replace(string(full), `"last_step":59000000`, `"last_step":59e6`, 1),
 		"leading zero":    strings.Replace(string(full), `"drift":-1`, `"drift":-01`, 1),
 		"trailing":        string(full) + " ",
@@ -100,6 +101,9 @@ func TestReadUserJSONLeavesTheRestToEncodingJSON(t *testing.T) {
 		"unknown in totp": strings.Replace(string(full), `"last_step":59000000`, `"last_step":59000000,"x":1`, 1),
 	} {
 		b := []byte(rec)
+		if rec == string(full) {
+			t.Fatalf("%s: the record was not changed", name)
+		}
 		if decodeBoth(t, b) {
 			t.Errorf("%s: readUserJSON read %s", name, b)
 		}
