@@ -378,7 +378,13 @@ func (e *Engine) record(ctx context.Context, req Request, res Result) {
 			attrs = append(attrs, a)
 		}
 	}
-	e.log.LogAttrs(ctx, slog.LevelInfo, "decision", attrs...)
+	if h := e.log.Handler(); h.Enabled(ctx, slog.LevelInfo) {
+		// LogAttrs, without the caller's program counter: no handler here
+		// shows the source, and finding it walks the stack every decision.
+		r := slog.NewRecord(time.Now(), slog.LevelInfo, "decision", 0)
+		r.AddAttrs(attrs...)
+		h.Handle(ctx, r)
+	}
 	err := e.db.Audit(store.Entry{
 		Time: e.now(), User: res.User, Tenant: res.Tenant, Client: req.Client, IP: ip,
 		Decision: res.Decision.String(), Reason: res.Reason, Method: res.Method, Provider: res.Provider,
