@@ -73,14 +73,14 @@ func startOtpgate(bin, dir, logLevel string, codes *codeBox, env []string, toFil
 	if err != nil {
 		return nil, err
 	}
-	http, err := freeTCPAddr()
+	metricsAddr, err := freeTCPAddr()
 	if err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf(otpgateConfig, addr, http, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
+	text := fmt.Sprintf(otpgateConfig, addr, metricsAddr, logLevel, filepath.Join(dir, "otpgate.db"), sharedSecret)
 	o, err := startOtpgateWith(bin, dir, addr, text, logLevel, codes, env, toFile)
 	if err == nil {
-		o.metrics = "http://" + http + "/metrics"
+		o.metrics = "http://" + metricsAddr + "/metrics"
 	}
 	return o, err
 }

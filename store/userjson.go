@@ -121,9 +121,7 @@ func (r *jsonReader) totp() (*TOTP, bool) {
 		case "last_step":
 			t.LastStep, ok = r.int(64)
 		case "drift":
-			var n int64
-			n, ok = r.int(strconv.IntSize)
-			t.Drift = int(n)
+			t.Drift, ok = r.intValue()
 		case "created":
 			t.Created, ok = r.time()
 		}
@@ -147,9 +145,7 @@ func (r *jsonReader) invite() (*Invite, bool) {
 		case "via":
 			in.Via, ok = r.str()
 		case "failures":
-			var n int64
-			n, ok = r.int(strconv.IntSize)
-			in.Failures = int(n)
+			in.Failures, ok = r.intValue()
 		}
 		return ok
 	})
@@ -288,6 +284,12 @@ func (r *jsonReader) time() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// intValue reads an integer that fits in an int.
+func (r *jsonReader) intValue() (int, bool) {
+	n, ok := r.int(strconv.IntSize)
+	return int(n), ok
 }
 
 // int reads an integer that fits in bits: digits after an optional minus,
