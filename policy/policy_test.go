@@ -108,7 +108,7 @@ func tenants() []policy.Tenant {
 }
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	db     *store.DB
 	key    *secret.Key
 	now    time.Time
@@ -122,7 +122,7 @@ type fixture struct {
 // newFixture makes an engine over a real store with the test tenants and
 // users, a clock at start and a recording sender. with may change the
 // configuration before the engine is made.
-func newFixture(t *testing.T, with ...func(*policy.Config)) *fixture {
+func newFixture(t testing.TB, with ...func(*policy.Config)) *fixture {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
 	if err != nil {

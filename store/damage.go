@@ -94,6 +94,16 @@ func (e *panicError) Error() string { return fmt.Sprintf("panic in a store trans
 // failure at error level with the function that met it.
 func (db *DB) guarded(fn any, run func() error) error {
 	err := guard(db.path, run)
+	if err != nil {
+		db.logFailed(fn, err)
+	}
+	return err
+}
+
+// logFailed logs a transaction that met a damaged page or panicked. It is
+// apart from guarded, whose every call would otherwise allocate the
+// targets of errors.As.
+func (db *DB) logFailed(fn any, err error) {
 	var d *damagedError
 	var p *panicError
 	switch {
@@ -102,7 +112,6 @@ func (db *DB) guarded(fn any, run func() error) error {
 	case errors.As(err, &p):
 		db.log.Error("a transaction failed", "op", funcName(fn), "err", err, "stack", string(p.stack))
 	}
-	return err
 }
 
 // funcName names fn, a func value, such as
