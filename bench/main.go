@@ -362,7 +362,7 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 		return cell{}, cell{}, err
 	}
 	if syncErr == nil {
-		var syncs stepLogHistogram
+		var syncs syncHistogram
 		if syncs, syncErr = readStepLogHistogram(og.metrics); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
 		}

@@ -19,6 +19,11 @@ type soakSample struct {
 	errors    int
 	storeSize int64
 	mem       memory
+	// The store's durable writes in the interval, by otpgate's metric:
+	// the used steps' frames a TOTP answer waits for, and the commits of
+	// the file (audit entries, pruning), their p99 each.
+	stepWrites, fileCommits uint64
+	stepP99, fileP99        time.Duration
 }
 
 // soak runs TOTP flows at a steady rate for o.soak, with the audit log
@@ -38,7 +43,12 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 	if err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf(otpgateConfig, addr, "127.0.0.1:0", "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
+	metricsAddr, err := freeTCPAddr()
+	if err != nil {
+		return nil, err
+	}
+	metrics := "http://" + metricsAddr + "/metrics"
+	text := fmt.Sprintf(otpgateConfig, addr, metricsAddr, "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
 		fmt.Sprintf("audit: {keep: %s}\n", o.soakKeep)
 	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil, true)
 	if err != nil {
@@ -84,6 +94,9 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 		})
 	}
 	var samples []soakSample
+	// A failed read of the metrics leaves the write columns empty.
+	stepsBefore, _ := readSyncHistogram(metrics, syncStepLog)
+	filesBefore, _ := readSyncHistogram(metrics, syncFile)
 	for t := start.Add(o.soakEvery); !t.After(end); t = t.Add(o.soakEvery) {
 		sleepUntil(ctx, t)
 		if ctx.Err() != nil {
@@ -102,9 +115,18 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 			s.storeSize = st.Size()
 		}
 		s.mem, _ = readMemory(og.cmd.Process.Pid)
+		if steps, err := readSyncHistogram(metrics, syncStepLog); err == nil {
+			s.stepWrites, s.stepP99 = steps.countSince(stepsBefore), steps.quantileSince(stepsBefore, 0.99)
+			stepsBefore = steps
+		}
+		if files, err := readSyncHistogram(metrics, syncFile); err == nil {
+			s.fileCommits, s.fileP99 = files.countSince(filesBefore), files.quantileSince(filesBefore, 0.99)
+			filesBefore = files
+		}
 		samples = append(samples, s)
-		progress("soak: %s: %d flows (%.0f/s), p50 %s, p99 %s, %d errors, store %s, RSS %s",
-			s.at.Round(time.Second), s.flows, float64(s.flows)/o.soakEvery.Seconds(), ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss))
+		progress("soak: %s: %d flows (%.0f/s), p50 %s, p99 %s, %d errors, store %s, RSS %s, step writes %d (p99 %s), file commits %d (p99 %s)",
+			s.at.Round(time.Second), s.flows, float64(s.flows)/o.soakEvery.Seconds(), ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss),
+			s.stepWrites, ms(s.stepP99), s.fileCommits, ms(s.fileP99))
 	}
 	wg.Wait()
 	return samples, og.stop()
@@ -116,10 +138,11 @@ func printSoak(w io.Writer, o options, samples []soakSample) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Soak: TOTP flows paced at %d/s for %s, audit log kept %s (pruned once a minute), sampled every %s:\n\n", o.soakRate, o.soak, o.soakKeep, o.soakEvery)
-	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) | step writes (p99) | file commits (p99) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, s := range samples {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
-			ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss), mb(s.mem.anon), mb(s.mem.file))
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) | %d (%s) | %d (%s) |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
+			ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss), mb(s.mem.anon), mb(s.mem.file),
+			s.stepWrites, ms(s.stepP99), s.fileCommits, ms(s.fileP99))
 	}
 }

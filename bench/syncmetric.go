@@ -17,16 +17,29 @@ import (
 // can take longer than the bench's writes one after another on a quiet
 // machine (sync.go), which the target adds.
 
-// stepLogHistogram is the step-log writes' cumulative counts by upper bound,
-// as otpgate reports them; the last bound is +Inf.
-type stepLogHistogram struct {
+// syncHistogram is the cumulative counts of one kind of the store's
+// durable writes by upper bound, as otpgate reports them; the last bound
+// is +Inf.
+type syncHistogram struct {
 	bounds []float64 // seconds
 	counts []uint64
 }
 
-// readStepLogHistogram reads the histogram from otpgate's metrics at url.
-func readStepLogHistogram(url string) (stepLogHistogram, error) {
-	var h stepLogHistogram
+// The kinds of the store's durable writes (store/synctimes.go).
+const (
+	syncStepLog = "step_log" // a used step's frame, what a TOTP answer waits for
+	syncFile    = "file"     // a commit of the bbolt file
+)
+
+// readStepLogHistogram reads the step-log writes' histogram from
+// otpgate's metrics at url.
+func readStepLogHistogram(url string) (syncHistogram, error) {
+	return readSyncHistogram(url, syncStepLog)
+}
+
+// readSyncHistogram reads the histogram of kind from otpgate's metrics at url.
+func readSyncHistogram(url, kind string) (syncHistogram, error) {
+	var h syncHistogram
 	if url == "" {
 		return h, errors.New("its metrics' address is not known")
 	}
@@ -39,7 +52,7 @@ func readStepLogHistogram(url string) (stepLogHistogram, error) {
 	if resp.StatusCode != http.StatusOK {
 		return h, fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	const prefix = `otpgate_store_sync_duration_seconds_bucket{kind="step_log",le="`
+	prefix := `otpgate_store_sync_duration_seconds_bucket{kind="` + kind + `",le="`
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), prefix)
@@ -61,7 +74,7 @@ func readStepLogHistogram(url string) (stepLogHistogram, error) {
 		return h, err
 	}
 	if len(h.bounds) == 0 {
-		return h, fmt.Errorf("%s: no histogram of the store's step-log writes", url)
+		return h, fmt.Errorf("%s: no histogram of the store's %s writes", url, kind)
 	}
 	return h, nil
 }
@@ -69,26 +82,39 @@ func readStepLogHistogram(url string) (stepLogHistogram, error) {
 // medianSince is the median of the writes counted in h and not in before
 // (read earlier from the same server), interpolated within its bucket;
 // 0 when there were none.
-func (h stepLogHistogram) medianSince(before stepLogHistogram) time.Duration {
-	if len(before.counts) != len(h.counts) {
-		return 0
-	}
-	n := h.counts[len(h.counts)-1] - before.counts[len(before.counts)-1]
+func (h syncHistogram) medianSince(before syncHistogram) time.Duration {
+	return h.quantileSince(before, 0.5)
+}
+
+// quantileSince is the quantile q of the writes counted in h and not in
+// before, interpolated within its bucket (the lower bound of the last,
+// open one); 0 when there were none.
+func (h syncHistogram) quantileSince(before syncHistogram, q float64) time.Duration {
+	n := h.countSince(before)
 	if n == 0 {
 		return 0
 	}
-	half := float64(n) / 2
+	rank := float64(n) * q
 	lower, below := 0.0, 0.0
 	for i, b := range h.bounds {
 		in := float64(h.counts[i] - before.counts[i])
-		if in >= half {
+		if in >= rank {
 			if i == len(h.bounds)-1 { // above the last finite bound
 				return time.Duration(lower * float64(time.Second))
 			}
-			at := lower + (b-lower)*(half-below)/(in-below)
+			at := lower + (b-lower)*(rank-below)/(in-below)
 			return time.Duration(at * float64(time.Second))
 		}
 		lower, below = b, in
 	}
 	return 0
+}
+
+// countSince is how many writes h counts that before did not; 0 when the
+// two are not of the same histogram.
+func (h syncHistogram) countSince(before syncHistogram) uint64 {
+	if len(before.counts) != len(h.counts) || len(h.counts) == 0 {
+		return 0
+	}
+	return h.counts[len(h.counts)-1] - before.counts[len(before.counts)-1]
 }
