@@ -354,6 +354,7 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	// The store's step writes in the cell, by otpgate's metric: only
 	// printed, so a failure to read it is only reported.
 	syncsBefore, syncErr := readStepLogHistogram(og.metrics)
+	filesBefore, _ := readSyncHistogram(og.metrics, syncFile)
 	ogCell, err := ogLoad.run(ctx, ogOp)
 	if err != nil {
 		return cell{}, cell{}, err
@@ -365,6 +366,10 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 		var syncs syncHistogram
 		if syncs, syncErr = readStepLogHistogram(og.metrics); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
+			files, _ := readSyncHistogram(og.metrics, syncFile)
+			progress("  otpgate's durable writes: %d used steps' frames (p50 %s, p99 %s), %d file commits (p50 %s, p99 %s)",
+				syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)),
+				files.countSince(filesBefore), ms(files.medianSince(filesBefore)), ms(files.quantileSince(filesBefore, 0.99)))
 		}
 	}
 	if syncErr != nil {
