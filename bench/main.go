@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -354,7 +355,7 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	// The store's step writes in the cell, by otpgate's metric: only
 	// printed, so a failure to read it is only reported.
 	syncsBefore, syncErr := readStepLogHistogram(og.metrics)
-	filesBefore, _ := readSyncHistogram(og.metrics, syncFile)
+	filesBefore, filesErr := readSyncHistogram(og.metrics, syncFile)
 	ogCell, err := ogLoad.run(ctx, ogOp)
 	if err != nil {
 		return cell{}, cell{}, err
@@ -366,10 +367,15 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 		var syncs syncHistogram
 		if syncs, syncErr = readStepLogHistogram(og.metrics); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
-			files, _ := readSyncHistogram(og.metrics, syncFile)
-			progress("  otpgate's durable writes: %d used steps' frames (p50 %s, p99 %s), %d file commits (p50 %s, p99 %s)",
-				syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)),
-				files.countSince(filesBefore), ms(files.medianSince(filesBefore)), ms(files.quantileSince(filesBefore, 0.99)))
+			progress("  otpgate's durable writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
+				syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)))
+			files, err := readSyncHistogram(og.metrics, syncFile)
+			if err = cmp.Or(filesErr, err); err == nil {
+				progress("  and %d commits of the file (p50 %s, p99 %s)",
+					files.countSince(filesBefore), ms(files.medianSince(filesBefore)), ms(files.quantileSince(filesBefore, 0.99)))
+			} else {
+				progress("  commits of the file not read: %v", err)
+			}
 		}
 	}
 	if syncErr != nil {

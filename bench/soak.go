@@ -24,6 +24,7 @@ type soakSample struct {
 	// the file (audit entries, pruning), their p99 each.
 	stepWrites, fileCommits uint64
 	stepP99, fileP99        time.Duration
+	writesRead              bool // false when otpgate's metrics could not be read at either end
 }
 
 // soak runs TOTP flows at a steady rate for o.soak, with the audit log
@@ -94,9 +95,10 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 		})
 	}
 	var samples []soakSample
-	// A failed read of the metrics leaves the write columns empty.
-	stepsBefore, _ := readSyncHistogram(metrics, syncStepLog)
-	filesBefore, _ := readSyncHistogram(metrics, syncFile)
+	// A sample whose metrics, or the sample's before it, could not be
+	// read shows no writes ("n/a").
+	stepsBefore, stepsErr := readSyncHistogram(metrics, syncStepLog)
+	filesBefore, filesErr := readSyncHistogram(metrics, syncFile)
 	for t := start.Add(o.soakEvery); !t.After(end); t = t.Add(o.soakEvery) {
 		sleepUntil(ctx, t)
 		if ctx.Err() != nil {
@@ -115,18 +117,17 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 			s.storeSize = st.Size()
 		}
 		s.mem, _ = readMemory(og.cmd.Process.Pid)
-		if steps, err := readSyncHistogram(metrics, syncStepLog); err == nil {
+		steps, stepsNowErr := readSyncHistogram(metrics, syncStepLog)
+		files, filesNowErr := readSyncHistogram(metrics, syncFile)
+		if s.writesRead = stepsErr == nil && filesErr == nil && stepsNowErr == nil && filesNowErr == nil; s.writesRead {
 			s.stepWrites, s.stepP99 = steps.countSince(stepsBefore), steps.quantileSince(stepsBefore, 0.99)
-			stepsBefore = steps
-		}
-		if files, err := readSyncHistogram(metrics, syncFile); err == nil {
 			s.fileCommits, s.fileP99 = files.countSince(filesBefore), files.quantileSince(filesBefore, 0.99)
-			filesBefore = files
 		}
+		stepsBefore, filesBefore, stepsErr, filesErr = steps, files, stepsNowErr, filesNowErr
 		samples = append(samples, s)
-		progress("soak: %s: %d flows (%.0f/s), p50 %s, p99 %s, %d errors, store %s, RSS %s, step writes %d (p99 %s), file commits %d (p99 %s)",
+		progress("soak: %s: %d flows (%.0f/s), p50 %s, p99 %s, %d errors, store %s, RSS %s, step writes %s, file commits %s",
 			s.at.Round(time.Second), s.flows, float64(s.flows)/o.soakEvery.Seconds(), ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss),
-			s.stepWrites, ms(s.stepP99), s.fileCommits, ms(s.fileP99))
+			s.writes(s.stepWrites, s.stepP99), s.writes(s.fileCommits, s.fileP99))
 	}
 	wg.Wait()
 	return samples, og.stop()
@@ -141,8 +142,16 @@ func printSoak(w io.Writer, o options, samples []soakSample) {
 	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) | step writes (p99) | file commits (p99) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, s := range samples {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) | %d (%s) | %d (%s) |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) | %s | %s |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
 			ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss), mb(s.mem.anon), mb(s.mem.file),
-			s.stepWrites, ms(s.stepP99), s.fileCommits, ms(s.fileP99))
+			s.writes(s.stepWrites, s.stepP99), s.writes(s.fileCommits, s.fileP99))
 	}
+}
+
+// writes shows a count of durable writes in the sample and their p99.
+func (s soakSample) writes(n uint64, p99 time.Duration) string {
+	if !s.writesRead {
+		return "n/a"
+	}
+	return fmt.Sprintf("%d (%s)", n, ms(p99))
 }

@@ -12,10 +12,17 @@ import (
 	"github.com/otpgate/otpgate/policy"
 )
 
-// discardConn is a PacketConn that takes answers and sends them nowhere.
-type discardConn struct{ net.PacketConn }
+// discardConn is a PacketConn that takes answers, counts them and sends
+// them nowhere.
+type discardConn struct {
+	net.PacketConn
+	n *int
+}
 
-func (discardConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
+func (c discardConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	*c.n++
+	return len(b), nil
+}
 
 // BenchmarkHandleChallenge is the server's own part of a request, from the
 // bytes read to the answer's bytes written: checks, the retransmission
@@ -39,7 +46,8 @@ func BenchmarkHandleChallenge(b *testing.B) {
 		p.Add(typeCallingStationID, radius.Attribute("203.0.113.9"))
 		reqs[i] = signRequest(b, p, c.Secret)
 	}
-	to := peer{conn: discardConn{}, addr: netip.MustParseAddrPort("127.0.0.1:40000")}
+	answers := 0
+	to := peer{conn: discardConn{n: &answers}, addr: netip.MustParseAddrPort("127.0.0.1:40000")}
 	var parked sync.WaitGroup
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -51,8 +59,8 @@ func BenchmarkHandleChallenge(b *testing.B) {
 	if n := s.Dropped(); len(n) > 0 {
 		b.Fatalf("dropped: %v", n)
 	}
-	if d.n == 0 {
-		b.Fatal("no request reached the decider")
+	if d.n != i || answers != i || s.Retransmissions() != 0 {
+		b.Fatalf("%d requests: %d decided, %d answered, %d answered from the cache; want each decided and answered once", i, d.n, answers, s.Retransmissions())
 	}
 }
 

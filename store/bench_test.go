@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,7 +18,12 @@ func benchStore(b *testing.B, n int) *DB {
 	b.Cleanup(func() { db.Close() })
 	if err := db.Update(func(tx *Tx) error {
 		for i := range n {
-			if err := tx.PutUser(User{Name: benchUser(i), Tenant: "acme", Method: "totp"}); err != nil {
+			// A TOTP user as enrolment leaves one: a sealed secret (here
+			// bytes of its size), the step last used, a home network.
+			u := User{Name: benchUser(i), Tenant: "acme", Method: "totp",
+				TOTP:    &TOTP{Sealed: make([]byte, 60), LastStep: 58_000_000},
+				HomeIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.7/32")}}
+			if err := tx.PutUser(u); err != nil {
 				return err
 			}
 		}

@@ -403,9 +403,11 @@ const auditWalk = 2 * time.Second
 // Check reads every bucket through, the whole audit log too, then runs
 // bbolt's own consistency check over the file (Tx.Check: every page
 // reachable once, or free).
-// The walk goes first because Tx.Check runs in a goroutine of its own,
-// where a panic on a damaged page cannot be recovered. Tx.Check keeps a
-// map of every page: on a large store it takes seconds and memory.
+// The walk goes first because Tx.Check runs in a goroutine of its own:
+// bbolt 1.5 turns a panic there into an error, but a fault reading a page
+// past the file's end (SetPanicOnFault holds only for the goroutine that
+// set it) still ends the process. Tx.Check keeps a map of every page: on
+// a large store it takes seconds and memory.
 func (db *DB) Check() error {
 	if err := db.walk(false); err != nil {
 		return err
