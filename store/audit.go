@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +106,28 @@ func (tx *Tx) AppendAudit(e Entry) error {
 }
 
 func (tx *Tx) appendAudit(v []byte) error {
+	tx.audited++
 	return appendNext(tx.tx.Bucket(bucketAudit), v)
+}
+
+// entryTime reads an audit entry's time. Entries as encodeEntry writes
+// them start with it; others are decoded whole.
+func entryTime(v []byte) (time.Time, bool) {
+	const prefix = `{"time":"`
+	if rest, ok := bytes.CutPrefix(v, []byte(prefix)); ok {
+		if end := bytes.IndexByte(rest, '"'); end > 0 {
+			if t, err := time.Parse(time.RFC3339Nano, string(rest[:end])); err == nil {
+				return t, true
+			}
+		}
+	}
+	var e struct {
+		Time time.Time `json:"time"`
+	}
+	if json.Unmarshal(v, &e) != nil {
+		return time.Time{}, false
+	}
+	return e.Time, true
 }
 
 // AuditLog returns up to limit entries, newest first, for which keep

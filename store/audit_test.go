@@ -283,3 +283,112 @@ func TestPruneAuditInBoundedTransactions(t *testing.T) {
 		t.Errorf("got %d entries left, want the 3 newer than the cut", got)
 	}
 }
+
+// TestAuditCommitsTrimTheLog: with a retention set, a commit that appends
+// audit entries removes, from the log's start, as many entries past it as
+// it appends and 64 more: the log stays near its retention without a
+// minute's worth of deletes at once. Entries within the retention stay,
+// whatever the count, and without a retention nothing is removed.
+func TestAuditCommitsTrimTheLog(t *testing.T) {
+	const slack = 64
+	for _, tc := range []struct {
+		name      string
+		keep      time.Duration
+		appended  int
+		wantTrims int
+	}{
+		{"one appended", time.Hour, 1, 1 + slack},
+		{"ten appended", time.Hour, 10, 10 + slack},
+		{"more appended than are old", time.Hour, 400, 300},
+		{"no retention", 0, 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := epoch
+			db, err := store.Open(tempPath(t), store.Options{Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			// 300 entries an hour and more old, then 5 within the hour.
+			mustUpdate(t, db, func(tx *store.Tx) error {
+				for i := range 305 {
+					e := entry(i)
+					e.Time = epoch.Add(time.Duration(i) * time.Second)
+					if i >= 300 {
+						e.Time = epoch.Add(2*time.Hour + time.Duration(i-300)*time.Second)
+					}
+					if err := tx.AppendAudit(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			db.SetAuditKeep(tc.keep)
+			now = epoch.Add(2*time.Hour + time.Minute) // 300 entries are past the hour, 5 are not
+			mustUpdate(t, db, func(tx *store.Tx) error {
+				for i := range tc.appended {
+					e := entry(1000 + i)
+					e.Time = now
+					if err := tx.AppendAudit(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			es := auditLog(t, db, 0, nil)
+			if want := 305 + tc.appended - tc.wantTrims; len(es) != want {
+				t.Fatalf("got %d entries, want %d (%d trimmed)", len(es), want, tc.wantTrims)
+			}
+			// Newest first: what is left is the newest, in order, and
+			// every entry within the hour is there.
+			for i, e := range es {
+				if i > 0 && e.Time.After(es[i-1].Time) {
+					t.Fatalf("entry %d (%v) after entry %d (%v)", i, e.Time, i-1, es[i-1].Time)
+				}
+			}
+			recent := 0
+			for _, e := range es {
+				if !e.Time.Before(now.Add(-time.Hour)) {
+					recent++
+				}
+			}
+			if recent != 5+tc.appended {
+				t.Errorf("got %d entries within the hour, want all %d", recent, 5+tc.appended)
+			}
+		})
+	}
+}
+
+// TestAuditTrimQueuedEntries: entries queued by Audit, committed on their
+// own, trim the log as well.
+func TestAuditTrimQueuedEntries(t *testing.T) {
+	now := epoch
+	db, err := store.Open(tempPath(t), store.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for i := range 200 {
+		e := entry(i)
+		if err := db.Audit(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	db.SetAuditKeep(time.Minute)
+	now = epoch.Add(time.Hour)
+	e := entry(500)
+	e.Time = now
+	if err := db.Audit(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// One entry committed on its own takes 1 + 64 old ones with it.
+	if got, want := len(auditLog(t, db, 0, nil)), 201-65; got != want {
+		t.Errorf("got %d entries, want %d", got, want)
+	}
+}

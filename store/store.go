@@ -13,13 +13,13 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -92,7 +92,8 @@ type DB struct {
 	steplog   *stepLog // nil with etcd
 	decoded   decodedUsers
 	dropped   auditDrops
-	maxPruned int // the most records one of Prune's transactions removes
+	maxPruned int          // the most records one of Prune's transactions removes
+	auditKeep atomic.Int64 // SetAuditKeep, in nanoseconds
 	syncs     struct{ stepLog, file syncTimes }
 
 	// etcd is the shared engine, nil when bbolt is (Options.Etcd). With
@@ -715,6 +716,9 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 	if err := fn(t); err != nil {
 		return nil, err
 	}
+	if err := db.trimAudit(t); err != nil {
+		return nil, err
+	}
 	used := t.bolt.used
 	// No node made means nothing written in the file: bbolt writes only
 	// the nodes a put, delete or sequence changed.
@@ -770,7 +774,9 @@ type Tx struct {
 	// audit holds the entries AppendAudit encoded in a transaction on
 	// etcd, written to the file once it is committed.
 	audit [][]byte
-	bolt  boltKV // kv in a transaction on the file: one allocation for both
+	// audited counts the entries appended to the audit log in the file.
+	audited int
+	bolt    boltKV // kv in a transaction on the file: one allocation for both
 }
 
 // boltTx is a transaction on the file.
@@ -855,22 +861,54 @@ const MaxPrunedAudit = 1000
 func (db *DB) PruneAudit(before time.Time) (int, error) {
 	n := 0
 	err := db.local(func(tx *Tx) error {
-		n = 0
-		c := tx.tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.First(); k != nil && n < MaxPrunedAudit; {
-			var e struct {
-				Time time.Time `json:"time"`
-			}
-			if json.Unmarshal(v, &e) == nil && !e.Time.Before(before) {
-				break // entries are in time order
-			}
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			n++
-			k, v = c.Seek(k)
-		}
-		return nil
+		var err error
+		n, err = pruneAudit(tx.tx, before, MaxPrunedAudit)
+		return err
 	})
 	return n, err
+}
+
+// pruneAudit removes, from the start of the audit log, at most most
+// entries older than before (and any whose time cannot be read), and
+// returns how many.
+func pruneAudit(tx *bolt.Tx, before time.Time, most int) (int, error) {
+	n := 0
+	c := tx.Bucket(bucketAudit).Cursor()
+	for k, v := c.First(); k != nil && n < most; {
+		if t, ok := entryTime(v); ok && !t.Before(before) {
+			break // entries are in time order
+		}
+		if err := c.Delete(); err != nil {
+			return n, err
+		}
+		n++
+		k, v = c.Seek(k)
+	}
+	return n, nil
+}
+
+// SetAuditKeep sets how long the audit log keeps its entries (0: for
+// ever). From then on every commit that appends entries to the log also
+// removes, from its start, up to as many entries past that age and
+// auditTrimSlack more (trimAudit). The log thus stays near its retention
+// a little at a time, in the commits the audit log makes anyway, where
+// PruneAudit alone would remove a minute's entries at once: transactions
+// of a thousand deletes, back to back, that the logins' writes queue
+// behind. PruneAudit is still what removes what is left, as after a
+// restart.
+func (db *DB) SetAuditKeep(keep time.Duration) { db.auditKeep.Store(int64(max(keep, 0))) }
+
+// auditTrimSlack is how many entries past their age a commit removes
+// beyond the entries it appends: a log behind its retention catches up.
+const auditTrimSlack = 64
+
+// trimAudit removes old entries from the audit log in t, as many as t
+// appended and auditTrimSlack more (SetAuditKeep).
+func (db *DB) trimAudit(t *Tx) error {
+	keep := time.Duration(db.auditKeep.Load())
+	if keep <= 0 || t.audited == 0 {
+		return nil
+	}
+	_, err := pruneAudit(t.tx, db.now().Add(-keep), t.audited+auditTrimSlack)
+	return err
 }

@@ -246,6 +246,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 			}
 		}
 	})
+	db.SetAuditKeep(s.auditKeep) // the audit log's commits trim it as they go; prune takes what is left
 	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
 	if len(conns) > 0 {
 		name := s.cfg.Cluster.NodeName
