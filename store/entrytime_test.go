@@ -24,7 +24,7 @@ func TestEntryTime(t *testing.T) {
 		mine,
 		marshalled,
 		[]byte(`{"time":"2026-12-02T07:30:01Z"}`),
-		[]byte(`{"user":"bob","time":"2026-12-02T07:30:01Z"}`),   // not first
+		[]byte(`{"user":"bob","time":"2026-12-02T07:30:01Z"}`), // not first
 		[]byte(` {"time":"2026-12-02T07:30:01Z"}`),
 	} {
 		var e struct {

@@ -96,8 +96,17 @@ func (db *DB) loadSteps() error {
 }
 
 // MaxPrunedSteps is the most entries PruneSteps removes in one
-// transaction, so that pruning does not hold up the writes of logins.
-const MaxPrunedSteps = 1000
+// transaction, so that pruning does not hold up the writes of logins,
+// which queue behind it. Each entry removed may have its user's record
+// rewritten (TOTP.LastStep), and the records of different users are on
+// different pages of the file, each written on its own: at 1,000 entries
+// a transaction wrote about a thousand pages, and the logins that came
+// meanwhile had their p99 doubled (the soak in the README).
+const MaxPrunedSteps = 100
+
+// maxLiveStepsSeen is how many entries whose time has not run out
+// PruneSteps passes over, looking for ones that have, before it stops.
+const maxLiveStepsSeen = 1000
 
 // PruneSteps removes used TOTP steps whose time ran out before now, at most
 // MaxPrunedSteps, and writes the newest removed of each user into their
@@ -105,7 +114,7 @@ const MaxPrunedSteps = 1000
 // many it removed: call it again while that is MaxPrunedSteps.
 //
 // Entries are looked at from the oldest, and the looking stops after
-// MaxPrunedSteps entries whose time has not run out. Their times are in
+// maxLiveStepsSeen entries whose time has not run out. Their times are in
 // the order they were written give or take the few steps a phone's clock
 // may be off, so an entry may stay a few minutes longer than it must,
 // never shorter; one from a far future (a clock that was wrong) is passed
@@ -124,7 +133,7 @@ func (db *DB) PruneSteps(now time.Time) (int, error) {
 		for k, v := c.First(); k != nil && n < MaxPrunedSteps; {
 			user, step, until, ok := decodeStep(v)
 			if ok && !until.Before(now) {
-				if live++; live >= MaxPrunedSteps {
+				if live++; live >= maxLiveStepsSeen {
 					break
 				}
 				k, v = c.Next()

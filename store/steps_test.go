@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestPruneForgetsStepsThatRanOut(t *testing.T) {
 
 func TestPruneStepsInBoundedTransactions(t *testing.T) {
 	db := open(t, tempPath(t))
-	const n = store.MaxPrunedSteps + 500
+	const n = 2*store.MaxPrunedSteps + store.MaxPrunedSteps/2
 	mustUpdate(t, db, func(tx *store.Tx) error {
 		for i := range n {
 			if err := tx.UseStep("alice", int64(i+1), epoch); err != nil {
@@ -80,7 +81,7 @@ func TestPruneStepsInBoundedTransactions(t *testing.T) {
 		}
 		return nil
 	})
-	for _, want := range []int{store.MaxPrunedSteps, 500, 0} {
+	for _, want := range []int{store.MaxPrunedSteps, store.MaxPrunedSteps, store.MaxPrunedSteps / 2, 0} {
 		if got, err := db.PruneSteps(epoch.Add(time.Second)); err != nil || got != want {
 			t.Fatalf("PruneSteps: got (%d, %v), want (%d, nil)", got, err, want)
 		}
@@ -121,5 +122,33 @@ func TestPruneWritesStepsIntoRecords(t *testing.T) {
 		if got := db.UsedStep(name); got != 0 {
 			t.Errorf("UsedStep(%s) after pruning: got %d, want 0", name, got)
 		}
+	}
+}
+
+// TestPruneStepsPassesOverLiveEntries: entries whose time has not run
+// out (a phone's clock ahead, a long window) do not stop pruning of the
+// ones after them that have, up to a thousand of them passed over, which
+// is more than one transaction removes.
+func TestPruneStepsPassesOverLiveEntries(t *testing.T) {
+	db := open(t, tempPath(t))
+	live := 3 * store.MaxPrunedSteps
+	mustUpdate(t, db, func(tx *store.Tx) error {
+		for i := range live {
+			if err := tx.UseStep(fmt.Sprintf("ahead%d", i), 1000, epoch.Add(24*time.Hour)); err != nil {
+				return err
+			}
+		}
+		for i := range 50 {
+			if err := tx.UseStep(fmt.Sprintf("done%d", i), 10, epoch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if n, err := db.PruneSteps(epoch.Add(time.Minute)); err != nil || n != 50 {
+		t.Fatalf("PruneSteps: got (%d, %v), want the 50 that ran out", n, err)
+	}
+	if got := db.UsedStep("ahead0"); got != 1000 {
+		t.Errorf("UsedStep(ahead0): got %d, want 1000, still kept", got)
 	}
 }
