@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,7 +26,19 @@ type soakSample struct {
 	stepWrites, fileCommits uint64
 	stepP99, fileP99        time.Duration
 	writesRead              bool // false when otpgate's metrics could not be read at either end
+	// pruning: one of otpgate's once-a-minute prunings began in the
+	// sample, or in the few seconds before it; pruned: one that had
+	// entries past the retention to remove had begun by its end.
+	pruning, pruned bool
 }
+
+// pruneEvery is how often otpgate prunes, counted from its start
+// (cmd/otpgate/serve.go); pruneSpill is how long before a sample a
+// pruning's work can still fall into it.
+const (
+	pruneEvery = time.Minute
+	pruneSpill = 3 * time.Second
+)
 
 // soak runs TOTP flows at a steady rate for o.soak, with the audit log
 // kept for o.soakKeep so that pruning has work while it runs, and samples
@@ -51,6 +64,7 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 	metrics := "http://" + metricsAddr + "/metrics"
 	text := fmt.Sprintf(otpgateConfig, addr, metricsAddr, "info", filepath.Join(dir, "otpgate.db"), sharedSecret) +
 		fmt.Sprintf("audit: {keep: %s}\n", o.soakKeep)
+	started := time.Now() // otpgate's prunings fall at whole minutes from here, give or take its start-up
 	og, err := startOtpgateWith(bin, dir, addr, text, "info", nil, nil, true)
 	if err != nil {
 		return nil, err
@@ -110,6 +124,10 @@ func soak(ctx context.Context, bin, dir string, o options, progress func(string,
 		mu.Unlock()
 		slices.Sort(l)
 		s := soakSample{at: t.Sub(start), flows: len(l), errors: e}
+		for tick := started.Add(pruneEvery); !tick.After(t); tick = tick.Add(pruneEvery) {
+			s.pruning = s.pruning || !tick.Before(t.Add(-o.soakEvery-pruneSpill))
+			s.pruned = s.pruned || tick.Sub(start) > o.soakKeep // the flows before it are older than the retention
+		}
 		if len(l) > 0 {
 			s.p50, s.p99 = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)]
 		}
@@ -139,13 +157,50 @@ func printSoak(w io.Writer, o options, samples []soakSample) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Soak: TOTP flows paced at %d/s for %s, audit log kept %s (pruned once a minute), sampled every %s:\n\n", o.soakRate, o.soak, o.soakKeep, o.soakEvery)
-	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) | step writes (p99) | file commits (p99) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| at | flows /s | p50 | p99 | errors | store on disk | otpgate RSS (anonymous, files) | step writes (p99) | file commits (p99) | pruning |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range samples {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) | %s | %s |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
+		pruning := ""
+		if s.pruning {
+			pruning = "yes"
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %d | %s | %s (%s, %s) | %s | %s | %s |\n", s.at.Round(time.Second), float64(s.flows)/o.soakEvery.Seconds(),
 			ms(s.p50), ms(s.p99), s.errors, mb(s.storeSize), mb(s.mem.rss), mb(s.mem.anon), mb(s.mem.file),
-			s.writes(s.stepWrites, s.stepP99), s.writes(s.fileCommits, s.fileP99))
+			s.writes(s.stepWrites, s.stepP99), s.writes(s.fileCommits, s.fileP99), pruning)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Targets:")
+	printSoakTarget(w, samples)
+}
+
+// printSoakTarget compares the p99 of the samples with a pruning in them
+// against the others', from the first pruning that had entries to
+// remove: the median of the first is to be no more than the highest of
+// the others ("pruning must not raise p99").
+func printSoakTarget(w io.Writer, samples []soakSample) {
+	var with, without []time.Duration
+	for _, s := range samples {
+		switch {
+		case !s.pruned:
+		case s.pruning:
+			with = append(with, s.p99)
+		default:
+			without = append(without, s.p99)
+		}
+	}
+	if len(with) == 0 || len(without) == 0 {
+		fmt.Fprintln(w, "- pruning does not raise p99: not measured, no pruning with entries to remove fell in the run (make -soak longer than -soak-keep and two minutes)")
+		return
+	}
+	slices.Sort(with)
+	slices.Sort(without)
+	mid, top, others := with[len(with)/2], without[len(without)-1], without[len(without)/2]
+	ratios := make([]string, len(with))
+	for i, d := range with {
+		ratios[i] = fmt.Sprintf("%.2f", float64(d)/float64(others))
+	}
+	fmt.Fprintf(w, "- pruning does not raise p99: the median p99 of the %d samples with a pruning, %s, no more than the highest of the %d without, %s (ratios to the median of those without, %s: %s): %s\n",
+		len(with), ms(mid), len(without), ms(top), ms(others), strings.Join(ratios, ", "), map[bool]string{true: "met", false: "MISSED"}[mid <= top])
 }
 
 // writes shows a count of durable writes in the sample and their p99.
