@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -167,5 +168,67 @@ func mustUpdateInternal(t *testing.T, db *DB, fn func(*Tx) error) {
 	t.Helper()
 	if err := db.Update(fn); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDamagedAuditStartFailsNoWrite: with a retention set, commits that
+// append audit entries also remove the oldest (trimAudit). A damaged page
+// at the audit log's start fails no write and drops no entry: trimming
+// turns itself off, and PruneAudit still reports the damage.
+func TestDamagedAuditStartFailsNoWrite(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	db := openInternal(t, Options{Now: func() time.Time { return now }})
+	mustUpdateInternal(t, db, func(tx *Tx) error {
+		for i := range 400 {
+			if err := tx.AppendAudit(Entry{Time: now.Add(time.Duration(i) * time.Second), User: fmt.Sprintf("user%04d", i), Decision: "accept"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// The leaf of the oldest entries: the first child of the bucket's
+	// root, a branch page (a 16-byte header, then elements of 16 bytes
+	// whose last 8 are the child's page number, little-endian).
+	var root uint64
+	size := db.bolt.Info().PageSize
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket(bucketAudit).RootPage())
+		if info, err := tx.Page(int(root)); err != nil || info.Type != "branch" {
+			return fmt.Errorf("the audit bucket's root: %+v, %v; want a branch page", info, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := binary.LittleEndian.Uint64(raw[int(root)*size+24:])
+	overwrite(t, db.Path(), int64(first)*int64(size), size)
+	db.SetAuditKeep(time.Hour)
+	now = now.Add(3 * time.Hour) // every entry is past the retention
+
+	err = db.Update(func(tx *Tx) error {
+		return errors.Join(tx.PutMeta("x", []byte("y")), tx.AppendAudit(Entry{Time: now, User: "admin", Decision: "admin"}))
+	})
+	if err != nil {
+		t.Fatalf("an Update with an audit entry: got %v, want it written", err)
+	}
+	if err := db.Audit(Entry{Time: now, User: "alice", Decision: "accept"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.AuditDropped(); n != 0 {
+		t.Errorf("got %d audit entries dropped, want none (%v)", n, db.AuditFailing())
+	}
+	var meta []byte
+	if err := db.View(func(tx *Tx) error { meta = tx.Meta("x"); return nil }); err != nil || string(meta) != "y" {
+		t.Errorf("the Update's write: got %q, %v", meta, err)
+	}
+	if _, err := db.PruneAudit(now); !errors.Is(err, ErrDamaged) {
+		t.Errorf("PruneAudit: got %v, want ErrDamaged", err)
 	}
 }

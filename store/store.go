@@ -94,6 +94,7 @@ type DB struct {
 	dropped   auditDrops
 	maxPruned int          // the most records one of Prune's transactions removes
 	auditKeep atomic.Int64 // SetAuditKeep, in nanoseconds
+	trimOff   atomic.Bool  // trimming failed once (trimAudit): PruneAudit alone prunes the audit log
 	syncs     struct{ stepLog, file syncTimes }
 
 	// etcd is the shared engine, nil when bbolt is (Options.Etcd). With
@@ -717,7 +718,14 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 		return nil, err
 	}
 	if err := db.trimAudit(t); err != nil {
-		return nil, err
+		// A trim must never fail the writes it came with: from now on the
+		// audit log is left to PruneAudit, which reports the damage once
+		// a minute, and this commit is made again without it.
+		if db.trimOff.CompareAndSwap(false, true) {
+			db.log.Error("the audit log's oldest entries cannot be removed as it is written; it is pruned once a minute until the store is opened again", "err", err)
+		}
+		tx.Rollback()
+		return db.write(file, fn)
 	}
 	used := t.bolt.used
 	// No node made means nothing written in the file: bbolt writes only
@@ -903,12 +911,16 @@ func (db *DB) SetAuditKeep(keep time.Duration) { db.auditKeep.Store(int64(max(ke
 const auditTrimSlack = 64
 
 // trimAudit removes old entries from the audit log in t, as many as t
-// appended and auditTrimSlack more (SetAuditKeep).
+// appended and auditTrimSlack more (SetAuditKeep). A damaged page at the
+// log's start is an error here, not a panic; write then turns trimming
+// off and commits without it.
 func (db *DB) trimAudit(t *Tx) error {
 	keep := time.Duration(db.auditKeep.Load())
-	if keep <= 0 || t.audited == 0 {
+	if keep <= 0 || t.audited == 0 || db.trimOff.Load() {
 		return nil
 	}
-	_, err := pruneAudit(t.tx, db.now().Add(-keep), t.audited+auditTrimSlack)
-	return err
+	return guard(db.path, func() error {
+		_, err := pruneAudit(t.tx, db.now().Add(-keep), t.audited+auditTrimSlack)
+		return err
+	})
 }
