@@ -906,6 +906,10 @@ func pruneAudit(tx *bolt.Tx, before time.Time, most int) (int, error) {
 // restart.
 func (db *DB) SetAuditKeep(keep time.Duration) { db.auditKeep.Store(int64(max(keep, 0))) }
 
+// AuditKeep is how long the audit log keeps its entries, as SetAuditKeep
+// set it (0: for ever).
+func (db *DB) AuditKeep() time.Duration { return time.Duration(db.auditKeep.Load()) }
+
 // auditTrimSlack is how many entries past their age a commit removes
 // beyond the entries it appends: a log behind its retention catches up.
 const auditTrimSlack = 64

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -91,5 +92,42 @@ func TestReloadWithoutServer(t *testing.T) {
 	_, errOut, status := cliRun(t, cfg, "", "reload")
 	if status != 2 || !strings.Contains(errOut, "nothing to reload") {
 		t.Errorf("got %d %q", status, errOut)
+	}
+}
+
+// TestReloadAuditKeep: a reload that shortens audit.keep takes effect at
+// once, without a restart: the next audit entries written take those past
+// it with them.
+func TestReloadAuditKeep(t *testing.T) {
+	c := newClock()
+	s := startServerAt(t, e2eConfig, c.Now)
+	s.cli(t, "user", "add", "rey", "--tenant", "acme")
+	s.cli(t, "user", "totp", "rey", "--secret", testSecret)
+	office := func() {
+		t.Helper()
+		expect(t, mustExchange(t, s.addrs[0], request{user: "rey", password: "pw", callingStation: "192.0.2.10"}), radius.CodeAccessAccept, "")
+	}
+	logins := func() int {
+		t.Helper()
+		return strings.Count(s.cli(t, "audit", "--user", "rey", "--limit", "0"), "accept")
+	}
+	for range 3 {
+		office()
+	}
+	if n := logins(); n != 3 {
+		t.Fatalf("got %d logins in the audit log, want 3", n)
+	}
+	config, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.config, append(config, "audit: {keep: 1h}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.cli(t, "reload")
+	c.Advance(2 * time.Hour)
+	office()
+	if n := logins(); n != 1 {
+		t.Errorf("got %d logins in the audit log two hours on, with audit.keep reloaded to 1h; want only the last", n)
 	}
 }

@@ -206,6 +206,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		acct.SetClients(radius.NewClients(ns.clients))
 		rsrv.SetClients(radius.NewClients(ns.clients))
 		radsec.reload(ns.radsec)
+		db.SetAuditKeep(ns.auditKeep)
 		var b strings.Builder
 		fmt.Fprintf(&b, "reloaded %s: %d client(s), %d tenant(s)\n", orDefault(s.path, "the embedded defaults"), len(ns.clients), len(ns.tenants))
 		for _, w := range restartNeeded(s, ns) {
@@ -247,7 +248,7 @@ func serve(ctx context.Context, s *settings, now func() time.Time, log *slog.Log
 		}
 	})
 	db.SetAuditKeep(s.auditKeep) // the audit log's commits trim it as they go; prune takes what is left
-	wg.Go(func() { prune(ctx, db, engine, s.tenants, s.auditKeep, now, log) })
+	wg.Go(func() { prune(ctx, db, engine, s.tenants, now, log) })
 	if len(conns) > 0 {
 		name := s.cfg.Cluster.NodeName
 		if name == "" {
@@ -426,7 +427,9 @@ func (s *settings) checkers() map[string]policy.PasswordChecker {
 
 // prune forgets expired challenges and removes stale proven IPs, old send
 // records and audit entries past their retention once a minute.
-func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []policy.Tenant, keep time.Duration, clock func() time.Time, log *slog.Logger) {
+// The audit log's retention is the store's (SetAuditKeep), which a
+// reload changes.
+func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []policy.Tenant, clock func() time.Time, log *slog.Logger) {
 	var longest time.Duration
 	for _, t := range tenants {
 		longest = max(longest, t.ReconnectWindow)
@@ -440,7 +443,7 @@ func prune(ctx context.Context, db *store.DB, engine *policy.Engine, tenants []p
 		case <-tick.C:
 			safely(log, "prune", func() {
 				now := clock()
-				pruneAudit(db, now, keep, log)
+				pruneAudit(db, now, db.AuditKeep(), log)
 				if n := engine.PruneChallenges(); n > 0 {
 					log.Debug("forgot expired challenges", "challenges", n)
 				}
