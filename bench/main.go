@@ -354,7 +354,7 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	}
 	// The store's step writes in the cell, by otpgate's metric: only
 	// printed, so a failure to read it is only reported.
-	syncsBefore, syncErr := readStepLogHistogram(og.metrics)
+	syncsBefore, syncErr := readSyncHistogram(og.metrics, syncStepLog)
 	filesBefore, filesErr := readSyncHistogram(og.metrics, syncFile)
 	ogCell, err := ogLoad.run(ctx, ogOp)
 	if err != nil {
@@ -365,7 +365,7 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	}
 	if syncErr == nil {
 		var syncs syncHistogram
-		if syncs, syncErr = readStepLogHistogram(og.metrics); syncErr == nil {
+		if syncs, syncErr = readSyncHistogram(og.metrics, syncStepLog); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
 			progress("  otpgate's durable writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
 				syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)))

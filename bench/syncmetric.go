@@ -31,12 +31,6 @@ const (
 	syncFile    = "file"     // a commit of the bbolt file
 )
 
-// readStepLogHistogram reads the step-log writes' histogram from
-// otpgate's metrics at url.
-func readStepLogHistogram(url string) (syncHistogram, error) {
-	return readSyncHistogram(url, syncStepLog)
-}
-
 // readSyncHistogram reads the histogram of kind from otpgate's metrics at url.
 func readSyncHistogram(url, kind string) (syncHistogram, error) {
 	var h syncHistogram
