@@ -41,7 +41,18 @@ func buildOtpgate(dir string, profiling bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find the module (run from the repository): %w", err)
 	}
-	root := strings.TrimSpace(string(out))
+	return buildOtpgateAt(strings.TrimSpace(string(out)), dir, profiling)
+}
+
+// buildOtpgateAt builds ./cmd/otpgate of the checkout at root into dir.
+func buildOtpgateAt(root, dir string, profiling bool) (string, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(root, "cmd", "otpgate")); err != nil {
+		return "", fmt.Errorf("%s is not a checkout of otpgate: %w", root, err)
+	}
 	bin := filepath.Join(dir, "otpgate")
 	args := []string{"build", "-o", bin}
 	if profiling {

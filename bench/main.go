@@ -54,6 +54,7 @@ type options struct {
 	soakRate                  int
 	only                      string
 	etcdBin                   string
+	compare                   string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -82,6 +83,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (stores, configurations, raddb)")
+	fs.StringVar(&o.compare, "compare", "", "`DIR` of another checkout of otpgate, B: its build runs beside this one's, A, in a store of its own, a cell of each after each FreeRADIUS cell (A first in odd cells, B first in even ones), and a table of B against A follows the first; for a change tried against the code before it, on a machine whose speed drifts from one minute to the next")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +113,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("-scenarios: %q is not one of accept, totp, code", s)
 		}
 		o.scenarios = append(o.scenarios, s)
+	}
+	if o.compare != "" && slices.Contains(o.scenarios, "code") {
+		return o, errors.New("-compare: the code scenario reads one otpgate's log for its codes; leave it out (-scenarios accept,totp)")
 	}
 	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 || o.reps < 1 {
 		return o, errors.New("-totp-users, -code-users, -startup-runs and -reps must be at least 1")
@@ -154,6 +159,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	bin, err := buildOtpgate(dir, o.profileDir != "")
 	if err != nil {
 		return err
+	}
+	var binB string // -compare's build
+	if o.compare != "" {
+		progress("building otpgate from %s", o.compare)
+		bDir := filepath.Join(dir, "b")
+		if err := os.Mkdir(bDir, 0o700); err != nil {
+			return err
+		}
+		if binB, err = buildOtpgateAt(o.compare, bDir, false); err != nil {
+			return err
+		}
 	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
@@ -236,19 +252,58 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer func() { og.stop() }() // og is replaced by the crash check
+	var ogB *otpgate
+	if binB != "" {
+		loadB := filepath.Join(dir, "load-b")
+		if err := os.Mkdir(loadB, 0o700); err != nil {
+			return err
+		}
+		progress("writing %d users into the store of otpgate B", rep.pop.total())
+		if err := fill(loadB, rep.pop); err != nil {
+			return err
+		}
+		progress("starting otpgate B")
+		if ogB, err = startOtpgate(binB, loadB, o.logLevel, nil, nil, true); err != nil {
+			return err
+		}
+		defer ogB.stop()
+	}
 
 	totp := &totpPool{users: o.totpUsers}
+	totpB := &totpPool{users: o.totpUsers} // B's store has its own used steps
 	frTOTP := &totpPool{users: o.totpUsers, codeAtAnswer: true}
 	codes := &codePool{users: o.codeUsers, box: box}
 	for _, s := range o.scenarios {
 		for _, c := range o.conc {
 			x := row{scenario: s, conc: c}
 			for rep := range o.reps {
-				frCell, ogCell, err := runPair(ctx, o, s, c, rep, fr, og, frTOTP, totp, codes, pprofAddr, progress)
+				frCell, err := runPeerCell(ctx, o, s, c, rep, fr, frTOTP, progress)
 				if err != nil {
 					return err
 				}
-				x.fr, x.og = append(x.fr, frCell), append(x.og, ogCell)
+				x.fr = append(x.fr, frCell)
+				a := func() error {
+					ogCell, err := runOtpgateCell(ctx, o, s, c, rep, "otpgate", og, totp, codes, pprofAddr, progress)
+					x.og = append(x.og, ogCell)
+					return err
+				}
+				b := func() error {
+					if ogB == nil {
+						return nil
+					}
+					cell, err := runOtpgateCell(ctx, o, s, c, rep, "otpgate B", ogB, totpB, nil, "", progress)
+					x.ogB = append(x.ogB, cell)
+					return err
+				}
+				if rep%2 == 1 {
+					a, b = b, a
+				}
+				if err := a(); err != nil {
+					return err
+				}
+				if err := b(); err != nil {
+					return err
+				}
 			}
 			rep.rows = append(rep.rows, x)
 		}
@@ -303,16 +358,11 @@ func freeTCPAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// runPair runs one FreeRADIUS cell and then one otpgate cell of scenario s
-// at concurrency c: the peer's cell just before, so that both see the
-// machine alike. The rep'th pair of a row is profiled when asked.
-func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradius, og *otpgate, frTOTP, totp *totpPool, codes *codePool,
-	pprofAddr string, progress func(string, ...any)) (cell, cell, error) {
-	l := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout}
-	frLoad, ogLoad := l, l
-	frLoad.addr, frLoad.pid = fr.addr, fr.cmd.Process.Pid
-	ogLoad.addr, ogLoad.pid = og.addr, og.cmd.Process.Pid
-
+// runPeerCell runs one FreeRADIUS cell of scenario s at concurrency c,
+// run just before the otpgate cells it is set against, so that they see
+// the machine alike.
+func runPeerCell(ctx context.Context, o options, s string, c, rep int, fr *freeradius, frTOTP *totpPool, progress func(string, ...any)) (cell, error) {
+	frLoad := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout, addr: fr.addr, pid: fr.cmd.Process.Pid}
 	frOp := func(loop int) op { return acceptOp(freeradiusUser(loop), officeIP) }
 	if s != "accept" {
 		// The same two rounds, password then TOTP code, by rlm_totp.
@@ -320,10 +370,19 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 		frOp = func(loop int) op { return frTOTP.flow(ctx, loop) }
 	}
 	progress("%s, concurrency %d, %d of %d: FreeRADIUS %s", scenarioNames[s], c, rep+1, o.reps, peerNames[s])
-	frCell, err := frLoad.run(ctx, frOp)
-	if err != nil {
-		return cell{}, cell{}, err
+	cell, err := frLoad.run(ctx, frOp)
+	if err == nil {
+		progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), %s errors", cell.rate(), ms(cell.pct(50)), ms(cell.pct(99)), errorsOf(cell))
 	}
+	return cell, err
+}
+
+// runOtpgateCell runs one cell of scenario s at concurrency c against og,
+// called name in the progress lines. The rep'th cell of a row is profiled
+// when asked (pprofAddr set).
+func runOtpgateCell(ctx context.Context, o options, s string, c, rep int, name string, og *otpgate, totp *totpPool, codes *codePool,
+	pprofAddr string, progress func(string, ...any)) (cell, error) {
+	ogLoad := load{conc: c, warmup: o.warmup, measure: o.measure, timeout: o.timeout, addr: og.addr, pid: og.cmd.Process.Pid}
 	var ogOp func(loop int) op
 	switch s {
 	case "accept":
@@ -333,9 +392,9 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	case "code":
 		ogOp = func(loop int) op { return codes.flow(loop, o.timeout) }
 	}
-	progress("%s, concurrency %d, %d of %d: otpgate", scenarioNames[s], c, rep+1, o.reps)
+	progress("%s, concurrency %d, %d of %d: %s", scenarioNames[s], c, rep+1, o.reps, name)
 	profiled := make(chan error, 1)
-	if o.profileDir != "" && rep == 0 {
+	if pprofAddr != "" && o.profileDir != "" && rep == 0 {
 		file := filepath.Join(o.profileDir, fmt.Sprintf("otpgate-%s-c%d.pprof", s, c))
 		secs := max(1, int((o.warmup+o.measure)/time.Second))
 		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
@@ -358,10 +417,10 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	filesBefore, filesErr := readSyncHistogram(og.metrics, syncFile)
 	ogCell, err := ogLoad.run(ctx, ogOp)
 	if err != nil {
-		return cell{}, cell{}, err
+		return cell{}, err
 	}
 	if err := <-profiled; err != nil {
-		return cell{}, cell{}, err
+		return cell{}, err
 	}
 	if syncErr == nil {
 		var syncs syncHistogram
@@ -381,9 +440,8 @@ func runPair(ctx context.Context, o options, s string, c, rep int, fr *freeradiu
 	if syncErr != nil {
 		progress("  otpgate's metrics: %v", syncErr)
 	}
-	progress("  FreeRADIUS %.0f/s (p50 %s, p99 %s), otpgate %.0f/s (p50 %s, p99 %s), %s / %s errors",
-		frCell.rate(), ms(frCell.pct(50)), ms(frCell.pct(99)), ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell), errorsOf(frCell))
-	return frCell, ogCell, nil
+	progress("  %s %.0f/s (p50 %s, p99 %s), %s errors", name, ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell))
+	return ogCell, nil
 }
 
 // runScale measures each of o.scaleUsers in turn, each in a store of its

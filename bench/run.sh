@@ -7,6 +7,8 @@
 #   bash bench/run.sh                       # 10 s per cell, concurrency 1, 16, 64 (about 4 minutes)
 #   bash bench/run.sh -duration 2s          # a quick look
 #   bash bench/run.sh -cpuprofile prof      # also CPU profiles of otpgate, one per cell, and its heap
+#   bash bench/run.sh -compare ../other -scenarios totp -c 16,64 -reps 7 -startup-users 0 -scale-users ""
+#                                           # another checkout's build (B) against this one's (A), cell by cell
 #   bash bench/run.sh -h                    # every flag
 set -euo pipefail
 cd "$(dirname "$0")/.."
