@@ -83,7 +83,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "otpgate's log.level under load (info, its default, logs every decision)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "`DIR` for CPU profiles of otpgate in each of its cells and a heap profile at the end (built with net/http/pprof added through go build -overlay)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (stores, configurations, raddb)")
-	fs.StringVar(&o.compare, "compare", "", "`DIR` of another checkout of otpgate, B: its build runs beside this one's, A, in a store of its own, a cell of each after each FreeRADIUS cell (A first in odd cells, B first in even ones), and a table of B against A follows the first; for a change tried against the code before it, on a machine whose speed drifts from one minute to the next")
+	fs.StringVar(&o.compare, "compare", "", "`DIR` of another checkout of otpgate, B: its build runs beside this one's, A, in a store of its own (written by A's code, so B must read A's store and configuration), a cell of each after each FreeRADIUS cell (A first in odd cells, B first in even ones), and a table of B against A follows the first; for a change tried against the code before it, on a machine whose speed drifts from one minute to the next")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +116,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.compare != "" && slices.Contains(o.scenarios, "code") {
 		return o, errors.New("-compare: the code scenario reads one otpgate's log for its codes; leave it out (-scenarios accept,totp)")
+	}
+	if o.compare != "" && (o.profileDir != "" || o.only != "") {
+		return o, errors.New("-compare goes with neither -cpuprofile (A's profiled cells would be slower than B's) nor -only")
 	}
 	if o.totpUsers < 1 || o.codeUsers < 1 || o.startupRuns < 1 || o.reps < 1 {
 		return o, errors.New("-totp-users, -code-users, -startup-runs and -reps must be at least 1")
@@ -308,6 +311,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.rows = append(rep.rows, x)
 		}
 	}
+	if ogB != nil {
+		if err := ogB.stop(); err != nil {
+			return err
+		}
+	}
 	if o.profileDir != "" {
 		url := fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr)
 		if err := fetch(url, filepath.Join(o.profileDir, "otpgate-heap.pprof"), 30*time.Second); err != nil {
@@ -426,8 +434,8 @@ func runOtpgateCell(ctx context.Context, o options, s string, c, rep int, name s
 		var syncs syncHistogram
 		if syncs, syncErr = readSyncHistogram(og.metrics, syncStepLog); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
-			progress("  otpgate's durable writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
-				syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)))
+			progress("  %s's durable writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
+				name, syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)))
 			files, err := readSyncHistogram(og.metrics, syncFile)
 			if err = cmp.Or(filesErr, err); err == nil {
 				progress("  and %d commits of the file (p50 %s, p99 %s)",
@@ -438,7 +446,7 @@ func runOtpgateCell(ctx context.Context, o options, s string, c, rep int, name s
 		}
 	}
 	if syncErr != nil {
-		progress("  otpgate's metrics: %v", syncErr)
+		progress("  %s's metrics: %v", name, syncErr)
 	}
 	progress("  %s %.0f/s (p50 %s, p99 %s), %s errors", name, ogCell.rate(), ms(ogCell.pct(50)), ms(ogCell.pct(99)), errorsOf(ogCell))
 	return ogCell, nil

@@ -167,9 +167,15 @@ func (r report) printCompared(w io.Writer) {
 		var pairs []float64
 		var each []string
 		for i := range x.og {
+			if x.og[i].rate() == 0 {
+				continue // nothing answered: the errors column says why
+			}
 			q := x.ogB[i].rate() / x.og[i].rate()
 			pairs = append(pairs, q)
 			each = append(each, fmt.Sprintf("%.2f", q))
+		}
+		if len(pairs) == 0 {
+			continue
 		}
 		slices.Sort(pairs)
 		mid := pairs[len(pairs)/2]

@@ -234,6 +234,56 @@ func TestFailureInBatchSparesOthers(t *testing.T) {
 	}
 }
 
+// TestFailureInBatchKeepsAuditEntriesTogether: when a function fails in
+// a batch that took many audit entries, those run again in one commit,
+// in their order, not one commit each: the queue, and the answers
+// waiting behind it, would wait for all of those commits.
+func TestFailureInBatchKeepsAuditEntriesTogether(t *testing.T) {
+	db := openInternal(t, Options{})
+	release, held := hold(t, db)
+	const n = 50
+	for i := range n {
+		if err := db.Audit(Entry{User: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("boom")
+	failed := make(chan error, 1)
+	go func() { failed <- db.Update(func(*Tx) error { return boom }) }() // takes the entries queued before it
+	waitQueued(t, db, n+1)
+	before := db.SyncTimes()[SyncFile].Count
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; !errors.Is(err, boom) {
+		t.Fatalf("the failing update: got %v, want boom", err)
+	}
+	// One for the entries; the held update wrote nothing, so it made no
+	// commit of the file.
+	if got := db.SyncTimes()[SyncFile].Count - before; got != 1 {
+		t.Errorf("%d commits of the file for a failed batch of %d audit entries, want 1", got, n)
+	}
+	var users []string
+	err := db.View(func(tx *Tx) error {
+		es, err := tx.AuditLog(0, nil)
+		for i := len(es) - 1; i >= 0; i-- {
+			users = append(users, es[i].User)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	if fmt.Sprint(users) != fmt.Sprint(want) {
+		t.Errorf("the audit log after the failed batch: %v, want %v", users, want)
+	}
+}
+
 func TestCloseWritesQueued(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "otpgate.db")
 	db, err := Open(path, Options{})
@@ -429,7 +479,7 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 			}
 		})
 	}
-	for db.Queued() < 5 {
+	for db.Queued() < db.maxQueue { // and more wait for room
 		runtime.Gosched()
 	}
 	release()

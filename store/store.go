@@ -48,7 +48,9 @@ var (
 type Options struct {
 	// Timeout is how long Open waits for the file lock. Zero means one second.
 	Timeout time.Duration
-	// MaxBatch is the most functions committed in one transaction. Zero means 256.
+	// MaxBatch is the most functions committed in one transaction. Zero
+	// means 2048, which is about what a busy node queues of audit entries
+	// in auditDelay (see there).
 	MaxBatch int
 	// Log receives what the store reports on its own: a transaction
 	// that met a damaged page, audit entries dropped. Nil discards.
@@ -129,7 +131,7 @@ func Open(path string, opts Options) (*DB, error) {
 		opts.Timeout = time.Second
 	}
 	if opts.MaxBatch == 0 {
-		opts.MaxBatch = 256
+		opts.MaxBatch = 2048
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -342,8 +344,10 @@ func (db *DB) enqueue(o op) error {
 
 // queuedBatches is how many batches of writes may wait behind the commit
 // under way before writers wait too: audit entries, which requests do not
-// wait for, keep coming while a disk sync stalls for milliseconds.
-const queuedBatches = 16
+// wait for, keep coming while a disk sync stalls for milliseconds. Two
+// batches of MaxBatch's default are 4,096 writes, what sixteen of 256
+// were, a few hundred milliseconds of a busy node's audit entries.
+const queuedBatches = 2
 
 // commitLater sets the timer, with mu held, to commit the audit entries
 // queued: after auditDelay, or at once when they fill a batch or are due.
@@ -613,13 +617,21 @@ func (db *DB) commitAudit() {
 // auditDelay is the longest a write nobody waits for is held back, so
 // that a stream of them does not cost one commit each: a commit of the
 // file costs about 250 µs of CPU (two disk syncs, the meta page and the
-// freelist) however few entries it holds. With whitelisted Accepts, whose
-// audit entries are the only writes, commits every 2 ms took about a
-// seventh of the node's CPU; held 20 ms, a busy node's entries fill a
-// batch (MaxBatch) first, or share one commit per 20 ms. With etcd, every
-// commit of this node's file is the audit log's own. A crash loses at
-// most the entries of the last 20 ms: nobody waits for them.
-const auditDelay = 20 * time.Millisecond
+// freelist) however few entries it holds, and holds the commit queue,
+// where TOTP answers wait for their steps, for a millisecond or more.
+// With whitelisted Accepts, whose audit entries are the only writes,
+// commits every 2 ms took about a seventh of the node's CPU. Held 20 ms,
+// in batches of 256, a node doing 7,000 TOTP flows a second committed the
+// file about 60 times a second; held 100 ms, in batches of up to 2,048
+// (MaxBatch's default), about 10 times, each commit longer but the queue
+// held a third as long in all, and that node did 9 % more flows a second
+// at concurrency 16 and 14 % more at 64 (the README's Performance). With
+// etcd, every commit of this node's file is the audit log's own. A crash
+// loses the entries queued and not yet committed, those of the last
+// 100 ms, or more while the disk stalls (up to queuedBatches × MaxBatch):
+// nobody waits for them (an admin's change is committed with its own
+// entries).
+const auditDelay = 100 * time.Millisecond
 
 // commit runs a batch in one transaction. When one function fails the
 // transaction is rolled back and every function runs again in a
@@ -628,25 +640,7 @@ const auditDelay = 20 * time.Millisecond
 // that function or for all: never a panic that ends the loop.
 func (db *DB) commit(batch []op) []error {
 	errs := make([]error, len(batch))
-	failed := -1
-	file := false
-	for _, o := range batch {
-		file = file || o.file
-	}
-	var steps map[string]int64
-	err := db.guarded(db.commit, func() error {
-		var err error
-		steps, err = db.write(file, func(t *Tx) error {
-			for i, o := range batch {
-				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
-					failed = i
-					return err
-				}
-			}
-			return nil
-		})
-		return err
-	})
+	steps, failed, err := db.writeOps(batch)
 	switch {
 	case err == nil:
 		db.keepSteps(steps)
@@ -658,14 +652,30 @@ func (db *DB) commit(batch []op) []error {
 	case len(batch) == 1:
 		errs[0] = err // the function's own error, as it returned it
 	default:
-		for i, o := range batch {
-			errs[i] = db.guarded(o.fn, func() error {
-				var err error
-				steps, err = db.write(o.file, o.fn)
-				return err
-			})
-			if errs[i] == nil {
-				db.keepSteps(steps)
+		// Each function someone waits for runs again alone, for an
+		// answer of its own. The audit entries between them, which
+		// nobody waits for, run again together, in the order they came:
+		// they fail only with the file, and alone each would cost a
+		// commit, while the queue, and the answers behind it, wait (a
+		// batch takes up to MaxBatch of them). Only if theirs fails too
+		// does each run alone.
+		for i := 0; i < len(batch); {
+			j := i + 1
+			for batch[i].done == nil && j < len(batch) && batch[j].done == nil {
+				j++
+			}
+			if j-i > 1 {
+				if steps, _, err := db.writeOps(batch[i:j]); err == nil {
+					db.keepSteps(steps)
+					i = j
+					continue
+				}
+			}
+			for ; i < j; i++ {
+				var steps map[string]int64
+				if steps, _, errs[i] = db.writeOps(batch[i : i+1]); errs[i] == nil {
+					db.keepSteps(steps)
+				}
 			}
 		}
 	}
@@ -683,6 +693,31 @@ func (db *DB) commit(batch []op) []error {
 	}
 	db.dropped.note(db, written, dropped, why) // before the waiters hear: Flush is then a flush of the audit queue
 	return errs
+}
+
+// writeOps runs the functions of ops in one transaction (write) and
+// returns the TOTP steps they used. When it fails, failed is the index of
+// the function that failed, or -1 when the commit itself did.
+func (db *DB) writeOps(ops []op) (steps map[string]int64, failed int, err error) {
+	failed = -1
+	file := false
+	for _, o := range ops {
+		file = file || o.file
+	}
+	err = db.guarded(db.commit, func() error {
+		var err error
+		steps, err = db.write(file, func(t *Tx) error {
+			for i, o := range ops {
+				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		return err
+	})
+	return steps, failed, err
 }
 
 // write runs fn in a transaction on the file and returns once what fn
