@@ -264,6 +264,64 @@ func TestFailureInBatchKeepsAuditEntriesTogether(t *testing.T) {
 	if got := db.SyncTimes()[SyncFile].Count - before; got != 1 {
 		t.Errorf("%d commits of the file for a failed batch of %d audit entries, want 1", got, n)
 	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	if users := auditUsers(t, db); fmt.Sprint(users) != fmt.Sprint(want) {
+		t.Errorf("the audit log after the failed batch: %v, want %v", users, want)
+	}
+	if got := db.AuditDropped(); got != 0 {
+		t.Errorf("%d audit entries dropped, want 0", got)
+	}
+}
+
+// TestFailedAuditEntryLeavesTheOthersTogether: when an audit entry itself
+// fails, the others run again in commits on either side of it, not one
+// each, and the one that failed is dropped.
+func TestFailedAuditEntryLeavesTheOthersTogether(t *testing.T) {
+	db := openInternal(t, Options{})
+	release, held := hold(t, db)
+	const n, bad = 10, 4
+	boom := errors.New("boom")
+	for i := range n {
+		v, err := encodeEntry(Entry{User: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn := func(tx *Tx) error { return tx.appendAudit(v) }
+		if i == bad {
+			fn = func(*Tx) error { return boom }
+		}
+		if err := db.enqueue(op{fn: fn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- db.Flush() }() // takes the entries queued before it
+	waitQueued(t, db, n+1)
+	before := db.SyncTimes()[SyncFile].Count
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := db.SyncTimes()[SyncFile].Count - before; got != 2 {
+		t.Errorf("%d commits of the file for %d audit entries, one failing, want 2: one on each side of it", got, n)
+	}
+	if got := fmt.Sprint(auditUsers(t, db)); got != "[0 1 2 3 5 6 7 8 9]" {
+		t.Errorf("the audit log: %v, want [0 1 2 3 5 6 7 8 9]", got)
+	}
+	if got := db.AuditDropped(); got != 1 {
+		t.Errorf("%d audit entries dropped, want 1", got)
+	}
+}
+
+// auditUsers returns the users of the audit log's entries, oldest first.
+func auditUsers(t *testing.T, db *DB) []string {
+	t.Helper()
 	var users []string
 	err := db.View(func(tx *Tx) error {
 		es, err := tx.AuditLog(0, nil)
@@ -275,13 +333,7 @@ func TestFailureInBatchKeepsAuditEntriesTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make([]string, n)
-	for i := range want {
-		want[i] = fmt.Sprint(i)
-	}
-	if fmt.Sprint(users) != fmt.Sprint(want) {
-		t.Errorf("the audit log after the failed batch: %v, want %v", users, want)
-	}
+	return users
 }
 
 func TestCloseWritesQueued(t *testing.T) {
@@ -479,7 +531,7 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 			}
 		})
 	}
-	for db.Queued() < db.maxQueue { // and more wait for room
+	for db.Queued() < db.maxQueue { // the queue full
 		runtime.Gosched()
 	}
 	release()

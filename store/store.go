@@ -634,8 +634,9 @@ func (db *DB) commitAudit() {
 const auditDelay = 100 * time.Millisecond
 
 // commit runs a batch in one transaction. When one function fails the
-// transaction is rolled back and every function runs again in a
-// transaction of its own, so that one failure cannot take others with it.
+// transaction is rolled back and the functions run again (rerun): each
+// waited for in a transaction of its own, so that one failure cannot
+// take others with it.
 // A damaged page that a function or bbolt's commit meets is an error, for
 // that function or for all: never a panic that ends the loop.
 func (db *DB) commit(batch []op) []error {
@@ -652,32 +653,7 @@ func (db *DB) commit(batch []op) []error {
 	case len(batch) == 1:
 		errs[0] = err // the function's own error, as it returned it
 	default:
-		// Each function someone waits for runs again alone, for an
-		// answer of its own. The audit entries between them, which
-		// nobody waits for, run again together, in the order they came:
-		// they fail only with the file, and alone each would cost a
-		// commit, while the queue, and the answers behind it, wait (a
-		// batch takes up to MaxBatch of them). Only if theirs fails too
-		// does each run alone.
-		for i := 0; i < len(batch); {
-			j := i + 1
-			for batch[i].done == nil && j < len(batch) && batch[j].done == nil {
-				j++
-			}
-			if j-i > 1 {
-				if steps, _, err := db.writeOps(batch[i:j]); err == nil {
-					db.keepSteps(steps)
-					i = j
-					continue
-				}
-			}
-			for ; i < j; i++ {
-				var steps map[string]int64
-				if steps, _, errs[i] = db.writeOps(batch[i : i+1]); errs[i] == nil {
-					db.keepSteps(steps)
-				}
-			}
-		}
+		db.rerun(batch, errs, failed)
 	}
 	written, dropped := 0, 0
 	var why error
@@ -693,6 +669,39 @@ func (db *DB) commit(batch []op) []error {
 	}
 	db.dropped.note(db, written, dropped, why) // before the waiters hear: Flush is then a flush of the audit queue
 	return errs
+}
+
+// rerun runs the functions of ops again after their commit failed at
+// ops[failed], setting errs. Each function someone waits for runs alone,
+// for an answer of its own, and so does the one that failed. The audit
+// entries between them, which nobody waits for, run together, in the
+// order they came: alone each would cost a commit of the file while the
+// queue, and the answers behind it, wait, and a batch takes up to
+// MaxBatch of them. A run of them that fails again is split the same way
+// at its own failure, so that each round leaves one function out.
+func (db *DB) rerun(ops []op, errs []error, failed int) {
+	for i := 0; i < len(ops); {
+		j := i + 1
+		if ops[i].done == nil && i != failed {
+			for j < len(ops) && ops[j].done == nil && j != failed {
+				j++
+			}
+		}
+		steps, f, err := db.writeOps(ops[i:j])
+		switch {
+		case err == nil:
+			db.keepSteps(steps)
+		case j-i == 1:
+			errs[i] = err
+		case f < 0:
+			for k := i; k < j; k++ {
+				errs[k] = fmt.Errorf("commit: %w", err)
+			}
+		default:
+			db.rerun(ops[i:j], errs[i:j], f)
+		}
+		i = j
+	}
 }
 
 // writeOps runs the functions of ops in one transaction (write) and
