@@ -634,9 +634,10 @@ func (db *DB) commitAudit() {
 const auditDelay = 100 * time.Millisecond
 
 // commit runs a batch in one transaction. When one function fails the
-// transaction is rolled back and the functions run again (rerun): each
-// waited for in a transaction of its own, so that one failure cannot
-// take others with it.
+// transaction is rolled back and the functions run again (rerun), so
+// that one failure cannot take others with it: each that someone waits
+// for in a transaction of its own, the audit entries between them
+// together.
 // A damaged page that a function or bbolt's commit meets is an error, for
 // that function or for all: never a panic that ends the loop.
 func (db *DB) commit(batch []op) []error {
