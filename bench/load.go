@@ -33,7 +33,7 @@ type cell struct {
 	failure   error           // the first wrong answer
 	serverCPU time.Duration   // user+system time of the server in the window
 	benchCPU  time.Duration   // the load generator's own CPU time in the window
-	// stepSync is the median time of otpgate's durable writes of used
+	// stepSync is the median time of otpgate's writes of used
 	// steps while the cell ran, warm-up included, by its own metric; 0
 	// for FreeRADIUS and when there were none.
 	stepSync time.Duration

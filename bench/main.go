@@ -434,7 +434,7 @@ func runOtpgateCell(ctx context.Context, o options, s string, c, rep int, name s
 		var syncs syncHistogram
 		if syncs, syncErr = readSyncHistogram(og.metrics, syncStepLog); syncErr == nil {
 			ogCell.stepSync = syncs.medianSince(syncsBefore)
-			progress("  %s's durable writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
+			progress("  %s's writes in the cell, warm-up included: %d used steps' frames (p50 %s, p99 %s)",
 				name, syncs.countSince(syncsBefore), ms(ogCell.stepSync), ms(syncs.quantileSince(syncsBefore, 0.99)))
 			files, err := readSyncHistogram(og.metrics, syncFile)
 			if err = cmp.Or(filesErr, err); err == nil {

@@ -20,7 +20,7 @@ type soakSample struct {
 	errors    int
 	storeSize int64
 	mem       memory
-	// The store's durable writes in the interval, by otpgate's metric:
+	// The store's writes in the interval, by otpgate's metric:
 	// the used steps' frames a TOTP answer waits for, and the commits of
 	// the file (audit entries, pruning), their p99 each.
 	stepWrites, fileCommits uint64
@@ -203,7 +203,7 @@ func printSoakTarget(w io.Writer, samples []soakSample) {
 		len(with), ms(mid), len(without), ms(top), ms(others), strings.Join(ratios, ", "), map[bool]string{true: "met", false: "MISSED"}[mid <= top])
 }
 
-// writes shows a count of durable writes in the sample and their p99.
+// writes shows a count of the store's writes in the sample and their p99.
 func (s soakSample) writes(n uint64, p99 time.Duration) string {
 	if !s.writesRead {
 		return "n/a"

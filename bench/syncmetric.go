@@ -10,22 +10,21 @@ import (
 	"time"
 )
 
-// What the store's durable write of a used step took inside otpgate while
-// a cell ran, from its own metric (otpgate_store_sync_duration_seconds,
-// kind step_log), printed beside the target at concurrency 1: on a virtual
-// machine a write that follows an idle moment, as every one does there,
-// can take longer than the bench's writes one after another on a quiet
-// machine (sync.go), which the target adds.
+// What the store's write of a used step took inside otpgate while a cell
+// ran, from its own metric (otpgate_store_sync_duration_seconds, kind
+// step_log), printed beside the target at concurrency 1, which adds the
+// disk's sync time as the bench measures it on the quiet machine
+// (sync.go): otpgate's write does not wait for the disk (store/fence.go).
 
 // syncHistogram is the cumulative counts of one kind of the store's
-// durable writes by upper bound, as otpgate reports them; the last bound
+// writes by upper bound, as otpgate reports them; the last bound
 // is +Inf.
 type syncHistogram struct {
 	bounds []float64 // seconds
 	counts []uint64
 }
 
-// The kinds of the store's durable writes (store/synctimes.go).
+// The kinds of the store's writes (store/synctimes.go).
 const (
 	syncStepLog = "step_log" // a used step's frame, what a TOTP answer waits for
 	syncFile    = "file"     // a commit of the bbolt file

@@ -92,7 +92,7 @@ func New(src Sources) *Metrics {
 	}
 	if src.SyncTimes != nil {
 		m.reg.MustRegister(&syncTimes{src: src.SyncTimes, desc: prometheus.NewDesc("otpgate_store_sync_duration_seconds",
-			"Time for the store's writes to reach the disk, by kind: step_log, a frame of used TOTP steps (one O_DSYNC write, what a TOTP answer waits for; none in a cluster, whose steps go to etcd); file, the write of a commit of the store's file (its pages and its meta page, each synced).",
+			"Time for the store's writes, by kind: step_log, a frame of used TOTP steps written to the log beside the store's file (one write that does not wait for the disk, what a TOTP answer waits for; none in a cluster, whose steps go to etcd); file, the write of a commit of the store's file (its pages and its meta page, each synced to the disk).",
 			[]string{"kind"}, nil)})
 	}
 	if len(src.Dropped) > 0 {

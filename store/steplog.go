@@ -11,20 +11,22 @@ import (
 	"syscall"
 )
 
-// The log of used TOTP steps: what makes a proved code's step durable
-// before the Access-Accept goes out, in one disk write.
+// The log of used TOTP steps: what records a proved code's step before
+// the Access-Accept goes out, in one write(2) and no wait for the disk.
 //
 // A commit of the bbolt file costs two disk syncs (the pages, then the
 // meta page) and the CPU to write half a dozen pages, however little it
-// holds; a TOTP answer needs one thing on disk, the step its code used.
+// holds; a TOTP answer needs one thing kept, the step its code used.
 // So a commit whose functions wrote nothing in the file but used steps
 // (UseStep) writes no file at all (DB.write): its steps go, as one frame,
-// to the log beside the file, written with O_DSYNC into blocks written
-// when the log was made (so that the disk has only the data to sync, no
-// size or block map), and the transaction is rolled back. They are held
-// in memory too (pending), and the next commit that writes the file
-// anyway (the audit log's, every few milliseconds under load; pruning;
-// a backup; Close) appends them to the steps bucket. The frames carry a
+// to the log beside the file, into blocks written when the log was made,
+// and the transaction is rolled back. The write returns once the frame is
+// in the kernel's page cache, where any process that opens the log later
+// finds it, however this one ended; only a crash of the machine can lose
+// it, and the fence covers that (fence.go). The steps are held in memory
+// too (pending), and the next commit that writes the file anyway (the
+// audit log's, within auditDelay of a login's entry; pruning; a backup;
+// Close) appends them to the steps bucket, on disk. The frames carry a
 // generation, the ID of the file's last commit: that commit took every
 // entry logged before it, so the log starts again at its beginning with
 // the next ID, and frames of an older generation are stale. Open applies
@@ -61,16 +63,18 @@ func stepLogPath(path string) string { return path + "-steps" }
 
 // openStepLog opens the log beside the store's file, or creates it,
 // written in full, and returns it with what it holds: the entries of its
-// frames of generation gen, the ID of the file's last commit.
-func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
+// frames of generation gen, the ID of the file's last commit. left
+// reports that a log was there, which a store closed cleanly does not
+// leave.
+func openStepLog(path string, gen uint64) (l *stepLog, entries [][]byte, left bool, err error) {
 	path = stepLogPath(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_DSYNC, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the log of used steps: %w", err)
+		return nil, nil, false, fmt.Errorf("open the log of used steps: %w", err)
 	}
-	fail := func(err error) (*stepLog, [][]byte, error) {
+	fail := func(err error) (*stepLog, [][]byte, bool, error) {
 		f.Close()
-		return nil, nil, fmt.Errorf("the log of used steps %s: %w", path, err)
+		return nil, nil, false, fmt.Errorf("the log of used steps %s: %w", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -83,7 +87,7 @@ func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		return fail(err)
 	}
-	l := &stepLog{f: f, path: path, size: stepLogSize}
+	l = &stepLog{f: f, path: path, size: stepLogSize}
 	if have < l.size {
 		// Written in full, once: later writes only overwrite. On a full
 		// disk the log gives back what it took and keeps the size it had
@@ -97,14 +101,19 @@ func openStepLog(path string, gen uint64) (*stepLog, [][]byte, error) {
 			return fail(err)
 		}
 	}
-	// Every time, not only when made here: a log made by an Open that
-	// died (or failed) before this sync is found whole, and its name may
-	// not be on disk yet; the frames O_DSYNC writes are not in the
-	// directory.
+	// On disk before the first frame is written: the log's blocks and
+	// its name. After a crash of the machine the log is there, whole,
+	// whatever of its frames the disk had taken, and Open knows from it
+	// that the store was left open (fence.go). Every time, not only
+	// when made here: a log made by an Open that died (or failed) before
+	// this sync may not be on disk yet.
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
 	if err := syncDir(path); err != nil {
 		return fail(err)
 	}
-	return l, readStepLog(buf, gen), nil
+	return l, readStepLog(buf, gen), st.Size() > 0, nil
 }
 
 // readStepLog returns the entries of the frames of generation gen at the
@@ -151,7 +160,8 @@ func (l *stepLog) fits(entries [][]byte) bool {
 // maxPendingSteps bounds the entries held for the file.
 const maxPendingSteps = 1 << 16
 
-// append writes entries as one frame and returns once it is on disk.
+// append writes entries as one frame and returns once the kernel has it
+// (see the fence for a crash of the machine).
 func (l *stepLog) append(entries [][]byte) error {
 	frame := make([]byte, frameHeader, 256)
 	binary.BigEndian.PutUint64(frame[8:], l.gen)

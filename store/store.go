@@ -7,8 +7,10 @@
 // for many requests); audit entries are queued by [DB.Audit] and written in
 // commits of their own, a few milliseconds later, without making anyone wait.
 // A commit that only records TOTP steps used (a proved code) writes them to
-// a log beside the file, in one disk write, and the file takes them with its
-// next commit (steplog.go).
+// a log beside the file, in one write(2) that does not wait for the disk,
+// and the file takes them with its next commit (steplog.go); after a crash
+// of the machine, which may lose such writes, the steps of that moment are
+// refused to everyone until they are past (fence.go).
 package store
 
 import (
@@ -92,6 +94,7 @@ type DB struct {
 
 	steps     usedSteps
 	steplog   *stepLog // nil with etcd
+	fence     int64    // the TOTP step refused to all after a crash of the machine (fence.go)
 	decoded   decodedUsers
 	dropped   auditDrops
 	maxPruned int          // the most records one of Prune's transactions removes
@@ -165,9 +168,10 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	var logged [][]byte // the log's entries since the file's last commit
+	logLeft := false    // the store was not closed (fence.go)
 	if opts.Etcd == nil {
 		err = b.View(func(tx *bolt.Tx) error {
-			db.steplog, logged, err = openStepLog(path, uint64(tx.ID()))
+			db.steplog, logged, logLeft, err = openStepLog(path, uint64(tx.ID()))
 			return err
 		})
 		if err != nil {
@@ -189,10 +193,12 @@ func Open(path string, opts Options) (*DB, error) {
 					return err
 				}
 			}
-			if db.steplog != nil {
-				db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
+			if db.steplog == nil {
+				return nil
 			}
-			return nil
+			db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
+			db.fence, err = raiseFence(tx, logLeft && !fresh, db.stepOf())
+			return err
 		})
 	})
 	if err == nil {

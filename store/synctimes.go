@@ -6,15 +6,17 @@ import (
 	"time"
 )
 
-// How long the store's writes take to reach the disk, kept as histograms
-// for the metrics: the disk's sync time is what a TOTP answer waits for
-// (the step its code used is on disk before the Accept goes out), and a
-// disk that grows slow shows here first.
+// How long the store's writes take, kept as histograms for the metrics:
+// a frame of used steps is what a TOTP answer waits for (the step its
+// code used is in the log before the Accept goes out), and a commit of
+// the file is what the queue of writes waits for; a disk that grows slow
+// shows here first.
 
-// The kinds of durable write the store makes.
+// The kinds of write the store times.
 const (
 	// SyncStepLog is a frame of used TOTP steps written to the log beside
-	// the file: one O_DSYNC write (steplog.go).
+	// the file: one write(2), which does not wait for the disk
+	// (steplog.go).
 	SyncStepLog = "step_log"
 	// SyncFile is the write of a commit of the file: its pages, then its
 	// meta page, each followed by a sync (bbolt).
@@ -77,7 +79,7 @@ func (s *syncTimes) histogram() SyncHistogram {
 }
 
 // SyncTimes returns, by kind (SyncStepLog, SyncFile), how long the
-// store's durable writes have taken since it was opened.
+// store's writes have taken since it was opened.
 func (db *DB) SyncTimes() map[string]SyncHistogram {
 	return map[string]SyncHistogram{
 		SyncStepLog: db.syncs.stepLog.histogram(),

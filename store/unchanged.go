@@ -21,7 +21,8 @@ var ErrConflict = errors.New("the user's record changed meanwhile")
 // Read is a user as ReadUser found them, and what CommitIf compares.
 type Read struct {
 	// User is the record, its TOTP.LastStep and PendingTOTP.LastStep
-	// raised to the newest step the user has used.
+	// raised to the newest step the user has used, and to the fence
+	// after a crash of the machine (fence.go).
 	User User
 
 	name    string
@@ -71,11 +72,15 @@ func (db *DB) ReadUser(name string) (Read, error) {
 		return r, err
 	}
 	for _, tot := range []**TOTP{&u.TOTP, &u.PendingTOTP} {
-		if *tot != nil && r.step > (*tot).LastStep {
+		if *tot == nil {
+			continue
+		}
+		if r.step > (*tot).LastStep {
 			t := **tot
 			t.LastStep = r.step
 			*tot = &t
 		}
+		*tot = db.fenced(*tot)
 	}
 	r.User = u
 	return r, nil
