@@ -6,8 +6,6 @@ import (
 	"os"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/otpgate/otpgate/otp"
 )
 
 // The fence: what keeps a TOTP code single-use across a crash of the
@@ -18,29 +16,32 @@ import (
 // process that reads the log afterwards sees it, however the process
 // that wrote it ended (kill -9, a panic, the OOM killer). Only a crash
 // of the machine itself (power, a kernel panic, a VM reset) can lose it,
-// and with it the steps of the logins of the last moments (the file
-// takes the logged steps with its next commit, which every login's audit
-// entry asks for within auditDelay). The kernel makes a new boot ID at
-// every boot, so Open can tell the two apart: when the log was left
-// behind (the store was not closed) and the boot is not the one the
-// store was last opened in, steps may be lost, and Open raises a fence
-// at the TOTP step of the moment it runs. Until time has moved past it,
-// every user reads as having used the fence's step and the steps their
-// phone's clock may be ahead by (otp.Skew, and the drift learned for
-// them): a code a lost frame accepted came at or before that moment, so
-// its step is refused, and so is every other code of those steps. Users
-// wait for the next code, at most about a minute. The fence and the boot
-// are kept in the file, so that a fence raised survives a crash of the
-// process while it stands.
+// and with it the steps of the logins of its last moments (the file takes
+// the logged steps with its next commit, which every login's audit entry
+// asks for within auditDelay).
 //
-// The fence is judged by the clock when Open runs; a clock behind by
-// more than the steps it adds could let a code of the last moments
-// before the crash be used again, so otpgate should start after the
-// clock is set (the packaged unit waits for time-sync.target).
+// So that those steps are known all the same, the file keeps a high
+// step: no step above it goes to the log. A commit that uses a step above
+// it commits the file instead, on disk, and raises the high step to it in
+// the same commit; TOTP steps come one every 30 seconds, so that is a
+// commit of the file about every 30 seconds (the first login of each new
+// step, or of a phone ahead), while the other logins' steps are at or
+// below the high step and go to the log. Every step ever accepted is thus
+// at most the high step on disk, whatever the disk lost. The kernel makes
+// a new boot ID at every boot, so Open can tell a crash of the machine
+// from one of the process: when the log was left behind (the store was not
+// closed) and the boot is not the one the store was last opened in, Open
+// raises a fence at the high step. Every user then reads as having used
+// the fence's step (ReadUser), so a code a lost frame accepted is refused,
+// and so are the other codes up to that step: users wait for the next
+// code, none at all when the machine took longer than a step or two to
+// come back. The fence is kept in the file with the boot, and no clock
+// is trusted for it.
 
 var (
-	bucketBoot = []byte("boot") // the boot the store was opened in, and the fence
+	bucketBoot = []byte("boot") // the boot the store was opened in, the high step, the fence
 	keyBoot    = []byte("boot")
+	keyHigh    = []byte("high")
 	keyFence   = []byte("fence")
 )
 
@@ -54,45 +55,54 @@ var currentBoot = func() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// raiseFence records this boot in tx and returns the fence: the one kept
-// in the file, raised to the step of now when the log of used steps was
-// left behind in another boot (or one that cannot be told).
-func raiseFence(tx *bolt.Tx, logLeft bool, now int64) (int64, error) {
+// raiseFence records this boot in tx and returns the high step and the
+// fence: the one kept in the file, raised to the high step when the log
+// of used steps was left behind in another boot (or one that cannot be
+// told).
+func raiseFence(tx *bolt.Tx, logLeft bool) (high, fence int64, err error) {
 	b, err := tx.CreateBucketIfNotExists(bucketBoot)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var fence int64
-	if v := b.Get(keyFence); len(v) == 8 {
-		fence = int64(binary.BigEndian.Uint64(v))
-	}
+	high, fence = getStep(b, keyHigh), getStep(b, keyFence)
 	boot := currentBoot()
-	if logLeft && (boot == "" || !bytes.Equal(b.Get(keyBoot), []byte(boot))) {
-		fence = max(fence, now)
-		if err := b.Put(keyFence, binary.BigEndian.AppendUint64(nil, uint64(fence))); err != nil {
-			return 0, err
+	if logLeft && (boot == "" || !bytes.Equal(b.Get(keyBoot), []byte(boot))) && high > fence {
+		fence = high
+		if err := putStep(b, keyFence, fence); err != nil {
+			return 0, 0, err
 		}
 	}
 	if !bytes.Equal(b.Get(keyBoot), []byte(boot)) {
 		if err := b.Put(keyBoot, []byte(boot)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return fence, nil
+	return high, fence, nil
 }
 
-// fenced raises tot's LastStep to the fence, and the steps the user's
-// phone may be ahead of it, as ReadUser reports it.
-func (db *DB) fenced(tot *TOTP) *TOTP {
-	if db.fence == 0 {
-		return tot
+// raiseHigh raises the high step in tx to step.
+func raiseHigh(tx *bolt.Tx, step int64) error {
+	return putStep(tx.Bucket(bucketBoot), keyHigh, step)
+}
+
+func getStep(b *bolt.Bucket, key []byte) int64 {
+	if v := b.Get(key); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
 	}
-	last := db.fence + otp.Skew + int64(max(tot.Drift, -tot.Drift))
-	if last <= tot.LastStep {
+	return 0
+}
+
+func putStep(b *bolt.Bucket, key []byte, step int64) error {
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(step)))
+}
+
+// fenced raises tot's LastStep to the fence, as ReadUser reports it.
+func (db *DB) fenced(tot *TOTP) *TOTP {
+	if db.fence <= tot.LastStep {
 		return tot
 	}
 	t := *tot
-	t.LastStep = last
+	t.LastStep = db.fence
 	return &t
 }
 
@@ -100,5 +110,11 @@ func (db *DB) fenced(tot *TOTP) *TOTP {
 // of the machine (0: none was raised).
 func (db *DB) Fence() int64 { return db.fence }
 
-// stepOf returns the TOTP step of the store's clock now.
-func (db *DB) stepOf() int64 { return otp.Step(db.now()) }
+// newest returns the newest of steps, 0 for none.
+func newest(steps map[string]int64) int64 {
+	var n int64
+	for _, s := range steps {
+		n = max(n, s)
+	}
+	return n
+}

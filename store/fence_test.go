@@ -9,9 +9,6 @@ package store
 import (
 	"os"
 	"testing"
-	"time"
-
-	"github.com/otpgate/otpgate/otp"
 )
 
 // onBoot makes the store see boot as the kernel's boot ID until the test
@@ -37,113 +34,144 @@ func loseFrames(t *testing.T, path string) {
 	}
 }
 
-// lastStep returns the newest step the guard refuses for user's TOTP, as
-// an answer to a challenge reads it.
-func lastStep(t *testing.T, db *DB, user string) int64 {
+// lastSteps returns the newest step the guard refuses for user's TOTP
+// and pending TOTP, as an answer to a challenge reads them.
+func lastSteps(t *testing.T, db *DB, user string) (totp, pending int64) {
 	t.Helper()
 	r, err := db.ReadUser(user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.User.TOTP.LastStep
+	if r.User.PendingTOTP != nil {
+		pending = r.User.PendingTOTP.LastStep
+	}
+	return r.User.TOTP.LastStep, pending
 }
 
-func TestCrashOfTheMachineFencesTheStepsOfThatMoment(t *testing.T) {
+// fileCommits returns how many times the store's file has been committed.
+func fileCommits(db *DB) uint64 { return db.syncs.file.histogram().Count }
+
+func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 	onBoot(t, "boot-1")
-	crash := time.Date(2026, 12, 2, 9, 0, 10, 0, time.UTC)
-	now := crash
-	clock := func() time.Time { return now }
-	db := openInternal(t, Options{Now: clock})
+	db := openInternal(t, Options{})
+	withUsers(t, db, "alice", "bob")
 	err := db.Update(func(tx *Tx) error {
-		for _, u := range []User{
-			{Name: "alice", TOTP: &TOTP{Sealed: []byte{1}}},
-			{Name: "bob", TOTP: &TOTP{Sealed: []byte{1}, Drift: -2}}, // a phone a minute behind
-		} {
-			if err := tx.PutUser(u); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.PutUser(User{Name: "carol", TOTP: &TOTP{Sealed: []byte{1}}, PendingTOTP: &TOTP{Sealed: []byte{2}}})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The codes accepted just before the crash: the latest steps their
-	// phones could show (otp.Skew ahead of what they read).
-	step := otp.Step(crash)
-	useStep(t, db, "alice", step+otp.Skew)
-	useStep(t, db, "bob", step-2+otp.Skew)
+
+	// The first step above the high step commits the file, which raises
+	// it; the steps at or below it go to the log alone.
+	before := fileCommits(db)
+	useStep(t, db, "alice", 1000)
+	if got := fileCommits(db) - before; got != 1 {
+		t.Errorf("a step above the high step: %d commits of the file, want 1", got)
+	}
+	if db.high != 1000 {
+		t.Errorf("high step: got %d, want 1000", db.high)
+	}
+	before = fileCommits(db)
+	useStep(t, db, "bob", 999)
+	useStep(t, db, "carol", 1000)
+	if got := fileCommits(db) - before; got != 0 {
+		t.Errorf("steps at or below the high step: %d commits of the file, want none (the log)", got)
+	}
+	useStep(t, db, "bob", 1001) // a phone ahead: the file again
+	if got := fileCommits(db) - before; got != 1 || db.high != 1001 {
+		t.Errorf("a step above the high step: %d commits of the file and high step %d, want 1 and 1001", got, db.high)
+	}
+	useStep(t, db, "alice", 1001) // in the log alone: lost below
+	if got := fileCommits(db) - before; got != 1 {
+		t.Errorf("a step at the high step: %d commits of the file, want none more", got-1)
+	}
 
 	path := crashCopy(t, db)
 	loseFrames(t, path)
 	onBoot(t, "boot-2")
-	now = crash.Add(20 * time.Second) // the machine is back
-	after, err := Open(path, Options{Now: clock})
+	after, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.UsedStep("alice") != 0 {
-		t.Fatalf("the test lost no frame: alice's step is still known (%d)", after.UsedStep("alice"))
+	if got := after.UsedStep("alice"); got != 1000 {
+		t.Fatalf("the test lost the wrong frames: alice's newest step known is %d, want 1000 (1001 lost)", got)
 	}
-	fence := otp.Step(now)
-	if after.Fence() != fence {
-		t.Errorf("fence: got %d, want %d, the step Open ran in", after.Fence(), fence)
+	if after.Fence() != 1001 {
+		t.Errorf("fence: got %d, want 1001, the newest step used before the crash", after.Fence())
 	}
-	if got := lastStep(t, after, "alice"); got < step+otp.Skew {
-		t.Errorf("alice reads with LastStep %d: the code of step %d, accepted before the crash, would be accepted again", got, step+otp.Skew)
+	for _, user := range []string{"alice", "bob", "carol"} {
+		if got, _ := lastSteps(t, after, user); got != 1001 {
+			t.Errorf("%s reads with LastStep %d, want 1001: alice's code of step 1001, accepted before the crash, would be accepted again", user, got)
+		}
 	}
-	if got, want := lastStep(t, after, "alice"), fence+otp.Skew; got != want {
-		t.Errorf("alice's LastStep: got %d, want %d (the fence and a step ahead)", got, want)
+	if _, pending := lastSteps(t, after, "carol"); pending != 1001 {
+		t.Errorf("carol's pending TOTP reads with LastStep %d, want 1001", pending)
 	}
-	if got, want := lastStep(t, after, "bob"), fence+otp.Skew+2; got != want {
-		t.Errorf("bob's LastStep: got %d, want %d (the fence, a step and the two of his drift)", got, want)
-	}
-	// A code of a step after it is used as ever, and known afterwards.
-	useStep(t, after, "alice", fence+otp.Skew+1)
-	if got := lastStep(t, after, "alice"); got != fence+otp.Skew+1 {
-		t.Errorf("alice's LastStep after the next code: got %d, want %d", got, fence+otp.Skew+1)
+	// The next step is used as ever, and known afterwards.
+	useStep(t, after, "alice", 1002)
+	if got, _ := lastSteps(t, after, "alice"); got != 1002 {
+		t.Errorf("alice's LastStep after the next code: got %d, want 1002", got)
 	}
 
-	// The process crashes too while the fence stands, on the same boot:
-	// the fence is kept, not raised again.
-	now = now.Add(40 * time.Second)
+	// The process crashes while the fence stands, on the same boot: the
+	// fence is kept, not raised to the high step of now.
 	path = crashCopy(t, after)
 	after.Close()
-	again, err := Open(path, Options{Now: clock})
+	again, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Fence() != fence {
-		t.Errorf("fence after a crash of the process: got %d, want %d", again.Fence(), fence)
+	if again.Fence() != 1001 {
+		t.Errorf("fence after a crash of the process: got %d, want 1001", again.Fence())
 	}
-	if got := lastStep(t, again, "bob"); got != fence+otp.Skew+2 {
-		t.Errorf("bob's LastStep after a crash of the process: got %d, want %d", got, fence+otp.Skew+2)
+	if got, _ := lastSteps(t, again, "bob"); got != 1001 {
+		t.Errorf("bob's LastStep after a crash of the process: got %d, want 1001", got)
 	}
-	// Closed cleanly, then opened on another boot: nothing was lost, so
-	// no fence is raised; the old one, long past, stays.
-	if err := again.Close(); err != nil {
+	if got, _ := lastSteps(t, again, "alice"); got != 1002 {
+		t.Errorf("alice's LastStep after a crash of the process: got %d, want 1002, from the log", got)
+	}
+
+	// And the machine crashes again: the fence rises to the new high step.
+	useStep(t, again, "bob", 1003)
+	path = crashCopy(t, again)
+	again.Close()
+	loseFrames(t, path)
+	onBoot(t, "boot-3")
+	third, err := Open(path, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	onBoot(t, "boot-3")
-	now = now.Add(time.Hour)
-	clean, err := Open(again.path, Options{Now: clock})
+	if third.Fence() != 1003 {
+		t.Errorf("fence after the second crash of the machine: got %d, want 1003", third.Fence())
+	}
+
+	// Closed cleanly, then opened on another boot: nothing was lost, so
+	// the fence is not raised.
+	useStep(t, third, "carol", 1004)
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+	onBoot(t, "boot-4")
+	clean, err := Open(third.path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer clean.Close()
-	if clean.Fence() != fence {
-		t.Errorf("fence after a clean close and a reboot: got %d, want %d", clean.Fence(), fence)
+	if clean.Fence() != 1003 {
+		t.Errorf("fence after a clean close and a reboot: got %d, want 1003, the last one", clean.Fence())
 	}
-	if got := lastStep(t, clean, "alice"); got != fence+otp.Skew+1 {
-		t.Errorf("alice's LastStep after a clean close: got %d, want %d, her own", got, fence+otp.Skew+1)
+	if got, _ := lastSteps(t, clean, "alice"); got != 1003 {
+		t.Errorf("alice's LastStep after a clean close: got %d, want 1003", got)
 	}
 }
 
 func TestCrashOfTheProcessRaisesNoFence(t *testing.T) {
 	onBoot(t, "boot-1")
 	db := openInternal(t, Options{})
-	withUsers(t, db, "alice")
-	useStep(t, db, "alice", otp.Step(time.Now()))
+	withUsers(t, db, "alice", "bob")
+	useStep(t, db, "alice", 1000)
+	useStep(t, db, "bob", 999) // in the log alone
 	after, err := Open(crashCopy(t, db), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -152,8 +180,8 @@ func TestCrashOfTheProcessRaisesNoFence(t *testing.T) {
 	if after.Fence() != 0 {
 		t.Errorf("fence after a crash of the process alone: %d, want none: the page cache kept the log", after.Fence())
 	}
-	if got, want := lastStep(t, after, "alice"), otp.Step(time.Now()); got < want {
-		t.Errorf("alice's LastStep: got %d, want %d from the log", got, want)
+	if got, _ := lastSteps(t, after, "bob"); got != 999 {
+		t.Errorf("bob's LastStep: got %d, want 999 from the log", got)
 	}
 }
 
@@ -161,6 +189,7 @@ func TestFenceWhereTheBootCannotBeTold(t *testing.T) {
 	onBoot(t, "")
 	db := openInternal(t, Options{})
 	withUsers(t, db, "alice")
+	useStep(t, db, "alice", 1000)
 	path := crashCopy(t, db)
 	loseFrames(t, path)
 	after, err := Open(path, Options{})
@@ -168,19 +197,18 @@ func TestFenceWhereTheBootCannotBeTold(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer after.Close()
-	if after.Fence() != otp.Step(time.Now()) && after.Fence() != otp.Step(time.Now())-1 {
-		t.Errorf("fence with no boot ID: got %d, want the step of now (%d)", after.Fence(), otp.Step(time.Now()))
+	if after.Fence() != 1000 {
+		t.Errorf("fence with no boot ID: got %d, want the high step, 1000", after.Fence())
 	}
 }
 
 func TestNewStoreRaisesNoFence(t *testing.T) {
 	onBoot(t, "boot-1")
 	db := openInternal(t, Options{})
-	if db.Fence() != 0 {
-		t.Errorf("a new store's fence: %d, want none", db.Fence())
-	}
+	withUsers(t, db, "alice")
+	useStep(t, db, "alice", 1000)
 	// A log beside a file made anew (the file removed, the log left) is
-	// not the file's own: no fence either.
+	// not the file's own.
 	path := crashCopy(t, db)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
@@ -191,7 +219,7 @@ func TestNewStoreRaisesNoFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	if again.Fence() != 0 {
-		t.Errorf("fence of a new file beside an old log: %d, want none", again.Fence())
+	if again.Fence() != 0 || again.high != 0 {
+		t.Errorf("fence and high step of a new file beside an old log: %d and %d, want none", again.Fence(), again.high)
 	}
 }

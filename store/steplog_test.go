@@ -3,12 +3,13 @@ package store
 // These tests look at the log of used steps (steplog.go): which commits
 // go to it, and what a store opened after a crash makes of it. A crash is
 // the files copied while the store is open: what a kill -9 leaves (the
-// page cache survives the process); the log's frames are written with
-// O_DSYNC, so a power cut leaves the same.
+// page cache survives the process). What a crash of the machine leaves is
+// in fence_test.go.
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,6 +30,15 @@ func useStep(t *testing.T, db *DB, user string, step int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openLogging opens a new store whose steps all go to the log: its high
+// step is as high as any (fence.go), so that no step commits the file.
+func openLogging(t *testing.T) *DB {
+	t.Helper()
+	db := openInternal(t, Options{})
+	db.high = math.MaxInt64
+	return db
 }
 
 // crashCopy copies the store's file and its log, as they are on disk now,
@@ -91,7 +101,7 @@ func wantSteps(t *testing.T, what string, got []string, want ...string) {
 // the log and not the file; a store opened from what a crash leaves has
 // the step, in memory and in the file, and refuses it.
 func TestStepLogTakesAnswersAndSurvivesACrash(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice", "bob")
 	useStep(t, db, "alice", 100)
 	useStep(t, db, "bob", 7)
@@ -145,7 +155,7 @@ func TestStepLogTakesAnswersAndSurvivesACrash(t *testing.T) {
 // whose frames are the only ones a crash then leaves to apply: nothing
 // is applied twice.
 func TestStepLogGoesIntoTheNextCommit(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice", "carol", "bob")
 	useStep(t, db, "alice", 100)
 	useStep(t, db, "alice", 101)
@@ -183,7 +193,7 @@ func TestStepLogGoesIntoTheNextCommit(t *testing.T) {
 // its write (never acknowledged) is where reading stops; the frames
 // before it are applied and the store opens.
 func TestStepLogTornTail(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice", "bob")
 	useStep(t, db, "alice", 100)
 	first := db.steplog.off
@@ -223,7 +233,7 @@ func TestStepLogTornTail(t *testing.T) {
 func TestStepLogFull(t *testing.T) {
 	defer func(n int64) { stepLogSize = n }(stepLogSize)
 	stepLogSize = 200
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice")
 	var want []string
 	for step := int64(1); step <= 20; step++ {
@@ -248,7 +258,7 @@ func TestStepLogFull(t *testing.T) {
 // commit fails, and its step is not taken as used (nor accepted: the
 // caller fails closed on the error).
 func TestStepLogFailsClosed(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice")
 	db.steplog.f.Close() // every write fails from now on
 	r, err := db.ReadUser("alice")
@@ -271,7 +281,7 @@ func TestStepLogFailsClosed(t *testing.T) {
 // TestStepLogOfAnotherFile: a log left beside a store file that is new
 // (the old one removed) is not applied to it.
 func TestStepLogOfAnotherFile(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice")
 	useStep(t, db, "alice", 100)
 	path := crashCopy(t, db)
@@ -289,7 +299,7 @@ func TestStepLogOfAnotherFile(t *testing.T) {
 // TestBackupHoldsLoggedSteps: a backup taken while steps are only in the
 // log holds them.
 func TestBackupHoldsLoggedSteps(t *testing.T) {
-	db := openInternal(t, Options{})
+	db := openLogging(t)
 	withUsers(t, db, "alice")
 	useStep(t, db, "alice", 100)
 	path := filepath.Join(t.TempDir(), "backup.db")

@@ -9,8 +9,8 @@
 // A commit that only records TOTP steps used (a proved code) writes them to
 // a log beside the file, in one write(2) that does not wait for the disk,
 // and the file takes them with its next commit (steplog.go); after a crash
-// of the machine, which may lose such writes, the steps of that moment are
-// refused to everyone until they are past (fence.go).
+// of the machine, which may lose such writes, every step up to the newest
+// one used before it is refused to everyone (fence.go).
 package store
 
 import (
@@ -95,6 +95,7 @@ type DB struct {
 	steps     usedSteps
 	steplog   *stepLog // nil with etcd
 	fence     int64    // the TOTP step refused to all after a crash of the machine (fence.go)
+	high      int64    // no step above it goes to the log (fence.go); the leader's
 	decoded   decodedUsers
 	dropped   auditDrops
 	maxPruned int          // the most records one of Prune's transactions removes
@@ -197,7 +198,7 @@ func Open(path string, opts Options) (*DB, error) {
 				return nil
 			}
 			db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
-			db.fence, err = raiseFence(tx, logLeft && !fresh, db.stepOf())
+			db.high, db.fence, err = raiseFence(tx, logLeft && !fresh)
 			return err
 		})
 	})
@@ -778,10 +779,11 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 		tx.Rollback()
 		return db.write(file, fn)
 	}
-	used := t.bolt.used
+	used, top := t.bolt.used, newest(t.bolt.steps)
 	// No node made means nothing written in the file: bbolt writes only
-	// the nodes a put, delete or sequence changed.
-	if l != nil && !file && nodesMade(tx) == 0 && id-1 == l.gen && l.fits(used) {
+	// the nodes a put, delete or sequence changed. A step above the high
+	// step commits the file, which raises it (fence.go).
+	if l != nil && !file && nodesMade(tx) == 0 && id-1 == l.gen && l.fits(used) && top <= db.high {
 		tx.Rollback()
 		if len(used) > 0 {
 			t0 := time.Now()
@@ -795,8 +797,16 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 	if err := appendSteps(tx, slices.Concat(logged, used)); err != nil {
 		return nil, err
 	}
+	if l != nil && top > db.high {
+		if err := raiseHigh(tx, top); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
+	}
+	if l != nil {
+		db.high = max(db.high, top)
 	}
 	// The pages' write and sync, then the meta page's: not the time spent
 	// building the pages, nor waiting to remap the file.
