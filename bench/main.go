@@ -67,7 +67,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "how long a request waits for its answer before it counts as a timeout")
 	concs := fs.String("c", "1,16,64", "concurrencies: load loops, each with its own UDP socket")
 	scen := fs.String("scenarios", "accept,totp", "which rows: accept (whitelisted IP, against FreeRADIUS PAP), totp (TOTP flow, against FreeRADIUS's rlm_totp flow), code (sent-code flow, against the same rlm_totp flow)")
-	fs.IntVar(&o.totpUsers, "totp-users", 200000, "TOTP users; each does at most one flow per 30 s step, so this must exceed the flows in any one step")
+	fs.IntVar(&o.totpUsers, "totp-users", 600000, "TOTP users; each does at most one flow per 30 s step, so this must exceed the flows in any one step")
 	fs.IntVar(&o.codeUsers, "code-users", 20000, "sent-code users, used round robin")
 	fs.IntVar(&o.startupUsers, "startup-users", 100000, "users in the store for the start-up measurement (0: skip it)")
 	fs.IntVar(&o.startupRuns, "startup-runs", 3, "start-ups to measure")

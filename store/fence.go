@@ -33,8 +33,10 @@ import (
 // closed) and the boot is not the one the store was last opened in, Open
 // raises a fence at the high step. Every user then reads as having used
 // the fence's step (ReadUser), so a code a lost frame accepted is refused,
-// and so are the other codes up to that step: users wait for the next
-// code, none at all when the machine took longer than a step or two to
+// and so are the other codes up to that step: users wait until their
+// codes pass it, which is the current step or, when a phone found ahead
+// (by up to otp.MaxDrift steps and a step more) had just logged in, a few
+// steps ahead; no wait at all when the machine took longer than that to
 // come back. The fence is kept in the file with the boot, and no clock
 // is trusted for it.
 
