@@ -231,11 +231,10 @@ func (r report) printTargets(w io.Writer) {
 		}
 		if x.scenario == "totp" && x.conc == 1 {
 			og, fr := med(x.og, p50), med(x.fr, p50)
-			// The write as the quiet machine makes it, one after another,
-			// is the target's; what it took in these cells (otpgate's own
-			// metric) is printed beside it: on a virtual machine a write
-			// after an idle moment, as every one is at concurrency 1, can
-			// take longer.
+			// The target allows the disk's sync time, an O_DSYNC write as
+			// the quiet machine makes it, one after another, for the
+			// durable write it expected; otpgate's own write (its metric),
+			// which does not wait for the disk, is printed beside it.
 			sync := r.sync.step
 			fmt.Fprintf(w, "- a TOTP flow's p50 at concurrency 1 no more than FreeRADIUS + rlm_totp's plus the store's sync time (an O_DSYNC write of a frame of used steps, one after another on the quiet machine): %s vs %s + %s = %s: %s",
 				ms(og), ms(fr), ms(sync), ms(fr+sync), verdict(og <= fr+sync))

@@ -38,7 +38,7 @@ type Sources struct {
 	// StoreUnavailable says why the shared store (etcd) takes no writes
 	// now, or nil; nil means a store that is always available.
 	StoreUnavailable func() error
-	// SyncTimes returns how long the store's durable writes took, by kind
+	// SyncTimes returns how long the store's writes took, by kind
 	// (store.DB.SyncTimes).
 	SyncTimes func() map[string]store.SyncHistogram
 }
@@ -149,7 +149,7 @@ func (d *dropped) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// syncTimes collects the store's histograms of durable writes.
+// syncTimes collects the store's histograms of writes.
 type syncTimes struct {
 	src  func() map[string]store.SyncHistogram
 	desc *prometheus.Desc

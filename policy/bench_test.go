@@ -9,11 +9,13 @@ import (
 )
 
 // BenchmarkTOTPFlow is one TOTP login through the engine, on a real
-// store: the challenge, then the code, accepted, its step made durable.
+// store: the challenge, then the code, accepted, its step written to the
+// store's log of used steps.
 // Each flow is a step later than the one before, so that no code is a
 // replay; ivan's tenant lets no proven IP through without a code. The
-// figures to watch are the allocations (-benchmem) and the CPU; the time
-// per flow is mostly the disk's write.
+// figures to watch are the allocations (-benchmem) and the CPU; each flow
+// being a new step, each commits the store's file (fence.go), so the time
+// per flow is mostly the disk's syncs.
 func BenchmarkTOTPFlow(b *testing.B) {
 	f := newFixture(b)
 	ctx := context.Background()

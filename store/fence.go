@@ -3,7 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -60,26 +62,41 @@ var currentBoot = func() string {
 // raiseFence records this boot in tx and returns the high step and the
 // fence: the one kept in the file, raised to the high step when the log
 // of used steps was left behind in another boot (or one that cannot be
-// told).
-func raiseFence(tx *bolt.Tx, logLeft bool) (high, fence int64, err error) {
+// told); raised reports that it was.
+func raiseFence(tx *bolt.Tx, logLeft bool) (high, fence int64, raised bool, err error) {
 	b, err := tx.CreateBucketIfNotExists(bucketBoot)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
-	high, fence = getStep(b, keyHigh), getStep(b, keyFence)
+	if high, err = getStep(b, keyHigh); err != nil {
+		return 0, 0, false, err
+	}
+	if fence, err = getStep(b, keyFence); err != nil {
+		return 0, 0, false, err
+	}
 	boot := currentBoot()
 	if logLeft && (boot == "" || !bytes.Equal(b.Get(keyBoot), []byte(boot))) && high > fence {
-		fence = high
+		fence, raised = high, true
 		if err := putStep(b, keyFence, fence); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 	}
 	if !bytes.Equal(b.Get(keyBoot), []byte(boot)) {
 		if err := b.Put(keyBoot, []byte(boot)); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 	}
-	return high, fence, nil
+	return high, fence, raised, nil
+}
+
+// reportFence tells the log of a fence raised by Open: users whose codes
+// are refused after a crash of the machine should be told why.
+func (db *DB) reportFence() {
+	// The step's end: steps are of 30 seconds from the Unix epoch
+	// (TOTP.LastStep).
+	until := time.Unix((db.fence+1)*30, 0)
+	db.log.Warn("the store was open when the machine stopped (no clean stop, another boot): TOTP codes of steps up to the newest used before it are refused to every user, so that none is used twice",
+		"fence_step", db.fence, "until", until.UTC().Format(time.RFC3339))
 }
 
 // raiseHigh raises the high step in tx to step.
@@ -87,25 +104,21 @@ func raiseHigh(tx *bolt.Tx, step int64) error {
 	return putStep(tx.Bucket(bucketBoot), keyHigh, step)
 }
 
-func getStep(b *bolt.Bucket, key []byte) int64 {
-	if v := b.Get(key); len(v) == 8 {
-		return int64(binary.BigEndian.Uint64(v))
+// getStep reads the step kept under key, 0 if none; a value that is not a
+// step is damage, not a missing fence.
+func getStep(b *bolt.Bucket, key []byte) (int64, error) {
+	switch v := b.Get(key); len(v) {
+	case 0:
+		return 0, nil
+	case 8:
+		return int64(binary.BigEndian.Uint64(v)), nil
+	default:
+		return 0, fmt.Errorf("%w: the %s step of the log of used steps is %d bytes long", ErrDamaged, key, len(v))
 	}
-	return 0
 }
 
 func putStep(b *bolt.Bucket, key []byte, step int64) error {
 	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(step)))
-}
-
-// fenced raises tot's LastStep to the fence, as ReadUser reports it.
-func (db *DB) fenced(tot *TOTP) *TOTP {
-	if db.fence <= tot.LastStep {
-		return tot
-	}
-	t := *tot
-	t.LastStep = db.fence
-	return &t
 }
 
 // Fence returns the TOTP step up to which codes are refused after a crash

@@ -7,7 +7,10 @@ package store
 // the page cache is gone), opened under another boot ID.
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -129,21 +132,34 @@ func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 		t.Errorf("bob's LastStep after a crash of the process: got %d, want 1001", got)
 	}
 	if got, _ := lastSteps(t, again, "alice"); got != 1002 {
-		t.Errorf("alice's LastStep after a crash of the process: got %d, want 1002, from the log", got)
+		t.Errorf("alice's LastStep after a crash of the process: got %d, want 1002, from the file", got)
 	}
 
-	// And the machine crashes again: the fence rises to the new high step.
+	// And the machine crashes again, losing carol's step, which went to
+	// the log alone: the fence rises to the new high step, and her code
+	// is refused.
 	useStep(t, again, "bob", 1003)
+	useStep(t, again, "carol", 1003)
 	path = crashCopy(t, again)
 	again.Close()
 	loseFrames(t, path)
 	onBoot(t, "boot-3")
-	third, err := Open(path, Options{})
+	var logged bytes.Buffer
+	third, err := Open(path, Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := third.UsedStep("carol"); got == 1003 {
+		t.Fatal("the test lost no frame: carol's step 1003 is still known")
+	}
 	if third.Fence() != 1003 {
 		t.Errorf("fence after the second crash of the machine: got %d, want 1003", third.Fence())
+	}
+	if got, _ := lastSteps(t, third, "carol"); got != 1003 {
+		t.Errorf("carol reads with LastStep %d after the second crash, want 1003: her code of step 1003 would be accepted again", got)
+	}
+	if !strings.Contains(logged.String(), "fence_step=1003") {
+		t.Errorf("a fence raised is not reported in the log: %q", logged.String())
 	}
 
 	// Closed cleanly, then opened on another boot: nothing was lost, so
@@ -205,8 +221,9 @@ func TestFenceWhereTheBootCannotBeTold(t *testing.T) {
 func TestNewStoreRaisesNoFence(t *testing.T) {
 	onBoot(t, "boot-1")
 	db := openInternal(t, Options{})
-	withUsers(t, db, "alice")
+	withUsers(t, db, "alice", "bob")
 	useStep(t, db, "alice", 1000)
+	useStep(t, db, "bob", 999) // in the log alone
 	// A log beside a file made anew (the file removed, the log left) is
 	// not the file's own.
 	path := crashCopy(t, db)
@@ -221,5 +238,8 @@ func TestNewStoreRaisesNoFence(t *testing.T) {
 	defer again.Close()
 	if again.Fence() != 0 || again.high != 0 {
 		t.Errorf("fence and high step of a new file beside an old log: %d and %d, want none", again.Fence(), again.high)
+	}
+	if got := again.UsedStep("bob"); got != 0 {
+		t.Errorf("a new file took the old log's steps: bob's step %d, want none", got)
 	}
 }

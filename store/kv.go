@@ -44,7 +44,7 @@ type boltKV struct {
 	db *DB
 	// steps are the TOTP steps used in this transaction, newest per user:
 	// known to the functions after in the same commit, and to the
-	// store's memory (DB.steps) once the commit is on disk.
+	// store's memory (DB.steps) once the commit is made.
 	steps map[string]int64
 	// used are the entries of those steps, in the order used (encodeStep).
 	used [][]byte

@@ -38,7 +38,10 @@ import (
 // generation (8), and entries as encodeStep makes them, each after its
 // length (2). Reading stops at the first frame that is cut short, fails
 // its check or is of another generation: a frame is acknowledged only
-// once its write has returned, and every frame before it had been.
+// once its write has returned, and every frame before it had been. That
+// holds for what a crash of the process leaves; after a crash of the
+// machine the disk may hold a later frame without an earlier one, and the
+// fence refuses the steps of both (fence.go).
 
 // stepLogSize is the log's size: it is written in full when made, and
 // a commit whose frame no longer fits in it writes the file instead

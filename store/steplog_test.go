@@ -336,7 +336,8 @@ func TestUseStepInAViewFails(t *testing.T) {
 // full but died before syncing its directory (or whose sync failed) is
 // found at its full size by the next Open, which writes acknowledged
 // steps into it: its name must be made durable then, or a power cut
-// loses the log and the steps with it.
+// loses the log, and with it what tells the next Open that the store
+// was left open and must be fenced (fence.go).
 func TestStepLogFoundWholeIsSyncedInItsDirectory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "otpgate.db")
 	// What the Open that died left: the log written in full, its

@@ -95,7 +95,7 @@ type DB struct {
 	steps     usedSteps
 	steplog   *stepLog // nil with etcd
 	fence     int64    // the TOTP step refused to all after a crash of the machine (fence.go)
-	high      int64    // no step above it goes to the log (fence.go); the leader's
+	high      int64    // no step above it goes to the log (fence.go); read and written by Open and the commit queue's leader only
 	decoded   decodedUsers
 	dropped   auditDrops
 	maxPruned int          // the most records one of Prune's transactions removes
@@ -170,6 +170,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	var logged [][]byte // the log's entries since the file's last commit
 	logLeft := false    // the store was not closed (fence.go)
+	fenced := false     // and a fence was raised for it
 	if opts.Etcd == nil {
 		err = b.View(func(tx *bolt.Tx) error {
 			db.steplog, logged, logLeft, err = openStepLog(path, uint64(tx.ID()))
@@ -198,7 +199,7 @@ func Open(path string, opts Options) (*DB, error) {
 				return nil
 			}
 			db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
-			db.high, db.fence, err = raiseFence(tx, logLeft && !fresh)
+			db.high, db.fence, fenced, err = raiseFence(tx, logLeft && !fresh)
 			return err
 		})
 	})
@@ -214,6 +215,9 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.log = opts.Log
+	if fenced {
+		db.reportFence()
+	}
 	db.releaseMapped() // the walk read every page
 	db.changed.L = &db.mu
 	db.timer = time.AfterFunc(time.Hour, db.commitAudit)
@@ -431,7 +435,8 @@ func (db *DB) View(fn func(*Tx) error) error {
 }
 
 // Update runs fn in a read-write transaction that may be shared with the
-// functions of other concurrent callers, and returns when it is on disk.
+// functions of other concurrent callers, and returns when it is on disk
+// (a commit of used TOTP steps alone: in the log's page cache, steplog.go).
 // If fn returns an error, fn's changes are discarded and the error returned.
 // fn may run more than once, so it must set its results afresh each time
 // and have no effects outside the transaction. With etcd, fn runs again
@@ -738,7 +743,8 @@ func (db *DB) writeOps(ops []op) (steps map[string]int64, failed int, err error)
 }
 
 // write runs fn in a transaction on the file and returns once what fn
-// wrote is on disk, with the TOTP steps it used, newest per user. When fn
+// wrote is on disk (used steps alone: in the log, in the page cache), with
+// the TOTP steps it used, newest per user. When fn
 // wrote nothing but used steps, and file is false, they go to the log of
 // used steps and the transaction is rolled back (steplog.go); otherwise
 // the file is committed, with the steps logged before. The writes of a

@@ -71,16 +71,13 @@ func (db *DB) ReadUser(name string) (Read, error) {
 	if err != nil {
 		return r, err
 	}
+	last := max(r.step, db.fence) // the fence after a crash of the machine: fence.go
 	for _, tot := range []**TOTP{&u.TOTP, &u.PendingTOTP} {
-		if *tot == nil {
-			continue
-		}
-		if r.step > (*tot).LastStep {
+		if *tot != nil && last > (*tot).LastStep {
 			t := **tot
-			t.LastStep = r.step
+			t.LastStep = last
 			*tot = &t
 		}
-		*tot = db.fenced(*tot)
 	}
 	r.User = u
 	return r, nil
