@@ -548,3 +548,56 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 		t.Errorf("an audit entry queued before a stream of waited writes was not written within %v (auditDelay %v)", 10*auditDelay, auditDelay)
 	}
 }
+
+// TestBatchKeepsTheOrderOfBothQueues: waited writes and audit entries
+// wait in queues of their own; a batch with an Update takes the audit
+// entries queued before the Update, merged with the waited writes in the
+// order they all came, and leaves those queued after it.
+func TestBatchKeepsTheOrderOfBothQueues(t *testing.T) {
+	db := openInternal(t, Options{})
+	release, held := hold(t, db)
+	var wg sync.WaitGroup
+	audit := func(user string) {
+		if err := db.Audit(Entry{User: user}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	audit("a1")
+	wg.Go(func() { db.local(func(tx *Tx) error { return tx.AppendAudit(Entry{User: "w1"}) }) })
+	waitQueued(t, db, 2)
+	audit("a2")
+	updated := make(chan error, 1)
+	go func() { updated <- db.Update(func(tx *Tx) error { return tx.AppendAudit(Entry{User: "u"}) }) }()
+	waitQueued(t, db, 4)
+	audit("a3")
+	wg.Go(func() { db.local(func(tx *Tx) error { return tx.AppendAudit(Entry{User: "w2"}) }) })
+	waitQueued(t, db, 6)
+	db.mu.Lock()
+	queued, audits := len(db.queue), len(db.audits)
+	db.mu.Unlock()
+	if queued != 3 || audits != 3 {
+		t.Fatalf("queued: %d waited writes and %d audit entries, want 3 and 3", queued, audits)
+	}
+	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-updated; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	// On disk once the Update has returned, in the order they came: the
+	// entries queued before it, and the functions' own. a3 waits for a
+	// commit of its own, unless the audit timer fired while the commit
+	// was held (a slow run): then the batch took every entry, in order.
+	got := fmt.Sprint(auditUsers(t, db))
+	if got != "[a1 w1 a2 u w2]" && got != "[a1 w1 a2 u a3 w2]" {
+		t.Errorf("the audit log after the Update: %v, want [a1 w1 a2 u w2] (or [a1 w1 a2 u a3 w2])", got)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(auditUsers(t, db)); got != "[a1 w1 a2 u w2 a3]" && got != "[a1 w1 a2 u a3 w2]" {
+		t.Errorf("the audit log after Flush: %v, want [a1 w1 a2 u w2 a3] (or [a1 w1 a2 u a3 w2])", got)
+	}
+}
