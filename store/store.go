@@ -592,10 +592,10 @@ func tell(batch []op, errs []error) {
 // writes only what the answer needs. An audit entry appended adds a page
 // to the commit, and the pages above it in the audit log's tree, and a
 // request waits for every page its commit writes; in commits of their
-// own, a few milliseconds' entries share those pages. The audit entries
-// left are not gone through: a commit of used steps takes about 10 µs,
-// and copying a busy node's 2,000 queued entries at each one cost 5 % of
-// its CPU at concurrency 16.
+// own, a few milliseconds' entries share those pages. Without a flush
+// the audit entries left are not gone through: a commit of used steps
+// takes about 10 µs, and copying a busy node's 2,000 queued entries at
+// each one cost 5 % of its CPU at concurrency 16.
 func (db *DB) take(audit bool) []op {
 	// The audit entries to take along: all of them, or those queued
 	// before the last flush among the waited writes (a prefix, as both
