@@ -38,9 +38,9 @@ import (
 // and so are the other codes up to that step: users wait until their
 // codes pass it, which is the current step or, when a phone found ahead
 // (by up to otp.MaxDrift steps and a step more) had just logged in, a few
-// steps ahead; no wait at all when the machine took longer than that to
-// come back. The fence is kept in the file with the boot, and no clock
-// is trusted for it.
+// steps ahead, and a phone learned to be behind waits as many steps more;
+// no wait at all when the machine took longer than that to come back. The
+// fence is kept in the file with the boot, and no clock is trusted for it.
 
 var (
 	bucketBoot = []byte("boot") // the boot the store was opened in, the high step, the fence
