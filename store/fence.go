@@ -75,13 +75,14 @@ func raiseFence(tx *bolt.Tx, logLeft bool) (high, fence int64, raised bool, err 
 		return 0, 0, false, err
 	}
 	boot := currentBoot()
-	if logLeft && (boot == "" || !bytes.Equal(b.Get(keyBoot), []byte(boot))) && high > fence {
+	sameBoot := boot != "" && bytes.Equal(b.Get(keyBoot), []byte(boot))
+	if logLeft && !sameBoot && high > fence {
 		fence, raised = high, true
 		if err := putStep(b, keyFence, fence); err != nil {
 			return 0, 0, false, err
 		}
 	}
-	if !bytes.Equal(b.Get(keyBoot), []byte(boot)) {
+	if !sameBoot {
 		if err := b.Put(keyBoot, []byte(boot)); err != nil {
 			return 0, 0, false, err
 		}
@@ -120,10 +121,6 @@ func getStep(b *bolt.Bucket, key []byte) (int64, error) {
 func putStep(b *bolt.Bucket, key []byte, step int64) error {
 	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(step)))
 }
-
-// Fence returns the TOTP step up to which codes are refused after a crash
-// of the machine (0: none was raised).
-func (db *DB) Fence() int64 { return db.fence }
 
 // newest returns the newest of steps, 0 for none.
 func newest(steps map[string]int64) int64 {

@@ -37,6 +37,17 @@ func loseFrames(t *testing.T, path string) {
 	}
 }
 
+// reopen opens the store at path, as left by a crash, until the test ends.
+func reopen(t *testing.T, path string) *DB {
+	t.Helper()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // lastSteps returns the newest step the guard refuses for user's TOTP
 // and pending TOTP, as an answer to a challenge reads them.
 func lastSteps(t *testing.T, db *DB, user string) (totp, pending int64) {
@@ -100,8 +111,8 @@ func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 	if got := after.UsedStep("alice"); got != 1000 {
 		t.Fatalf("the test lost the wrong frames: alice's newest step known is %d, want 1000 (1001 lost)", got)
 	}
-	if after.Fence() != 1001 {
-		t.Errorf("fence: got %d, want 1001, the newest step used before the crash", after.Fence())
+	if after.fence != 1001 {
+		t.Errorf("fence: got %d, want 1001, the newest step used before the crash", after.fence)
 	}
 	for _, user := range []string{"alice", "bob", "carol"} {
 		if got, _ := lastSteps(t, after, user); got != 1001 {
@@ -125,8 +136,8 @@ func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Fence() != 1001 {
-		t.Errorf("fence after a crash of the process: got %d, want 1001", again.Fence())
+	if again.fence != 1001 {
+		t.Errorf("fence after a crash of the process: got %d, want 1001", again.fence)
 	}
 	if got, _ := lastSteps(t, again, "bob"); got != 1001 {
 		t.Errorf("bob's LastStep after a crash of the process: got %d, want 1001", got)
@@ -152,8 +163,8 @@ func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 	if got := third.UsedStep("carol"); got == 1003 {
 		t.Fatal("the test lost no frame: carol's step 1003 is still known")
 	}
-	if third.Fence() != 1003 {
-		t.Errorf("fence after the second crash of the machine: got %d, want 1003", third.Fence())
+	if third.fence != 1003 {
+		t.Errorf("fence after the second crash of the machine: got %d, want 1003", third.fence)
 	}
 	if got, _ := lastSteps(t, third, "carol"); got != 1003 {
 		t.Errorf("carol reads with LastStep %d after the second crash, want 1003: her code of step 1003 would be accepted again", got)
@@ -169,13 +180,9 @@ func TestCrashOfTheMachineFencesEveryStepUsedBeforeIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	onBoot(t, "boot-4")
-	clean, err := Open(third.path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer clean.Close()
-	if clean.Fence() != 1003 {
-		t.Errorf("fence after a clean close and a reboot: got %d, want 1003, the last one", clean.Fence())
+	clean := reopen(t, third.path)
+	if clean.fence != 1003 {
+		t.Errorf("fence after a clean close and a reboot: got %d, want 1003, the last one", clean.fence)
 	}
 	if got, _ := lastSteps(t, clean, "alice"); got != 1003 {
 		t.Errorf("alice's LastStep after a clean close: got %d, want 1003", got)
@@ -188,13 +195,9 @@ func TestCrashOfTheProcessRaisesNoFence(t *testing.T) {
 	withUsers(t, db, "alice", "bob")
 	useStep(t, db, "alice", 1000)
 	useStep(t, db, "bob", 999) // in the log alone
-	after, err := Open(crashCopy(t, db), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer after.Close()
-	if after.Fence() != 0 {
-		t.Errorf("fence after a crash of the process alone: %d, want none: the page cache kept the log", after.Fence())
+	after := reopen(t, crashCopy(t, db))
+	if after.fence != 0 {
+		t.Errorf("fence after a crash of the process alone: %d, want none: the page cache kept the log", after.fence)
 	}
 	if got, _ := lastSteps(t, after, "bob"); got != 999 {
 		t.Errorf("bob's LastStep: got %d, want 999 from the log", got)
@@ -208,13 +211,9 @@ func TestFenceWhereTheBootCannotBeTold(t *testing.T) {
 	useStep(t, db, "alice", 1000)
 	path := crashCopy(t, db)
 	loseFrames(t, path)
-	after, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer after.Close()
-	if after.Fence() != 1000 {
-		t.Errorf("fence with no boot ID: got %d, want the high step, 1000", after.Fence())
+	after := reopen(t, path)
+	if after.fence != 1000 {
+		t.Errorf("fence with no boot ID: got %d, want the high step, 1000", after.fence)
 	}
 }
 
@@ -231,13 +230,9 @@ func TestNewStoreRaisesNoFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	onBoot(t, "boot-2")
-	again, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if again.Fence() != 0 || again.high != 0 {
-		t.Errorf("fence and high step of a new file beside an old log: %d and %d, want none", again.Fence(), again.high)
+	again := reopen(t, path)
+	if again.fence != 0 || again.high != 0 {
+		t.Errorf("fence and high step of a new file beside an old log: %d and %d, want none", again.fence, again.high)
 	}
 	if got := again.UsedStep("bob"); got != 0 {
 		t.Errorf("a new file took the old log's steps: bob's step %d, want none", got)
