@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -168,13 +169,18 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		work: context.WithoutCancel(ctx), // requests in flight finish even after ctx is done: that is the drain
 		conn: conn,
 	}
-	l.udp, _ = conn.(*net.UDPConn)
+	if l.udp, _ = conn.(*net.UDPConn); l.udp != nil {
+		l.raw = newRawUDP(l.udp) // nil where it cannot be had
+	}
 	l.workers.Store(1)
 	l.idle.Store(1)
 	l.inflight.Add(1)
 	err := l.serve() // Serve's own goroutine is the first worker
 	l.inflight.Done()
 	l.inflight.Wait()
+	if l.raw != nil {
+		l.raw.close() // no answer is left to send
+	}
 	return err
 }
 
@@ -193,6 +199,7 @@ type udpListener struct {
 	work     context.Context // the requests': not cancelled
 	conn     net.PacketConn
 	udp      *net.UDPConn // conn, when it is one: reads allocate no address
+	raw      *rawUDP      // udp's own descriptor, past Go's locks; nil if none
 	workers  atomic.Int32 // started, this goroutine included
 	idle     atomic.Int32 // workers not handling a request: reading, or about to
 	inflight sync.WaitGroup
@@ -206,18 +213,7 @@ func (l *udpListener) serve() error {
 	// of its own, and nothing keeps the bytes read.
 	buf := make([]byte, radius.MaxPacketLength+1)
 	for {
-		var n int
-		var from netip.AddrPort
-		var err error
-		if l.udp != nil {
-			n, from, err = l.udp.ReadFromUDPAddrPort(buf)
-		} else {
-			var addr net.Addr
-			n, addr, err = l.conn.ReadFrom(buf)
-			if a, ok := addr.(*net.UDPAddr); ok {
-				from = a.AddrPort()
-			}
-		}
+		n, from, err := l.read(buf)
 		if l.ctx.Err() != nil {
 			return nil
 		}
@@ -239,10 +235,35 @@ func (l *udpListener) serve() error {
 		if l.idle.Add(-1) == 0 {
 			l.spawn() // someone must read while this one handles
 		}
-		s.handle(l.work, peer{conn: l.conn, addr: from}, buf[:n], &l.inflight)
+		s.handle(l.work, peer{conn: l.conn, raw: l.raw, addr: from}, buf[:n], &l.inflight)
 		<-s.sem
 		l.idle.Add(1)
 	}
+}
+
+// read returns the next datagram into buf. One already waiting is taken
+// at once, past the socket's read lock (rawUDP); only when none is does
+// the worker wait in Go's read, where idle workers queue on that lock.
+func (l *udpListener) read(buf []byte) (int, netip.AddrPort, error) {
+	if l.raw != nil {
+		// Requests under way go before a new one: the goroutines the last
+		// request woke (writers told that their commit is done, say) run
+		// first, where otherwise a worker that finds a datagram waiting
+		// would keep its processor from them request after request.
+		runtime.Gosched()
+		if n, from, ok := l.raw.tryRead(buf); ok {
+			return n, from, nil
+		}
+	}
+	if l.udp != nil {
+		return l.udp.ReadFromUDPAddrPort(buf)
+	}
+	n, addr, err := l.conn.ReadFrom(buf)
+	var from netip.AddrPort
+	if a, ok := addr.(*net.UDPAddr); ok {
+		from = a.AddrPort()
+	}
+	return n, from, err
 }
 
 // spawn starts one more worker, unless MaxConcurrent are running: then
@@ -261,6 +282,7 @@ func (l *udpListener) spawn() {
 // path allocates nothing for it.
 type peer struct {
 	conn net.PacketConn // the UDP socket; nil over TLS
+	raw  *rawUDP        // conn's own descriptor, when there is one
 	addr netip.AddrPort // the sender, as the socket reported it
 	tls  *tlsConn       // the RadSec connection; nil over UDP
 }
@@ -269,6 +291,11 @@ type peer struct {
 func (p peer) write(b []byte) error {
 	if p.tls != nil {
 		return p.tls.write(b)
+	}
+	if p.raw != nil {
+		if err := p.raw.write(b, p.addr); err != errWouldBlock {
+			return err
+		}
 	}
 	return writeTo(p.conn, b, p.addr)
 }
