@@ -106,6 +106,7 @@ func (tx *Tx) AppendAudit(e Entry) error {
 }
 
 func (tx *Tx) appendAudit(v []byte) error {
+	tx.bolt.wrote = true
 	tx.audited++
 	return appendNext(tx.tx.Bucket(bucketAudit), v)
 }

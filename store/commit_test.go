@@ -120,13 +120,15 @@ func TestMaxBatch(t *testing.T) {
 		}
 		waitQueued(t, db, i+1)
 	}
-	// The queue holds queuedBatches × MaxBatch writes: one more waits for room.
+	// The queue holds queuedBatches × MaxBatch writes: one more waits for
+	// room, or commits the audit entries to make some, which waits for
+	// the held commit (it holds the file, fileMu).
 	update()
 	for {
 		db.mu.Lock()
-		blocked := db.blocked
+		waiting := db.blocked == 1 || db.auditBusy
 		db.mu.Unlock()
-		if blocked == 1 {
+		if waiting {
 			break
 		}
 		runtime.Gosched()
@@ -498,10 +500,10 @@ func TestAppendedBucketsFillTheirPages(t *testing.T) {
 	}
 }
 
-// TestAuditWrittenUnderWaitedWrites: an audit entry that a due commit
-// leaves behind (the batch filled with waited writes) is still written
-// within about auditDelay while waited writes that do not take it
-// (CommitIf's) keep the commit handed from writer to writer.
+// TestAuditWrittenUnderWaitedWrites: an audit entry queued while an
+// Update is committed is written within about auditDelay after it, while
+// waited writes that do not take it (CommitIf's) keep the commit handed
+// from writer to writer: audit entries are committed beside them.
 func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 	db := openInternal(t, Options{MaxBatch: 2})
 	release, held := hold(t, db)
@@ -515,7 +517,7 @@ func TestAuditWrittenUnderWaitedWrites(t *testing.T) {
 	}
 	for due := false; !due; runtime.Gosched() { // the timer fires while the commit is held
 		db.mu.Lock()
-		due = db.auditDue
+		due = db.auditBusy
 		db.mu.Unlock()
 	}
 	stop := make(chan struct{})

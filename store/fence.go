@@ -47,6 +47,11 @@ var (
 	keyBoot    = []byte("boot")
 	keyHigh    = []byte("high")
 	keyFence   = []byte("fence")
+	// keyGeneration is the log of used steps' generation: the ID of the
+	// commit that last took the log's entries into the file (DB.write).
+	// Commits of audit entries alone come between, beside the queue's
+	// leader, so it is not the file's last commit's ID.
+	keyGeneration = []byte("generation")
 )
 
 // currentBoot returns the kernel's ID of this boot, or "" where there is

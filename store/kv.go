@@ -48,15 +48,27 @@ type boltKV struct {
 	steps map[string]int64
 	// used are the entries of those steps, in the order used (encodeStep).
 	used [][]byte
+	// stepsOnly: a read-only transaction in which steps may be used, for
+	// the log of used steps (DB.logSteps); wrote records that a function
+	// tried to write anything else, which then needs the file, whether or
+	// not it passed on the error bbolt gave it.
+	stepsOnly, wrote bool
 }
 
 func (b *boltKV) get(bucket, key []byte) []byte { return b.tx.Bucket(bucket).Get(key) }
 
-func (b *boltKV) put(bucket, key, value []byte) error { return b.tx.Bucket(bucket).Put(key, value) }
+func (b *boltKV) put(bucket, key, value []byte) error {
+	b.wrote = true
+	return b.tx.Bucket(bucket).Put(key, value)
+}
 
-func (b *boltKV) del(bucket, key []byte) error { return b.tx.Bucket(bucket).Delete(key) }
+func (b *boltKV) del(bucket, key []byte) error {
+	b.wrote = true
+	return b.tx.Bucket(bucket).Delete(key)
+}
 
 func (b *boltKV) delPrefix(bucket, prefix []byte) error {
+	b.wrote = true
 	c := b.tx.Bucket(bucket).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
 		if err := c.Delete(); err != nil {
@@ -86,7 +98,7 @@ func (b *boltKV) usedStep(user string) int64 {
 // useStep records the step, to be written with the transaction: in the
 // log of used steps, or appended to the steps bucket (see write).
 func (b *boltKV) useStep(user string, step int64, until int64) error {
-	if !b.tx.Writable() {
+	if !b.tx.Writable() && !b.stepsOnly {
 		// Nothing would write it: refused, as a put would be.
 		return berrors.ErrTxNotWritable
 	}

@@ -5,10 +5,12 @@
 // Writes on the request path go through [DB.Update], which commits the
 // functions of concurrent callers together in one transaction (one disk sync
 // for many requests); audit entries are queued by [DB.Audit] and written in
-// commits of their own, a few milliseconds later, without making anyone wait.
-// A commit that only records TOTP steps used (a proved code) writes them to
-// a log beside the file, in one write(2) that does not wait for the disk,
-// and the file takes them with its next commit (steplog.go); after a crash
+// commits of their own, within 100 ms, without making anyone wait, beside
+// the commits of the other writes (leadAudits). A commit that only records
+// TOTP steps used (a proved code) reads the file in a read-only transaction
+// and writes the steps to a log beside it, in one write(2) that does not
+// wait for the disk, nor for a commit of audit entries under way; the file
+// takes them with its next commit of other writes (steplog.go); after a crash
 // of the machine, which may lose such writes, every step up to the newest
 // one used before it is refused to everyone (fence.go).
 package store
@@ -88,13 +90,21 @@ type DB struct {
 	audits   []op
 	seq      uint64    // the last write's op.seq
 	batch    []op      // the leader's batch, kept for the next leader
-	busy     bool      // a goroutine is committing: the leader
+	busy     bool      // a goroutine is committing the waited writes: the leader
 	blocked  int       // writers waiting for room in the queue
 	closed   bool      // Close was called: no new writes
-	changed  sync.Cond // the queue shrank, or busy fell to false
+	changed  sync.Cond // the queue shrank, or busy or auditBusy fell to false
 	timer    *time.Timer
 	timerSet bool // timer will commit the audit entries queued
-	auditDue bool // the next commit takes the audit entries queued
+	// auditBusy: a goroutine is committing audit entries on their own,
+	// beside the leader (leadAudits).
+	auditBusy  bool
+	auditBatch []op // its batch, kept for the next
+	// fileMu is held by a commit that takes audit entries, from before it
+	// takes them until they are committed, so that the audit log is
+	// written in the order its entries came whichever of the two commits
+	// them. It is taken before mu, never while holding it.
+	fileMu sync.Mutex
 
 	stopRelease chan struct{} // closed by Close: releaseLoop returns
 	released    chan struct{} // closed when releaseLoop has returned
@@ -182,7 +192,20 @@ func Open(path string, opts Options) (*DB, error) {
 	fenced := false     // and a fence was raised for it
 	if opts.Etcd == nil {
 		err = b.View(func(tx *bolt.Tx) error {
-			db.steplog, logged, logLeft, err = openStepLog(path, uint64(tx.ID()))
+			// The log's generation, as the file keeps it; a file written
+			// before it kept one took the log's entries at each commit,
+			// so the generation was its last commit's ID.
+			gen := uint64(tx.ID())
+			if bb := tx.Bucket(bucketBoot); bb != nil {
+				g, err := getStep(bb, keyGeneration)
+				if err != nil {
+					return err
+				}
+				if g != 0 {
+					gen = uint64(g)
+				}
+			}
+			db.steplog, logged, logLeft, err = openStepLog(path, gen)
 			return err
 		})
 		if err != nil {
@@ -208,8 +231,10 @@ func Open(path string, opts Options) (*DB, error) {
 				return nil
 			}
 			db.steplog.gen = uint64(tx.ID()) // this commit takes what was logged
-			db.high, db.fence, fenced, err = raiseFence(tx, logLeft && !fresh)
-			return err
+			if db.high, db.fence, fenced, err = raiseFence(tx, logLeft && !fresh); err != nil {
+				return err
+			}
+			return putStep(tx.Bucket(bucketBoot), keyGeneration, int64(db.steplog.gen))
 		})
 	})
 	if err == nil {
@@ -290,13 +315,19 @@ func (db *DB) Close() error {
 		db.etcd.close()
 	}
 	for {
-		if !db.busy && db.queued() > 0 {
+		if !db.busy && len(db.queue) > 0 {
 			db.busy = true
-			db.lead(true)
+			db.lead()
 			db.mu.Lock()
 			continue
 		}
-		if !db.busy && db.blocked == 0 {
+		if !db.auditBusy && len(db.audits) > 0 {
+			db.auditBusy = true
+			db.leadAudits()
+			db.mu.Lock()
+			continue
+		}
+		if !db.busy && !db.auditBusy && db.blocked == 0 {
 			break
 		}
 		db.changed.Wait()
@@ -310,7 +341,7 @@ func (db *DB) Close() error {
 		// The file takes what is logged, so that it is whole on its own,
 		// and the log goes: a store closed cleanly is one file.
 		if len(l.pending) > 0 {
-			err = db.commit([]op{{fn: func(*Tx) error { return nil }, file: true}})[0]
+			err = db.commit([]op{{fn: func(*Tx) error { return nil }, file: true}}, false)[0]
 		}
 		if err == nil {
 			err = os.Remove(l.path)
@@ -372,13 +403,13 @@ func (db *DB) enqueue(o op) error {
 const queuedBatches = 2
 
 // commitLater sets the timer, with mu held, to commit the audit entries
-// queued: after auditDelay, or at once when they fill a batch or are due.
+// queued: after auditDelay, or at once when they fill a batch.
 func (db *DB) commitLater() {
 	switch {
-	case db.queued() >= db.maxBatch, db.auditDue && !db.busy:
+	case len(db.audits) >= db.maxBatch && !db.auditBusy:
 		db.timerSet = true
 		db.timer.Reset(0)
-	case db.queued() > 0 && !db.timerSet:
+	case len(db.audits) > 0 && !db.timerSet:
 		db.timerSet = true
 		db.timer.Reset(auditDelay)
 	}
@@ -393,15 +424,20 @@ func (db *DB) room() error {
 		return ErrClosed
 	}
 	for db.queued() >= db.maxQueue {
-		if !db.busy {
-			db.busy = true
-			db.lead(true)
+		switch {
+		case !db.auditBusy && len(db.audits) > 0:
+			db.auditBusy = true
+			db.leadAudits()
 			db.mu.Lock()
-			continue
+		case !db.busy && len(db.queue) > 0:
+			db.busy = true
+			db.lead()
+			db.mu.Lock()
+		default:
+			db.blocked++
+			db.changed.Wait()
+			db.blocked--
 		}
-		db.blocked++
-		db.changed.Wait()
-		db.blocked--
 	}
 	return nil
 }
@@ -500,7 +536,7 @@ func (db *DB) wait(o op) error {
 		db.mu.Unlock()
 	} else {
 		db.busy = true
-		db.lead(false)
+		db.lead()
 	}
 	for {
 		err := <-done
@@ -509,7 +545,7 @@ func (db *DB) wait(o op) error {
 			return err
 		}
 		db.mu.Lock()
-		db.lead(false)
+		db.lead()
 	}
 }
 
@@ -519,15 +555,21 @@ var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 // lead commits, with mu held and busy set by the caller (it returns with mu
 // released), a batch taken
 // from the queue (see take), and then hands the next commit to the first
-// writer waiting in the queue, if any; else busy is cleared, and audit
-// entries left in the queue are committed after auditDelay (at once if
-// they fill a batch). Once the store is closed it commits until the queue
-// is empty.
-func (db *DB) lead(audit bool) {
+// writer waiting in the queue, if any; else busy is cleared. Once the
+// store is closed it commits until the queue is empty. Audit entries
+// that no waited write takes along are committed beside it (leadAudits).
+func (db *DB) lead() {
 	for {
-		batch := db.take(audit || db.closed || db.auditDue)
-		db.auditDue = false
-		if db.queued() == 0 && db.timerSet {
+		// A batch that takes audit entries along takes them in turn with
+		// the commits of audit entries on their own.
+		along := db.closed || slices.ContainsFunc(db.queue, func(o op) bool { return o.flush })
+		if along {
+			db.mu.Unlock()
+			db.fileMu.Lock()
+			db.mu.Lock()
+		}
+		batch := db.take(db.closed)
+		if len(db.audits) == 0 && db.timerSet {
 			// The audit entries it was set for are in this batch. If it
 			// fires all the same, it finds nothing, or entries queued
 			// since, written a little early.
@@ -536,16 +578,15 @@ func (db *DB) lead(audit bool) {
 		}
 		db.changed.Broadcast()
 		db.mu.Unlock()
-		errs := db.commit(batch)
+		errs := db.commit(batch, false)
+		if along {
+			db.fileMu.Unlock()
+		}
 		db.mu.Lock()
 		// The next leader hears first, so that the disk is not left idle
 		// while the writers of this batch are woken; they are told with
 		// mu released, which the next leader takes at once.
 		if len(db.queue) > 0 {
-			// Audit entries left behind (a batch that took only waited
-			// writes, or filled up) are committed after auditDelay even
-			// if waited writes keep coming: the next leader takes them
-			// only when they are due.
 			db.auditLater()
 			db.queue[0].done <- errLead // busy stays set: that writer leads now
 			db.batch = nil              // and takes a batch of its own
@@ -556,11 +597,52 @@ func (db *DB) lead(audit bool) {
 		tell(batch, errs)
 		clear(batch)
 		db.batch = batch[:0]
-		if db.queued() == 0 || !db.closed {
+		if len(db.queue) == 0 || !db.closed {
 			break
 		}
 	}
 	db.busy = false
+	db.commitLater()
+	db.changed.Broadcast()
+	db.mu.Unlock()
+}
+
+// leadAudits commits, with mu held and auditBusy set by the caller (it
+// returns with mu released), the audit entries queued, in batches of up
+// to MaxBatch, for as long as they fill one (all of them once the store
+// is closed). It runs beside the leader of the waited writes: a commit of
+// the file takes a few milliseconds (its disk syncs, the pages of a
+// couple of thousand entries), and a TOTP answer's used step, which goes
+// to the log of used steps without a write of the file (logSteps), need
+// not wait for it.
+func (db *DB) leadAudits() {
+	for {
+		db.mu.Unlock()
+		db.fileMu.Lock()
+		db.mu.Lock()
+		n := min(len(db.audits), db.maxBatch)
+		batch := append(db.auditBatch[:0], db.audits[:n]...)
+		rest := copy(db.audits, db.audits[n:])
+		clear(db.audits[rest:])
+		db.audits = db.audits[:rest]
+		if len(db.audits) == 0 && db.timerSet {
+			db.timer.Stop()
+			db.timerSet = false
+		}
+		db.changed.Broadcast()
+		db.mu.Unlock()
+		if len(batch) > 0 {
+			db.commit(batch, true) // nobody waits: commit counts what it drops
+		}
+		db.fileMu.Unlock()
+		db.mu.Lock()
+		clear(batch)
+		db.auditBatch = batch[:0]
+		if len(db.audits) == 0 || len(db.audits) < db.maxBatch && !db.closed {
+			break
+		}
+	}
+	db.auditBusy = false
 	db.commitLater()
 	db.changed.Broadcast()
 	db.mu.Unlock()
@@ -641,21 +723,17 @@ func (db *DB) take(audit bool) []op {
 }
 
 // commitAudit commits the audit entries queued auditDelay ago, unless a
-// commit under way takes them.
+// commit of audit entries is under way: that one takes them, or sets the
+// timer again for those it leaves.
 func (db *DB) commitAudit() {
 	db.mu.Lock()
 	db.timerSet = false
-	switch {
-	case db.queued() == 0:
-	case db.busy:
-		db.auditDue = true // the next commit takes them
-	default:
-		db.auditDue = false
-		db.busy = true
-		db.lead(true)
+	if db.auditBusy || len(db.audits) == 0 {
+		db.mu.Unlock()
 		return
 	}
-	db.mu.Unlock()
+	db.auditBusy = true
+	db.leadAudits()
 }
 
 // auditDelay is the longest a write nobody waits for is held back, so
@@ -683,10 +761,12 @@ const auditDelay = 100 * time.Millisecond
 // for in a transaction of its own, the audit entries between them
 // together.
 // A damaged page that a function or bbolt's commit meets is an error, for
-// that function or for all: never a panic that ends the loop.
-func (db *DB) commit(batch []op) []error {
+// that function or for all: never a panic that ends the loop. audits says
+// that the batch is audit entries alone (leadAudits): their commit leaves
+// the log of used steps to the queue's leader.
+func (db *DB) commit(batch []op, audits bool) []error {
 	errs := make([]error, len(batch))
-	steps, failed, err := db.writeOps(batch)
+	steps, failed, err := db.writeOps(batch, audits)
 	switch {
 	case err == nil:
 		db.keepSteps(steps)
@@ -698,7 +778,7 @@ func (db *DB) commit(batch []op) []error {
 	case len(batch) == 1:
 		errs[0] = err // the function's own error, as it returned it
 	default:
-		db.rerun(batch, errs, failed)
+		db.rerun(batch, errs, failed, audits)
 	}
 	written, dropped := 0, 0
 	var why error
@@ -724,7 +804,7 @@ func (db *DB) commit(batch []op) []error {
 // queue, and the answers behind it, wait, and a batch takes up to
 // MaxBatch of them. A run of them that fails again is split the same way
 // at its own failure, so that each round leaves one function out.
-func (db *DB) rerun(ops []op, errs []error, failed int) {
+func (db *DB) rerun(ops []op, errs []error, failed int, audits bool) {
 	for i := 0; i < len(ops); {
 		j := i + 1
 		if ops[i].done == nil && i != failed {
@@ -732,7 +812,7 @@ func (db *DB) rerun(ops []op, errs []error, failed int) {
 				j++
 			}
 		}
-		steps, f, err := db.writeOps(ops[i:j])
+		steps, f, err := db.writeOps(ops[i:j], audits)
 		switch {
 		case err == nil:
 			db.keepSteps(steps)
@@ -743,46 +823,122 @@ func (db *DB) rerun(ops []op, errs []error, failed int) {
 				errs[k] = fmt.Errorf("commit: %w", err)
 			}
 		default:
-			db.rerun(ops[i:j], errs[i:j], f)
+			db.rerun(ops[i:j], errs[i:j], f, audits)
 		}
 		i = j
 	}
 }
 
-// writeOps runs the functions of ops in one transaction (write) and
-// returns the TOTP steps they used. When it fails, failed is the index of
-// the function that failed, or -1 when the commit itself did.
-func (db *DB) writeOps(ops []op) (steps map[string]int64, failed int, err error) {
+// writeOps runs the functions of ops in one transaction and returns the
+// TOTP steps they used. When it fails, failed is the index of the
+// function that failed, or -1 when the commit itself did. Writes someone
+// waits for, with no audit entry queued and nothing that asks for the
+// file among them, go to the log of used steps when that is all they
+// wrote (logSteps); everything else commits the file (write).
+func (db *DB) writeOps(ops []op, audits bool) (steps map[string]int64, failed int, err error) {
 	failed = -1
-	file := false
-	for _, o := range ops {
-		file = file || o.file
+	run := func(t *Tx) error {
+		for i, o := range ops {
+			if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
+				failed = i
+				return err
+			}
+		}
+		return nil
+	}
+	// CommitIf's writes (local) alone are tried read-only first. An
+	// Update's function (flush) is run once, in the file's transaction,
+	// whose used steps alone still go to the log (write): the callers of
+	// Update count on that.
+	stepsOnly := db.steplog != nil && !audits && !slices.ContainsFunc(ops, func(o op) bool {
+		return o.file || o.flush || o.done == nil
+	})
+	file := slices.ContainsFunc(ops, func(o op) bool { return o.file })
+	if stepsOnly {
+		logged := false
+		err = db.guarded(db.commit, func() error {
+			var err error
+			steps, logged, err = db.logSteps(run)
+			return err
+		})
+		if logged || err != nil {
+			return steps, failed, err
+		}
+		failed = -1 // they run again, in the file
+	}
+	how := writeAny
+	switch {
+	case audits:
+		how = writeAudits
+	case file:
+		how = writeFile
 	}
 	err = db.guarded(db.commit, func() error {
 		var err error
-		steps, err = db.write(file, func(t *Tx) error {
-			for i, o := range ops {
-				if err := db.guarded(o.fn, func() error { return o.fn(t) }); err != nil {
-					failed = i
-					return err
-				}
-			}
-			return nil
-		})
+		steps, err = db.write(how, run)
 		return err
 	})
 	return steps, failed, err
 }
 
+// writeHow is what write may do with a transaction.
+type writeHow int
+
+const (
+	// writeAny: when the functions wrote nothing but used steps, those
+	// go to the log of used steps; otherwise the file is committed,
+	// with the steps logged before.
+	writeAny writeHow = iota
+	// writeFile: the file is committed, with the steps logged before
+	// (Backup, Close, PruneSteps).
+	writeFile
+	// writeAudits: audit entries on their own (leadAudits): the file is
+	// committed and the log of used steps left alone.
+	writeAudits
+)
+
+// logSteps runs fn in a read-only transaction: when all it did was use
+// TOTP steps (UseStep), they go to the log of used steps, as one frame
+// written with write(2) and no wait for the disk (steplog.go), and
+// logged is true. It is false, with nothing written, when fn failed or
+// tried to write anything else, or the steps do not fit in the log, or
+// one is above the high step (fence.go): the caller then commits the
+// file. Only the queue's leader calls it, so a frame follows the checks
+// of the steps in it without another step used between them; a commit
+// of audit entries beside it (leadAudits) neither reads nor writes steps,
+// nor the log.
+func (db *DB) logSteps(fn func(*Tx) error) (steps map[string]int64, logged bool, err error) {
+	tx, err := db.bolt.Begin(false)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback()
+	t := db.boltTx(tx)
+	t.bolt.stepsOnly = true
+	if err := fn(t); err != nil || t.bolt.wrote {
+		return nil, false, nil
+	}
+	l, used := db.steplog, t.bolt.used
+	if !l.fits(used) || newest(t.bolt.steps) > db.high {
+		return nil, false, nil
+	}
+	if len(used) > 0 {
+		t0 := time.Now()
+		if err := l.append(used); err != nil {
+			return nil, false, err
+		}
+		db.syncs.stepLog.observe(time.Since(t0))
+	}
+	return t.bolt.steps, true, nil
+}
+
 // write runs fn in a transaction on the file and returns once what fn
-// wrote is on disk (used steps alone: in the log, in the page cache), with
-// the TOTP steps it used, newest per user. When fn
-// wrote nothing but used steps, and file is false, they go to the log of
-// used steps and the transaction is rolled back (steplog.go); otherwise
-// the file is committed, with the steps logged before. The writes of a
-// commit go through here: the log's generation is the ID of the file's
-// last commit.
-func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
+// wrote is on disk (used steps alone: in the log, in the page cache),
+// with the TOTP steps fn used, newest per user; how says what it may do
+// (writeHow). A commit of the file that takes the log's steps (all but
+// writeAudits) starts the log's next generation, this commit's ID, which
+// the file keeps (keyGeneration).
+func (db *DB) write(how writeHow, fn func(*Tx) error) (map[string]int64, error) {
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return nil, err
@@ -793,11 +949,14 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 		}
 	}()
 	l, id := db.steplog, uint64(tx.ID())
+	if how == writeAudits {
+		l = nil
+	}
 	var logged [][]byte // the steps logged before, when this commit takes them
 	if l != nil {
 		logged = l.pending
 	}
-	if file { // first, for fn to find them (PruneSteps)
+	if how == writeFile { // first, for fn to find them (PruneSteps)
 		if err := appendSteps(tx, logged); err != nil {
 			return nil, err
 		}
@@ -815,13 +974,13 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 			db.log.Error("the audit log's oldest entries cannot be removed as it is written; it is pruned once a minute until the store is opened again", "err", err)
 		}
 		tx.Rollback()
-		return db.write(file, fn)
+		return db.write(how, fn)
 	}
 	used, top := t.bolt.used, newest(t.bolt.steps)
 	// No node made means nothing written in the file: bbolt writes only
 	// the nodes a put, delete or sequence changed. A step above the high
 	// step commits the file, which raises it (fence.go).
-	if l != nil && !file && nodesMade(tx) == 0 && id-1 == l.gen && l.fits(used) && top <= db.high {
+	if l != nil && how == writeAny && nodesMade(tx) == 0 && l.fits(used) && top <= db.high {
 		tx.Rollback()
 		if len(used) > 0 {
 			t0 := time.Now()
@@ -835,9 +994,17 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 	if err := appendSteps(tx, slices.Concat(logged, used)); err != nil {
 		return nil, err
 	}
-	if l != nil && top > db.high {
-		if err := raiseHigh(tx, top); err != nil {
+	if l != nil {
+		// The log's next generation is this commit, which takes every
+		// entry logged before; a step above the high step raises it
+		// (fence.go).
+		if err := putStep(tx.Bucket(bucketBoot), keyGeneration, int64(id)); err != nil {
 			return nil, err
+		}
+		if top > db.high {
+			if err := raiseHigh(tx, top); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -856,6 +1023,12 @@ func (db *DB) write(file bool, fn func(*Tx) error) (map[string]int64, error) {
 	return t.bolt.steps, nil
 }
 
+// nodesMade returns how many of the file's nodes tx has made to change.
+func nodesMade(tx *bolt.Tx) int64 {
+	s := tx.Stats()
+	return s.GetNodeCount()
+}
+
 // appendSteps appends entries of used steps to the steps bucket.
 func appendSteps(tx *bolt.Tx, entries [][]byte) error {
 	b := tx.Bucket(bucketSteps)
@@ -865,12 +1038,6 @@ func appendSteps(tx *bolt.Tx, entries [][]byte) error {
 		}
 	}
 	return nil
-}
-
-// nodesMade returns how many of the file's nodes tx has made to change.
-func nodesMade(tx *bolt.Tx) int64 {
-	s := tx.Stats()
-	return s.GetNodeCount()
 }
 
 // Tx is a transaction handed to View and Update functions.
