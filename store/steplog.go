@@ -26,13 +26,17 @@ import (
 // it, and the fence covers that (fence.go). The steps are held in memory
 // too (pending), and the next commit that writes the file anyway (the
 // audit log's, within auditDelay of a login's entry; pruning; a backup;
-// Close) appends them to the steps bucket, on disk. The frames carry a
-// generation, the ID of the file's last commit: that commit took every
+// Close) appends them to the steps bucket, on disk; the commits of audit
+// entries on their own, beside the queue's leader, leave them. The frames
+// carry a generation, the ID of the last commit that took the log's
+// entries, which the file keeps (keyGeneration): that commit took every
 // entry logged before it, so the log starts again at its beginning with
-// the next ID, and frames of an older generation are stale. Open applies
-// the frames of the generation the file is at, which a crash left
+// its ID, and frames of an older generation are stale. Open applies
+// the frames of the generation the file names, which a crash left
 // behind, in its first commit; a clean Close has the file take every
 // entry and removes the log, so that a store closed cleanly is one file.
+// (A file written before it kept the generation took the log's entries
+// at every commit: its generation is its last commit's ID.)
 //
 // A frame is its length (4 bytes), a CRC-32C of what follows it (4), the
 // generation (8), and entries as encodeStep makes them, each after its
