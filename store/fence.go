@@ -18,9 +18,10 @@ import (
 // process that reads the log afterwards sees it, however the process
 // that wrote it ended (kill -9, a panic, the OOM killer). Only a crash
 // of the machine itself (power, a kernel panic, a VM reset) can lose it,
-// and with it the steps of the logins of its last moments (the file takes
-// the logged steps with its next commit, which every login's audit entry
-// asks for within auditDelay).
+// and with it the steps of the logins since the file last took the
+// logged steps: the commit of the next step above the high step (below),
+// within about 30 seconds, or sooner the log filling up, an Update, a
+// backup or pruning.
 //
 // So that those steps are known all the same, the file keeps a high
 // step: no step above it goes to the log. A commit that uses a step above

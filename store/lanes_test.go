@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // auditNow queues an audit entry and commits it as the timer would, on
@@ -98,4 +100,55 @@ func TestUsedStepDoesNotWaitForAuditCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantSteps(t, "after a commit of the file", stepsInFile(t, db), "alice:100")
+}
+
+// TestStepLogOfAGenerationTheFileNoLongerKeeps: when the file names
+// another generation than the log's (a commit that failed after bbolt
+// wrote its meta page is read back as made), no frame is written that
+// Open would skip: the step commits the file, which starts a generation
+// of its own, and a crash then loses nothing.
+func TestStepLogOfAGenerationTheFileNoLongerKeeps(t *testing.T) {
+	db := openLogging(t)
+	withUsers(t, db, "alice")
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return putStep(tx.Bucket(bucketBoot), keyGeneration, int64(db.steplog.gen)+5)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := db.SyncTimes()[SyncFile].Count
+	useStep(t, db, "alice", 100)
+	if got := db.SyncTimes()[SyncFile].Count - before; got != 1 {
+		t.Errorf("%d commits of the file for a step while the generations differ, want 1", got)
+	}
+	wantSteps(t, "after the step", stepsInFile(t, db), "alice:100")
+	useStep(t, db, "alice", 101) // the log's again, of the new generation
+	after, err := Open(crashCopy(t, db), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	wantSteps(t, "after the crash", stepsInFile(t, after), "alice:100", "alice:101")
+}
+
+// TestStepLogOfAnOlderBuildIsApplied: frames an older build wrote, of
+// its last commit's ID, after a generation this build kept, are applied.
+func TestStepLogOfAnOlderBuildIsApplied(t *testing.T) {
+	db := openLogging(t)
+	withUsers(t, db, "alice")
+	auditNow(t, db, "a1") // the file's last commit is now past the kept generation
+	var last uint64
+	if err := db.bolt.View(func(tx *bolt.Tx) error { last = uint64(tx.ID()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	db.steplog.gen = last // a frame as an older build would write it
+	if err := db.steplog.append([][]byte{encodeStep("alice", 100, time.Now().Add(time.Hour).UnixNano())}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Open(crashCopy(t, db), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	wantSteps(t, "after the crash", stepsInFile(t, after), "alice:100")
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // The log of used TOTP steps: what records a proved code's step before
@@ -24,10 +26,11 @@ import (
 // in the kernel's page cache, where any process that opens the log later
 // finds it, however this one ended; only a crash of the machine can lose
 // it, and the fence covers that (fence.go). The steps are held in memory
-// too (pending), and the next commit that writes the file anyway (the
-// audit log's, within auditDelay of a login's entry; pruning; a backup;
-// Close) appends them to the steps bucket, on disk; the commits of audit
-// entries on their own, beside the queue's leader, leave them. The frames
+// too (pending), and the next commit of the file by the queue's leader (a
+// step above the high step, about every 30 s, fence.go; the log full; an
+// Update; pruning; a backup; Close) appends them to the steps bucket, on
+// disk; the commits of audit entries on their own, beside the leader
+// (leadAudits), leave them. The frames
 // carry a generation, the ID of the last commit that took the log's
 // entries, which the file keeps (keyGeneration): that commit took every
 // entry logged before it, so the log starts again at its beginning with
@@ -70,10 +73,11 @@ func stepLogPath(path string) string { return path + "-steps" }
 
 // openStepLog opens the log beside the store's file, or creates it,
 // written in full, and returns it with what it holds: the entries of its
-// frames of generation gen, the ID of the file's last commit. left
+// frames of a generation from gen, the one the file keeps, to last, the
+// ID of the file's last commit. left
 // reports that a log was there, which a store closed cleanly does not
 // leave.
-func openStepLog(path string, gen uint64) (l *stepLog, entries [][]byte, left bool, err error) {
+func openStepLog(path string, gen, last uint64) (l *stepLog, entries [][]byte, left bool, err error) {
 	path = stepLogPath(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -120,12 +124,12 @@ func openStepLog(path string, gen uint64) (l *stepLog, entries [][]byte, left bo
 	if err := syncDir(path); err != nil {
 		return fail(err)
 	}
-	return l, readStepLog(buf, gen), st.Size() > 0, nil
+	return l, readStepLog(buf, gen, last), st.Size() > 0, nil
 }
 
-// readStepLog returns the entries of the frames of generation gen at the
-// start of buf.
-func readStepLog(buf []byte, gen uint64) [][]byte {
+// readStepLog returns the entries of the frames of a generation from gen
+// to last at the start of buf.
+func readStepLog(buf []byte, gen, last uint64) [][]byte {
 	var entries [][]byte
 	for len(buf) >= frameHeader {
 		n := int(binary.BigEndian.Uint32(buf))
@@ -133,8 +137,8 @@ func readStepLog(buf []byte, gen uint64) [][]byte {
 			break
 		}
 		body := buf[8 : 8+n]
-		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[4:]) ||
-			binary.BigEndian.Uint64(body) != gen {
+		if g := binary.BigEndian.Uint64(body); crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(buf[4:]) ||
+			g < gen || g > last {
 			break
 		}
 		for rest := body[8:]; len(rest) >= 2; {
@@ -187,6 +191,20 @@ func (l *stepLog) append(entries [][]byte) error {
 	l.off += int64(len(frame))
 	l.pending = append(l.pending, entries...)
 	return nil
+}
+
+// current reports whether the file in tx keeps l's generation: a frame
+// written now is one Open applies. They part only when a commit of the
+// file failed after bbolt had written its meta page (a sync that failed),
+// which the process then reads as committed; such a commit then comes
+// again (DB.write) and starts a generation of its own.
+func (l *stepLog) current(tx *bolt.Tx) bool {
+	b := tx.Bucket(bucketBoot)
+	if b == nil {
+		return false
+	}
+	g, err := getStep(b, keyGeneration)
+	return err == nil && uint64(g) == l.gen
 }
 
 // restart starts generation gen, once the file holds every entry logged

@@ -195,6 +195,10 @@ func Open(path string, opts Options) (*DB, error) {
 			// The log's generation, as the file keeps it; a file written
 			// before it kept one took the log's entries at each commit,
 			// so the generation was its last commit's ID.
+			// Frames of a generation between the one kept and the file's
+			// last commit are applied too: an older build, which keeps
+			// none, wrote its frames with its last commit's ID. A step
+			// applied twice is only refused again.
 			gen := uint64(tx.ID())
 			if bb := tx.Bucket(bucketBoot); bb != nil {
 				g, err := getStep(bb, keyGeneration)
@@ -202,10 +206,10 @@ func Open(path string, opts Options) (*DB, error) {
 					return err
 				}
 				if g != 0 {
-					gen = uint64(g)
+					gen = min(uint64(g), gen)
 				}
 			}
-			db.steplog, logged, logLeft, err = openStepLog(path, gen)
+			db.steplog, logged, logLeft, err = openStepLog(path, gen, uint64(tx.ID()))
 			return err
 		})
 		if err != nil {
@@ -424,15 +428,23 @@ func (db *DB) room() error {
 		return ErrClosed
 	}
 	for db.queued() >= db.maxQueue {
+		// A writer that commits to make room is counted as waiting too,
+		// so that Close, which may come meanwhile, waits for it.
 		switch {
 		case !db.auditBusy && len(db.audits) > 0:
 			db.auditBusy = true
+			db.blocked++
 			db.leadAudits()
 			db.mu.Lock()
+			db.blocked--
+			db.changed.Broadcast()
 		case !db.busy && len(db.queue) > 0:
 			db.busy = true
+			db.blocked++
 			db.lead()
 			db.mu.Lock()
+			db.blocked--
+			db.changed.Broadcast()
 		default:
 			db.blocked++
 			db.changed.Wait()
@@ -669,8 +681,8 @@ func tell(batch []op, errs []error) {
 // take moves up to MaxBatch writes from the queues, in the order they
 // came, into the batch to commit. Without audit, it takes only the writes
 // someone waits for, and the audit entries queued before an Update or a
-// Flush among them: the others wait for a commit of their own
-// (commitAudit), so that the commit a TOTP answer waits for (CommitIf)
+// Flush among them: the others wait for a commit of their own, beside
+// (leadAudits), so that the commit a TOTP answer waits for (CommitIf)
 // writes only what the answer needs. An audit entry appended adds a page
 // to the commit, and the pages above it in the audit log's tree, and a
 // request waits for every page its commit writes; in commits of their
@@ -919,7 +931,7 @@ func (db *DB) logSteps(fn func(*Tx) error) (steps map[string]int64, logged bool,
 		return nil, false, nil
 	}
 	l, used := db.steplog, t.bolt.used
-	if !l.fits(used) || newest(t.bolt.steps) > db.high {
+	if !l.fits(used) || newest(t.bolt.steps) > db.high || !l.current(tx) {
 		return nil, false, nil
 	}
 	if len(used) > 0 {
@@ -980,7 +992,7 @@ func (db *DB) write(how writeHow, fn func(*Tx) error) (map[string]int64, error) 
 	// No node made means nothing written in the file: bbolt writes only
 	// the nodes a put, delete or sequence changed. A step above the high
 	// step commits the file, which raises it (fence.go).
-	if l != nil && how == writeAny && nodesMade(tx) == 0 && l.fits(used) && top <= db.high {
+	if l != nil && how == writeAny && nodesMade(tx) == 0 && l.fits(used) && top <= db.high && l.current(tx) {
 		tx.Rollback()
 		if len(used) > 0 {
 			t0 := time.Now()
